@@ -1,0 +1,42 @@
+//! kiln's Dockerfile front end, up to (not including) the build graph.
+//!
+//! Owns: the syntax tree with exact positions ([`parse`], [`ast`]), the
+//! BuildKit-compatible dump ([`dump`]), a printer ([`print`]), the
+//! shell-word lexer used for `$var` expansion ([`shell`]), and typed,
+//! validated instructions ([`instructions`]).
+//!
+//! Must not depend on any other kiln crate, on I/O beyond what callers hand
+//! in, or on anything platform-specific: it is pure text → structure.
+
+pub mod ast;
+mod directives;
+pub mod dump;
+mod error;
+pub mod instructions;
+mod json;
+mod parser;
+pub mod print;
+pub mod shell;
+mod span;
+mod split;
+mod suggest;
+
+pub use ast::{Args, Directive, Dockerfile, Flag, Heredoc, KeyValue, Node, Word};
+pub use error::{ParseError, Warning};
+pub use parser::{parse, parse_bytes};
+pub use span::{LineMap, Pos, Span};
+
+/// Entry point for fuzzers: parse, validate, dump and re-print arbitrary
+/// bytes; must never panic.
+pub fn fuzz_one(data: &[u8]) {
+    if let Ok(df) = parse_bytes(data) {
+        let _ = dump::dump(&df);
+        let printed = print::print(&df);
+        let _ = instructions::parse_instructions(&df);
+        let _ = parse(&printed);
+        let lexer = shell::Lexer::new(df.escape);
+        for node in &df.instructions {
+            let _ = lexer.process_words(&node.original, &shell::NoEnv);
+        }
+    }
+}
