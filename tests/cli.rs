@@ -1,1 +1,108 @@
+//! The `kiln` binary's parser commands, run as a user runs them.
 
+use assert_cmd::Command;
+use kiln_tests::{case_dirs, shared};
+use std::fs;
+
+fn kiln() -> Command {
+    Command::cargo_bin("kiln").expect("kiln binary is built")
+}
+
+#[test]
+fn dump_ast_matches_corpus_results() {
+    let dirs = case_dirs(&shared().join("conformance/buildkit/parser/testfiles"));
+    assert_eq!(dirs.len(), 33);
+    for dir in dirs {
+        let expected = fs::read(dir.join("result")).unwrap();
+        let out = kiln()
+            .args(["debug", "dump-ast"])
+            .arg(dir.join("Dockerfile"))
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", dir.display());
+        assert_eq!(out.stdout, expected, "{}", dir.display());
+    }
+}
+
+#[test]
+fn dump_ast_reads_stdin() {
+    let out = kiln()
+        .args(["debug", "dump-ast", "-"])
+        .write_stdin("FROM busybox\nRUN echo hi\n")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "(from \"busybox\")\n(run \"echo hi\")\n"
+    );
+}
+
+#[test]
+fn parse_error_prints_file_line_col_and_the_line_then_exits_1() {
+    let dir = std::env::temp_dir().join(format!("kiln-cli-{}", std::process::id()));
+    fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("Dockerfile");
+    fs::write(&file, "FROM busybox\nRUN echo ok\nCMD [\"a\", 1]\n").unwrap();
+    let out = kiln()
+        .args(["debug", "dump-ast"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    let first = err.lines().next().unwrap();
+    assert_eq!(
+        first,
+        format!(
+            "{}:3:5: when using JSON array syntax, arrays must be comprised of strings only",
+            file.display()
+        )
+    );
+    assert!(err.contains(" 3 | CMD [\"a\", 1]"), "{err}");
+    assert!(err.contains("   |     ^"), "{err}");
+    assert!(out.stdout.is_empty());
+    fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn dump_instructions_reports_unknown_instruction_with_suggestion() {
+    let out = kiln()
+        .args(["debug", "dump-instructions", "-"])
+        .write_stdin("FROM busybox\nRUNN true\n")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.starts_with("<stdin>:2:1: unknown instruction: RUNN\n"),
+        "{err}"
+    );
+    assert!(err.contains("hint: did you mean RUN?"), "{err}");
+}
+
+#[test]
+fn missing_file_is_a_clear_error() {
+    let out = kiln()
+        .args(["debug", "dump-ast", "/nonexistent/Dockerfile"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("cannot read /nonexistent/Dockerfile"), "{err}");
+}
+
+#[test]
+fn print_is_canonical_and_reparses() {
+    let src = "from busybox\nRUN echo a \\\n  # comment\n  b\nCOPY --chown=\"a b\" x y\n";
+    let out = kiln()
+        .args(["debug", "print", "-"])
+        .write_stdin(src)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "from busybox\nRUN echo a   b\nCOPY --chown=a\\ b x y\n"
+    );
+}

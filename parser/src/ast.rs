@@ -62,6 +62,51 @@ impl Node {
         self.keyword.to_ascii_lowercase()
     }
 
+    /// The node with every position, the original text and the line map
+    /// cleared: what remains is what the instruction says, for comparing
+    /// trees that came from differently formatted text.
+    pub fn without_positions(&self) -> Node {
+        let args = match &self.args {
+            Args::List(words) => Args::List(
+                words
+                    .iter()
+                    .map(|w| Word {
+                        text: w.text.clone(),
+                        pos: Pos::default(),
+                    })
+                    .collect(),
+            ),
+            Args::Pairs(pairs) => Args::Pairs(
+                pairs
+                    .iter()
+                    .map(|p| KeyValue {
+                        pos: Pos::default(),
+                        ..p.clone()
+                    })
+                    .collect(),
+            ),
+            Args::OnBuild(child) => Args::OnBuild(Box::new(child.without_positions())),
+            other => other.clone(),
+        };
+        Node {
+            keyword: self.keyword.clone(),
+            flags: self
+                .flags
+                .iter()
+                .map(|f| Flag {
+                    text: f.text.clone(),
+                    pos: Pos::default(),
+                })
+                .collect(),
+            args,
+            heredocs: self.heredocs.clone(),
+            original: String::new(),
+            span: Span::default(),
+            args_pos: Pos::default(),
+            line_map: LineMap::default(),
+        }
+    }
+
     /// Position of byte `offset` of `original`.
     pub fn pos_at(&self, offset: usize) -> Pos {
         self.line_map.pos_of(&self.original, offset)

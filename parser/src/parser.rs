@@ -174,6 +174,10 @@ pub fn parse(src: &str) -> Result<Dockerfile, ParseError> {
             logical.push_str(c);
         }
 
+        // Only escape characters and blanks: nothing to build a node from.
+        if logical.trim().is_empty() {
+            continue;
+        }
         let mut node = node_from_line(&logical, map, st.escape, start, end)?;
         if can_contain_heredoc(&node) && logical.contains("<<") {
             let docs = heredocs_from_line(&logical).map_err(|m| ParseError::new(start, m))?;

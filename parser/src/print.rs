@@ -11,7 +11,15 @@ pub fn print(df: &Dockerfile) -> String {
         out.push_str(&format!("# {}={}\n", d.name, d.value));
     }
     for node in &df.instructions {
-        out.push_str(&print_node(node, df.escape));
+        let line = print_node(node, df.escape);
+        out.push_str(&line);
+        // A line ending in a lone escape character would continue onto the
+        // next one; a vertical tab after it is trimmed as argument
+        // whitespace but stops the continuation, as it did in the source.
+        let t = line.trim_end_matches([' ', '\t']);
+        if t.ends_with(df.escape) && !t[..t.len() - df.escape.len_utf8()].ends_with(df.escape) {
+            out.push('\x0b');
+        }
         out.push('\n');
         for doc in &node.heredocs {
             out.push_str(&doc.content);
@@ -21,6 +29,10 @@ pub fn print(df: &Dockerfile) -> String {
             out.push_str(&doc.name);
             out.push('\n');
         }
+    }
+    // A leading U+FEFF would be read as a byte-order mark and dropped.
+    if out.starts_with('\u{feff}') {
+        out.insert(0, '\u{feff}');
     }
     out
 }
@@ -32,7 +44,7 @@ pub fn print_node(node: &Node, escape: char) -> String {
         s.push(' ');
         s.push_str(&escape_flag(&f.text, escape));
     }
-    print_args(&node.command(), &node.args, escape, &mut s);
+    print_args(&node.command(), &node.args, escape, &mut s, true);
     s
 }
 
@@ -48,10 +60,14 @@ fn escape_flag(text: &str, escape: char) -> String {
     out
 }
 
-/// Text that would be read as flags gets a `--` in front.
-fn push_raw(s: &mut String, text: &str) {
+/// Appends one argument. Right after the keyword and flags (`first`), text
+/// that would be read as another flag gets a `--` (end of flags) in front.
+fn push_raw(s: &mut String, text: &str, first: bool) {
+    if text.is_empty() {
+        return;
+    }
     s.push(' ');
-    if text.starts_with("--") {
+    if first && text.starts_with("--") {
         s.push_str("-- ");
     }
     s.push_str(text);
@@ -81,10 +97,10 @@ fn json_array(items: &[String]) -> String {
     out
 }
 
-fn print_args(command: &str, args: &Args, escape: char, s: &mut String) {
+fn print_args(command: &str, args: &Args, escape: char, s: &mut String, first: bool) {
     match args {
         Args::None => {}
-        Args::Shell(t) | Args::Text(t) | Args::Unknown(t) => push_raw(s, t),
+        Args::Shell(t) | Args::Text(t) | Args::Unknown(t) => push_raw(s, t, first),
         Args::Exec(v) => {
             s.push(' ');
             s.push_str(&json_array(v));
@@ -99,22 +115,22 @@ fn print_args(command: &str, args: &Args, escape: char, s: &mut String) {
             {
                 joined = texts.join("\x0b");
             }
-            push_raw(s, &joined);
+            push_raw(s, &joined, first);
         }
         Args::Pairs(pairs) => {
-            for p in pairs {
+            for (i, p) in pairs.iter().enumerate() {
                 if p.legacy {
-                    push_raw(s, &p.key);
+                    push_raw(s, &p.key, first && i == 0);
                     s.push(' ');
                     s.push_str(&p.value);
                 } else {
-                    push_raw(s, &format!("{}={}", p.key, p.value));
+                    push_raw(s, &format!("{}={}", p.key, p.value), first && i == 0);
                 }
             }
         }
         Args::Healthcheck { kind, cmd } => {
-            push_raw(s, kind);
-            print_args("cmd", cmd, escape, s);
+            push_raw(s, kind, first);
+            print_args("cmd", cmd, escape, s, false);
         }
         Args::OnBuild(child) => {
             s.push(' ');
