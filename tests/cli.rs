@@ -106,3 +106,24 @@ fn print_is_canonical_and_reparses() {
         "from busybox\nRUN echo a   b\nCOPY --chown=a\\ b x y\n"
     );
 }
+
+#[test]
+fn examples_validate() {
+    // The README's first command runs dump-instructions on an example.
+    let dirs = case_dirs(&kiln_tests::repo_root().join("examples"));
+    assert!(!dirs.is_empty());
+    for dir in dirs {
+        let out = kiln()
+            .args(["debug", "dump-instructions"])
+            .arg(dir.join("Dockerfile"))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}: {}",
+            dir.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(String::from_utf8_lossy(&out.stdout).contains("From("));
+    }
+}

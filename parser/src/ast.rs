@@ -155,7 +155,7 @@ pub enum Args {
     List(Vec<Word>),
     /// ENV and LABEL.
     Pairs(Vec<KeyValue>),
-    /// HEALTHCHECK TYPE [command]: `kind` is `CMD`, `NONE` or anything the
+    /// `HEALTHCHECK TYPE [command]`: `kind` is `CMD`, `NONE` or anything the
     /// user wrote; `cmd` is `None`, `Shell` or `Exec`.
     Healthcheck { kind: String, cmd: Box<Args> },
     /// ONBUILD's trigger instruction.

@@ -1,7 +1,7 @@
 //! kiln's Dockerfile front end, up to (not including) the build graph.
 //!
 //! Owns: the syntax tree with exact positions ([`parse`], [`ast`]), the
-//! BuildKit-compatible dump ([`dump`]), a printer ([`print`]), the
+//! BuildKit-compatible dump ([`dump`]), a printer ([`mod@print`]), the
 //! shell-word lexer used for `$var` expansion ([`shell`]), and typed,
 //! validated instructions ([`instructions`]).
 //!
