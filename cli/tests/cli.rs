@@ -1,4 +1,6 @@
-//! The `kiln` binary's parser commands, run as a user runs them.
+//! The `kiln` binary's parser commands, run as a user runs them. These live
+//! in the crate that owns the binary: only there does Cargo build it before
+//! the tests and point `CARGO_BIN_EXE_kiln` at it.
 
 use assert_cmd::Command;
 use kiln_tests::{case_dirs, shared};
