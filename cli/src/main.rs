@@ -2,7 +2,7 @@
 //! options → library calls. Only this crate prints or picks exit codes.
 
 use clap::{Parser, Subcommand};
-use std::io::Read;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -77,11 +77,25 @@ fn parse_file(file: &Path) -> Result<kiln_parser::Dockerfile, Reported> {
     Ok(df)
 }
 
+/// Writes command output. A reader that went away (`kiln ... | head`) is
+/// not an error worth a message, and never a panic.
+fn emit(text: &str) -> Result<(), Reported> {
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        Err(e) => {
+            eprintln!("error: cannot write output: {e}");
+            Err(Reported)
+        }
+    }
+}
+
 fn run(cli: Cli) -> Result<(), Reported> {
     match cli.command {
         Command::Debug(Debug::DumpAst { file }) => {
             let df = parse_file(&file)?;
-            print!("{}", kiln_parser::dump::dump(&df));
+            emit(&kiln_parser::dump::dump(&df))?;
         }
         Command::Debug(Debug::DumpInstructions { file }) => {
             let df = parse_file(&file)?;
@@ -90,13 +104,15 @@ fn run(cli: Cli) -> Result<(), Reported> {
                 eprint!("{}", e.render(&name, &String::from_utf8_lossy(&bytes)));
                 Reported
             })?;
-            for ins in instructions {
-                println!("{}: {:#?}", ins.span.start.line, ins.inner);
-            }
+            let text: String = instructions
+                .iter()
+                .map(|ins| format!("{}: {:#?}\n", ins.span.start.line, ins.inner))
+                .collect();
+            emit(&text)?;
         }
         Command::Debug(Debug::Print { file }) => {
             let df = parse_file(&file)?;
-            print!("{}", kiln_parser::print::print(&df));
+            emit(&kiln_parser::print::print(&df))?;
         }
     }
     Ok(())

@@ -129,3 +129,29 @@ fn examples_validate() {
         assert!(String::from_utf8_lossy(&out.stdout).contains("From("));
     }
 }
+
+#[test]
+fn closed_stdout_is_not_a_panic() {
+    // `kiln debug dump-instructions big | head -1`: the reader leaves early.
+    let mut src = String::from("FROM busybox\n");
+    for i in 0..20_000 {
+        src.push_str(&format!("RUN echo {i}\n"));
+    }
+    let dir = std::env::temp_dir().join(format!("kiln-pipe-{}", std::process::id()));
+    fs::create_dir_all(&dir).unwrap();
+    fs::write(dir.join("Dockerfile"), &src).unwrap();
+    let bin = assert_cmd::cargo::cargo_bin("kiln");
+    let out = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "'{}' debug dump-instructions '{}' | head -c 10 >/dev/null",
+            bin.display(),
+            dir.join("Dockerfile").display()
+        ))
+        .env("RUST_BACKTRACE", "0")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("panicked"), "{err}");
+    fs::remove_dir_all(&dir).unwrap();
+}
