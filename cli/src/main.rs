@@ -1,6 +1,9 @@
 //! `kiln`: the command line. Thin by design: clap structs → validated
 //! options → library calls. Only this crate prints or picks exit codes.
 
+mod change;
+mod images;
+
 use clap::{Parser, Subcommand};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -13,15 +16,89 @@ use std::process::ExitCode;
     about = "Build and run OCI images from Dockerfiles"
 )]
 struct Cli {
+    /// The store directory [default: /var/lib/kiln as root, else $XDG_DATA_HOME/kiln]
+    #[arg(long, global = true, env = "KILN_ROOT", value_name = "DIR")]
+    root: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
 
 #[derive(Subcommand)]
 enum Command {
+    /// Load images from a docker archive or an OCI layout tar.
+    Load {
+        /// The archive (`-` for standard input).
+        #[arg(short, long, value_name = "FILE", default_value = "-")]
+        input: String,
+        /// Print nothing on success.
+        #[arg(short, long)]
+        quiet: bool,
+    },
+    /// Save images to a tar that is both a docker archive and an OCI layout.
+    Save {
+        /// Where to write (`-` or omitted: standard output).
+        #[arg(short, long, value_name = "FILE")]
+        output: Option<PathBuf>,
+        #[arg(required = true, value_name = "IMAGE")]
+        images: Vec<String>,
+    },
+    /// Make a one-layer image from a root filesystem tarball.
+    Import {
+        /// The tarball (`-` for standard input; gzip/zstd are detected).
+        file: String,
+        /// Name for the new image.
+        name: String,
+        /// A Dockerfile instruction to apply to the config (CMD, ENV, ...).
+        #[arg(short, long, value_name = "INSTRUCTION")]
+        change: Vec<String>,
+        /// History comment for the layer.
+        #[arg(short, long)]
+        message: Option<String>,
+    },
+    /// List images.
+    Images {
+        /// `table` or `json` (one object per line).
+        #[arg(long, default_value = "table", value_parser = ["table", "json"])]
+        format: String,
+        /// Only image IDs.
+        #[arg(short, long)]
+        quiet: bool,
+    },
+    /// Show images' configuration as JSON (docker image inspect's shape).
+    Inspect {
+        #[arg(required = true, value_name = "IMAGE")]
+        images: Vec<String>,
+    },
+    /// Show an image's layer history.
+    History { image: String },
+    /// Give an image another name.
+    Tag { source: String, target: String },
+    /// Remove images (by name: the name; by ID: the image and its names).
+    Rmi {
+        #[arg(short, long)]
+        force: bool,
+        #[arg(required = true, value_name = "IMAGE")]
+        images: Vec<String>,
+    },
+    /// Remove unnamed images (-a: all images) and unused blobs and snapshots.
+    Prune {
+        #[arg(short, long)]
+        all: bool,
+    },
+    /// Store maintenance.
+    #[command(subcommand)]
+    System(System),
     /// Tools for looking inside kiln.
     #[command(subcommand)]
     Debug(Debug),
+}
+
+#[derive(Subcommand)]
+enum System {
+    /// Disk usage of the store.
+    Df,
+    /// Verify every blob's digest and every reference in the store.
+    Check,
 }
 
 #[derive(Subcommand)]
@@ -36,6 +113,9 @@ enum Debug {
         /// The Dockerfile (`-` for standard input).
         file: PathBuf,
     },
+    /// Unpack an image's layers (if needed) and print the snapshot
+    /// directories, base first: the overlayfs lowerdirs a container uses.
+    Snapshots { image: String },
     /// Print the Dockerfile back in canonical form (one line per instruction).
     Print {
         /// The Dockerfile (`-` for standard input).
@@ -44,7 +124,7 @@ enum Debug {
 }
 
 /// A failure already reported to the user: just the exit code remains.
-struct Reported;
+pub(crate) struct Reported;
 
 fn read_source(file: &Path) -> anyhow::Result<(String, Vec<u8>)> {
     if file == Path::new("-") {
@@ -79,7 +159,7 @@ fn parse_file(file: &Path) -> Result<kiln_parser::Dockerfile, Reported> {
 
 /// Writes command output. A reader that went away (`kiln ... | head`) is
 /// not an error worth a message, and never a panic.
-fn emit(text: &str) -> Result<(), Reported> {
+pub(crate) fn emit(text: &str) -> Result<(), Reported> {
     let mut out = std::io::stdout().lock();
     match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
         Ok(()) => Ok(()),
@@ -92,7 +172,31 @@ fn emit(text: &str) -> Result<(), Reported> {
 }
 
 fn run(cli: Cli) -> Result<(), Reported> {
+    let store = || images::open_store(cli.root.clone());
     match cli.command {
+        Command::Load { input, quiet } => images::load(&store()?, &input, quiet)?,
+        Command::Save {
+            output,
+            images: list,
+        } => images::save(&store()?, output.as_deref(), &list)?,
+        Command::Import {
+            file,
+            name,
+            change,
+            message,
+        } => images::import(&store()?, &file, &name, &change, message.as_deref())?,
+        Command::Images { format, quiet } => images::images(&store()?, format == "json", quiet)?,
+        Command::Inspect { images: list } => images::inspect(&store()?, &list)?,
+        Command::History { image } => images::history(&store()?, &image)?,
+        Command::Tag { source, target } => images::tag(&store()?, &source, &target)?,
+        Command::Rmi {
+            force,
+            images: list,
+        } => images::rmi(&store()?, &list, force)?,
+        Command::Prune { all } => images::prune(&store()?, all)?,
+        Command::System(System::Df) => images::df(&store()?)?,
+        Command::System(System::Check) => images::check(&store()?)?,
+        Command::Debug(Debug::Snapshots { image }) => images::snapshots(&store()?, &image)?,
         Command::Debug(Debug::DumpAst { file }) => {
             let df = parse_file(&file)?;
             emit(&kiln_parser::dump::dump(&df))?;

@@ -1,0 +1,447 @@
+//! The image commands: load, save, import, images, inspect, history, tag,
+//! rmi, prune, system df/check.
+
+use crate::{emit, Reported};
+use kiln_store::{Reference, Store};
+use std::fs;
+use std::io::{self, IsTerminal, Read, Write};
+use std::path::{Path, PathBuf};
+
+fn fail(e: impl std::fmt::Display) -> Reported {
+    eprintln!("error: {e}");
+    Reported
+}
+
+pub fn open_store(root: Option<PathBuf>) -> Result<Store, Reported> {
+    let root = root.unwrap_or_else(Store::default_root);
+    Store::open(&root)
+        .map_err(|e| fail(format!("cannot open the store at {}: {e}", root.display())))
+}
+
+/// Docker's size style: decimal units, three significant digits.
+pub fn human_size(bytes: u64) -> String {
+    let units = ["B", "kB", "MB", "GB", "TB"];
+    let mut v = bytes as f64;
+    let mut i = 0;
+    while v >= 1000.0 && i < units.len() - 1 {
+        v /= 1000.0;
+        i += 1;
+    }
+    if i == 0 {
+        format!("{bytes}B")
+    } else if v < 10.0 {
+        format!("{v:.2}{}", units[i])
+    } else if v < 100.0 {
+        format!("{v:.1}{}", units[i])
+    } else {
+        format!("{v:.0}{}", units[i])
+    }
+}
+
+/// "3 days ago" from an RFC 3339 timestamp (seconds precision).
+fn ago(created: &str) -> String {
+    let Some(secs) = parse_rfc3339(created) else {
+        return "N/A".into();
+    };
+    let d = (kiln_store_now() - secs).max(0);
+    match d {
+        0..=59 => "Less than a minute ago".into(),
+        60..=119 => "About a minute ago".into(),
+        120..=3599 => format!("{} minutes ago", d / 60),
+        3600..=7199 => "About an hour ago".into(),
+        7200..=172_799 => format!("{} hours ago", d / 3600),
+        172_800..=1_209_599 => format!("{} days ago", d / 86_400),
+        1_209_600..=5_183_999 => format!("{} weeks ago", d / 604_800),
+        5_184_000..=63_071_999 => format!("{} months ago", d / 2_592_000),
+        _ => format!("{} years ago", d / 31_536_000),
+    }
+}
+
+fn kiln_store_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+/// Seconds since the epoch of `YYYY-MM-DDTHH:MM:SS...`.
+fn parse_rfc3339(s: &str) -> Option<i64> {
+    let num = |r: std::ops::Range<usize>| s.get(r)?.parse::<i64>().ok();
+    let (y, m, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let (hh, mm, ss) = (num(11..13)?, num(14..16)?, num(17..19)?);
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    Some(days * 86_400 + hh * 3600 + mm * 60 + ss)
+}
+
+fn open_input(path: &str) -> Result<Box<dyn Read>, Reported> {
+    if path == "-" {
+        if io::stdin().is_terminal() {
+            return Err(fail(
+                "refusing to read an archive from a terminal: give -i FILE or pipe one in",
+            ));
+        }
+        return Ok(Box::new(io::stdin().lock()));
+    }
+    fs::File::open(path)
+        .map(|f| Box::new(io::BufReader::with_capacity(1 << 20, f)) as Box<dyn Read>)
+        .map_err(|e| fail(format!("cannot read {path}: {e}")))
+}
+
+pub fn load(store: &Store, input: &str, quiet: bool) -> Result<(), Reported> {
+    let reader = open_input(input)?;
+    let source = if input == "-" { "<stdin>" } else { input };
+    let report = store.load(reader, source).map_err(fail)?;
+    if !quiet {
+        let mut out = String::new();
+        for (id, names) in &report.images {
+            if names.is_empty() {
+                out.push_str(&format!("Loaded image ID: {id}\n"));
+            }
+            for n in names {
+                let r = Reference::parse(n)
+                    .map(|r| r.familiar())
+                    .unwrap_or_else(|_| n.clone());
+                out.push_str(&format!("Loaded image: {r}\n"));
+            }
+        }
+        emit(&out)?;
+    }
+    Ok(())
+}
+
+pub fn save(store: &Store, output: Option<&Path>, images: &[String]) -> Result<(), Reported> {
+    let mut list = Vec::new();
+    for what in images {
+        let img = store.resolve(what).map_err(fail)?;
+        let by_name = Reference::parse(what)
+            .ok()
+            .filter(|r| img.names.contains(&r.to_string()));
+        match by_name {
+            Some(r) => list.push((img, Some(r))),
+            None if img.names.is_empty() => list.push((img, None)),
+            None => {
+                let names: Vec<Reference> = img
+                    .names
+                    .iter()
+                    .filter_map(|n| Reference::parse(n).ok())
+                    .collect();
+                for r in names {
+                    list.push((img.clone(), Some(r)));
+                }
+            }
+        }
+    }
+    match output.filter(|p| *p != Path::new("-")) {
+        None => {
+            if io::stdout().is_terminal() {
+                return Err(fail(
+                    "refusing to write an archive to a terminal: give -o FILE or redirect",
+                ));
+            }
+            let mut out = io::BufWriter::new(io::stdout().lock());
+            store.save(&list, &mut out).map_err(fail)?;
+            out.flush().map_err(fail)?;
+        }
+        Some(path) => {
+            // Write beside the target and rename: never a half-written archive.
+            let tmp = path.with_file_name(format!(
+                ".{}.kiln-{}",
+                path.file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default(),
+                std::process::id()
+            ));
+            let result = (|| -> Result<(), String> {
+                let file = fs::File::create(&tmp)
+                    .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+                let mut out = io::BufWriter::with_capacity(1 << 20, file);
+                store.save(&list, &mut out).map_err(|e| e.to_string())?;
+                let file = out.into_inner().map_err(|e| e.to_string())?;
+                file.sync_all().map_err(|e| e.to_string())?;
+                fs::rename(&tmp, path).map_err(|e| format!("cannot write {}: {e}", path.display()))
+            })();
+            if let Err(e) = result {
+                let _ = fs::remove_file(&tmp);
+                return Err(fail(e));
+            }
+        }
+    }
+    Ok(())
+}
+
+pub fn import(
+    store: &Store,
+    input: &str,
+    name: &str,
+    changes: &[String],
+    message: Option<&str>,
+) -> Result<(), Reported> {
+    let reference = Reference::parse(name).map_err(fail)?;
+    let mut config = serde_json::Map::new();
+    for change in changes {
+        crate::change::apply(change, &mut config).map_err(fail)?;
+    }
+    let reader = open_input(input)?;
+    let opts = kiln_store::ImportOptions {
+        config,
+        created_by: message.map(str::to_string).unwrap_or_default(),
+        compression: None,
+    };
+    let img = store.import(reader, &reference, &opts).map_err(fail)?;
+    emit(&format!("{}\n", img.config_digest))
+}
+
+pub fn images(store: &Store, json: bool, quiet: bool) -> Result<(), Reported> {
+    let images = store.images().map_err(fail)?;
+    if json {
+        let mut out = String::new();
+        for img in &images {
+            let refs: Vec<Reference> = img
+                .names
+                .iter()
+                .filter_map(|n| Reference::parse(n).ok())
+                .collect();
+            let rows: Vec<(String, String)> = if refs.is_empty() {
+                vec![("<none>".into(), "<none>".into())]
+            } else {
+                refs.iter()
+                    .map(|r| {
+                        (
+                            r.familiar_repository(),
+                            r.tag.clone().unwrap_or_else(|| "<none>".into()),
+                        )
+                    })
+                    .collect()
+            };
+            for (repo, tag) in rows {
+                let v = serde_json::json!({
+                    "Repository": repo, "Tag": tag, "ID": img.short_id(),
+                    "Digest": img.manifest_digest.to_string(),
+                    "CreatedAt": img.created().unwrap_or(""), "Size": human_size(img.size()),
+                    "VirtualSize": img.size(),
+                });
+                out.push_str(&serde_json::to_string(&v).unwrap_or_default());
+                out.push('\n');
+            }
+        }
+        return emit(&out);
+    }
+    if quiet {
+        let mut ids: Vec<String> = images.iter().map(|i| i.short_id()).collect();
+        ids.dedup();
+        return emit(&ids.iter().map(|i| format!("{i}\n")).collect::<String>());
+    }
+    let mut rows = vec![[
+        "REPOSITORY".to_string(),
+        "TAG".into(),
+        "IMAGE ID".into(),
+        "CREATED".into(),
+        "SIZE".into(),
+    ]];
+    for img in &images {
+        let refs: Vec<Reference> = img
+            .names
+            .iter()
+            .filter_map(|n| Reference::parse(n).ok())
+            .collect();
+        let created = ago(img.created().unwrap_or(""));
+        if refs.is_empty() {
+            rows.push([
+                "<none>".into(),
+                "<none>".into(),
+                img.short_id(),
+                created.clone(),
+                human_size(img.size()),
+            ]);
+        }
+        for r in refs {
+            rows.push([
+                r.familiar_repository(),
+                r.tag.clone().unwrap_or_else(|| "<none>".into()),
+                img.short_id(),
+                created.clone(),
+                human_size(img.size()),
+            ]);
+        }
+    }
+    emit(&table(&rows))
+}
+
+fn table<const N: usize>(rows: &[[String; N]]) -> String {
+    let mut widths = [0usize; N];
+    for row in rows {
+        for (i, c) in row.iter().enumerate() {
+            widths[i] = widths[i].max(c.chars().count());
+        }
+    }
+    let mut out = String::new();
+    for row in rows {
+        let mut line = String::new();
+        for (i, c) in row.iter().enumerate() {
+            if i + 1 == N {
+                line.push_str(c);
+            } else {
+                line.push_str(&format!("{c:<w$}   ", w = widths[i]));
+            }
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+pub fn inspect(store: &Store, names: &[String]) -> Result<(), Reported> {
+    let mut out = Vec::new();
+    let mut failed = false;
+    for n in names {
+        match store.resolve(n) {
+            Ok(img) => out.push(img.inspect()),
+            Err(e) => {
+                eprintln!("error: {e}");
+                failed = true;
+            }
+        }
+    }
+    emit(&format!(
+        "{}\n",
+        serde_json::to_string_pretty(&out).unwrap_or_default()
+    ))?;
+    if failed {
+        Err(Reported)
+    } else {
+        Ok(())
+    }
+}
+
+pub fn history(store: &Store, name: &str) -> Result<(), Reported> {
+    let img = store.resolve(name).map_err(fail)?;
+    let mut rows = vec![[
+        "CREATED".to_string(),
+        "CREATED BY".into(),
+        "SIZE".into(),
+        "COMMENT".into(),
+    ]];
+    for h in img.history() {
+        let by: String = h.created_by.chars().take(60).collect();
+        rows.push([ago(&h.created), by, human_size(h.size), h.comment]);
+    }
+    emit(&table(&rows))
+}
+
+pub fn tag(store: &Store, source: &str, target: &str) -> Result<(), Reported> {
+    store.tag(source, target).map(|_| ()).map_err(fail)
+}
+
+pub fn rmi(store: &Store, names: &[String], force: bool) -> Result<(), Reported> {
+    let mut failed = false;
+    let mut out = String::new();
+    for n in names {
+        match store.remove(n, force) {
+            Ok(untagged) => {
+                for u in untagged {
+                    let r = Reference::parse(&u).map(|r| r.familiar()).unwrap_or(u);
+                    out.push_str(&format!("Untagged: {r}\n"));
+                }
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                failed = true;
+            }
+        }
+    }
+    emit(&out)?;
+    if failed {
+        Err(Reported)
+    } else {
+        Ok(())
+    }
+}
+
+pub fn prune(store: &Store, all: bool) -> Result<(), Reported> {
+    let r = store.prune(all).map_err(fail)?;
+    emit(&format!(
+        "Deleted images: {}\nDeleted blobs: {}\nDeleted snapshots: {}\nTotal reclaimed space: {}\n",
+        r.images_removed,
+        r.blobs_removed,
+        r.snapshots_removed,
+        human_size(r.bytes_freed)
+    ))
+}
+
+pub fn df(store: &Store) -> Result<(), Reported> {
+    let u = store.disk_usage().map_err(fail)?;
+    emit(&table(&[
+        [
+            "TYPE".to_string(),
+            "TOTAL".into(),
+            "SIZE".into(),
+            "RECLAIMABLE".into(),
+        ],
+        [
+            "Images".into(),
+            u.images.to_string(),
+            human_size(u.images_size),
+            human_size(u.reclaimable_bytes),
+        ],
+        [
+            "Blobs".into(),
+            "-".into(),
+            human_size(u.blobs_bytes),
+            human_size(u.reclaimable_bytes),
+        ],
+        [
+            "Snapshots".into(),
+            u.snapshots.to_string(),
+            human_size(u.snapshots_bytes),
+            "-".into(),
+        ],
+    ]))
+}
+
+pub fn snapshots(store: &Store, name: &str) -> Result<(), Reported> {
+    let img = store.resolve(name).map_err(fail)?;
+    let dirs = store.snapshots_for(&img).map_err(fail)?;
+    emit(
+        &dirs
+            .iter()
+            .map(|d| format!("{}\n", d.display()))
+            .collect::<String>(),
+    )
+}
+
+pub fn check(store: &Store) -> Result<(), Reported> {
+    let r = store.check().map_err(fail)?;
+    let mut out = format!(
+        "checked {} blobs, {} images, {} snapshots\n",
+        r.blobs_checked, r.images_checked, r.snapshots_checked
+    );
+    for p in &r.problems {
+        out.push_str(&format!("problem: {p}\n"));
+    }
+    emit(&out)?;
+    if r.problems.is_empty() {
+        Ok(())
+    } else {
+        Err(Reported)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_and_times() {
+        assert_eq!(human_size(999), "999B");
+        assert_eq!(human_size(4_260_000), "4.26MB");
+        assert_eq!(human_size(42_600_000), "42.6MB");
+        assert_eq!(parse_rfc3339("1970-01-02T00:00:01Z"), Some(86_401));
+        assert_eq!(parse_rfc3339("2000-02-29T00:00:00Z"), Some(951_782_400));
+    }
+}

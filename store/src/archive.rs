@@ -1,0 +1,518 @@
+//! Moving images in and out: `import` (a flat rootfs tarball → one-layer
+//! image), `load` (docker archive or OCI layout tar, auto-detected) and
+//! `save` (a docker archive that is also an OCI layout, as docker ≥ 25
+//! writes it). Archives are streamed; only small JSON files are held in
+//! memory. A failed load leaves no image record and removes the blobs it
+//! added.
+
+use crate::digest::{Digest, HashingReader};
+use crate::error::{IoContext, Result, StoreError};
+use crate::image::{
+    self, canonical_json, descriptor, Image, MEDIA_OCI_CONFIG, MEDIA_OCI_INDEX, MEDIA_OCI_MANIFEST,
+};
+use crate::layer::{self, Compression, WriteOptions};
+use crate::{time, Reference, Store};
+use oci_spec::image::{ImageIndex, ImageManifest, ImageManifestBuilder, SCHEMA_VERSION};
+use serde_json::{json, Value};
+use std::collections::{BTreeMap, HashSet};
+use std::fs;
+use std::io::{self, Read, Write};
+
+/// JSON files in archives are small; anything bigger is not what it claims.
+const MAX_JSON: u64 = 16 << 20;
+
+/// Options for `kiln import`.
+#[derive(Debug, Clone, Default)]
+pub struct ImportOptions {
+    /// The image config's `config` object (Cmd, Env, ...), from `--change`.
+    pub config: serde_json::Map<String, Value>,
+    /// History `created_by` text.
+    pub created_by: String,
+    pub compression: Option<Compression>,
+}
+
+/// What `load` added.
+#[derive(Debug, Clone, Default)]
+pub struct LoadReport {
+    pub images: Vec<(Digest, Vec<String>)>,
+}
+
+impl Store {
+    /// `kiln import`: a flat root filesystem tarball becomes a one-layer
+    /// image named `name`. The tarball is unpacked with the safe applier and
+    /// re-written deterministically, so hostile entries never reach a layer.
+    pub fn import(
+        &self,
+        reader: impl Read,
+        name: &Reference,
+        opts: &ImportOptions,
+    ) -> Result<Image> {
+        let staging = crate::blobs::temp_path(self.blobs.tmp_dir(), "import");
+        let result = (|| {
+            layer::apply_layer(reader, &staging)?;
+            let write_opts = WriteOptions {
+                compression: opts.compression.unwrap_or(Compression::Gzip),
+                ..WriteOptions::default()
+            };
+            let blob = layer::write_layer(&self.blobs, &staging, write_opts)?;
+            let created = time::rfc3339(time::now_or_epoch());
+            let (os, arch) = image::host_platform();
+            let created_by = if opts.created_by.is_empty() {
+                "kiln import".to_string()
+            } else {
+                opts.created_by.clone()
+            };
+            let config = json!({
+                "architecture": arch,
+                "os": os,
+                "created": created,
+                "config": Value::Object(opts.config.clone()),
+                "rootfs": { "type": "layers", "diff_ids": [blob.diff_id.to_string()] },
+                "history": [{ "created": created, "created_by": created_by, "comment": "imported from tarball" }],
+            });
+            let config_bytes = canonical_json(&config);
+            let config_digest = self.blobs.put(&config_bytes)?;
+            let manifest = ImageManifestBuilder::default()
+                .schema_version(SCHEMA_VERSION)
+                .media_type(oci_spec::image::MediaType::ImageManifest)
+                .config(descriptor(
+                    MEDIA_OCI_CONFIG,
+                    &config_digest,
+                    config_bytes.len() as u64,
+                ))
+                .layers(vec![descriptor(blob.media_type, &blob.digest, blob.size)])
+                .build()
+                .map_err(|e| StoreError::Invalid(format!("manifest: {e}")))?;
+            self.commit_image(&canonical_json(&manifest), std::slice::from_ref(name))
+        })();
+        let _ = fs::remove_dir_all(&staging);
+        result
+    }
+
+    /// `kiln load`: a docker archive or an OCI layout tar (auto-detected).
+    pub fn load(&self, reader: impl Read, source: &str) -> Result<LoadReport> {
+        let mut added: HashSet<Digest> = HashSet::new();
+        let result = self.load_inner(reader, source, &mut added);
+        // On failure nothing stays; on success, neither do files that were
+        // not blobs (legacy `VERSION`, `<id>/json` in old docker archives).
+        self.remove_unreferenced(&added);
+        result
+    }
+
+    fn load_inner(
+        &self,
+        reader: impl Read,
+        source: &str,
+        added: &mut HashSet<Digest>,
+    ) -> Result<LoadReport> {
+        let bad = |reason: String| StoreError::BadArchive {
+            file: source.to_string(),
+            reason,
+        };
+        let mut archive = tar::Archive::new(layer::decompress(reader).at(source)?);
+        // Path in the archive → stored blob, and the small JSON files.
+        let mut files: BTreeMap<String, (Digest, u64)> = BTreeMap::new();
+        let mut json_files: BTreeMap<String, Vec<u8>> = BTreeMap::new();
+        let entries = archive
+            .entries()
+            .map_err(|e| bad(format!("not a tar archive: {e}")))?;
+        for entry in entries {
+            let mut entry = entry.map_err(|e| bad(format!("corrupt or truncated archive: {e}")))?;
+            if !entry.header().entry_type().is_file() {
+                continue;
+            }
+            let path = String::from_utf8_lossy(&entry.path_bytes())
+                .trim_start_matches("./")
+                .to_string();
+            if matches!(
+                path.as_str(),
+                "manifest.json" | "index.json" | "oci-layout" | "repositories"
+            ) {
+                if entry.size() > MAX_JSON {
+                    return Err(bad(format!("{path} is implausibly large")));
+                }
+                let mut buf = Vec::new();
+                entry
+                    .read_to_end(&mut buf)
+                    .map_err(|e| bad(format!("reading {path}: {e}")))?;
+                json_files.insert(path, buf);
+                continue;
+            }
+            // OCI layout blobs are named by digest: verify while storing.
+            let expected: Option<Digest> = path
+                .strip_prefix("blobs/sha256/")
+                .map(|hex| format!("sha256:{hex}").parse())
+                .transpose()
+                .map_err(|e| bad(format!("{path}: {e}")))?;
+            let existed = expected.as_ref().is_some_and(|d| self.blobs.contains(d));
+            let what = format!("{source}: {path}");
+            let (digest, size) = if existed {
+                let d = expected.clone().expect("checked");
+                let size = entry.size();
+                io::copy(&mut entry, &mut io::sink()).map_err(|e| bad(format!("{path}: {e}")))?;
+                (d, size)
+            } else {
+                let (d, s, created) = self.blobs.put_reader(
+                    &mut entry,
+                    expected.as_ref().map(|d| (d, None)),
+                    &what,
+                )?;
+                if created {
+                    added.insert(d.clone());
+                }
+                (d, s)
+            };
+            files.insert(path, (digest, size));
+        }
+        let json = |name: &str| -> Result<Option<Value>> {
+            json_files
+                .get(name)
+                .map(|b| serde_json::from_slice(b).map_err(|e| bad(format!("{name}: {e}"))))
+                .transpose()
+        };
+        let mut report = LoadReport::default();
+        if let Some(index) = json("index.json")? {
+            let index: ImageIndex =
+                serde_json::from_value(index).map_err(|e| bad(format!("index.json: {e}")))?;
+            for desc in index.manifests() {
+                let digest = image::kiln_digest(desc.digest(), "index.json manifest")?;
+                let names = names_from_annotations(desc.annotations().as_ref());
+                let manifest_bytes = self.resolve_manifest(&digest, source, 0)?;
+                let img = self.commit_loaded(&manifest_bytes, &names, source)?;
+                report.images.push((img.config_digest, img.names));
+            }
+        } else if let Some(manifest) = json("manifest.json")? {
+            let list = manifest
+                .as_array()
+                .cloned()
+                .ok_or_else(|| bad("manifest.json is not a list".into()))?;
+            for item in list {
+                let config_path = item
+                    .get("Config")
+                    .and_then(Value::as_str)
+                    .ok_or_else(|| bad("manifest.json entry has no Config".into()))?;
+                let (config_digest, config_size) = files
+                    .get(config_path.trim_start_matches("./"))
+                    .cloned()
+                    .ok_or_else(|| bad(format!("config {config_path} is not in the archive")))?;
+                let config: Value = serde_json::from_slice(&self.blobs.read(&config_digest)?)
+                    .map_err(|e| bad(format!("config {config_path}: {e}")))?;
+                let diff_ids: Vec<Value> = config
+                    .pointer("/rootfs/diff_ids")
+                    .and_then(Value::as_array)
+                    .cloned()
+                    .unwrap_or_default();
+                let layer_paths: Vec<&str> = item
+                    .get("Layers")
+                    .and_then(Value::as_array)
+                    .map(|a| a.iter().filter_map(Value::as_str).collect())
+                    .unwrap_or_default();
+                if layer_paths.len() != diff_ids.len() {
+                    return Err(bad(format!(
+                        "{config_path}: {} layers but {} diff IDs",
+                        layer_paths.len(),
+                        diff_ids.len()
+                    )));
+                }
+                let mut layers = Vec::new();
+                for (lp, diff) in layer_paths.iter().zip(&diff_ids) {
+                    let (digest, size) = files
+                        .get(lp.trim_start_matches("./"))
+                        .cloned()
+                        .ok_or_else(|| bad(format!("layer {lp} is not in the archive")))?;
+                    let diff: Digest = diff
+                        .as_str()
+                        .unwrap_or_default()
+                        .parse()
+                        .map_err(|e| bad(format!("{config_path}: {e}")))?;
+                    // The layer must be what the config says it is.
+                    let mut head = [0u8; 4];
+                    let n = self
+                        .blobs
+                        .open_blob(&digest)?
+                        .read(&mut head)
+                        .at(self.blobs.path(&digest))?;
+                    let compression = Compression::detect(&head[..n]);
+                    let actual_diff = if compression == Compression::None {
+                        digest.clone()
+                    } else {
+                        let mut r = HashingReader::new(
+                            layer::decompress(self.blobs.open_blob(&digest)?).at(lp)?,
+                        );
+                        io::copy(&mut r, &mut io::sink())
+                            .map_err(|e| bad(format!("layer {lp}: {e}")))?;
+                        r.finish().0
+                    };
+                    if actual_diff != diff {
+                        return Err(StoreError::DigestMismatch {
+                            what: format!("{source}: layer {lp}"),
+                            expected: diff.to_string(),
+                            actual: actual_diff.to_string(),
+                        });
+                    }
+                    layers.push(descriptor(compression.media_type(), &digest, size));
+                }
+                let manifest = ImageManifestBuilder::default()
+                    .schema_version(SCHEMA_VERSION)
+                    .media_type(oci_spec::image::MediaType::ImageManifest)
+                    .config(descriptor(MEDIA_OCI_CONFIG, &config_digest, config_size))
+                    .layers(layers)
+                    .build()
+                    .map_err(|e| StoreError::Invalid(format!("manifest: {e}")))?;
+                let mut names = Vec::new();
+                for tag in item
+                    .get("RepoTags")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                {
+                    if let Some(t) = tag.as_str() {
+                        names.push(Reference::parse(t)?);
+                    }
+                }
+                let img = self.commit_loaded(&canonical_json(&manifest), &names, source)?;
+                report.images.push((img.config_digest, img.names));
+            }
+        } else {
+            return Err(bad(
+                "neither a docker archive (manifest.json) nor an OCI layout (index.json)".into(),
+            ));
+        }
+        Ok(report)
+    }
+
+    /// Follows an index to the host platform's manifest; returns manifest bytes.
+    fn resolve_manifest(&self, digest: &Digest, source: &str, depth: usize) -> Result<Vec<u8>> {
+        let bytes = self
+            .blobs
+            .read(digest)
+            .map_err(|_| StoreError::BadArchive {
+                file: source.to_string(),
+                reason: format!("manifest {digest} named by index.json is not in the archive"),
+            })?;
+        let v: Value = serde_json::from_slice(&bytes).map_err(|e| StoreError::BadArchive {
+            file: source.to_string(),
+            reason: format!("manifest {digest}: {e}"),
+        })?;
+        let mt = v.get("mediaType").and_then(Value::as_str).unwrap_or("");
+        if v.get("manifests").is_some() {
+            if depth > 4 {
+                return Err(StoreError::Invalid(format!(
+                    "{source}: indexes nested too deep"
+                )));
+            }
+            let (os, arch) = image::host_platform();
+            let pick = v["manifests"].as_array().into_iter().flatten().find(|m| {
+                m.pointer("/platform/os")
+                    .and_then(Value::as_str)
+                    .is_none_or(|o| o == os)
+                    && m.pointer("/platform/architecture")
+                        .and_then(Value::as_str)
+                        .is_none_or(|a| a == arch)
+            });
+            let Some(pick) = pick else {
+                return Err(StoreError::Invalid(format!(
+                    "{source}: no manifest for {os}/{arch} in index {digest}"
+                )));
+            };
+            let d: Digest = pick["digest"]
+                .as_str()
+                .unwrap_or_default()
+                .parse()
+                .map_err(|e| StoreError::Invalid(format!("{source}: {e}")))?;
+            return self.resolve_manifest(&d, source, depth + 1);
+        }
+        if !(mt.is_empty() || mt == MEDIA_OCI_MANIFEST || mt == image::MEDIA_DOCKER_MANIFEST) {
+            return Err(StoreError::UnsupportedMediaType {
+                what: format!("{source}: manifest {digest}"),
+                media_type: mt.to_string(),
+            });
+        }
+        Ok(bytes)
+    }
+
+    /// Checks a loaded manifest's blobs (sizes, media types) and records it.
+    fn commit_loaded(
+        &self,
+        manifest_bytes: &[u8],
+        names: &[Reference],
+        source: &str,
+    ) -> Result<Image> {
+        let manifest: ImageManifest =
+            serde_json::from_slice(manifest_bytes).map_err(|e| StoreError::BadArchive {
+                file: source.to_string(),
+                reason: format!("manifest: {e}"),
+            })?;
+        for (i, l) in manifest.layers().iter().enumerate() {
+            let mt = image::media_type_str(l.media_type());
+            if Compression::from_media_type(&mt).is_none() {
+                return Err(StoreError::UnsupportedMediaType {
+                    what: format!("{source}: layer {i} ({})", l.digest()),
+                    media_type: mt,
+                });
+            }
+        }
+        for d in std::iter::once(manifest.config()).chain(manifest.layers().iter()) {
+            let digest = image::kiln_digest(d.digest(), "blob")?;
+            if !self.blobs.contains(&digest) {
+                return Err(StoreError::BadArchive {
+                    file: source.to_string(),
+                    reason: format!("blob {digest} named by the manifest is not in the archive"),
+                });
+            }
+            let size = self.blobs.size(&digest)?;
+            if size != d.size() {
+                return Err(StoreError::SizeMismatch {
+                    what: format!("{source}: blob {digest}"),
+                    expected: d.size(),
+                    actual: size,
+                });
+            }
+        }
+        self.commit_image(manifest_bytes, names)
+    }
+
+    /// Deletes blobs a failed load added, unless an image uses them.
+    fn remove_unreferenced(&self, added: &HashSet<Digest>) {
+        let used = self.referenced_blobs().unwrap_or_default();
+        for d in added {
+            if !used.contains(d) {
+                let _ = fs::remove_file(self.blobs.path(d));
+            }
+        }
+    }
+
+    /// `kiln save`: writes the images as one tar that is both a docker
+    /// archive (`manifest.json`, `repositories`) and an OCI layout
+    /// (`oci-layout`, `index.json`, `blobs/`). Byte-identical for the same
+    /// images: sorted entries, fixed times and owners.
+    pub fn save(&self, images: &[(Image, Option<Reference>)], out: impl Write) -> Result<()> {
+        let mut blobs: BTreeMap<String, Digest> = BTreeMap::new();
+        let mut index_manifests = Vec::new();
+        let mut docker_manifest = Vec::new();
+        let mut repositories: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
+        for (img, reference) in images {
+            let mut layer_paths = Vec::new();
+            for l in img.layers()? {
+                layer_paths.push(format!("blobs/sha256/{}", l.digest.hex()));
+                blobs.insert(l.digest.hex(), l.digest.clone());
+            }
+            blobs.insert(img.config_digest.hex(), img.config_digest.clone());
+            blobs.insert(img.manifest_digest.hex(), img.manifest_digest.clone());
+            let manifest_size = self.blobs.size(&img.manifest_digest)?;
+            let mut annotations = BTreeMap::new();
+            let mut repo_tags = Vec::new();
+            if let Some(r) = reference {
+                annotations.insert("io.containerd.image.name".to_string(), r.to_string());
+                if let Some(tag) = &r.tag {
+                    annotations
+                        .insert("org.opencontainers.image.ref.name".to_string(), tag.clone());
+                    repositories
+                        .entry(r.familiar_repository())
+                        .or_default()
+                        .insert(tag.clone(), img.manifest_digest.hex());
+                }
+                repo_tags.push(r.familiar());
+            }
+            let mut desc = json!({
+                "mediaType": MEDIA_OCI_MANIFEST,
+                "digest": img.manifest_digest.to_string(),
+                "size": manifest_size,
+            });
+            if !annotations.is_empty() {
+                desc["annotations"] = json!(annotations);
+            }
+            index_manifests.push(desc);
+            docker_manifest.push(json!({
+                "Config": format!("blobs/sha256/{}", img.config_digest.hex()),
+                "RepoTags": repo_tags,
+                "Layers": layer_paths,
+            }));
+        }
+        let index = json!({ "schemaVersion": 2, "mediaType": MEDIA_OCI_INDEX, "manifests": index_manifests });
+        let mut tar = tar::Builder::new(out);
+        let dir = |tar: &mut tar::Builder<_>, path: &str| -> io::Result<()> {
+            let mut h = fixed_header(tar::EntryType::Directory, 0o755, 0);
+            tar.append_data(&mut h, path, io::empty())
+        };
+        dir(&mut tar, "blobs/").at("save")?;
+        dir(&mut tar, "blobs/sha256/").at("save")?;
+        for (hex, digest) in &blobs {
+            let size = self.blobs.size(digest)?;
+            let mut h = fixed_header(tar::EntryType::Regular, 0o644, size);
+            let file = self.blobs.open_blob(digest)?;
+            tar.append_data(&mut h, format!("blobs/sha256/{hex}"), file)
+                .at(self.blobs.path(digest))?;
+        }
+        let file = |tar: &mut tar::Builder<_>, path: &str, data: Vec<u8>| -> io::Result<()> {
+            let mut h = fixed_header(tar::EntryType::Regular, 0o644, data.len() as u64);
+            tar.append_data(&mut h, path, data.as_slice())
+        };
+        file(&mut tar, "index.json", canonical_json(&index)).at("save")?;
+        file(&mut tar, "manifest.json", canonical_json(&docker_manifest)).at("save")?;
+        file(
+            &mut tar,
+            "oci-layout",
+            br#"{"imageLayoutVersion":"1.0.0"}"#.to_vec(),
+        )
+        .at("save")?;
+        if !repositories.is_empty() {
+            file(&mut tar, "repositories", canonical_json(&repositories)).at("save")?;
+        }
+        tar.into_inner().at("save")?.flush().at("save")?;
+        Ok(())
+    }
+
+    /// Every blob some image needs.
+    pub(crate) fn referenced_blobs(&self) -> Result<HashSet<Digest>> {
+        let mut used = HashSet::new();
+        let rows_images = self.db().images()?;
+
+        for row in rows_images {
+            used.insert(row.manifest.clone());
+            used.insert(row.config.clone());
+            if let Ok(bytes) = self.blobs.read(&row.manifest) {
+                if let Ok(m) = serde_json::from_slice::<ImageManifest>(&bytes) {
+                    for l in m.layers() {
+                        if let Ok(d) = image::kiln_digest(l.digest(), "layer") {
+                            used.insert(d);
+                        }
+                    }
+                }
+            }
+        }
+        Ok(used)
+    }
+}
+
+fn fixed_header(kind: tar::EntryType, mode: u32, size: u64) -> tar::Header {
+    let mut h = tar::Header::new_ustar();
+    h.set_entry_type(kind);
+    h.set_mode(mode);
+    h.set_uid(0);
+    h.set_gid(0);
+    h.set_mtime(0);
+    h.set_size(size);
+    h
+}
+
+fn names_from_annotations(
+    annotations: Option<&std::collections::HashMap<String, String>>,
+) -> Vec<Reference> {
+    let Some(a) = annotations else {
+        return Vec::new();
+    };
+    if let Some(full) = a
+        .get("io.containerd.image.name")
+        .and_then(|n| Reference::parse(n).ok())
+    {
+        return vec![full];
+    }
+    // podman/skopeo write the whole reference into ref.name; a bare tag
+    // names nothing we could use.
+    a.get("org.opencontainers.image.ref.name")
+        .filter(|n| n.contains('/') || n.contains(':'))
+        .and_then(|n| Reference::parse(n).ok())
+        .into_iter()
+        .collect()
+}

@@ -1,0 +1,231 @@
+//! The metadata database (SQLite, WAL mode): image records, names, and
+//! unpacked snapshots. Several kiln processes share it; every multi-row
+//! change is one transaction, so a crash leaves the old state or the new.
+//!
+//! Reference counts are not stored: what is in use is computed by
+//! reachability from names (and, later, cache records) when pruning, so a
+//! crash can never leave a count that is off by one.
+
+use crate::digest::Digest;
+use crate::error::Result;
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+use std::path::Path;
+use std::time::Duration;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS images (
+    manifest TEXT PRIMARY KEY,      -- manifest digest (the image record)
+    config   TEXT NOT NULL,         -- config digest (the image ID)
+    added    INTEGER NOT NULL       -- unix seconds when it entered this store
+);
+CREATE TABLE IF NOT EXISTS names (
+    name     TEXT PRIMARY KEY,      -- full reference, e.g. docker.io/library/busybox:latest
+    manifest TEXT NOT NULL REFERENCES images(manifest)
+);
+CREATE TABLE IF NOT EXISTS snapshots (
+    chain_id TEXT PRIMARY KEY,      -- OCI ChainID of the layer stack ending here
+    parent   TEXT,                  -- chain id of the snapshot below, NULL for the base
+    diff_id  TEXT NOT NULL,         -- digest of this layer's uncompressed tar
+    dir      TEXT NOT NULL,         -- directory under snapshots/
+    size     INTEGER NOT NULL
+);
+";
+
+pub struct Db {
+    conn: Connection,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageRow {
+    pub manifest: Digest,
+    pub config: Digest,
+    pub added: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SnapshotRow {
+    pub chain_id: Digest,
+    pub parent: Option<Digest>,
+    pub diff_id: Digest,
+    pub dir: String,
+    pub size: u64,
+}
+
+fn digest(s: String) -> rusqlite::Result<Digest> {
+    s.parse().map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e))
+    })
+}
+
+impl Db {
+    pub fn open(path: &Path) -> Result<Db> {
+        let conn = Connection::open(path)?;
+        conn.busy_timeout(Duration::from_secs(60))?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        conn.execute_batch(SCHEMA)?;
+        Ok(Db { conn })
+    }
+
+    /// Records an image and points `names` at it, in one transaction.
+    pub fn add_image(&mut self, row: &ImageRow, names: &[String]) -> Result<()> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        tx.execute(
+            "INSERT OR IGNORE INTO images (manifest, config, added) VALUES (?1, ?2, ?3)",
+            params![row.manifest.to_string(), row.config.to_string(), row.added],
+        )?;
+        for name in names {
+            tx.execute(
+                "INSERT INTO names (name, manifest) VALUES (?1, ?2)
+                 ON CONFLICT(name) DO UPDATE SET manifest = excluded.manifest",
+                params![name, row.manifest.to_string()],
+            )?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    pub fn image(&self, manifest: &Digest) -> Result<Option<ImageRow>> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT manifest, config, added FROM images WHERE manifest = ?1",
+                [manifest.to_string()],
+                |r| {
+                    Ok(ImageRow {
+                        manifest: digest(r.get(0)?)?,
+                        config: digest(r.get(1)?)?,
+                        added: r.get(2)?,
+                    })
+                },
+            )
+            .optional()?)
+    }
+
+    pub fn images(&self) -> Result<Vec<ImageRow>> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT manifest, config, added FROM images ORDER BY added DESC, manifest")?;
+        let rows = stmt.query_map([], |r| {
+            Ok(ImageRow {
+                manifest: digest(r.get(0)?)?,
+                config: digest(r.get(1)?)?,
+                added: r.get(2)?,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    pub fn resolve_name(&self, name: &str) -> Result<Option<Digest>> {
+        Ok(self
+            .conn
+            .query_row("SELECT manifest FROM names WHERE name = ?1", [name], |r| {
+                digest(r.get(0)?)
+            })
+            .optional()?)
+    }
+
+    /// All (name, manifest) pairs, sorted by name.
+    pub fn names(&self) -> Result<Vec<(String, Digest)>> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT name, manifest FROM names ORDER BY name")?;
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, digest(r.get(1)?)?)))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    pub fn set_name(&mut self, name: &str, manifest: &Digest) -> Result<()> {
+        self.conn.execute(
+            "INSERT INTO names (name, manifest) VALUES (?1, ?2)
+             ON CONFLICT(name) DO UPDATE SET manifest = excluded.manifest",
+            params![name, manifest.to_string()],
+        )?;
+        Ok(())
+    }
+
+    pub fn remove_name(&mut self, name: &str) -> Result<bool> {
+        Ok(self
+            .conn
+            .execute("DELETE FROM names WHERE name = ?1", [name])?
+            > 0)
+    }
+
+    /// Removes an image record and every name pointing at it.
+    pub fn remove_image(&mut self, manifest: &Digest) -> Result<()> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        tx.execute(
+            "DELETE FROM names WHERE manifest = ?1",
+            [manifest.to_string()],
+        )?;
+        tx.execute(
+            "DELETE FROM images WHERE manifest = ?1",
+            [manifest.to_string()],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    pub fn add_snapshot(&mut self, row: &SnapshotRow) -> Result<()> {
+        self.conn.execute(
+            "INSERT OR IGNORE INTO snapshots (chain_id, parent, diff_id, dir, size) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![
+                row.chain_id.to_string(),
+                row.parent.as_ref().map(|p| p.to_string()),
+                row.diff_id.to_string(),
+                row.dir,
+                row.size as i64
+            ],
+        )?;
+        Ok(())
+    }
+
+    pub fn snapshot(&self, chain_id: &Digest) -> Result<Option<SnapshotRow>> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT chain_id, parent, diff_id, dir, size FROM snapshots WHERE chain_id = ?1",
+                [chain_id.to_string()],
+                snapshot_row,
+            )
+            .optional()?)
+    }
+
+    pub fn snapshots(&self) -> Result<Vec<SnapshotRow>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT chain_id, parent, diff_id, dir, size FROM snapshots ORDER BY chain_id",
+        )?;
+        let rows = stmt.query_map([], snapshot_row)?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    pub fn remove_snapshot(&mut self, chain_id: &Digest) -> Result<()> {
+        self.conn.execute(
+            "DELETE FROM snapshots WHERE chain_id = ?1",
+            [chain_id.to_string()],
+        )?;
+        Ok(())
+    }
+
+    /// SQLite's own consistency check.
+    pub fn integrity_check(&self) -> Result<Vec<String>> {
+        let mut stmt = self.conn.prepare("PRAGMA integrity_check")?;
+        let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
+        let out: Vec<String> = rows.collect::<rusqlite::Result<_>>()?;
+        Ok(out.into_iter().filter(|r| r != "ok").collect())
+    }
+}
+
+fn snapshot_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<SnapshotRow> {
+    Ok(SnapshotRow {
+        chain_id: digest(r.get(0)?)?,
+        parent: r.get::<_, Option<String>>(1)?.map(digest).transpose()?,
+        diff_id: digest(r.get(2)?)?,
+        dir: r.get(3)?,
+        size: r.get::<_, i64>(4)? as u64,
+    })
+}

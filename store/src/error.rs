@@ -1,0 +1,57 @@
+//! The store's errors: each names the file, blob or reference involved.
+
+use std::path::PathBuf;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("store database: {0}")]
+    Db(#[from] rusqlite::Error),
+    #[error("no such image: {0}")]
+    ImageNotFound(String),
+    #[error("blob {digest} is missing from the store")]
+    BlobMissing { digest: String },
+    #[error("{what}: digest mismatch: expected {expected}, got {actual}")]
+    DigestMismatch {
+        what: String,
+        expected: String,
+        actual: String,
+    },
+    #[error("{what}: size mismatch: expected {expected} bytes, got {actual}")]
+    SizeMismatch {
+        what: String,
+        expected: u64,
+        actual: u64,
+    },
+    #[error("{file}: {reason}")]
+    BadArchive { file: String, reason: String },
+    #[error("{what}: unsupported media type {media_type:?}")]
+    UnsupportedMediaType { what: String, media_type: String },
+    #[error("layer entry {entry:?}: {reason}")]
+    UnsafeEntry { entry: String, reason: String },
+    #[error(transparent)]
+    Reference(#[from] crate::reference::ReferenceError),
+    #[error("{0}")]
+    Invalid(String),
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// Attaches a path to an I/O error.
+pub(crate) trait IoContext<T> {
+    fn at(self, path: impl Into<PathBuf>) -> Result<T>;
+}
+
+impl<T> IoContext<T> for std::io::Result<T> {
+    fn at(self, path: impl Into<PathBuf>) -> Result<T> {
+        self.map_err(|source| StoreError::Io {
+            path: path.into(),
+            source,
+        })
+    }
+}
