@@ -94,9 +94,13 @@ fn open_input(path: &str) -> Result<Box<dyn Read>, Reported> {
 }
 
 pub fn load(store: &Store, input: &str, quiet: bool) -> Result<(), Reported> {
-    let reader = open_input(input)?;
-    let source = if input == "-" { "<stdin>" } else { input };
-    let report = store.load(reader, source).map_err(fail)?;
+    let report = if input != "-" && Path::new(input).is_dir() {
+        store.load_dir(Path::new(input)).map_err(fail)?
+    } else {
+        let reader = open_input(input)?;
+        let source = if input == "-" { "<stdin>" } else { input };
+        store.load(reader, source).map_err(fail)?
+    };
     if !quiet {
         let mut out = String::new();
         for (id, names) in &report.images {
@@ -115,7 +119,12 @@ pub fn load(store: &Store, input: &str, quiet: bool) -> Result<(), Reported> {
     Ok(())
 }
 
-pub fn save(store: &Store, output: Option<&Path>, images: &[String]) -> Result<(), Reported> {
+pub fn save(
+    store: &Store,
+    output: Option<&Path>,
+    images: &[String],
+    oci_dir: bool,
+) -> Result<(), Reported> {
     let mut list = Vec::new();
     for what in images {
         let img = store.resolve(what).map_err(fail)?;
@@ -136,6 +145,12 @@ pub fn save(store: &Store, output: Option<&Path>, images: &[String]) -> Result<(
                 }
             }
         }
+    }
+    if oci_dir {
+        let Some(dir) = output.filter(|p| *p != Path::new("-")) else {
+            return Err(fail("--format oci-dir needs -o DIR"));
+        };
+        return store.save_dir(&list, dir).map_err(fail);
     }
     match output.filter(|p| *p != Path::new("-")) {
         None => {

@@ -25,9 +25,9 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Load images from a docker archive or an OCI layout tar.
+    /// Load images from a docker archive, an OCI layout tar or an OCI layout directory.
     Load {
-        /// The archive (`-` for standard input).
+        /// The archive or layout directory (`-` for standard input).
         #[arg(short, long, value_name = "FILE", default_value = "-")]
         input: String,
         /// Print nothing on success.
@@ -39,6 +39,10 @@ enum Command {
         /// Where to write (`-` or omitted: standard output).
         #[arg(short, long, value_name = "FILE")]
         output: Option<PathBuf>,
+        /// `archive` (docker archive + OCI layout in one tar) or `oci-dir`
+        /// (an OCI image layout directory; needs -o).
+        #[arg(long, default_value = "archive", value_parser = ["archive", "oci-dir"])]
+        format: String,
         #[arg(required = true, value_name = "IMAGE")]
         images: Vec<String>,
     },
@@ -177,8 +181,9 @@ fn run(cli: Cli) -> Result<(), Reported> {
         Command::Load { input, quiet } => images::load(&store()?, &input, quiet)?,
         Command::Save {
             output,
+            format,
             images: list,
-        } => images::save(&store()?, output.as_deref(), &list)?,
+        } => images::save(&store()?, output.as_deref(), &list, format == "oci-dir")?,
         Command::Import {
             file,
             name,

@@ -485,3 +485,137 @@ fn killed_loads_leave_a_usable_store() {
     // No temp files survive a successful command after the kills.
     assert_eq!(fs::read_dir(target.join("tmp")).unwrap().count(), 0);
 }
+
+#[test]
+fn oci_layout_directory_round_trip() {
+    let env = Env::new();
+    let (root, tarball) = env.busybox();
+    env.ok(&["import", tarball.to_str().unwrap(), "bb:dir"]);
+    let layout = env.path("layout");
+    env.ok(&[
+        "save",
+        "--format",
+        "oci-dir",
+        "-o",
+        layout.to_str().unwrap(),
+        "bb:dir",
+    ]);
+    // A second save must not overwrite it.
+    let out = env
+        .kiln()
+        .args([
+            "save",
+            "--format",
+            "oci-dir",
+            "-o",
+            layout.to_str().unwrap(),
+            "bb:dir",
+        ])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("already exists"));
+    let inspected: serde_json::Value = serde_json::from_str(&run(
+        "skopeo",
+        &["inspect", &format!("oci:{}:dir", layout.display())],
+    ))
+    .unwrap();
+    assert_eq!(inspected["Layers"].as_array().unwrap().len(), 1);
+    let bundle = env.path("bundle");
+    run(
+        "umoci",
+        &[
+            "unpack",
+            "--image",
+            &format!("{}:dir", layout.display()),
+            bundle.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(listing(&bundle.join("rootfs")), listing(&root));
+    // And back into a fresh store.
+    let other = env.path("other-store");
+    let out = Command::cargo_bin("kiln")
+        .unwrap()
+        .arg("--root")
+        .arg(&other)
+        .args(["load", "-i", layout.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "Loaded image: bb:dir\n",
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn device_nodes_are_skipped_without_cap_mknod() {
+    // Root without CAP_MKNOD (as in a rootless or restricted setup): an
+    // imported tarball with a device node loads, minus the node.
+    let env = Env::new();
+    let (root, _) = env.busybox();
+    let tarball = env.path("dev.tar");
+    let mut b = tar::Builder::new(Vec::new());
+    let mut h = tar::Header::new_gnu();
+    h.set_entry_type(tar::EntryType::Char);
+    h.set_device_major(1).unwrap();
+    h.set_device_minor(3).unwrap();
+    h.set_mode(0o666);
+    h.set_size(0);
+    b.append_data(&mut h, "dev/null", std::io::empty()).unwrap();
+    let mut h = tar::Header::new_gnu();
+    h.set_mode(0o644);
+    h.set_size(3);
+    b.append_data(&mut h, "etc/ok", &b"yes"[..]).unwrap();
+    fs::write(&tarball, b.into_inner().unwrap()).unwrap();
+    let _ = root;
+    let out = std::process::Command::new(tool_path("setpriv"))
+        .args(["--bounding-set=-mknod", "--inh-caps=-mknod"])
+        .arg(assert_cmd::cargo::cargo_bin("kiln"))
+        .arg("--root")
+        .arg(env.path("store"))
+        .args(["import", tarball.to_str().unwrap(), "devs"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let snap = env.ok(&["debug", "snapshots", "devs"]);
+    let snap = Path::new(snap.trim());
+    assert_eq!(fs::read_to_string(snap.join("etc/ok")).unwrap(), "yes");
+    assert!(
+        !snap.join("dev/null").exists(),
+        "no device node may be created without CAP_MKNOD"
+    );
+}
+
+#[test]
+fn df_and_prune_all() {
+    let env = Env::new();
+    let (_, tarball) = env.busybox();
+    env.ok(&["import", tarball.to_str().unwrap(), "a"]);
+    env.ok(&["debug", "snapshots", "a"]);
+    let df = env.ok(&["system", "df"]);
+    assert!(
+        df.contains("Images      1") && df.contains("Snapshots   1"),
+        "{df}"
+    );
+    let pruned = env.ok(&["prune", "-a"]);
+    assert!(
+        pruned.contains("Deleted images: 1") && pruned.contains("Deleted snapshots: 1"),
+        "{pruned}"
+    );
+    assert!(env.ok(&["system", "df"]).contains("Images      0"));
+    assert_eq!(
+        fs::read_dir(env.path("store/snapshots")).unwrap().count(),
+        0
+    );
+    assert_eq!(
+        fs::read_dir(env.path("store/blobs/sha256"))
+            .unwrap()
+            .count(),
+        0
+    );
+}

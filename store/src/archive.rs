@@ -18,6 +18,11 @@ use std::collections::{BTreeMap, HashSet};
 use std::fs;
 use std::io::{self, Read, Write};
 
+/// Archive path → the blob stored for it, and its size.
+type Files = BTreeMap<String, (Digest, u64)>;
+/// The small JSON files of an archive (index.json, manifest.json, ...).
+type JsonFiles = BTreeMap<String, Vec<u8>>;
+
 /// JSON files in archives are small; anything bigger is not what it claims.
 const MAX_JSON: u64 = 16 << 20;
 
@@ -109,10 +114,8 @@ impl Store {
             file: source.to_string(),
             reason,
         };
+        let mut ingest = Ingest::new(self, source, added);
         let mut archive = tar::Archive::new(layer::decompress(reader).at(source)?);
-        // Path in the archive → stored blob, and the small JSON files.
-        let mut files: BTreeMap<String, (Digest, u64)> = BTreeMap::new();
-        let mut json_files: BTreeMap<String, Vec<u8>> = BTreeMap::new();
         let entries = archive
             .entries()
             .map_err(|e| bad(format!("not a tar archive: {e}")))?;
@@ -121,49 +124,54 @@ impl Store {
             if !entry.header().entry_type().is_file() {
                 continue;
             }
-            let path = String::from_utf8_lossy(&entry.path_bytes())
-                .trim_start_matches("./")
-                .to_string();
-            if matches!(
-                path.as_str(),
-                "manifest.json" | "index.json" | "oci-layout" | "repositories"
-            ) {
-                if entry.size() > MAX_JSON {
-                    return Err(bad(format!("{path} is implausibly large")));
-                }
-                let mut buf = Vec::new();
-                entry
-                    .read_to_end(&mut buf)
-                    .map_err(|e| bad(format!("reading {path}: {e}")))?;
-                json_files.insert(path, buf);
-                continue;
-            }
-            // OCI layout blobs are named by digest: verify while storing.
-            let expected: Option<Digest> = path
-                .strip_prefix("blobs/sha256/")
-                .map(|hex| format!("sha256:{hex}").parse())
-                .transpose()
-                .map_err(|e| bad(format!("{path}: {e}")))?;
-            let existed = expected.as_ref().is_some_and(|d| self.blobs.contains(d));
-            let what = format!("{source}: {path}");
-            let (digest, size) = if existed {
-                let d = expected.clone().expect("checked");
-                let size = entry.size();
-                io::copy(&mut entry, &mut io::sink()).map_err(|e| bad(format!("{path}: {e}")))?;
-                (d, size)
-            } else {
-                let (d, s, created) = self.blobs.put_reader(
-                    &mut entry,
-                    expected.as_ref().map(|d| (d, None)),
-                    &what,
-                )?;
-                if created {
-                    added.insert(d.clone());
-                }
-                (d, s)
-            };
-            files.insert(path, (digest, size));
+            let path = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
+            let size = entry.size();
+            ingest.file(&path, size, &mut entry)?;
         }
+        let (files, json_files) = ingest.finish();
+        self.assemble(files, json_files, source)
+    }
+
+    /// `kiln load` of an OCI image layout directory.
+    pub fn load_dir(&self, dir: &std::path::Path) -> Result<LoadReport> {
+        let source = dir.display().to_string();
+        let mut added: HashSet<Digest> = HashSet::new();
+        let result = (|| {
+            let mut ingest = Ingest::new(self, &source, &mut added);
+            let mut stack = vec![dir.to_path_buf()];
+            while let Some(d) = stack.pop() {
+                for e in fs::read_dir(&d).at(&d)? {
+                    let e = e.at(&d)?;
+                    let path = e.path();
+                    let ft = e.file_type().at(&path)?;
+                    if ft.is_dir() {
+                        stack.push(path);
+                    } else if ft.is_file() {
+                        let rel = path
+                            .strip_prefix(dir)
+                            .unwrap_or(&path)
+                            .to_string_lossy()
+                            .into_owned();
+                        let mut f = fs::File::open(&path).at(&path)?;
+                        let size = f.metadata().at(&path)?.len();
+                        ingest.file(&rel, size, &mut f)?;
+                    }
+                }
+            }
+            let (files, json_files) = ingest.finish();
+            self.assemble(files, json_files, &source)
+        })();
+        self.remove_unreferenced(&added);
+        result
+    }
+
+    /// Turns ingested files into image records (an OCI `index.json` first,
+    /// else a docker `manifest.json`).
+    fn assemble(&self, files: Files, json_files: JsonFiles, source: &str) -> Result<LoadReport> {
+        let bad = |reason: String| StoreError::BadArchive {
+            file: source.to_string(),
+            reason,
+        };
         let json = |name: &str| -> Result<Option<Value>> {
             json_files
                 .get(name)
@@ -382,11 +390,9 @@ impl Store {
         }
     }
 
-    /// `kiln save`: writes the images as one tar that is both a docker
-    /// archive (`manifest.json`, `repositories`) and an OCI layout
-    /// (`oci-layout`, `index.json`, `blobs/`). Byte-identical for the same
-    /// images: sorted entries, fixed times and owners.
-    pub fn save(&self, images: &[(Image, Option<Reference>)], out: impl Write) -> Result<()> {
+    /// What a save writes: every blob, `index.json`, and the docker
+    /// `manifest.json` / `repositories`.
+    fn save_plan(&self, images: &[(Image, Option<Reference>)]) -> Result<SavePlan> {
         let mut blobs: BTreeMap<String, Digest> = BTreeMap::new();
         let mut index_manifests = Vec::new();
         let mut docker_manifest = Vec::new();
@@ -430,6 +436,25 @@ impl Store {
             }));
         }
         let index = json!({ "schemaVersion": 2, "mediaType": MEDIA_OCI_INDEX, "manifests": index_manifests });
+        Ok(SavePlan {
+            blobs,
+            index: canonical_json(&index),
+            docker_manifest: canonical_json(&docker_manifest),
+            repositories: (!repositories.is_empty()).then(|| canonical_json(&repositories)),
+        })
+    }
+
+    /// `kiln save`: writes the images as one tar that is both a docker
+    /// archive (`manifest.json`, `repositories`) and an OCI layout
+    /// (`oci-layout`, `index.json`, `blobs/`). Byte-identical for the same
+    /// images: sorted entries, fixed times and owners.
+    pub fn save(&self, images: &[(Image, Option<Reference>)], out: impl Write) -> Result<()> {
+        let SavePlan {
+            blobs,
+            index,
+            docker_manifest,
+            repositories,
+        } = self.save_plan(images)?;
         let mut tar = tar::Builder::new(out);
         let dir = |tar: &mut tar::Builder<_>, path: &str| -> io::Result<()> {
             let mut h = fixed_header(tar::EntryType::Directory, 0o755, 0);
@@ -448,19 +473,59 @@ impl Store {
             let mut h = fixed_header(tar::EntryType::Regular, 0o644, data.len() as u64);
             tar.append_data(&mut h, path, data.as_slice())
         };
-        file(&mut tar, "index.json", canonical_json(&index)).at("save")?;
-        file(&mut tar, "manifest.json", canonical_json(&docker_manifest)).at("save")?;
+        file(&mut tar, "index.json", index).at("save")?;
+        file(&mut tar, "manifest.json", docker_manifest).at("save")?;
         file(
             &mut tar,
             "oci-layout",
             br#"{"imageLayoutVersion":"1.0.0"}"#.to_vec(),
         )
         .at("save")?;
-        if !repositories.is_empty() {
-            file(&mut tar, "repositories", canonical_json(&repositories)).at("save")?;
+        if let Some(repositories) = repositories {
+            file(&mut tar, "repositories", repositories).at("save")?;
         }
         tar.into_inner().at("save")?.flush().at("save")?;
         Ok(())
+    }
+
+    /// `kiln save --format oci-dir`: an OCI image layout directory at
+    /// `dir`, which must not exist yet. Built beside it and renamed into
+    /// place, so a failure never leaves a partial layout.
+    pub fn save_dir(
+        &self,
+        images: &[(Image, Option<Reference>)],
+        dir: &std::path::Path,
+    ) -> Result<()> {
+        if dir.exists() {
+            return Err(StoreError::Invalid(format!(
+                "{} already exists",
+                dir.display()
+            )));
+        }
+        let plan = self.save_plan(images)?;
+        let name = dir
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let tmp = dir.with_file_name(format!(".{name}.kiln-{}", std::process::id()));
+        let result = (|| -> Result<()> {
+            let blob_dir = tmp.join("blobs/sha256");
+            fs::create_dir_all(&blob_dir).at(&blob_dir)?;
+            for (hex, digest) in &plan.blobs {
+                // Copied, not hardlinked: an edit in the layout must never
+                // change a blob in the store.
+                let dest = blob_dir.join(hex);
+                fs::copy(self.blobs.path(digest), &dest).at(&dest)?;
+            }
+            fs::write(tmp.join("index.json"), &plan.index).at(tmp.join("index.json"))?;
+            fs::write(tmp.join("oci-layout"), br#"{"imageLayoutVersion":"1.0.0"}"#)
+                .at(tmp.join("oci-layout"))?;
+            fs::rename(&tmp, dir).at(dir)
+        })();
+        if result.is_err() {
+            let _ = fs::remove_dir_all(&tmp);
+        }
+        result
     }
 
     /// Every blob some image needs.
@@ -482,6 +547,86 @@ impl Store {
             }
         }
         Ok(used)
+    }
+}
+
+struct SavePlan {
+    blobs: BTreeMap<String, Digest>,
+    index: Vec<u8>,
+    docker_manifest: Vec<u8>,
+    repositories: Option<Vec<u8>>,
+}
+
+/// Files of an archive or layout as they arrive: blobs go to the store
+/// (verified when named by digest), the small JSON files stay in memory.
+struct Ingest<'a> {
+    store: &'a Store,
+    source: &'a str,
+    added: &'a mut HashSet<Digest>,
+    files: Files,
+    json_files: JsonFiles,
+}
+
+impl<'a> Ingest<'a> {
+    fn new(store: &'a Store, source: &'a str, added: &'a mut HashSet<Digest>) -> Self {
+        Ingest {
+            store,
+            source,
+            added,
+            files: BTreeMap::new(),
+            json_files: BTreeMap::new(),
+        }
+    }
+
+    fn file(&mut self, path: &str, size: u64, reader: &mut dyn Read) -> Result<()> {
+        let source = self.source;
+        let bad = |reason: String| StoreError::BadArchive {
+            file: source.to_string(),
+            reason,
+        };
+        let path = path.trim_start_matches("./").to_string();
+        if matches!(
+            path.as_str(),
+            "manifest.json" | "index.json" | "oci-layout" | "repositories"
+        ) {
+            if size > MAX_JSON {
+                return Err(bad(format!("{path} is implausibly large")));
+            }
+            let mut buf = Vec::new();
+            reader
+                .read_to_end(&mut buf)
+                .map_err(|e| bad(format!("reading {path}: {e}")))?;
+            self.json_files.insert(path, buf);
+            return Ok(());
+        }
+        // OCI layout blobs are named by digest: verify while storing.
+        let expected: Option<Digest> = path
+            .strip_prefix("blobs/sha256/")
+            .map(|hex| format!("sha256:{hex}").parse())
+            .transpose()
+            .map_err(|e| bad(format!("{path}: {e}")))?;
+        let blobs = self.store.blobs();
+        let entry = match &expected {
+            Some(d) if blobs.contains(d) => {
+                io::copy(reader, &mut io::sink()).map_err(|e| bad(format!("{path}: {e}")))?;
+                (d.clone(), size)
+            }
+            _ => {
+                let what = format!("{source}: {path}");
+                let (d, s, created) =
+                    blobs.put_reader(reader, expected.as_ref().map(|d| (d, Some(size))), &what)?;
+                if created {
+                    self.added.insert(d.clone());
+                }
+                (d, s)
+            }
+        };
+        self.files.insert(path, entry);
+        Ok(())
+    }
+
+    fn finish(self) -> (Files, JsonFiles) {
+        (self.files, self.json_files)
     }
 }
 
