@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# From a fresh Debian machine to a kiln image: installs what is needed,
+# builds and installs kiln, makes a busybox base image from Debian's
+# busybox-static (no registry needed), inspects and saves it, and validates
+# the example Dockerfile. `kiln build` joins this script when it lands.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if ! command -v busybox >/dev/null || [ ! -x /bin/busybox ]; then
+  sudo_=""; [ "$(id -u)" = 0 ] || sudo_=sudo
+  $sudo_ apt-get update -qq && $sudo_ apt-get install -y -qq busybox-static
+fi
+cargo install --quiet --locked --path cli
+export PATH="$HOME/.cargo/bin:$PATH"
+examples/busybox-rootfs.sh | kiln import - busybox --change 'CMD ["sh"]'
+kiln images
+kiln inspect busybox | head -n 20
+kiln save -o /tmp/busybox-kiln.tar busybox && echo "saved /tmp/busybox-kiln.tar (docker archive + OCI layout)"
+kiln debug dump-instructions examples/hello/Dockerfile >/dev/null && echo "examples/hello/Dockerfile is valid"
