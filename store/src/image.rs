@@ -206,8 +206,8 @@ impl Image {
         })
     }
 
-    /// History rows, newest first: (layer digest or "<missing>", created,
-    /// created_by, size, comment).
+    /// History rows, newest first; `size` is the layer blob's for entries
+    /// that made a layer, 0 for config-only steps.
     pub fn history(&self) -> Vec<HistoryRow> {
         let entries = self
             .config
