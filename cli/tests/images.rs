@@ -247,6 +247,28 @@ fn save_is_byte_identical_and_accepted_by_skopeo_and_umoci() {
         fs::read(&b).unwrap(),
         "saving twice must give the same bytes"
     );
+    // `kiln save | kiln load` through pipes (stdout and stdin).
+    let piped = env.kiln().args(["save", "bb:1"]).output().unwrap();
+    assert_eq!(
+        piped.stdout,
+        fs::read(&a).unwrap(),
+        "save to stdout writes the same archive"
+    );
+    let other = env.path("piped-store");
+    let out = Command::cargo_bin("kiln")
+        .unwrap()
+        .arg("--root")
+        .arg(&other)
+        .args(["load"])
+        .write_stdin(piped.stdout)
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "Loaded image: bb:1\n",
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 
     let docker: serde_json::Value = serde_json::from_str(&run(
         "skopeo",
