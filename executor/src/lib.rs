@@ -1,9 +1,772 @@
-//! The executor: overlayfs rootfs over a snapshot chain, namespaces,
-//! capabilities, seccomp, mounts for `RUN --mount`, and the diff that becomes
-//! a layer. The same code is the runtime behind `kiln run`.
+//! The executor: runs a process in an isolated Linux container on an
+//! overlayfs stack of layer snapshots, and leaves what it changed in an
+//! upper directory that the store turns into a layer. RUN steps use it, and
+//! so does `kiln run`.
 //!
 //! Must not depend on the frontend or the solver. It is the only crate that
-//! talks to the kernel, and its `sys` module is the only place in kiln where
-//! `unsafe` is allowed (each block with a `// SAFETY:` line).
+//! talks to the kernel directly, and its [`sys`] module is the only place in
+//! kiln where `unsafe` is allowed (each block with a `// SAFETY:` line).
 //!
-//! Status: lands with the executor issue.
+//! How a container starts: the parent prepares every string, descriptor and
+//! seccomp program, then makes one raw `clone` into new mount, PID, UTS and
+//! IPC namespaces (plus network for `--network none`). The child mounts the
+//! overlay with the new mount API (`lowerdir+`, so 100+ layers fit),
+//! `pivot_root`s into it, mounts /proc, /dev, /sys and the requested mounts,
+//! masks what Docker masks, drops to Docker's capability set under
+//! `no_new_privs` and seccomp, and execs. Every mount lives in the child's
+//! mount namespace, so none can outlive it.
+
+mod child;
+mod seccomp;
+#[allow(unsafe_code)]
+mod sys;
+pub mod user;
+
+use rustix::process::{Pid, Resource, Rlimit};
+use std::ffi::{c_char, CString};
+use std::fs;
+use std::io::{BufRead, BufReader, Read};
+use std::os::fd::OwnedFd;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+/// Docker's default capabilities: CHOWN, DAC_OVERRIDE, FOWNER, FSETID,
+/// KILL, SETGID, SETUID, SETPCAP, NET_BIND_SERVICE, NET_RAW, SYS_CHROOT,
+/// MKNOD, AUDIT_WRITE, SETFCAP.
+pub const DEFAULT_CAPABILITIES: u64 = (1 << 0)
+    | (1 << 1)
+    | (1 << 3)
+    | (1 << 4)
+    | (1 << 5)
+    | (1 << 6)
+    | (1 << 7)
+    | (1 << 8)
+    | (1 << 10)
+    | (1 << 13)
+    | (1 << 18)
+    | (1 << 27)
+    | (1 << 29)
+    | (1 << 31);
+
+/// `PATH` when the image sets none (as docker).
+pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Network {
+    /// Share the host's network namespace.
+    Host,
+    /// A fresh network namespace with only `lo`, up.
+    None,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MountSource {
+    /// A host file or directory.
+    Bind(PathBuf),
+    /// A fresh tmpfs of at most this many bytes (0 = kernel default).
+    Tmpfs { size: u64 },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mount {
+    pub source: MountSource,
+    /// Absolute path in the container.
+    pub target: String,
+    pub readonly: bool,
+}
+
+/// Where the container's standard streams go.
+#[derive(Debug)]
+pub enum Stdio {
+    /// The caller's own stdin/stdout/stderr.
+    Inherit,
+    /// stdout and stderr through pipes (read with [`Running::lines`]);
+    /// stdin is /dev/null.
+    Piped,
+    /// A terminal: the pty's secondary end becomes stdin/out/err and the
+    /// controlling terminal.
+    Tty(OwnedFd),
+}
+
+/// Everything needed to run one container.
+#[derive(Debug)]
+pub struct Spec {
+    /// Snapshot directories, base first (as the store returns them).
+    pub lowers: Vec<PathBuf>,
+    /// A directory the executor owns for this container: `upper/` (the
+    /// diff), `work/`, `rootfs/` and generated `/etc` files go here.
+    pub state_dir: PathBuf,
+    pub argv: Vec<String>,
+    pub env: Vec<String>,
+    /// Working directory in the container; created if missing.
+    pub cwd: String,
+    /// `name|uid[:group|gid]`; empty is root.
+    pub user: String,
+    pub hostname: String,
+    pub network: Network,
+    pub mounts: Vec<Mount>,
+    pub stdio: Stdio,
+    pub rlimits: Vec<(Resource, Option<u64>, Option<u64>)>,
+}
+
+/// How a container's process ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    Code(i32),
+    Signal(i32),
+}
+
+impl Exit {
+    /// The shell convention: the code, or 128 + signal.
+    pub fn code(self) -> i32 {
+        match self {
+            Exit::Code(c) => c,
+            Exit::Signal(s) => 128 + s,
+        }
+    }
+}
+
+impl std::fmt::Display for Exit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Exit::Code(c) => write!(f, "exit code {c}"),
+            Exit::Signal(s) => write!(f, "killed by signal {s}"),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ExecError {
+    #[error("{0}")]
+    User(String),
+    #[error("exec: {0:?}: executable file not found in $PATH")]
+    NotFound(String),
+    #[error("exec: {0:?}: permission denied")]
+    PermissionDenied(String),
+    #[error("container setup failed while {step}: {source}")]
+    Setup {
+        step: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl ExecError {
+    /// The exit status docker uses for this failure (127 not found, 126
+    /// not executable, 125 anything else before the command ran).
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            ExecError::NotFound(_) => 127,
+            ExecError::PermissionDenied(_) => 126,
+            _ => 125,
+        }
+    }
+}
+
+fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> ExecError + '_ {
+    move |source| ExecError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// The step the child was in when it failed (sent over the error pipe).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u32)]
+pub(crate) enum Step {
+    Network = 1,
+    Rootfs,
+    PivotRoot,
+    Mountpoints,
+    Proc,
+    Dev,
+    Sys,
+    Mounts,
+    Mask,
+    Hostname,
+    Workdir,
+    Rlimits,
+    Stdio,
+    Privileges,
+    Seccomp,
+    Exec,
+}
+
+impl Step {
+    fn describe(n: u32) -> &'static str {
+        const NAMES: [&str; 16] = [
+            "bringing up the loopback interface",
+            "mounting the root filesystem",
+            "switching to the root filesystem",
+            "creating mount points",
+            "mounting /proc",
+            "setting up /dev",
+            "mounting /sys",
+            "mounting volumes",
+            "masking kernel paths",
+            "setting the hostname",
+            "entering the working directory",
+            "setting resource limits",
+            "connecting standard streams",
+            "dropping privileges",
+            "installing the seccomp filter",
+            "starting the command",
+        ];
+        NAMES
+            .get((n as usize).wrapping_sub(1))
+            .copied()
+            .unwrap_or("starting the container")
+    }
+}
+
+pub(crate) enum PreparedMountKind {
+    /// `source` is the host path. The child clones it into a detached mount
+    /// tree (`tree`) while the host root is still reachable, and attaches
+    /// that tree after `pivot_root`. (A descriptor opened by the parent
+    /// would not do: its mount belongs to the parent's namespace, and
+    /// `open_tree` refuses mounts outside the caller's.)
+    Bind {
+        source: CString,
+        tree: std::cell::OnceCell<OwnedFd>,
+    },
+    Tmpfs {
+        size: CString,
+    },
+}
+
+pub(crate) struct PreparedMount {
+    kind: PreparedMountKind,
+    target: CString,
+    readonly: bool,
+}
+
+/// Everything the child needs, allocated before `clone`.
+pub(crate) struct Prepared {
+    lowers_top_first: Vec<CString>,
+    upper: CString,
+    work: CString,
+    rootfs: CString,
+    network_none: bool,
+    mkdirs: Vec<CString>,
+    mkfiles: Vec<CString>,
+    mounts: Vec<PreparedMount>,
+    hostname: CString,
+    cwd_mkdirs: Vec<CString>,
+    cwd: CString,
+    rlimits: Vec<(Resource, Rlimit)>,
+    stdin: Option<OwnedFd>,
+    stdout: Option<OwnedFd>,
+    stderr: Option<OwnedFd>,
+    tty: Option<OwnedFd>,
+    capabilities: u64,
+    uid: rustix::process::Uid,
+    gid: rustix::process::Gid,
+    groups: Vec<rustix::process::Gid>,
+    seccomp: Option<&'static [seccompiler::BpfProgram; 2]>,
+    exec_candidates: Vec<CString>,
+    _argv: Vec<CString>,
+    argv_ptrs: Vec<*const c_char>,
+    _envp: Vec<CString>,
+    envp_ptrs: Vec<*const c_char>,
+    error_pipe: OwnedFd,
+}
+
+fn cstring(s: impl AsRef<[u8]>, what: &str) -> Result<CString, ExecError> {
+    CString::new(s.as_ref()).map_err(|_| ExecError::Invalid(format!("{what} contains a NUL byte")))
+}
+
+/// `/a/b/c` → [`/a`, `/a/b`] (the directories above it).
+fn parents(path: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut acc = String::new();
+    let parts: Vec<&str> = path
+        .split('/')
+        .filter(|p| !p.is_empty() && *p != ".")
+        .collect();
+    for part in parts.iter().take(parts.len().saturating_sub(1)) {
+        acc.push('/');
+        acc.push_str(part);
+        out.push(acc.clone());
+    }
+    out
+}
+
+fn clean_abs(path: &str) -> Result<String, ExecError> {
+    if !path.starts_with('/') {
+        return Err(ExecError::Invalid(format!(
+            "container path {path:?} must be absolute"
+        )));
+    }
+    let mut parts: Vec<&str> = Vec::new();
+    for p in path.split('/') {
+        match p {
+            "" | "." => {}
+            ".." => {
+                parts.pop();
+            }
+            p => parts.push(p),
+        }
+    }
+    Ok(format!("/{}", parts.join("/")))
+}
+
+/// Files and directories the executor creates to mount over; removed from
+/// the diff afterwards when the image did not have them.
+const SYSTEM_DIRS: [&str; 3] = ["/proc", "/dev", "/sys"];
+const SYSTEM_FILES: [&str; 3] = ["/etc/hosts", "/etc/resolv.conf", "/etc/hostname"];
+
+/// A started container.
+pub struct Running {
+    pid: Pid,
+    stdout: Option<OwnedFd>,
+    stderr: Option<OwnedFd>,
+    cleanup: Cleanup,
+}
+
+/// What to tidy in the state dir once the container is gone.
+struct Cleanup {
+    upper: PathBuf,
+    lowers: Vec<PathBuf>,
+    mountpoints: Vec<String>,
+    rootfs: PathBuf,
+}
+
+/// Which stream a line came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stream {
+    Stdout,
+    Stderr,
+}
+
+/// Starts a container. Returns once the command has been exec'd (or with
+/// the reason it could not be).
+pub fn spawn(spec: Spec) -> Result<Running, ExecError> {
+    let state = &spec.state_dir;
+    let (upper, work, rootfs, etc) = (
+        state.join("upper"),
+        state.join("work"),
+        state.join("rootfs"),
+        state.join("etc"),
+    );
+    for d in [&upper, &work, &rootfs, &etc] {
+        fs::create_dir_all(d).map_err(io_err(d))?;
+    }
+    let mut lowers: Vec<PathBuf> = spec.lowers.iter().rev().cloned().collect();
+    if lowers.is_empty() {
+        // FROM scratch: overlay needs a lower layer; an empty one will do.
+        let empty = state.join("empty");
+        fs::create_dir_all(&empty).map_err(io_err(&empty))?;
+        lowers.push(empty);
+    }
+    let user = user::resolve(&spec.user, &lowers)?;
+
+    // Generated /etc files, bind-mounted read-write like docker's.
+    let hosts = format!(
+        "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t{}\n",
+        spec.hostname
+    );
+    let resolv = match spec.network {
+        Network::Host => fs::read_to_string("/etc/resolv.conf").unwrap_or_default(),
+        Network::None => String::new(),
+    };
+    let mut mounts = Vec::new();
+    let mut mkdirs: Vec<String> = SYSTEM_DIRS.iter().map(|s| s.to_string()).collect();
+    let mut mkfiles: Vec<String> = Vec::new();
+    let mut mountpoints: Vec<String> = SYSTEM_DIRS
+        .iter()
+        .chain(SYSTEM_FILES.iter())
+        .map(|s| s.to_string())
+        .collect();
+    let mut binds: Vec<(PathBuf, String, bool)> = Vec::new();
+    for (name, content) in [
+        ("hosts", hosts.as_str()),
+        ("resolv.conf", resolv.as_str()),
+        ("hostname", &format!("{}\n", spec.hostname)),
+    ] {
+        let path = etc.join(name);
+        fs::write(&path, content).map_err(io_err(&path))?;
+        binds.push((path, format!("/etc/{name}"), false));
+    }
+    for m in &spec.mounts {
+        let target = clean_abs(&m.target)?;
+        match &m.source {
+            MountSource::Bind(src) => binds.push((src.clone(), target, m.readonly)),
+            MountSource::Tmpfs { size } => {
+                mkdirs.extend(parents(&target));
+                mkdirs.push(target.clone());
+                mountpoints.push(target.clone());
+                mounts.push(PreparedMount {
+                    kind: PreparedMountKind::Tmpfs {
+                        size: cstring(
+                            if *size == 0 {
+                                "50%".to_string()
+                            } else {
+                                size.to_string()
+                            },
+                            "size",
+                        )?,
+                    },
+                    target: cstring(&target, "mount target")?,
+                    readonly: m.readonly,
+                });
+            }
+        }
+    }
+    for (src, target, readonly) in binds {
+        let meta = fs::metadata(&src).map_err(|e| {
+            ExecError::Invalid(format!("bind source {} does not exist: {e}", src.display()))
+        })?;
+        let target = clean_abs(&target)?;
+        mkdirs.extend(parents(&target));
+        if meta.is_dir() {
+            mkdirs.push(target.clone());
+        } else {
+            mkfiles.push(target.clone());
+        }
+        mountpoints.push(target.clone());
+        mounts.push(PreparedMount {
+            kind: PreparedMountKind::Bind {
+                source: cstring(src.as_os_str().as_bytes(), "bind source")?,
+                tree: std::cell::OnceCell::new(),
+            },
+            target: cstring(&target, "mount target")?,
+            readonly,
+        });
+    }
+    mkdirs.sort();
+    mkdirs.dedup();
+    mkdirs.retain(|d| !mkfiles.contains(d));
+
+    // Environment: docker's defaults for PATH, HOSTNAME and HOME.
+    let mut env = spec.env.clone();
+    let has = |env: &[String], k: &str| env.iter().any(|e| e.split('=').next() == Some(k));
+    if !has(&env, "PATH") {
+        env.push(format!("PATH={DEFAULT_PATH}"));
+    }
+    if !has(&env, "HOSTNAME") {
+        env.push(format!("HOSTNAME={}", spec.hostname));
+    }
+    if !has(&env, "HOME") {
+        env.push(format!(
+            "HOME={}",
+            user.home.clone().unwrap_or_else(|| "/root".into())
+        ));
+    }
+    let path_var = env
+        .iter()
+        .rev()
+        .find_map(|e| e.strip_prefix("PATH="))
+        .unwrap_or(DEFAULT_PATH)
+        .to_string();
+    let argv0 = spec
+        .argv
+        .first()
+        .ok_or_else(|| ExecError::Invalid("no command given".into()))?
+        .clone();
+    let exec_candidates: Vec<String> = if argv0.contains('/') {
+        vec![argv0.clone()]
+    } else {
+        path_var
+            .split(':')
+            .filter(|d| !d.is_empty())
+            .map(|d| format!("{}/{argv0}", d.trim_end_matches('/')))
+            .collect()
+    };
+
+    let argv: Vec<CString> = spec
+        .argv
+        .iter()
+        .map(|a| cstring(a, "argument"))
+        .collect::<Result<_, _>>()?;
+    let envp: Vec<CString> = env
+        .iter()
+        .map(|a| cstring(a, "environment variable"))
+        .collect::<Result<_, _>>()?;
+    let ptrs = |v: &[CString]| -> Vec<*const c_char> {
+        v.iter()
+            .map(|c| c.as_ptr())
+            .chain(std::iter::once(std::ptr::null()))
+            .collect()
+    };
+    let cwd = clean_abs(if spec.cwd.is_empty() { "/" } else { &spec.cwd })?;
+    let mut cwd_mkdirs = parents(&cwd);
+    cwd_mkdirs.push(cwd.clone());
+
+    let (err_read, err_write) =
+        rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).map_err(|e| {
+            ExecError::Setup {
+                step: "creating pipes",
+                source: e.into(),
+            }
+        })?;
+    let pipe = || {
+        rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).map_err(|e| ExecError::Setup {
+            step: "creating pipes",
+            source: e.into(),
+        })
+    };
+    let (mut stdin, mut stdout_child, mut stderr_child, mut tty) = (None, None, None, None);
+    let (mut stdout_parent, mut stderr_parent) = (None, None);
+    match spec.stdio {
+        Stdio::Inherit => {}
+        Stdio::Piped => {
+            let (r, w) = pipe()?;
+            stdout_parent = Some(r);
+            stdout_child = Some(w);
+            let (r, w) = pipe()?;
+            stderr_parent = Some(r);
+            stderr_child = Some(w);
+            stdin = Some(
+                rustix::fs::open(
+                    "/dev/null",
+                    rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::CLOEXEC,
+                    rustix::fs::Mode::empty(),
+                )
+                .map_err(|e| ExecError::Io {
+                    path: "/dev/null".into(),
+                    source: e.into(),
+                })?,
+            );
+        }
+        Stdio::Tty(fd) => tty = Some(fd),
+    }
+
+    let rlimits = spec
+        .rlimits
+        .iter()
+        .map(|(r, soft, hard)| {
+            // Never above the current hard limit: raising it needs
+            // CAP_SYS_RESOURCE, which kiln does not assume.
+            let cur = rustix::process::getrlimit(*r);
+            let cap = |v: Option<u64>| match (v, cur.maximum) {
+                (Some(v), Some(max)) => Some(v.min(max)),
+                (v, _) => v,
+            };
+            (
+                *r,
+                Rlimit {
+                    current: cap(*soft),
+                    maximum: cap(*hard),
+                },
+            )
+        })
+        .collect();
+
+    let prepared = Prepared {
+        lowers_top_first: lowers
+            .iter()
+            .map(|l| cstring(l.as_os_str().as_bytes(), "layer path"))
+            .collect::<Result<_, _>>()?,
+        upper: cstring(upper.as_os_str().as_bytes(), "upper path")?,
+        work: cstring(work.as_os_str().as_bytes(), "work path")?,
+        rootfs: cstring(rootfs.as_os_str().as_bytes(), "rootfs path")?,
+        network_none: spec.network == Network::None,
+        mkdirs: mkdirs
+            .iter()
+            .map(|d| cstring(d, "path"))
+            .collect::<Result<_, _>>()?,
+        mkfiles: mkfiles
+            .iter()
+            .map(|d| cstring(d, "path"))
+            .collect::<Result<_, _>>()?,
+        mounts,
+        hostname: cstring(&spec.hostname, "hostname")?,
+        cwd_mkdirs: cwd_mkdirs
+            .iter()
+            .map(|d| cstring(d, "working directory"))
+            .collect::<Result<_, _>>()?,
+        cwd: cstring(&cwd, "working directory")?,
+        rlimits,
+        stdin,
+        stdout: stdout_child,
+        stderr: stderr_child,
+        tty,
+        capabilities: DEFAULT_CAPABILITIES,
+        uid: rustix::process::Uid::from_raw(user.uid),
+        gid: rustix::process::Gid::from_raw(user.gid),
+        groups: user
+            .groups
+            .iter()
+            .map(|g| rustix::process::Gid::from_raw(*g))
+            .collect(),
+        seccomp: seccomp::programs(),
+        exec_candidates: exec_candidates
+            .iter()
+            .map(|c| cstring(c, "command"))
+            .collect::<Result<_, _>>()?,
+        argv_ptrs: ptrs(&argv),
+        _argv: argv,
+        envp_ptrs: ptrs(&envp),
+        _envp: envp,
+        error_pipe: err_write,
+    };
+
+    let mut flags =
+        libc::CLONE_NEWNS | libc::CLONE_NEWPID | libc::CLONE_NEWUTS | libc::CLONE_NEWIPC;
+    if spec.network == Network::None {
+        flags |= libc::CLONE_NEWNET;
+    }
+    let pid = sys::clone_fork(flags).map_err(|e| ExecError::Setup {
+        step: "creating namespaces",
+        source: e,
+    })?;
+    if pid == 0 {
+        child::run(&prepared);
+    }
+    // Parent: drop our copies of the child's ends, then learn whether the
+    // exec happened (the error pipe closes on exec) or why not.
+    drop(prepared);
+    let pid =
+        Pid::from_raw(pid).ok_or_else(|| ExecError::Invalid("clone returned no pid".into()))?;
+    let mut report = Vec::new();
+    let _ = std::fs::File::from(err_read).read_to_end(&mut report);
+    let cleanup = Cleanup {
+        upper: upper.clone(),
+        lowers: lowers.clone(),
+        mountpoints,
+        rootfs,
+    };
+    if report.len() >= 8 {
+        let _ = rustix::process::waitpid(Some(pid), rustix::process::WaitOptions::empty());
+        cleanup.run();
+        let step = u32::from_le_bytes(report[..4].try_into().unwrap_or_default());
+        let errno = i32::from_le_bytes(report[4..8].try_into().unwrap_or_default());
+        return Err(match (step, errno) {
+            (s, libc::ENOENT) if s == Step::Exec as u32 => ExecError::NotFound(argv0),
+            (s, libc::EACCES) if s == Step::Exec as u32 => ExecError::PermissionDenied(argv0),
+            (s, libc::ENOENT) if s == Step::Workdir as u32 => ExecError::Invalid(format!(
+                "cannot enter working directory {cwd}: no such file or directory"
+            )),
+            (s, errno) => ExecError::Setup {
+                step: Step::describe(s),
+                source: std::io::Error::from_raw_os_error(errno),
+            },
+        });
+    }
+    Ok(Running {
+        pid,
+        stdout: stdout_parent,
+        stderr: stderr_parent,
+        cleanup,
+    })
+}
+
+impl Cleanup {
+    /// Removes mountpoints the executor created (empty, and absent from
+    /// every lower layer) from the diff, deepest first, and the rootfs dir.
+    fn run(&self) {
+        let mut points: Vec<String> = self
+            .mountpoints
+            .iter()
+            .flat_map(|m| parents(m).into_iter().chain([m.clone()]))
+            .collect();
+        points.sort_by_key(|p| std::cmp::Reverse(p.len()));
+        points.dedup();
+        for p in points {
+            let rel = p.trim_start_matches('/');
+            if user::exists_in_lowers(&self.lowers, Path::new(rel)) {
+                continue;
+            }
+            let path = self.upper.join(rel);
+            match fs::symlink_metadata(&path) {
+                Ok(m) if m.is_dir() => {
+                    let _ = fs::remove_dir(&path); // only if empty
+                }
+                Ok(m) if m.is_file() && m.len() == 0 => {
+                    let _ = fs::remove_file(&path);
+                }
+                _ => {}
+            }
+        }
+        let _ = fs::remove_dir(&self.rootfs);
+    }
+}
+
+impl Running {
+    pub fn pid(&self) -> u32 {
+        self.pid.as_raw_nonzero().get() as u32
+    }
+
+    /// Kills the whole container: SIGKILL to its PID 1 takes every process
+    /// in the PID namespace with it (PID 1 ignores SIGTERM without a handler).
+    pub fn kill(&self) {
+        let _ = rustix::process::kill_process(self.pid, rustix::process::Signal::KILL);
+    }
+
+    /// Sends a signal to the container's PID 1.
+    pub fn signal(&self, sig: rustix::process::Signal) {
+        let _ = rustix::process::kill_process(self.pid, sig);
+    }
+
+    /// Streams stdout and stderr line by line (Piped stdio), then waits.
+    pub fn wait_with_lines(
+        mut self,
+        mut on_line: impl FnMut(Stream, &[u8]),
+    ) -> Result<Exit, ExecError> {
+        let (tx, rx) = std::sync::mpsc::channel::<(Stream, Vec<u8>)>();
+        let mut readers = Vec::new();
+        for (stream, fd) in [
+            (Stream::Stdout, self.stdout.take()),
+            (Stream::Stderr, self.stderr.take()),
+        ] {
+            if let Some(fd) = fd {
+                let tx = tx.clone();
+                readers.push(std::thread::spawn(move || {
+                    let mut r = BufReader::new(std::fs::File::from(fd));
+                    let mut line = Vec::new();
+                    while let Ok(n) = r.read_until(b'\n', &mut line) {
+                        if n == 0 {
+                            break;
+                        }
+                        let _ = tx.send((stream, std::mem::take(&mut line)));
+                    }
+                }));
+            }
+        }
+        drop(tx);
+        for (stream, line) in rx {
+            on_line(stream, &line);
+        }
+        for r in readers {
+            let _ = r.join();
+        }
+        self.wait()
+    }
+
+    /// Waits for the container's PID 1 and tidies up.
+    pub fn wait(self) -> Result<Exit, ExecError> {
+        let status = loop {
+            match rustix::process::waitpid(Some(self.pid), rustix::process::WaitOptions::empty()) {
+                Ok(Some((_, status))) => break status,
+                Ok(None) => continue,
+                Err(rustix::io::Errno::INTR) => continue,
+                Err(e) => {
+                    return Err(ExecError::Setup {
+                        step: "waiting for the container",
+                        source: e.into(),
+                    })
+                }
+            }
+        };
+        self.cleanup.run();
+        Ok(if let Some(sig) = status.terminating_signal() {
+            Exit::Signal(sig)
+        } else {
+            Exit::Code(status.exit_status().unwrap_or(0))
+        })
+    }
+}
+
+/// Runs a container to completion with piped output.
+pub fn run(mut spec: Spec, on_line: impl FnMut(Stream, &[u8])) -> Result<Exit, ExecError> {
+    spec.stdio = Stdio::Piped;
+    spawn(spec)?.wait_with_lines(on_line)
+}

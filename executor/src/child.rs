@@ -1,0 +1,404 @@
+//! What the cloned child does before `execve`. It runs in a copy of a
+//! possibly multi-threaded process, so everything here is a raw syscall on
+//! data prepared beforehand: no allocation, no locks, no formatting. Any
+//! failure is reported as (step, errno) on the error pipe, then `_exit`.
+
+use crate::sys;
+use crate::{Prepared, Step};
+use rustix::fs::{Mode, CWD};
+use rustix::mount::{
+    fsconfig_create, fsconfig_set_flag, fsconfig_set_string, fsmount, fsopen, move_mount,
+    FsMountFlags, FsOpenFlags, MountAttrFlags, MoveMountFlags, OpenTreeFlags,
+};
+use std::ffi::CStr;
+use std::os::fd::AsFd;
+
+type R<T = ()> = Result<T, i32>;
+
+fn e(err: rustix::io::Errno) -> i32 {
+    err.raw_os_error()
+}
+
+/// Ignores "does not exist" (optional targets such as masked /proc files).
+fn optional(r: R) -> R {
+    match r {
+        Err(errno) if errno == libc::ENOENT => Ok(()),
+        other => other,
+    }
+}
+
+/// Mounts a fresh filesystem of `fstype` at `target` with the new mount API.
+fn mount_new(
+    fstype: &CStr,
+    options: &[(&CStr, &CStr)],
+    flags: &[&CStr],
+    attrs: MountAttrFlags,
+    target: &CStr,
+) -> R {
+    let fs = fsopen(fstype, FsOpenFlags::FSOPEN_CLOEXEC).map_err(e)?;
+    for (k, v) in options {
+        fsconfig_set_string(fs.as_fd(), *k, *v).map_err(e)?;
+    }
+    for f in flags {
+        fsconfig_set_flag(fs.as_fd(), *f).map_err(e)?;
+    }
+    fsconfig_create(fs.as_fd()).map_err(e)?;
+    let mnt = fsmount(fs.as_fd(), FsMountFlags::FSMOUNT_CLOEXEC, attrs).map_err(e)?;
+    move_mount(
+        mnt.as_fd(),
+        c"",
+        CWD,
+        target,
+        MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH,
+    )
+    .map_err(e)
+}
+
+fn mkdir(path: &CStr, mode: u32) -> R {
+    match rustix::fs::mkdir(path, Mode::from_raw_mode(mode)) {
+        Ok(()) | Err(rustix::io::Errno::EXIST) => Ok(()),
+        Err(err) => Err(e(err)),
+    }
+}
+
+/// Creates a regular file to mount over, unless something is there.
+fn touch(path: &CStr) -> R {
+    use rustix::fs::OFlags;
+    match rustix::fs::open(
+        path,
+        OFlags::CREATE | OFlags::WRONLY | OFlags::CLOEXEC,
+        Mode::from_raw_mode(0o644),
+    ) {
+        Ok(_fd) => Ok(()),
+        Err(rustix::io::Errno::ISDIR) => Ok(()),
+        Err(err) => Err(e(err)),
+    }
+}
+
+/// The child's whole life: set up, then exec. Never returns.
+pub(crate) fn run(p: &Prepared) -> ! {
+    let mut step = Step::Network;
+    let result = setup(p, &mut step);
+    let errno = match result {
+        Ok(()) => exec(p),
+        Err(errno) => errno,
+    };
+    let step = if result.is_ok() { Step::Exec } else { step };
+    let mut report = [0u8; 8];
+    report[..4].copy_from_slice(&(step as u32).to_le_bytes());
+    report[4..].copy_from_slice(&errno.to_le_bytes());
+    let _ = rustix::io::write(&p.error_pipe, &report);
+    sys::exit_now(1)
+}
+
+fn setup(p: &Prepared, step: &mut Step) -> R {
+    rustix::process::umask(Mode::empty());
+    if p.network_none {
+        *step = Step::Network;
+        sys::loopback_up()?;
+    }
+
+    *step = Step::Rootfs;
+    rustix::mount::mount_change(
+        c"/",
+        rustix::mount::MountPropagationFlags::REC | rustix::mount::MountPropagationFlags::PRIVATE,
+    )
+    .map_err(e)?;
+    let fs = fsopen(c"overlay", FsOpenFlags::FSOPEN_CLOEXEC).map_err(e)?;
+    for lower in &p.lowers_top_first {
+        fsconfig_set_string(fs.as_fd(), c"lowerdir+", lower.as_c_str()).map_err(e)?;
+    }
+    fsconfig_set_string(fs.as_fd(), c"upperdir", p.upper.as_c_str()).map_err(e)?;
+    fsconfig_set_string(fs.as_fd(), c"workdir", p.work.as_c_str()).map_err(e)?;
+    // A faithful upper dir: no redirects, no metadata-only copy-ups.
+    fsconfig_set_string(fs.as_fd(), c"redirect_dir", c"off").map_err(e)?;
+    fsconfig_set_string(fs.as_fd(), c"metacopy", c"off").map_err(e)?;
+    fsconfig_create(fs.as_fd()).map_err(e)?;
+    let mnt = fsmount(
+        fs.as_fd(),
+        FsMountFlags::FSMOUNT_CLOEXEC,
+        MountAttrFlags::empty(),
+    )
+    .map_err(e)?;
+    move_mount(
+        mnt.as_fd(),
+        c"",
+        CWD,
+        p.rootfs.as_c_str(),
+        MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH,
+    )
+    .map_err(e)?;
+
+    // Host paths end here: clone each bind source into a detached mount
+    // tree now, to attach inside the container afterwards.
+    *step = Step::Mounts;
+    for m in &p.mounts {
+        if let crate::PreparedMountKind::Bind { source, tree } = &m.kind {
+            let flags = OpenTreeFlags::OPEN_TREE_CLONE
+                | OpenTreeFlags::OPEN_TREE_CLOEXEC
+                | OpenTreeFlags::AT_RECURSIVE;
+            let fd = rustix::mount::open_tree(CWD, source.as_c_str(), flags).map_err(e)?;
+            let _ = tree.set(fd);
+        }
+    }
+
+    *step = Step::PivotRoot;
+    rustix::process::chdir(p.rootfs.as_c_str()).map_err(e)?;
+    rustix::process::pivot_root(c".", c".").map_err(e)?;
+    rustix::mount::unmount(c".", rustix::mount::UnmountFlags::DETACH).map_err(e)?;
+    rustix::process::chdir(c"/").map_err(e)?;
+
+    // From here on every path is inside the container: symlinks in the image
+    // resolve within it.
+    *step = Step::Mountpoints;
+    for dir in &p.mkdirs {
+        mkdir(dir, 0o755)?;
+    }
+    for file in &p.mkfiles {
+        touch(file)?;
+    }
+
+    *step = Step::Proc;
+    mount_new(
+        c"proc",
+        &[],
+        &[],
+        MountAttrFlags::MOUNT_ATTR_NOSUID
+            | MountAttrFlags::MOUNT_ATTR_NODEV
+            | MountAttrFlags::MOUNT_ATTR_NOEXEC,
+        c"/proc",
+    )?;
+
+    *step = Step::Dev;
+    mount_new(
+        c"tmpfs",
+        &[(c"mode", c"755"), (c"size", c"65536k")],
+        &[],
+        MountAttrFlags::MOUNT_ATTR_NOSUID | MountAttrFlags::MOUNT_ATTR_STRICTATIME,
+        c"/dev",
+    )?;
+    for (name, major, minor) in [
+        (c"/dev/null", 1, 3),
+        (c"/dev/zero", 1, 5),
+        (c"/dev/full", 1, 7),
+        (c"/dev/random", 1, 8),
+        (c"/dev/urandom", 1, 9),
+        (c"/dev/tty", 5, 0),
+    ] {
+        rustix::fs::mknodat(
+            CWD,
+            name,
+            rustix::fs::FileType::CharacterDevice,
+            Mode::from_raw_mode(0o666),
+            rustix::fs::makedev(major, minor),
+        )
+        .map_err(e)?;
+    }
+    mkdir(c"/dev/pts", 0o755)?;
+    mount_new(
+        c"devpts",
+        &[(c"ptmxmode", c"0666"), (c"mode", c"0620"), (c"gid", c"5")],
+        &[c"newinstance"],
+        MountAttrFlags::MOUNT_ATTR_NOSUID | MountAttrFlags::MOUNT_ATTR_NOEXEC,
+        c"/dev/pts",
+    )?;
+    mkdir(c"/dev/shm", 0o1777)?;
+    mount_new(
+        c"tmpfs",
+        &[(c"mode", c"1777"), (c"size", c"65536k")],
+        &[],
+        MountAttrFlags::MOUNT_ATTR_NOSUID
+            | MountAttrFlags::MOUNT_ATTR_NODEV
+            | MountAttrFlags::MOUNT_ATTR_NOEXEC,
+        c"/dev/shm",
+    )?;
+    for (target, link) in [
+        (c"pts/ptmx", c"/dev/ptmx"),
+        (c"/proc/self/fd", c"/dev/fd"),
+        (c"/proc/self/fd/0", c"/dev/stdin"),
+        (c"/proc/self/fd/1", c"/dev/stdout"),
+        (c"/proc/self/fd/2", c"/dev/stderr"),
+    ] {
+        rustix::fs::symlink(target, link).map_err(e)?;
+    }
+
+    *step = Step::Sys;
+    mount_new(
+        c"sysfs",
+        &[],
+        &[],
+        MountAttrFlags::MOUNT_ATTR_RDONLY
+            | MountAttrFlags::MOUNT_ATTR_NOSUID
+            | MountAttrFlags::MOUNT_ATTR_NODEV
+            | MountAttrFlags::MOUNT_ATTR_NOEXEC,
+        c"/sys",
+    )?;
+
+    *step = Step::Mounts;
+    for m in &p.mounts {
+        match &m.kind {
+            crate::PreparedMountKind::Bind { tree, .. } => {
+                let tree = tree.get().ok_or(libc::EBADF)?;
+                move_mount(
+                    tree.as_fd(),
+                    c"",
+                    CWD,
+                    m.target.as_c_str(),
+                    MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH,
+                )
+                .map_err(e)?;
+                if m.readonly {
+                    rustix::mount::mount_remount(
+                        m.target.as_c_str(),
+                        rustix::mount::MountFlags::BIND | rustix::mount::MountFlags::RDONLY,
+                        c"",
+                    )
+                    .map_err(e)?;
+                }
+            }
+            crate::PreparedMountKind::Tmpfs { size } => {
+                let attrs = if m.readonly {
+                    MountAttrFlags::MOUNT_ATTR_RDONLY
+                } else {
+                    MountAttrFlags::empty()
+                };
+                mount_new(
+                    c"tmpfs",
+                    &[(c"size", size.as_c_str()), (c"mode", c"1777")],
+                    &[],
+                    attrs | MountAttrFlags::MOUNT_ATTR_NOSUID | MountAttrFlags::MOUNT_ATTR_NODEV,
+                    m.target.as_c_str(),
+                )?;
+            }
+        }
+    }
+
+    *step = Step::Mask;
+    for path in MASKED_FILES {
+        optional(rustix::mount::mount_bind(c"/dev/null", *path).map_err(e))?;
+    }
+    for path in MASKED_DIRS {
+        optional(mount_new(
+            c"tmpfs",
+            &[(c"size", c"0")],
+            &[],
+            MountAttrFlags::MOUNT_ATTR_RDONLY,
+            path,
+        ))?;
+    }
+    for path in READONLY_PATHS {
+        optional(rustix::mount::mount_bind_recursive(*path, *path).map_err(e))?;
+        optional(
+            rustix::mount::mount_remount(
+                *path,
+                rustix::mount::MountFlags::BIND | rustix::mount::MountFlags::RDONLY,
+                c"",
+            )
+            .map_err(e),
+        )?;
+    }
+
+    *step = Step::Hostname;
+    rustix::system::sethostname(p.hostname.as_bytes()).map_err(e)?;
+
+    *step = Step::Workdir;
+    for dir in &p.cwd_mkdirs {
+        mkdir(dir, 0o755)?;
+    }
+    rustix::process::chdir(p.cwd.as_c_str()).map_err(e)?;
+
+    *step = Step::Rlimits;
+    for (resource, limit) in &p.rlimits {
+        rustix::process::setrlimit(*resource, *limit).map_err(e)?;
+    }
+
+    *step = Step::Stdio;
+    if let Some(tty) = &p.tty {
+        rustix::process::setsid().map_err(e)?;
+        rustix::process::ioctl_tiocsctty(tty).map_err(e)?;
+        for fd in 0..3 {
+            sys::dup2(std::os::fd::AsRawFd::as_raw_fd(tty), fd)?;
+        }
+    } else {
+        for (fd, src) in [(1, &p.stdout), (2, &p.stderr), (0, &p.stdin)] {
+            if let Some(src) = src {
+                sys::dup2(std::os::fd::AsRawFd::as_raw_fd(src), fd)?;
+            }
+        }
+    }
+    rustix::process::umask(Mode::from_raw_mode(0o022));
+
+    *step = Step::Privileges;
+    for cap in 0..64u32 {
+        if p.capabilities & (1u64 << cap) == 0 {
+            match sys::capbset_drop(cap) {
+                Ok(()) => {}
+                Err(errno) if errno == libc::EINVAL => break, // past the last capability
+                Err(errno) => return Err(errno),
+            }
+        }
+    }
+    rustix::thread::set_thread_groups(&p.groups).map_err(e)?;
+    rustix::thread::set_thread_res_gid(p.gid, p.gid, p.gid).map_err(e)?;
+    rustix::thread::set_thread_res_uid(p.uid, p.uid, p.uid).map_err(e)?;
+    if p.uid.is_root() {
+        let set = rustix::thread::CapabilitySet::from_bits_retain(p.capabilities);
+        rustix::thread::set_capabilities(
+            None,
+            rustix::thread::CapabilitySets {
+                effective: set,
+                permitted: set,
+                inheritable: rustix::thread::CapabilitySet::empty(),
+            },
+        )
+        .map_err(e)?;
+    }
+    rustix::thread::set_no_new_privs(true).map_err(e)?;
+
+    *step = Step::Seccomp;
+    if let Some(programs) = p.seccomp {
+        for program in programs {
+            seccompiler::apply_filter(program).map_err(|_| libc::EPERM)?;
+        }
+    }
+    Ok(())
+}
+
+/// Tries each candidate path (a `$PATH` search done with prepared
+/// strings); returns the most telling errno when none can be executed.
+fn exec(p: &Prepared) -> i32 {
+    let mut best = libc::ENOENT;
+    for candidate in &p.exec_candidates {
+        let errno = sys::execve(candidate, &p.argv_ptrs, &p.envp_ptrs);
+        // Keep "permission denied" over "not found", as execvp does.
+        if errno != libc::ENOENT && errno != libc::ENOTDIR {
+            best = errno;
+        }
+    }
+    best
+}
+
+/// Docker's masked paths: unreadable kernel internals.
+const MASKED_FILES: &[&CStr] = &[
+    c"/proc/kcore",
+    c"/proc/keys",
+    c"/proc/latency_stats",
+    c"/proc/timer_list",
+    c"/proc/timer_stats",
+    c"/proc/sched_debug",
+    c"/proc/interrupts",
+];
+const MASKED_DIRS: &[&CStr] = &[
+    c"/proc/acpi",
+    c"/proc/scsi",
+    c"/sys/firmware",
+    c"/sys/devices/virtual/powercap",
+];
+const READONLY_PATHS: &[&CStr] = &[
+    c"/proc/asound",
+    c"/proc/bus",
+    c"/proc/fs",
+    c"/proc/irq",
+    c"/proc/sys",
+    c"/proc/sysrq-trigger",
+];

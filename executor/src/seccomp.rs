@@ -1,0 +1,133 @@
+//! Docker's default seccomp profile, expressed as what it denies to a
+//! container with Docker's default capability set: the syscalls it only
+//! allows with CAP_SYS_ADMIN and friends (which we never grant), the ones
+//! it never allows, and `clone` with namespace flags. `clone3` answers
+//! ENOSYS so libc falls back to `clone`, whose flags can be checked.
+//! Compiled once per process with seccompiler.
+
+use seccompiler::{
+    BpfProgram, SeccompAction, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition, SeccompFilter,
+    SeccompRule, TargetArch,
+};
+use std::collections::BTreeMap;
+use std::sync::OnceLock;
+
+/// Syscalls a default-capability docker container cannot make.
+const DENIED: &[i64] = &[
+    libc::SYS_acct,
+    libc::SYS_add_key,
+    libc::SYS_bpf,
+    libc::SYS_clock_adjtime,
+    libc::SYS_clock_settime,
+    libc::SYS_delete_module,
+    libc::SYS_finit_module,
+    libc::SYS_get_mempolicy,
+    libc::SYS_init_module,
+    libc::SYS_ioperm,
+    libc::SYS_iopl,
+    libc::SYS_kcmp,
+    libc::SYS_kexec_file_load,
+    libc::SYS_kexec_load,
+    libc::SYS_keyctl,
+    libc::SYS_lookup_dcookie,
+    libc::SYS_mbind,
+    libc::SYS_mount,
+    libc::SYS_move_pages,
+    libc::SYS_name_to_handle_at,
+    libc::SYS_nfsservctl,
+    libc::SYS_open_by_handle_at,
+    libc::SYS_perf_event_open,
+    libc::SYS_pivot_root,
+    libc::SYS_process_vm_readv,
+    libc::SYS_process_vm_writev,
+    libc::SYS_ptrace,
+    libc::SYS_quotactl,
+    libc::SYS_reboot,
+    libc::SYS_request_key,
+    libc::SYS_set_mempolicy,
+    libc::SYS_setns,
+    libc::SYS_settimeofday,
+    libc::SYS_swapon,
+    libc::SYS_swapoff,
+    libc::SYS_sysfs,
+    libc::SYS__sysctl,
+    libc::SYS_umount2,
+    libc::SYS_unshare,
+    libc::SYS_uselib,
+    libc::SYS_userfaultfd,
+    libc::SYS_ustat,
+    libc::SYS_vhangup,
+    libc::SYS_fsopen,
+    libc::SYS_fsconfig,
+    libc::SYS_fsmount,
+    libc::SYS_fspick,
+    libc::SYS_move_mount,
+    libc::SYS_open_tree,
+    libc::SYS_mount_setattr,
+    libc::SYS_syslog,
+];
+
+const NAMESPACE_FLAGS: u64 = (libc::CLONE_NEWNS
+    | libc::CLONE_NEWUTS
+    | libc::CLONE_NEWIPC
+    | libc::CLONE_NEWUSER
+    | libc::CLONE_NEWPID
+    | libc::CLONE_NEWNET
+    | libc::CLONE_NEWCGROUP) as u64;
+
+fn compile(rules: BTreeMap<i64, Vec<SeccompRule>>, errno: i32) -> Result<BpfProgram, String> {
+    let filter = SeccompFilter::new(
+        rules,
+        SeccompAction::Allow,
+        SeccompAction::Errno(errno as u32),
+        TargetArch::x86_64,
+    )
+    .map_err(|e| e.to_string())?;
+    filter
+        .try_into()
+        .map_err(|e: seccompiler::BackendError| e.to_string())
+}
+
+/// Two programs: the deny list (EPERM), and `clone3` → ENOSYS. When both
+/// are installed the kernel takes the most restrictive answer per call.
+fn build() -> Result<[BpfProgram; 2], String> {
+    let mut rules: BTreeMap<i64, Vec<SeccompRule>> = BTreeMap::new();
+    for &nr in DENIED {
+        rules.insert(nr, vec![]);
+    }
+    // clone(flags, ...) with any namespace flag: one rule per flag (rules
+    // for a syscall are OR-ed).
+    let mut clone_rules = Vec::new();
+    for bit in 0..64u32 {
+        let flag = 1u64 << bit;
+        if NAMESPACE_FLAGS & flag != 0 {
+            let c = SeccompCondition::new(
+                0,
+                SeccompCmpArgLen::Qword,
+                SeccompCmpOp::MaskedEq(flag),
+                flag,
+            )
+            .map_err(|e| e.to_string())?;
+            clone_rules.push(SeccompRule::new(vec![c]).map_err(|e| e.to_string())?);
+        }
+    }
+    rules.insert(libc::SYS_clone, clone_rules);
+    let deny = compile(rules, libc::EPERM)?;
+    let clone3 = compile(BTreeMap::from([(libc::SYS_clone3, vec![])]), libc::ENOSYS)?;
+    Ok([deny, clone3])
+}
+
+/// The compiled filter (x86_64 only; on other architectures no filter is
+/// installed and `kiln` says so once).
+pub(crate) fn programs() -> Option<&'static [BpfProgram; 2]> {
+    static PROGRAM: OnceLock<Option<[BpfProgram; 2]>> = OnceLock::new();
+    PROGRAM
+        .get_or_init(|| {
+            if cfg!(target_arch = "x86_64") {
+                build().ok()
+            } else {
+                None
+            }
+        })
+        .as_ref()
+}
