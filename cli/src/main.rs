@@ -3,6 +3,7 @@
 
 mod change;
 mod images;
+mod run;
 
 use clap::{Parser, Subcommand};
 use std::io::{Read, Write};
@@ -25,6 +26,49 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run a command in a new container from an image.
+    Run {
+        /// Remove the container's files when it exits.
+        #[arg(long)]
+        rm: bool,
+        /// A name for the container (unique among kept containers).
+        #[arg(long)]
+        name: Option<String>,
+        /// Set an environment variable (`K=V`, or `K` to pass kiln's own).
+        #[arg(short, long = "env", value_name = "K=V")]
+        env: Vec<String>,
+        /// Read environment variables from a file (one K=V per line).
+        #[arg(long = "env-file", value_name = "FILE")]
+        env_file: Vec<PathBuf>,
+        /// Bind-mount a host path: SRC:DST[:ro|rw].
+        #[arg(short, long = "volume", value_name = "SRC:DST[:ro]")]
+        volume: Vec<String>,
+        /// Working directory in the container.
+        #[arg(short, long)]
+        workdir: Option<String>,
+        /// User: name|uid[:group|gid].
+        #[arg(short, long)]
+        user: Option<String>,
+        /// Override the image's entrypoint (resets its CMD).
+        #[arg(long)]
+        entrypoint: Option<String>,
+        /// `host` (default) or `none` (only loopback).
+        #[arg(long, default_value = "host")]
+        network: String,
+        /// Keep standard input open.
+        #[arg(short, long)]
+        interactive: bool,
+        /// Allocate a terminal.
+        #[arg(short, long)]
+        tty: bool,
+        /// The container's hostname (default: the first 12 hex of its id).
+        #[arg(long)]
+        hostname: Option<String>,
+        image: String,
+        /// The command and its arguments (default: the image's).
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
     /// Load images from a docker archive, an OCI layout tar or an OCI layout directory.
     Load {
         /// The archive or layout directory (`-` for standard input).
@@ -175,9 +219,43 @@ pub(crate) fn emit(text: &str) -> Result<(), Reported> {
     }
 }
 
-fn run(cli: Cli) -> Result<(), Reported> {
+fn run(cli: Cli) -> Result<i32, Reported> {
     let store = || images::open_store(cli.root.clone());
     match cli.command {
+        Command::Run {
+            rm,
+            name,
+            env,
+            env_file,
+            volume,
+            workdir,
+            user,
+            entrypoint,
+            network,
+            interactive,
+            tty,
+            hostname,
+            image,
+            args,
+        } => {
+            let options = run::RunOptions {
+                image,
+                args,
+                rm,
+                name,
+                env,
+                env_files: env_file,
+                volumes: volume,
+                workdir,
+                user,
+                entrypoint,
+                network,
+                interactive,
+                tty,
+                hostname,
+            };
+            return run::run(&store()?, options);
+        }
         Command::Load { input, quiet } => images::load(&store()?, &input, quiet)?,
         Command::Save {
             output,
@@ -224,12 +302,12 @@ fn run(cli: Cli) -> Result<(), Reported> {
             emit(&kiln_parser::print::print(&df))?;
         }
     }
-    Ok(())
+    Ok(0)
 }
 
 fn main() -> ExitCode {
     match run(Cli::parse()) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => ExitCode::from(code.clamp(0, 255) as u8),
         Err(Reported) => ExitCode::FAILURE,
     }
 }

@@ -313,11 +313,33 @@ fn setup(p: &Prepared, step: &mut Step) -> R {
     }
 
     *step = Step::Stdio;
-    if let Some(tty) = &p.tty {
+    if let Some(sock) = &p.tty_socket {
+        // A pty from the container's own devpts; its primary end goes back
+        // to kiln, the secondary becomes our terminal.
+        use rustix::pty::OpenptFlags;
+        let primary =
+            rustix::pty::openpt(OpenptFlags::RDWR | OpenptFlags::NOCTTY | OpenptFlags::CLOEXEC)
+                .map_err(e)?;
+        rustix::pty::unlockpt(&primary).map_err(e)?;
+        let secondary =
+            rustix::pty::ioctl_tiocgptpeer(&primary, OpenptFlags::RDWR | OpenptFlags::NOCTTY)
+                .map_err(e)?;
+        let mut space = [core::mem::MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
+        let mut control = rustix::net::SendAncillaryBuffer::new(&mut space);
+        let fds = [primary.as_fd()];
+        control.push(rustix::net::SendAncillaryMessage::ScmRights(&fds));
+        rustix::net::sendmsg(
+            sock,
+            &[std::io::IoSlice::new(b"t")],
+            &mut control,
+            rustix::net::SendFlags::empty(),
+        )
+        .map_err(e)?;
+        drop(primary);
         rustix::process::setsid().map_err(e)?;
-        rustix::process::ioctl_tiocsctty(tty).map_err(e)?;
+        rustix::process::ioctl_tiocsctty(&secondary).map_err(e)?;
         for fd in 0..3 {
-            sys::dup2(std::os::fd::AsRawFd::as_raw_fd(tty), fd)?;
+            sys::dup2(std::os::fd::AsRawFd::as_raw_fd(&secondary), fd)?;
         }
     } else {
         for (fd, src) in [(1, &p.stdout), (2, &p.stderr), (0, &p.stdin)] {

@@ -20,6 +20,7 @@ mod child;
 mod seccomp;
 #[allow(unsafe_code)]
 mod sys;
+pub mod terminal;
 pub mod user;
 
 use rustix::process::{Pid, Resource, Rlimit};
@@ -78,14 +79,16 @@ pub struct Mount {
 /// Where the container's standard streams go.
 #[derive(Debug)]
 pub enum Stdio {
-    /// The caller's own stdin/stdout/stderr.
-    Inherit,
+    /// The caller's own stdout/stderr, and stdin when `stdin` (else
+    /// /dev/null), as `docker run` without and with `-i`.
+    Inherit { stdin: bool },
     /// stdout and stderr through pipes (read with [`Running::lines`]);
     /// stdin is /dev/null.
     Piped,
-    /// A terminal: the pty's secondary end becomes stdin/out/err and the
-    /// controlling terminal.
-    Tty(OwnedFd),
+    /// A terminal allocated inside the container's own devpts (so `tty`
+    /// can name it); its primary end comes back through
+    /// [`Running::take_pty`].
+    Tty,
 }
 
 /// Everything needed to run one container.
@@ -265,7 +268,8 @@ pub(crate) struct Prepared {
     stdin: Option<OwnedFd>,
     stdout: Option<OwnedFd>,
     stderr: Option<OwnedFd>,
-    tty: Option<OwnedFd>,
+    /// The child's end of a socket the pty's primary end is sent over.
+    tty_socket: Option<OwnedFd>,
     capabilities: u64,
     uid: rustix::process::Uid,
     gid: rustix::process::Gid,
@@ -328,6 +332,7 @@ pub struct Running {
     pid: Pid,
     stdout: Option<OwnedFd>,
     stderr: Option<OwnedFd>,
+    pty: Option<OwnedFd>,
     cleanup: Cleanup,
 }
 
@@ -513,10 +518,24 @@ pub fn spawn(spec: Spec) -> Result<Running, ExecError> {
             source: e.into(),
         })
     };
-    let (mut stdin, mut stdout_child, mut stderr_child, mut tty) = (None, None, None, None);
+    let (mut stdin, mut stdout_child, mut stderr_child) = (None, None, None);
+    let (mut tty_child, mut tty_parent) = (None, None);
     let (mut stdout_parent, mut stderr_parent) = (None, None);
     match spec.stdio {
-        Stdio::Inherit => {}
+        Stdio::Inherit { stdin: true } => {}
+        Stdio::Inherit { stdin: false } => {
+            stdin = Some(
+                rustix::fs::open(
+                    "/dev/null",
+                    rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::CLOEXEC,
+                    rustix::fs::Mode::empty(),
+                )
+                .map_err(|e| ExecError::Io {
+                    path: "/dev/null".into(),
+                    source: e.into(),
+                })?,
+            );
+        }
         Stdio::Piped => {
             let (r, w) = pipe()?;
             stdout_parent = Some(r);
@@ -536,7 +555,20 @@ pub fn spawn(spec: Spec) -> Result<Running, ExecError> {
                 })?,
             );
         }
-        Stdio::Tty(fd) => tty = Some(fd),
+        Stdio::Tty => {
+            let (a, b) = rustix::net::socketpair(
+                rustix::net::AddressFamily::UNIX,
+                rustix::net::SocketType::STREAM,
+                rustix::net::SocketFlags::CLOEXEC,
+                None,
+            )
+            .map_err(|e| ExecError::Setup {
+                step: "creating a terminal socket",
+                source: e.into(),
+            })?;
+            tty_parent = Some(a);
+            tty_child = Some(b);
+        }
     }
 
     let rlimits = spec
@@ -588,7 +620,7 @@ pub fn spawn(spec: Spec) -> Result<Running, ExecError> {
         stdin,
         stdout: stdout_child,
         stderr: stderr_child,
-        tty,
+        tty_socket: tty_child,
         capabilities: DEFAULT_CAPABILITIES,
         uid: rustix::process::Uid::from_raw(user.uid),
         gid: rustix::process::Gid::from_raw(user.gid),
@@ -626,6 +658,9 @@ pub fn spawn(spec: Spec) -> Result<Running, ExecError> {
     drop(prepared);
     let pid =
         Pid::from_raw(pid).ok_or_else(|| ExecError::Invalid("clone returned no pid".into()))?;
+    // The terminal (if any) arrives before exec; then the error pipe says
+    // whether exec happened.
+    let pty = tty_parent.and_then(|sock| receive_fd(&sock));
     let mut report = Vec::new();
     let _ = std::fs::File::from(err_read).read_to_end(&mut report);
     let cleanup = Cleanup {
@@ -655,8 +690,26 @@ pub fn spawn(spec: Spec) -> Result<Running, ExecError> {
         pid,
         stdout: stdout_parent,
         stderr: stderr_parent,
+        pty,
         cleanup,
     })
+}
+
+/// Receives one descriptor sent with SCM_RIGHTS (None if the peer closed).
+fn receive_fd(sock: &OwnedFd) -> Option<OwnedFd> {
+    use rustix::net::{RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags};
+    let mut space = [std::mem::MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
+    let mut control = RecvAncillaryBuffer::new(&mut space);
+    let mut byte = [0u8; 1];
+    let mut iov = [std::io::IoSliceMut::new(&mut byte)];
+    rustix::net::recvmsg(sock, &mut iov, &mut control, RecvFlags::CMSG_CLOEXEC).ok()?;
+    let mut received = None;
+    for msg in control.drain() {
+        if let RecvAncillaryMessage::ScmRights(mut fds) = msg {
+            received = fds.next();
+        }
+    }
+    received
 }
 
 impl Cleanup {
@@ -690,9 +743,39 @@ impl Cleanup {
     }
 }
 
+/// A cheap, copyable way to signal a running container (e.g. from a
+/// signal-forwarding thread while another waits).
+#[derive(Debug, Clone, Copy)]
+pub struct Handle {
+    pid: Pid,
+}
+
+impl Handle {
+    /// Sends signal number `sig` to the container's PID 1.
+    pub fn signal(&self, sig: i32) {
+        if let Some(s) = rustix::process::Signal::from_named_raw(sig) {
+            let _ = rustix::process::kill_process(self.pid, s);
+        }
+    }
+
+    /// SIGKILL: ends every process in the container.
+    pub fn kill(&self) {
+        let _ = rustix::process::kill_process(self.pid, rustix::process::Signal::KILL);
+    }
+}
+
 impl Running {
     pub fn pid(&self) -> u32 {
         self.pid.as_raw_nonzero().get() as u32
+    }
+
+    /// The primary end of the container's terminal (`Stdio::Tty`).
+    pub fn take_pty(&mut self) -> Option<OwnedFd> {
+        self.pty.take()
+    }
+
+    pub fn handle(&self) -> Handle {
+        Handle { pid: self.pid }
     }
 
     /// Kills the whole container: SIGKILL to its PID 1 takes every process

@@ -151,7 +151,7 @@ fn exit_codes_signals_and_missing_commands() {
     // PID 1 cannot kill itself (the kernel shields a namespace's init), so
     // death by signal comes from outside: what cancellation does.
     let mut s = spec(&f, "sleep 100");
-    s.stdio = Stdio::Inherit;
+    s.stdio = Stdio::Inherit { stdin: false };
     let running = kiln_executor::spawn(s).unwrap();
     running.kill();
     assert_eq!(running.wait().unwrap(), Exit::Signal(9));

@@ -1,0 +1,356 @@
+//! `kiln run`: the image's Entrypoint/Cmd/Env/WorkingDir/User applied as
+//! docker applies them, the executor underneath, signals forwarded, and the
+//! container's exit code as kiln's.
+
+use crate::Reported;
+use kiln_executor::{terminal, ExecError, Exit, Mount, MountSource, Network, Spec, Stdio};
+use kiln_store::Store;
+use serde_json::Value;
+use std::fs;
+use std::io::{Read, Write};
+use std::os::fd::AsFd;
+use std::path::{Path, PathBuf};
+
+pub struct RunOptions {
+    pub image: String,
+    pub args: Vec<String>,
+    pub rm: bool,
+    pub name: Option<String>,
+    pub env: Vec<String>,
+    pub env_files: Vec<PathBuf>,
+    pub volumes: Vec<String>,
+    pub workdir: Option<String>,
+    pub user: Option<String>,
+    pub entrypoint: Option<String>,
+    pub network: String,
+    pub interactive: bool,
+    pub tty: bool,
+    pub hostname: Option<String>,
+}
+
+fn fail(msg: impl std::fmt::Display) -> Reported {
+    eprintln!("error: {msg}");
+    Reported
+}
+
+fn strings(v: Option<&Value>) -> Vec<String> {
+    v.and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_string)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Signal name or number (`SIGTERM`, `TERM`, `15`) → number.
+pub fn signal_number(s: &str) -> Option<i32> {
+    if let Ok(n) = s.parse::<i32>() {
+        return Some(n);
+    }
+    let name = s.trim_start_matches("SIG");
+    let table = [
+        ("HUP", 1),
+        ("INT", 2),
+        ("QUIT", 3),
+        ("ILL", 4),
+        ("TRAP", 5),
+        ("ABRT", 6),
+        ("BUS", 7),
+        ("FPE", 8),
+        ("KILL", 9),
+        ("USR1", 10),
+        ("SEGV", 11),
+        ("USR2", 12),
+        ("PIPE", 13),
+        ("ALRM", 14),
+        ("TERM", 15),
+        ("CHLD", 17),
+        ("CONT", 18),
+        ("STOP", 19),
+        ("TSTP", 20),
+        ("TTIN", 21),
+        ("TTOU", 22),
+        ("WINCH", 28),
+    ];
+    table.iter().find(|(n, _)| *n == name).map(|(_, v)| *v)
+}
+
+/// `-e K=V` or `-e K` (value from kiln's own environment, skipped if unset).
+fn env_entry(e: &str) -> Option<String> {
+    if e.contains('=') {
+        Some(e.to_string())
+    } else {
+        std::env::var(e).ok().map(|v| format!("{e}={v}"))
+    }
+}
+
+fn set_env(env: &mut Vec<String>, entry: String) {
+    let key = entry.split('=').next().unwrap_or_default().to_string();
+    env.retain(|e| e.split('=').next() != Some(key.as_str()));
+    env.push(entry);
+}
+
+fn random_id() -> String {
+    let mut buf = [0u8; 32];
+    if let Ok(mut f) = fs::File::open("/dev/urandom") {
+        let _ = f.read_exact(&mut buf);
+    }
+    buf.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+pub fn run(store: &Store, o: RunOptions) -> Result<i32, Reported> {
+    let image = store.resolve(&o.image).map_err(fail)?;
+    let config = image.config.get("config").cloned().unwrap_or(Value::Null);
+
+    // Entrypoint and Cmd, as docker combines them.
+    let (entrypoint, cmd) = match &o.entrypoint {
+        Some(ep) if ep.is_empty() => (Vec::new(), o.args.clone()),
+        Some(ep) => (vec![ep.clone()], o.args.clone()),
+        None => {
+            let cmd = if o.args.is_empty() {
+                strings(config.get("Cmd"))
+            } else {
+                o.args.clone()
+            };
+            (strings(config.get("Entrypoint")), cmd)
+        }
+    };
+    let argv: Vec<String> = entrypoint.into_iter().chain(cmd).collect();
+    if argv.is_empty() {
+        eprintln!(
+            "error: no command specified: the image has no Entrypoint or Cmd, and none was given"
+        );
+        return Ok(125);
+    }
+
+    let mut env = strings(config.get("Env"));
+    for file in &o.env_files {
+        let text = fs::read_to_string(file)
+            .map_err(|e| fail(format!("--env-file {}: {e}", file.display())))?;
+        for line in text
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        {
+            if let Some(entry) = env_entry(line) {
+                set_env(&mut env, entry);
+            }
+        }
+    }
+    for e in &o.env {
+        if let Some(entry) = env_entry(e) {
+            set_env(&mut env, entry);
+        }
+    }
+
+    let mut mounts = Vec::new();
+    for v in &o.volumes {
+        let parts: Vec<&str> = v.split(':').collect();
+        let (src, dst, readonly) = match parts.as_slice() {
+            [s, d] => (*s, *d, false),
+            [s, d, "ro"] => (*s, *d, true),
+            [s, d, "rw"] => (*s, *d, false),
+            _ => return Err(fail(format!("-v {v}: expected SRC:DST[:ro|rw]"))),
+        };
+        if !src.starts_with('/') {
+            return Err(fail(format!("-v {v}: the source must be an absolute host path (named volumes are not supported)")));
+        }
+        if !Path::new(src).exists() {
+            return Err(fail(format!("-v {v}: bind source {src} does not exist")));
+        }
+        if !dst.starts_with('/') {
+            return Err(fail(format!(
+                "-v {v}: the destination must be an absolute path in the container"
+            )));
+        }
+        mounts.push(Mount {
+            source: MountSource::Bind(PathBuf::from(src)),
+            target: dst.to_string(),
+            readonly,
+        });
+    }
+
+    let network = match o.network.as_str() {
+        "host" | "default" => Network::Host,
+        "none" => Network::None,
+        other => return Err(fail(format!("--network {other}: expected host or none"))),
+    };
+
+    let id = random_id();
+    let containers = store.root().join("containers");
+    let state_dir = containers.join(&id);
+    fs::create_dir_all(&state_dir).map_err(|e| fail(format!("{}: {e}", state_dir.display())))?;
+    let name_link = o.name.as_ref().map(|n| containers.join("names").join(n));
+    if let (Some(link), Some(name)) = (&name_link, &o.name) {
+        if !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
+            || name.is_empty()
+        {
+            return Err(fail(format!(
+                "--name {name:?}: use letters, digits, '_', '.' and '-'"
+            )));
+        }
+        let _ = fs::create_dir_all(link.parent().unwrap_or(&containers));
+        if std::os::unix::fs::symlink(&id, link).is_err() {
+            let _ = fs::remove_dir_all(&state_dir);
+            return Err(fail(format!(
+                "the container name {name:?} is already in use"
+            )));
+        }
+    }
+    let _ = fs::write(
+        state_dir.join("config.json"),
+        serde_json::json!({ "Image": image.config_digest.to_string(), "Name": o.name, "Cmd": argv }).to_string(),
+    );
+
+    let stop_signal = config
+        .get("StopSignal")
+        .and_then(Value::as_str)
+        .and_then(signal_number)
+        .unwrap_or(15);
+    let lowers = store.snapshots_for(&image).map_err(fail)?;
+
+    // -t: a pty; the caller's terminal goes raw while the container runs.
+    let stdio = if o.tty {
+        Stdio::Tty
+    } else {
+        Stdio::Inherit {
+            stdin: o.interactive,
+        }
+    };
+    let spec = Spec {
+        lowers,
+        state_dir: state_dir.clone(),
+        argv,
+        env,
+        cwd: o.workdir.clone().unwrap_or_else(|| {
+            config
+                .get("WorkingDir")
+                .and_then(Value::as_str)
+                .unwrap_or("/")
+                .to_string()
+        }),
+        user: o.user.clone().unwrap_or_else(|| {
+            config
+                .get("User")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string()
+        }),
+        hostname: o.hostname.clone().unwrap_or_else(|| id[..12].to_string()),
+        network,
+        mounts,
+        stdio,
+        rlimits: vec![],
+    };
+
+    let cleanup = |rm: bool| {
+        if rm {
+            let _ = fs::remove_dir_all(&state_dir);
+            if let Some(link) = &name_link {
+                let _ = fs::remove_file(link);
+            }
+        }
+    };
+    let mut running = match kiln_executor::spawn(spec) {
+        Ok(r) => r,
+        Err(e) => {
+            cleanup(true);
+            eprintln!("error: {e}");
+            return Ok(e.exit_code());
+        }
+    };
+    let _ = fs::write(state_dir.join("pid"), running.pid().to_string());
+    let pty_primary = running.take_pty();
+    if let Some(primary) = &pty_primary {
+        if terminal::is_terminal(std::io::stdin().as_fd()) {
+            terminal::copy_window_size(std::io::stdin().as_fd(), primary.as_fd());
+        }
+    }
+    let handle = running.handle();
+
+    // Forward signals: the first SIGINT/SIGTERM sends the image's stop
+    // signal, a second one kills (PID 1 may ignore the first, as in docker).
+    let mut signals = signal_hook::iterator::Signals::new([
+        signal_hook::consts::SIGINT,
+        signal_hook::consts::SIGTERM,
+        signal_hook::consts::SIGHUP,
+        signal_hook::consts::SIGQUIT,
+        signal_hook::consts::SIGUSR1,
+        signal_hook::consts::SIGUSR2,
+        signal_hook::consts::SIGWINCH,
+    ])
+    .map_err(|e| fail(format!("cannot install signal handlers: {e}")))?;
+    let signals_handle = signals.handle();
+    let winsize_target = pty_primary.as_ref().and_then(|p| p.try_clone().ok());
+    let forwarder = std::thread::spawn(move || {
+        let mut stops = 0;
+        for sig in signals.forever() {
+            match sig {
+                signal_hook::consts::SIGINT | signal_hook::consts::SIGTERM => {
+                    stops += 1;
+                    if stops == 1 {
+                        handle.signal(stop_signal);
+                    } else {
+                        handle.kill();
+                    }
+                }
+                signal_hook::consts::SIGWINCH => {
+                    if let Some(t) = &winsize_target {
+                        terminal::copy_window_size(std::io::stdin().as_fd(), t.as_fd());
+                    }
+                }
+                other => handle.signal(other),
+            }
+        }
+    });
+
+    let mut output_pump = None;
+    let _raw = if let Some(primary) = &pty_primary {
+        let raw = terminal::RawMode::enable(std::io::stdin().as_fd());
+        if let Ok(write_end) = primary.try_clone() {
+            std::thread::spawn(move || {
+                let mut w = fs::File::from(write_end);
+                let _ = std::io::copy(&mut std::io::stdin().lock(), &mut w);
+            });
+        }
+        if let Ok(read_end) = primary.try_clone() {
+            output_pump = Some(std::thread::spawn(move || {
+                let mut r = fs::File::from(read_end);
+                let mut out = std::io::stdout();
+                let mut buf = [0u8; 8192];
+                // EIO once the container side is gone.
+                while let Ok(n) = r.read(&mut buf) {
+                    if n == 0 || out.write_all(&buf[..n]).is_err() {
+                        break;
+                    }
+                    let _ = out.flush();
+                }
+            }));
+        }
+        raw
+    } else {
+        None
+    };
+    drop(pty_primary);
+
+    let exit = running.wait();
+    if let Some(pump) = output_pump {
+        let _ = pump.join();
+    }
+    drop(_raw);
+    signals_handle.close();
+    let _ = forwarder.join();
+    cleanup(o.rm);
+    match exit {
+        Ok(Exit::Code(c)) => Ok(c),
+        Ok(e @ Exit::Signal(_)) => Ok(e.code()),
+        Err(e @ ExecError::NotFound(_)) | Err(e @ ExecError::PermissionDenied(_)) | Err(e) => {
+            eprintln!("error: {e}");
+            Ok(e.exit_code())
+        }
+    }
+}

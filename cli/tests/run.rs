@@ -1,0 +1,294 @@
+//! `kiln run` end to end, on a busybox image made from Debian's
+//! busybox-static: each flag, the image's defaults, a real pty, signal
+//! forwarding, exit codes, and nothing left behind.
+
+use assert_cmd::Command;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+
+struct Env {
+    dir: tempfile::TempDir,
+}
+
+impl Env {
+    /// A store with `bb` (plain busybox) and `app` (with Entrypoint, Cmd,
+    /// Env, WorkingDir, User set).
+    fn new() -> Env {
+        let env = Env {
+            dir: tempfile::tempdir().unwrap(),
+        };
+        let rootfs = env.dir.path().join("rootfs.tar");
+        let script = kiln_tests::repo_root().join("examples/busybox-rootfs.sh");
+        let out = std::process::Command::new("bash")
+            .arg(script)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        fs::write(&rootfs, out.stdout).unwrap();
+        env.ok(&["import", rootfs.to_str().unwrap(), "bb"]);
+        env.ok(&[
+            "import",
+            rootfs.to_str().unwrap(),
+            "app",
+            "--change",
+            "ENTRYPOINT [\"/bin/echo\", \"entry\"]",
+            "--change",
+            "CMD [\"default-cmd\"]",
+            "--change",
+            "ENV FROM_IMAGE=yes",
+            "--change",
+            "WORKDIR /srv/app",
+            "--change",
+            "USER nobody",
+        ]);
+        env
+    }
+    fn root(&self) -> PathBuf {
+        self.dir.path().join("store")
+    }
+    fn kiln(&self) -> Command {
+        let mut c = Command::cargo_bin("kiln").unwrap();
+        c.arg("--root").arg(self.root());
+        c
+    }
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.kiln().args(args).output().unwrap();
+        assert!(
+            out.status.success(),
+            "kiln {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+    /// (exit code, stdout, stderr)
+    fn run(&self, args: &[&str]) -> (i32, String, String) {
+        let out = self.kiln().arg("run").args(args).output().unwrap();
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into(),
+            String::from_utf8_lossy(&out.stderr).into(),
+        )
+    }
+}
+
+fn mounts() -> usize {
+    fs::read_to_string("/proc/self/mountinfo")
+        .unwrap()
+        .lines()
+        .count()
+}
+
+#[test]
+fn image_defaults_and_overrides() {
+    let env = Env::new();
+    assert_eq!(env.run(&["--rm", "app"]).1, "entry default-cmd\n");
+    assert_eq!(
+        env.run(&["--rm", "app", "given", "args"]).1,
+        "entry given args\n"
+    );
+    assert_eq!(
+        env.run(&[
+            "--rm",
+            "--entrypoint",
+            "/bin/sh",
+            "app",
+            "-c",
+            "echo $FROM_IMAGE $(pwd) $(id -un)"
+        ])
+        .1,
+        "yes /srv/app nobody\n"
+    );
+    assert_eq!(
+        env.run(&[
+            "--rm",
+            "--entrypoint",
+            "/bin/pwd",
+            "-w",
+            "/tmp",
+            "-u",
+            "root",
+            "app"
+        ])
+        .1,
+        "/tmp\n"
+    );
+}
+
+#[test]
+fn every_flag() {
+    let env = Env::new();
+    let envfile = env.dir.path().join("vars.env");
+    fs::write(&envfile, "# comment\nFROM_FILE=1\n\nOVERRIDDEN=file\n").unwrap();
+    let host = env.dir.path().join("host");
+    fs::create_dir_all(&host).unwrap();
+    fs::write(host.join("in"), "host data\n").unwrap();
+    std::os::unix::fs::PermissionsExt::set_mode(
+        &mut fs::metadata(&host).unwrap().permissions(),
+        0o777,
+    );
+    fs::set_permissions(&host, std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
+    let (code, out, err) = env.run(&[
+        "--rm", "-e", "A=1", "--env-file", envfile.to_str().unwrap(), "-e", "OVERRIDDEN=flag",
+        "-w", "/work/here", "-u", "nobody", "--hostname", "kiln-host",
+        "-v", &format!("{}:/ro:ro", host.display()), "-v", &format!("{}:/rw", host.display()),
+        "bb", "sh", "-c",
+        "echo $A $FROM_FILE $OVERRIDDEN; pwd; id -u; hostname; cat /ro/in; touch /ro/x 2>/dev/null || echo ro; echo w > /rw/out",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        out,
+        "1 1 flag\n/work/here\n65534\nkiln-host\nhost data\nro\n"
+    );
+    assert_eq!(fs::read_to_string(host.join("out")).unwrap(), "w\n");
+    let (_, out, _) = env.run(&["--rm", "--network", "none", "bb", "ls", "/sys/class/net"]);
+    assert_eq!(out, "lo\n");
+    // -i passes stdin; without it the command sees an empty stdin.
+    let out = env
+        .kiln()
+        .args(["run", "--rm", "-i", "bb", "cat"])
+        .write_stdin("piped in\n")
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "piped in\n");
+    let out = env
+        .kiln()
+        .args(["run", "--rm", "bb", "cat"])
+        .write_stdin("ignored\n")
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "");
+}
+
+#[test]
+fn exit_codes_and_errors() {
+    let env = Env::new();
+    assert_eq!(env.run(&["--rm", "bb", "sh", "-c", "exit 42"]).0, 42);
+    let (code, _, err) = env.run(&["--rm", "bb", "no-such-command"]);
+    assert_eq!(code, 127);
+    assert_eq!(
+        err,
+        "error: exec: \"no-such-command\": executable file not found in $PATH\n"
+    );
+    assert_eq!(env.run(&["--rm", "bb", "/etc/passwd"]).0, 126);
+    let (code, _, err) = env.run(&["--rm", "-u", "ghost", "bb", "true"]);
+    assert_eq!(code, 125);
+    assert!(err.contains("unable to find user ghost"), "{err}");
+    let (code, _, err) = env.run(&["--rm", "-v", "/nonexistent:/x", "bb", "true"]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("-v /nonexistent:/x: bind source /nonexistent does not exist"),
+        "{err}"
+    );
+    let (code, _, err) = env.run(&["--rm", "nope"]);
+    assert_eq!(code, 1);
+    assert_eq!(err, "error: no such image: nope:latest\n");
+}
+
+#[test]
+fn tty_gives_a_real_terminal() {
+    let env = Env::new();
+    let kiln = assert_cmd::cargo::cargo_bin("kiln");
+    let cmd = format!(
+        "'{}' --root '{}' run --rm -t bb sh -c 'tty; [ -t 0 ] && echo stdin-is-a-tty; stty size'",
+        kiln.display(),
+        env.root().display()
+    );
+    // `script` runs kiln under a pty of its own, as a terminal user would.
+    let out = std::process::Command::new("script")
+        .args(["-qec", &cmd, "/dev/null"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("/dev/pts/0"), "{text}");
+    assert!(text.contains("stdin-is-a-tty"), "{text}");
+}
+
+fn processes_with(marker: &str) -> usize {
+    fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .chars()
+                .all(|c| c.is_ascii_digit())
+        })
+        .filter(|e| {
+            fs::read(e.path().join("cmdline"))
+                .map(|c| String::from_utf8_lossy(&c).contains(marker))
+                .unwrap_or(false)
+        })
+        .count()
+}
+
+#[test]
+fn signals_are_forwarded_and_nothing_is_left_behind() {
+    let env = Env::new();
+    let before = mounts();
+    let marker = format!("kiln-signal-test-{}", std::process::id());
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("kiln"))
+        .arg("--root").arg(env.root())
+        .args(["run", "--rm", "--name", "sig", "bb", "sh", "-c"])
+        .arg(format!("trap 'echo got-term; exit 7' TERM; echo ready; while true; do sleep 0.1; done # {marker}"))
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let mut buf = [0u8; 6];
+    std::io::Read::read_exact(&mut stdout, &mut buf).unwrap();
+    assert_eq!(&buf, b"ready\n");
+    // A second container cannot take the same name meanwhile.
+    let (code, _, err) = env.run(&["--rm", "--name", "sig", "bb", "true"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("already in use"), "{err}");
+    rustix_kill(child.id(), 15);
+    let status = child.wait().unwrap();
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut stdout, &mut rest).unwrap();
+    assert_eq!(rest, "got-term\n");
+    assert_eq!(
+        status.code(),
+        Some(7),
+        "the container's exit code is kiln's"
+    );
+    assert_eq!(processes_with(&marker), 0, "no container process survives");
+    assert_eq!(mounts(), before, "no mount leaks");
+    let containers = env.root().join("containers");
+    let left: Vec<_> = fs::read_dir(&containers)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .filter(|n| n != "names")
+        .collect();
+    assert!(left.is_empty(), "--rm leaves nothing: {left:?}");
+    assert_eq!(fs::read_dir(containers.join("names")).unwrap().count(), 0);
+    // Without --rm the container's files stay (its diff is there).
+    env.run(&["bb", "sh", "-c", "echo kept > /kept"]);
+    let kept: Vec<PathBuf> = fs::read_dir(&containers)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| !p.ends_with("names"))
+        .collect();
+    assert_eq!(kept.len(), 1);
+    assert_eq!(
+        fs::read_to_string(kept[0].join("upper/kept")).unwrap(),
+        "kept\n"
+    );
+    let _ = Path::new("");
+}
+
+fn rustix_kill(pid: u32, sig: i32) {
+    let status = std::process::Command::new("kill")
+        .arg(format!("-{sig}"))
+        .arg(pid.to_string())
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
