@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # From a fresh Debian machine to a kiln image: installs what is needed,
 # builds and installs kiln, makes a busybox base image from Debian's
-# busybox-static (no registry needed), inspects and saves it, and validates
+# busybox-static (no registry needed), inspects, saves and runs it, and validates
 # the example Dockerfile. `kiln build` joins this script when it lands.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,4 +15,5 @@ examples/busybox-rootfs.sh | kiln import - busybox --change 'CMD ["sh"]'
 kiln images
 kiln inspect busybox | head -n 20
 kiln save -o /tmp/busybox-kiln.tar busybox && echo "saved /tmp/busybox-kiln.tar (docker archive + OCI layout)"
+kiln run --rm busybox sh -c 'echo "hello from a kiln container: pid $$ on $(hostname)"'
 kiln debug dump-instructions examples/hello/Dockerfile >/dev/null && echo "examples/hello/Dockerfile is valid"
