@@ -4,7 +4,7 @@
 //! so does `kiln run`.
 //!
 //! Must not depend on the frontend or the solver. It is the only crate that
-//! talks to the kernel directly, and its [`sys`] module is the only place in
+//! talks to the kernel directly, and its `sys` module is the only place in
 //! kiln where `unsafe` is allowed (each block with a `// SAFETY:` line).
 //!
 //! How a container starts: the parent prepares every string, descriptor and
@@ -82,7 +82,7 @@ pub enum Stdio {
     /// The caller's own stdout/stderr, and stdin when `stdin` (else
     /// /dev/null), as `docker run` without and with `-i`.
     Inherit { stdin: bool },
-    /// stdout and stderr through pipes (read with [`Running::lines`]);
+    /// stdout and stderr through pipes (read with [`Running::wait_with_lines`]);
     /// stdin is /dev/null.
     Piped,
     /// A terminal allocated inside the container's own devpts (so `tty`
