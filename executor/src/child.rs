@@ -133,12 +133,34 @@ fn setup(p: &Prepared, step: &mut Step) -> R {
     // tree now, to attach inside the container afterwards.
     *step = Step::Mounts;
     for m in &p.mounts {
-        if let crate::PreparedMountKind::Bind { source, tree } = &m.kind {
-            let flags = OpenTreeFlags::OPEN_TREE_CLONE
-                | OpenTreeFlags::OPEN_TREE_CLOEXEC
-                | OpenTreeFlags::AT_RECURSIVE;
-            let fd = rustix::mount::open_tree(CWD, source.as_c_str(), flags).map_err(e)?;
-            let _ = tree.set(fd);
+        match &m.kind {
+            crate::PreparedMountKind::Bind { source, tree } => {
+                let flags = OpenTreeFlags::OPEN_TREE_CLONE
+                    | OpenTreeFlags::OPEN_TREE_CLOEXEC
+                    | OpenTreeFlags::AT_RECURSIVE;
+                let fd = rustix::mount::open_tree(CWD, source.as_c_str(), flags).map_err(e)?;
+                let _ = tree.set(fd);
+            }
+            crate::PreparedMountKind::Copy {
+                lower,
+                upper,
+                work,
+                tree,
+            } => {
+                let fs = fsopen(c"overlay", FsOpenFlags::FSOPEN_CLOEXEC).map_err(e)?;
+                fsconfig_set_string(fs.as_fd(), c"lowerdir+", lower.as_c_str()).map_err(e)?;
+                fsconfig_set_string(fs.as_fd(), c"upperdir", upper.as_c_str()).map_err(e)?;
+                fsconfig_set_string(fs.as_fd(), c"workdir", work.as_c_str()).map_err(e)?;
+                fsconfig_create(fs.as_fd()).map_err(e)?;
+                let attrs = if m.readonly {
+                    MountAttrFlags::MOUNT_ATTR_RDONLY
+                } else {
+                    MountAttrFlags::empty()
+                };
+                let mnt = fsmount(fs.as_fd(), FsMountFlags::FSMOUNT_CLOEXEC, attrs).map_err(e)?;
+                let _ = tree.set(mnt);
+            }
+            crate::PreparedMountKind::Tmpfs { .. } => {}
         }
     }
 
@@ -237,6 +259,17 @@ fn setup(p: &Prepared, step: &mut Step) -> R {
     *step = Step::Mounts;
     for m in &p.mounts {
         match &m.kind {
+            crate::PreparedMountKind::Copy { tree, .. } => {
+                let tree = tree.get().ok_or(libc::EBADF)?;
+                move_mount(
+                    tree.as_fd(),
+                    c"",
+                    CWD,
+                    m.target.as_c_str(),
+                    MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH,
+                )
+                .map_err(e)?;
+            }
             crate::PreparedMountKind::Bind { tree, .. } => {
                 let tree = tree.get().ok_or(libc::EBADF)?;
                 move_mount(

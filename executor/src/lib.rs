@@ -64,8 +64,35 @@ pub enum Network {
 pub enum MountSource {
     /// A host file or directory.
     Bind(PathBuf),
+    /// A host directory seen through an overlay whose writes go to a
+    /// throwaway upper dir: `RUN --mount=type=bind,rw` (the source never
+    /// changes).
+    Copy(PathBuf),
     /// A fresh tmpfs of at most this many bytes (0 = kernel default).
     Tmpfs { size: u64 },
+    /// A secret: written to a file only the container's user can read
+    /// (mode 0400), bound read-only; never part of the diff.
+    Secret(Vec<u8>),
+    /// A persistent cache directory (`RUN --mount=type=cache`), created on
+    /// first use with `uid`/`gid`/`mode`.
+    Cache {
+        dir: PathBuf,
+        sharing: Sharing,
+        uid: u32,
+        gid: u32,
+        mode: u32,
+    },
+}
+
+/// How concurrent users of one cache mount share it (BuildKit's modes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sharing {
+    /// Everyone writes the same directory at once.
+    Shared,
+    /// One writer at a time; others wait.
+    Locked,
+    /// One writer at a time; others get a throwaway copy.
+    Private,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -240,6 +267,14 @@ pub(crate) enum PreparedMountKind {
         source: CString,
         tree: std::cell::OnceCell<OwnedFd>,
     },
+    /// An overlay of `lower` with its own upper/work dirs, made into a
+    /// detached mount before `pivot_root` and attached after.
+    Copy {
+        lower: CString,
+        upper: CString,
+        work: CString,
+        tree: std::cell::OnceCell<OwnedFd>,
+    },
     Tmpfs {
         size: CString,
     },
@@ -329,6 +364,8 @@ const SYSTEM_FILES: [&str; 3] = ["/etc/hosts", "/etc/resolv.conf", "/etc/hostnam
 
 /// A started container.
 pub struct Running {
+    /// Cache locks held while the container runs.
+    _cache_locks: Vec<fs::File>,
     pid: Pid,
     stdout: Option<OwnedFd>,
     stderr: Option<OwnedFd>,
@@ -400,10 +437,74 @@ pub fn spawn(spec: Spec) -> Result<Running, ExecError> {
         fs::write(&path, content).map_err(io_err(&path))?;
         binds.push((path, format!("/etc/{name}"), false));
     }
-    for m in &spec.mounts {
+    let mut cache_locks = Vec::new();
+    let mut resolved_mounts = Vec::new();
+    for (n, m) in spec.mounts.iter().enumerate() {
+        let source = match &m.source {
+            MountSource::Secret(data) => {
+                let dir = state.join("secrets");
+                fs::create_dir_all(&dir).map_err(io_err(&dir))?;
+                let path = dir.join(n.to_string());
+                write_private(&path, data, user.uid, user.gid)?;
+                resolved_mounts.push(Mount {
+                    source: MountSource::Bind(path),
+                    target: m.target.clone(),
+                    readonly: true,
+                });
+                continue;
+            }
+            MountSource::Cache {
+                dir,
+                sharing,
+                uid,
+                gid,
+                mode,
+            } => {
+                let (source, lock) = cache_source(dir, *sharing, *uid, *gid, *mode)?;
+                cache_locks.extend(lock);
+                source
+            }
+            other => other.clone(),
+        };
+        resolved_mounts.push(Mount {
+            source,
+            target: m.target.clone(),
+            readonly: m.readonly,
+        });
+    }
+    for m in &resolved_mounts {
         let target = clean_abs(&m.target)?;
         match &m.source {
             MountSource::Bind(src) => binds.push((src.clone(), target, m.readonly)),
+            MountSource::Copy(src) => {
+                if !src.is_dir() {
+                    return Err(ExecError::Invalid(format!(
+                        "copy mount source {} is not a directory",
+                        src.display()
+                    )));
+                }
+                let n = mounts.len();
+                let (up, wk) = (
+                    state.join(format!("mounts/{n}/upper")),
+                    state.join(format!("mounts/{n}/work")),
+                );
+                for d in [&up, &wk] {
+                    fs::create_dir_all(d).map_err(io_err(d))?;
+                }
+                mkdirs.extend(parents(&target));
+                mkdirs.push(target.clone());
+                mountpoints.push(target.clone());
+                mounts.push(PreparedMount {
+                    kind: PreparedMountKind::Copy {
+                        lower: cstring(src.as_os_str().as_bytes(), "mount source")?,
+                        upper: cstring(up.as_os_str().as_bytes(), "mount path")?,
+                        work: cstring(wk.as_os_str().as_bytes(), "mount path")?,
+                        tree: std::cell::OnceCell::new(),
+                    },
+                    target: cstring(&target, "mount target")?,
+                    readonly: m.readonly,
+                });
+            }
             MountSource::Tmpfs { size } => {
                 mkdirs.extend(parents(&target));
                 mkdirs.push(target.clone());
@@ -423,6 +524,7 @@ pub fn spawn(spec: Spec) -> Result<Running, ExecError> {
                     readonly: m.readonly,
                 });
             }
+            MountSource::Secret(_) | MountSource::Cache { .. } => unreachable!("resolved above"),
         }
     }
     for (src, target, readonly) in binds {
@@ -687,6 +789,7 @@ pub fn spawn(spec: Spec) -> Result<Running, ExecError> {
         });
     }
     Ok(Running {
+        _cache_locks: cache_locks,
         pid,
         stdout: stdout_parent,
         stderr: stderr_parent,
@@ -710,6 +813,78 @@ fn receive_fd(sock: &OwnedFd) -> Option<OwnedFd> {
         }
     }
     received
+}
+
+/// Writes a secret readable only by `uid` (mode 0400).
+fn write_private(path: &Path, data: &[u8], uid: u32, gid: u32) -> Result<(), ExecError> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o400)
+        .open(path)
+        .map_err(io_err(path))?;
+    f.write_all(data).map_err(io_err(path))?;
+    std::os::unix::fs::fchown(&f, Some(uid), Some(gid)).map_err(io_err(path))?;
+    Ok(())
+}
+
+/// The mount source for a cache, creating it on first use, and the lock
+/// held while the container runs (`Locked` waits for it; `Private` falls
+/// back to a throwaway copy when someone else holds it).
+fn cache_source(
+    dir: &Path,
+    sharing: Sharing,
+    uid: u32,
+    gid: u32,
+    mode: u32,
+) -> Result<(MountSource, Option<fs::File>), ExecError> {
+    if !dir.exists() {
+        let parent = dir.parent().unwrap_or(Path::new("/"));
+        fs::create_dir_all(parent).map_err(io_err(parent))?;
+        // Built under a temp name so a concurrent first use sees it whole.
+        let tmp = parent.join(format!(
+            ".{}-{}",
+            dir.file_name()
+                .map(|n| n.to_string_lossy())
+                .unwrap_or_default(),
+            std::process::id()
+        ));
+        fs::create_dir_all(&tmp).map_err(io_err(&tmp))?;
+        std::os::unix::fs::chown(&tmp, Some(uid), Some(gid)).map_err(io_err(&tmp))?;
+        fs::set_permissions(&tmp, std::os::unix::fs::PermissionsExt::from_mode(mode))
+            .map_err(io_err(&tmp))?;
+        if fs::rename(&tmp, dir).is_err() {
+            let _ = fs::remove_dir_all(&tmp);
+        }
+    }
+    let lock_path = dir.with_extension("lock");
+    let lock = fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .map_err(io_err(&lock_path))?;
+    let bind = MountSource::Bind(dir.to_path_buf());
+    match sharing {
+        Sharing::Shared => Ok((bind, None)),
+        Sharing::Locked => {
+            rustix::fs::flock(&lock, rustix::fs::FlockOperation::LockExclusive).map_err(|e| {
+                ExecError::Io {
+                    path: lock_path.clone(),
+                    source: e.into(),
+                }
+            })?;
+            Ok((bind, Some(lock)))
+        }
+        Sharing::Private => {
+            match rustix::fs::flock(&lock, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
+                Ok(()) => Ok((bind, Some(lock))),
+                Err(_) => Ok((MountSource::Copy(dir.to_path_buf()), None)),
+            }
+        }
+    }
 }
 
 impl Cleanup {

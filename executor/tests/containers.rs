@@ -280,3 +280,120 @@ fn a_hundred_and_twenty_layers() {
     assert_eq!(exit, Exit::Code(0), "{err}");
     assert_eq!(out, "0119\n120\n");
 }
+
+#[test]
+fn copy_mount_is_writable_and_throwaway() {
+    let f = fixture();
+    let src = f.state.parent().unwrap().join("src");
+    fs::create_dir_all(&src).unwrap();
+    fs::write(src.join("orig"), "original").unwrap();
+    let mut s = spec(&f, "echo changed > /m/orig; echo new > /m/new; cat /m/orig");
+    s.mounts = vec![Mount {
+        source: MountSource::Copy(src.clone()),
+        target: "/m".into(),
+        readonly: false,
+    }];
+    let (exit, out, err) = output(s);
+    assert_eq!(exit, Exit::Code(0), "{err}");
+    assert_eq!(out, "changed\n");
+    assert_eq!(
+        fs::read_to_string(src.join("orig")).unwrap(),
+        "original",
+        "the source never changes"
+    );
+    assert!(!src.join("new").exists());
+    assert!(
+        !f.state.join("upper/m").exists(),
+        "nor does the copy reach the diff"
+    );
+}
+
+#[test]
+fn secret_mount_is_private_and_never_in_the_diff() {
+    let f = fixture();
+    let mut s = spec(&f, "cat /run/secrets/token; stat -c '%a %u' /run/secrets/token; echo x > /run/secrets/token 2>/dev/null || echo read-only");
+    s.user = "app".into();
+    s.mounts = vec![Mount {
+        source: MountSource::Secret(b"s3cr3t".to_vec()),
+        target: "/run/secrets/token".into(),
+        readonly: true,
+    }];
+    let (exit, out, err) = output(s);
+    assert_eq!(exit, Exit::Code(0), "{err}");
+    assert_eq!(out, "s3cr3t400 1000\nread-only\n");
+    assert!(
+        !f.state.join("upper/run").exists(),
+        "the secret's mountpoint must not reach the diff"
+    );
+}
+
+#[test]
+fn cache_mounts_persist_and_respect_sharing() {
+    use kiln_executor::Sharing;
+    let f = fixture();
+    let cache = f.state.parent().unwrap().join("caches/apt");
+    let cache_mount = |sharing| Mount {
+        source: MountSource::Cache {
+            dir: cache.clone(),
+            sharing,
+            uid: 1000,
+            gid: 1000,
+            mode: 0o750,
+        },
+        target: "/var/cache/x".into(),
+        readonly: false,
+    };
+    let mut s = spec(
+        &f,
+        "stat -c '%a %u %g' /var/cache/x; echo one >> /var/cache/x/log",
+    );
+    s.mounts = vec![cache_mount(Sharing::Shared)];
+    assert_eq!(
+        output(s).1,
+        "750 1000 1000\n",
+        "created with uid/gid/mode on first use"
+    );
+    let f2 = Fixture {
+        base: f.base.clone(),
+        state: f.state.parent().unwrap().join("state2"),
+        _tmp: tempfile::tempdir().unwrap(),
+    };
+    let mut s = spec(&f2, "cat /var/cache/x/log");
+    s.mounts = vec![cache_mount(Sharing::Locked)];
+    assert_eq!(output(s).1, "one\n", "the cache outlives the container");
+    assert!(
+        !f2.state.join("upper/var/cache/x").exists(),
+        "nor is it in the diff"
+    );
+
+    // While one container holds a private cache, another gets a copy.
+    let holder_state = f.state.parent().unwrap().join("holder");
+    let mut holder = spec(
+        &Fixture {
+            base: f.base.clone(),
+            state: holder_state,
+            _tmp: tempfile::tempdir().unwrap(),
+        },
+        "sleep 1",
+    );
+    holder.mounts = vec![cache_mount(Sharing::Private)];
+    holder.stdio = Stdio::Inherit { stdin: false };
+    let running = kiln_executor::spawn(holder).unwrap();
+    let f3 = Fixture {
+        base: f.base.clone(),
+        state: f.state.parent().unwrap().join("state3"),
+        _tmp: tempfile::tempdir().unwrap(),
+    };
+    let mut s = spec(
+        &f3,
+        "echo from-copy >> /var/cache/x/log; cat /var/cache/x/log",
+    );
+    s.mounts = vec![cache_mount(Sharing::Private)];
+    assert_eq!(output(s).1, "one\nfrom-copy\n");
+    assert_eq!(running.wait().unwrap(), Exit::Code(0));
+    assert_eq!(
+        fs::read_to_string(cache.join("log")).unwrap(),
+        "one\n",
+        "the copy's writes were thrown away"
+    );
+}
