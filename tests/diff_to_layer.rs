@@ -41,6 +41,8 @@ fn container_diff_becomes_a_layer() {
         mounts: vec![],
         stdio: Stdio::Piped,
         rlimits: vec![],
+        limits: kiln_executor::Limits::default(),
+        cgroup_root: "/sys/fs/cgroup".into(),
     };
     assert_eq!(run(spec, |_, _| {}).unwrap(), Exit::Code(0));
     let layer = write_layer(

@@ -24,6 +24,9 @@ struct Cli {
     command: Command,
 }
 
+// `Run` carries many flags; the enum is built once per process, so its
+// size does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand)]
 enum Command {
     /// Run a command in a new container from an image.
@@ -64,6 +67,12 @@ enum Command {
         /// The container's hostname (default: the first 12 hex of its id).
         #[arg(long)]
         hostname: Option<String>,
+        /// Memory limit (`512m`, `1g`, or bytes); enforced with a cgroup.
+        #[arg(short, long)]
+        memory: Option<String>,
+        /// Maximum number of processes; enforced with a cgroup.
+        #[arg(long = "pids-limit")]
+        pids_limit: Option<u64>,
         image: String,
         /// The command and its arguments (default: the image's).
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
@@ -235,6 +244,8 @@ fn run(cli: Cli) -> Result<i32, Reported> {
             interactive,
             tty,
             hostname,
+            memory,
+            pids_limit,
             image,
             args,
         } => {
@@ -253,6 +264,8 @@ fn run(cli: Cli) -> Result<i32, Reported> {
                 interactive,
                 tty,
                 hostname,
+                memory,
+                pids_limit,
             };
             return run::run(&store()?, options);
         }

@@ -26,6 +26,26 @@ pub struct RunOptions {
     pub interactive: bool,
     pub tty: bool,
     pub hostname: Option<String>,
+    pub memory: Option<String>,
+    pub pids_limit: Option<u64>,
+}
+
+/// `512m`, `1g`, `100k`, `4096` (docker's units, powers of 1024).
+pub fn parse_bytes(s: &str) -> Option<u64> {
+    let s = s.trim().to_ascii_lowercase();
+    let (num, unit) = match s.find(|c: char| !c.is_ascii_digit()) {
+        Some(i) => (&s[..i], s[i..].trim_end_matches('b')),
+        None => (s.as_str(), ""),
+    };
+    let n: u64 = num.parse().ok()?;
+    let mult: u64 = match unit {
+        "" => 1,
+        "k" => 1 << 10,
+        "m" => 1 << 20,
+        "g" => 1 << 30,
+        _ => return None,
+    };
+    n.checked_mul(mult)
 }
 
 fn fail(msg: impl std::fmt::Display) -> Reported {
@@ -178,6 +198,19 @@ pub fn run(store: &Store, o: RunOptions) -> Result<i32, Reported> {
         other => return Err(fail(format!("--network {other}: expected host or none"))),
     };
 
+    let memory = match &o.memory {
+        None => None,
+        Some(m) => Some(parse_bytes(m).filter(|b| *b >= 6 << 20).ok_or_else(|| {
+            fail(format!(
+                "--memory {m}: expected a size of at least 6m, like 512m or 1g"
+            ))
+        })?),
+    };
+    let limits = kiln_executor::Limits {
+        memory,
+        pids: o.pids_limit,
+    };
+
     let id = random_id();
     let containers = store.root().join("containers");
     let state_dir = containers.join(&id);
@@ -245,6 +278,8 @@ pub fn run(store: &Store, o: RunOptions) -> Result<i32, Reported> {
         mounts,
         stdio,
         rlimits: vec![],
+        limits,
+        cgroup_root: "/sys/fs/cgroup".into(),
     };
 
     let cleanup = |rm: bool| {
@@ -352,5 +387,17 @@ pub fn run(store: &Store, o: RunOptions) -> Result<i32, Reported> {
             eprintln!("error: {e}");
             Ok(e.exit_code())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn sizes() {
+        assert_eq!(super::parse_bytes("512m"), Some(512 << 20));
+        assert_eq!(super::parse_bytes("1G"), Some(1 << 30));
+        assert_eq!(super::parse_bytes("100kb"), Some(100 << 10));
+        assert_eq!(super::parse_bytes("4096"), Some(4096));
+        assert_eq!(super::parse_bytes("12x"), None);
     }
 }

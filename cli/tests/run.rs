@@ -165,6 +165,34 @@ fn every_flag() {
 }
 
 #[test]
+fn memory_and_pids_limits() {
+    let env = Env::new();
+    let (_, out, _) = env.run(&[
+        "--rm",
+        "-m",
+        "32m",
+        "bb",
+        "sh",
+        "-c",
+        "dd if=/dev/zero of=/dev/null bs=100M count=1 2>/dev/null; echo $?",
+    ]);
+    assert_eq!(out, "137\n", "over the memory limit: OOM-killed");
+    let (_, _, err) = env.run(&[
+        "--rm",
+        "--pids-limit",
+        "4",
+        "bb",
+        "sh",
+        "-c",
+        "for i in 1 2 3 4 5 6 7 8; do sleep 1 & done; wait",
+    ]);
+    assert!(err.contains("can't fork"), "{err}");
+    let (code, _, err) = env.run(&["--rm", "-m", "lots", "bb", "true"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("--memory lots"), "{err}");
+}
+
+#[test]
 fn exit_codes_and_errors() {
     let env = Env::new();
     assert_eq!(env.run(&["--rm", "bb", "sh", "-c", "exit 42"]).0, 42);

@@ -40,6 +40,8 @@ fn bench(c: &mut Criterion) {
                 mounts: vec![],
                 stdio: Stdio::Inherit { stdin: false },
                 rlimits: vec![],
+                limits: kiln_executor::Limits::default(),
+                cgroup_root: "/sys/fs/cgroup".into(),
             };
             let exit = spawn(spec).unwrap().wait().unwrap();
             assert_eq!(exit, Exit::Code(0));

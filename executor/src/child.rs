@@ -410,6 +410,16 @@ fn setup(p: &Prepared, step: &mut Step) -> R {
     }
     rustix::thread::set_no_new_privs(true).map_err(e)?;
 
+    if let Some(gate) = &p.start_gate {
+        // Wait until the parent has put us in our cgroup (EOF = it gave up).
+        let mut b = [0u8; 1];
+        match rustix::io::read(gate, &mut b) {
+            Ok(1) => {}
+            Ok(_) => return Err(libc::ECANCELED),
+            Err(err) => return Err(e(err)),
+        }
+    }
+
     *step = Step::Seccomp;
     if let Some(programs) = p.seccomp {
         for program in programs {

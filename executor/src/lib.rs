@@ -16,12 +16,15 @@
 //! `no_new_privs` and seccomp, and execs. Every mount lives in the child's
 //! mount namespace, so none can outlive it.
 
+mod cgroup;
 mod child;
 mod seccomp;
 #[allow(unsafe_code)]
 mod sys;
 pub mod terminal;
 pub mod user;
+
+pub use cgroup::Limits;
 
 use rustix::process::{Pid, Resource, Rlimit};
 use std::ffi::{c_char, CString};
@@ -137,6 +140,10 @@ pub struct Spec {
     pub mounts: Vec<Mount>,
     pub stdio: Stdio,
     pub rlimits: Vec<(Resource, Option<u64>, Option<u64>)>,
+    /// Optional cgroup memory/pids limits.
+    pub limits: Limits,
+    /// Where cgroup hierarchies are mounted (normally /sys/fs/cgroup).
+    pub cgroup_root: PathBuf,
 }
 
 /// How a container's process ended.
@@ -303,6 +310,9 @@ pub(crate) struct Prepared {
     stdin: Option<OwnedFd>,
     stdout: Option<OwnedFd>,
     stderr: Option<OwnedFd>,
+    /// Read end of a pipe the child waits on before exec while the parent
+    /// moves it into its cgroup.
+    start_gate: Option<OwnedFd>,
     /// The child's end of a socket the pty's primary end is sent over.
     tty_socket: Option<OwnedFd>,
     capabilities: u64,
@@ -364,6 +374,8 @@ const SYSTEM_FILES: [&str; 3] = ["/etc/hosts", "/etc/resolv.conf", "/etc/hostnam
 
 /// A started container.
 pub struct Running {
+    /// Removed (rmdir) when the container is done.
+    _cgroup: Option<cgroup::Cgroup>,
     /// Cache locks held while the container runs.
     _cache_locks: Vec<fs::File>,
     pid: Pid,
@@ -694,6 +706,12 @@ pub fn spawn(spec: Spec) -> Result<Running, ExecError> {
         })
         .collect();
 
+    let (gate_read, gate_write) = if spec.limits.is_empty() {
+        (None, None)
+    } else {
+        let (r, w) = pipe()?;
+        (Some(r), Some(w))
+    };
     let prepared = Prepared {
         lowers_top_first: lowers
             .iter()
@@ -723,6 +741,7 @@ pub fn spawn(spec: Spec) -> Result<Running, ExecError> {
         stdout: stdout_child,
         stderr: stderr_child,
         tty_socket: tty_child,
+        start_gate: gate_read,
         capabilities: DEFAULT_CAPABILITIES,
         uid: rustix::process::Uid::from_raw(user.uid),
         gid: rustix::process::Gid::from_raw(user.gid),
@@ -743,6 +762,19 @@ pub fn spawn(spec: Spec) -> Result<Running, ExecError> {
         error_pipe: err_write,
     };
 
+    let cgroup = if spec.limits.is_empty() {
+        None
+    } else {
+        let name = state
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "c".into());
+        Some(cgroup::Cgroup::create(
+            &spec.cgroup_root,
+            &format!("{name}-{}", std::process::id()),
+            spec.limits,
+        )?)
+    };
     let mut flags =
         libc::CLONE_NEWNS | libc::CLONE_NEWPID | libc::CLONE_NEWUTS | libc::CLONE_NEWIPC;
     if spec.network == Network::None {
@@ -762,6 +794,19 @@ pub fn spawn(spec: Spec) -> Result<Running, ExecError> {
         Pid::from_raw(pid).ok_or_else(|| ExecError::Invalid("clone returned no pid".into()))?;
     // The terminal (if any) arrives before exec; then the error pipe says
     // whether exec happened.
+    if let (Some(cg), Some(gate)) = (&cgroup, gate_write) {
+        // Into the cgroup, then let the child go on to exec.
+        let placed = cg.add(pid.as_raw_nonzero().get() as u32);
+        if placed.is_ok() {
+            let _ = rustix::io::write(&gate, b"g");
+        }
+        drop(gate);
+        if let Err(e) = placed {
+            let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
+            let _ = rustix::process::waitpid(Some(pid), rustix::process::WaitOptions::empty());
+            return Err(e);
+        }
+    }
     let pty = tty_parent.and_then(|sock| receive_fd(&sock));
     let mut report = Vec::new();
     let _ = std::fs::File::from(err_read).read_to_end(&mut report);
@@ -789,6 +834,7 @@ pub fn spawn(spec: Spec) -> Result<Running, ExecError> {
         });
     }
     Ok(Running {
+        _cgroup: cgroup,
         _cache_locks: cache_locks,
         pid,
         stdout: stdout_parent,

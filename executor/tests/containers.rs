@@ -64,6 +64,8 @@ fn spec(f: &Fixture, script: &str) -> Spec {
         mounts: vec![],
         stdio: Stdio::Piped,
         rlimits: vec![],
+        limits: kiln_executor::Limits::default(),
+        cgroup_root: "/sys/fs/cgroup".into(),
     }
 }
 
@@ -396,4 +398,43 @@ fn cache_mounts_persist_and_respect_sharing() {
         "one\n",
         "the copy's writes were thrown away"
     );
+}
+
+#[test]
+fn cgroup_memory_and_pids_limits() {
+    let f = fixture();
+    // pids: at most 6 tasks, so most of 20 background sleeps cannot start.
+    let mut s = spec(
+        &f,
+        "for i in $(seq 1 20); do sleep 1 & done; wait; echo done",
+    );
+    s.limits = kiln_executor::Limits {
+        pids: Some(6),
+        memory: None,
+    };
+    let (_, _, err) = output(s);
+    assert!(
+        err.contains("can't fork") || err.contains("Resource temporarily unavailable"),
+        "{err}"
+    );
+    // memory: 32 MiB; `dd` with a 100 MB buffer is OOM-killed.
+    let f = fixture();
+    let mut s = spec(
+        &f,
+        "dd if=/dev/zero of=/dev/null bs=100M count=2 2>/dev/null; echo status=$?",
+    );
+    s.limits = kiln_executor::Limits {
+        pids: None,
+        memory: Some(32 << 20),
+    };
+    let (exit, out, err) = output(s);
+    assert_eq!(exit, Exit::Code(0), "{err}");
+    assert_eq!(out, "status=137\n", "killed by the OOM killer (SIGKILL)");
+    // Without the limit the same command completes.
+    let f = fixture();
+    let (_, out, _) = output(spec(
+        &f,
+        "dd if=/dev/zero of=/dev/null bs=100M count=2 2>/dev/null; echo status=$?",
+    ));
+    assert_eq!(out, "status=0\n");
 }
