@@ -43,6 +43,7 @@ fn container_diff_becomes_a_layer() {
         rlimits: vec![],
         limits: kiln_executor::Limits::default(),
         cgroup_root: "/sys/fs/cgroup".into(),
+        runtime: kiln_executor::Runtime::Native,
     };
     assert_eq!(run(spec, |_, _| {}).unwrap(), Exit::Code(0));
     let layer = write_layer(

@@ -73,6 +73,10 @@ enum Command {
         /// Maximum number of processes; enforced with a cgroup.
         #[arg(long = "pids-limit")]
         pids_limit: Option<u64>,
+        /// Run with an external OCI runtime (runc, crun) on a bundle kiln
+        /// writes, instead of kiln's own executor.
+        #[arg(long = "oci-runtime", value_name = "PATH")]
+        oci_runtime: Option<PathBuf>,
         image: String,
         /// The command and its arguments (default: the image's).
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
@@ -246,6 +250,7 @@ fn run(cli: Cli) -> Result<i32, Reported> {
             hostname,
             memory,
             pids_limit,
+            oci_runtime,
             image,
             args,
         } => {
@@ -266,6 +271,7 @@ fn run(cli: Cli) -> Result<i32, Reported> {
                 hostname,
                 memory,
                 pids_limit,
+                oci_runtime,
             };
             return run::run(&store()?, options);
         }

@@ -28,6 +28,7 @@ pub struct RunOptions {
     pub hostname: Option<String>,
     pub memory: Option<String>,
     pub pids_limit: Option<u64>,
+    pub oci_runtime: Option<PathBuf>,
 }
 
 /// `512m`, `1g`, `100k`, `4096` (docker's units, powers of 1024).
@@ -210,6 +211,21 @@ pub fn run(store: &Store, o: RunOptions) -> Result<i32, Reported> {
         memory,
         pids: o.pids_limit,
     };
+    let runtime = match &o.oci_runtime {
+        None => kiln_executor::Runtime::Native,
+        Some(_) if o.tty => {
+            return Err(fail(
+                "--oci-runtime: -t is not supported with an external runtime yet",
+            ))
+        }
+        Some(path) if !path.is_file() => {
+            return Err(fail(format!(
+                "--oci-runtime {}: no such runtime binary",
+                path.display()
+            )))
+        }
+        Some(path) => kiln_executor::Runtime::Oci(path.clone()),
+    };
 
     let id = random_id();
     let containers = store.root().join("containers");
@@ -280,6 +296,7 @@ pub fn run(store: &Store, o: RunOptions) -> Result<i32, Reported> {
         rlimits: vec![],
         limits,
         cgroup_root: "/sys/fs/cgroup".into(),
+        runtime,
     };
 
     let cleanup = |rm: bool| {

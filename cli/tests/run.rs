@@ -165,6 +165,33 @@ fn every_flag() {
 }
 
 #[test]
+fn oci_runtime_backend() {
+    let env = Env::new();
+    let (code, out, err) = env.run(&[
+        "--rm",
+        "--oci-runtime",
+        "/usr/sbin/runc",
+        "--hostname",
+        "via-runc",
+        "-e",
+        "X=1",
+        "-w",
+        "/w",
+        "-u",
+        "nobody",
+        "bb",
+        "sh",
+        "-c",
+        "echo $$ $(hostname) $X $(pwd) $(id -u); exit 3",
+    ]);
+    assert_eq!(code, 3, "{err}");
+    assert_eq!(out, "1 via-runc 1 /w 65534\n");
+    let (code, _, err) = env.run(&["--rm", "--oci-runtime", "/nonexistent/runc", "bb", "true"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("no such runtime binary"), "{err}");
+}
+
+#[test]
 fn memory_and_pids_limits() {
     let env = Env::new();
     let (_, out, _) = env.run(&[

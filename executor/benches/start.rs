@@ -42,6 +42,7 @@ fn bench(c: &mut Criterion) {
                 rlimits: vec![],
                 limits: kiln_executor::Limits::default(),
                 cgroup_root: "/sys/fs/cgroup".into(),
+                runtime: kiln_executor::Runtime::Native,
             };
             let exit = spawn(spec).unwrap().wait().unwrap();
             assert_eq!(exit, Exit::Code(0));

@@ -91,7 +91,57 @@ pub(crate) fn run(p: &Prepared) -> ! {
     sys::exit_now(1)
 }
 
+/// The overlay root filesystem, mounted at `p.rootfs`.
+fn mount_rootfs(p: &Prepared) -> R {
+    rustix::mount::mount_change(
+        c"/",
+        rustix::mount::MountPropagationFlags::REC | rustix::mount::MountPropagationFlags::PRIVATE,
+    )
+    .map_err(e)?;
+    let fs = fsopen(c"overlay", FsOpenFlags::FSOPEN_CLOEXEC).map_err(e)?;
+    for lower in &p.lowers_top_first {
+        fsconfig_set_string(fs.as_fd(), c"lowerdir+", lower.as_c_str()).map_err(e)?;
+    }
+    fsconfig_set_string(fs.as_fd(), c"upperdir", p.upper.as_c_str()).map_err(e)?;
+    fsconfig_set_string(fs.as_fd(), c"workdir", p.work.as_c_str()).map_err(e)?;
+    // A faithful upper dir: no redirects, no metadata-only copy-ups.
+    fsconfig_set_string(fs.as_fd(), c"redirect_dir", c"off").map_err(e)?;
+    fsconfig_set_string(fs.as_fd(), c"metacopy", c"off").map_err(e)?;
+    fsconfig_create(fs.as_fd()).map_err(e)?;
+    let mnt = fsmount(
+        fs.as_fd(),
+        FsMountFlags::FSMOUNT_CLOEXEC,
+        MountAttrFlags::empty(),
+    )
+    .map_err(e)?;
+    move_mount(
+        mnt.as_fd(),
+        c"",
+        CWD,
+        p.rootfs.as_c_str(),
+        MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH,
+    )
+    .map_err(e)
+}
+
+/// Standard streams onto the prepared descriptors.
+fn connect_stdio(p: &Prepared) -> R {
+    for (fd, src) in [(1, &p.stdout), (2, &p.stderr), (0, &p.stdin)] {
+        if let Some(src) = src {
+            sys::dup2(std::os::fd::AsRawFd::as_raw_fd(src), fd)?;
+        }
+    }
+    Ok(())
+}
+
 fn setup(p: &Prepared, step: &mut Step) -> R {
+    if p.runtime_helper {
+        // OCI backend: the runtime does the rest.
+        *step = Step::Rootfs;
+        mount_rootfs(p)?;
+        *step = Step::Stdio;
+        return connect_stdio(p);
+    }
     rustix::process::umask(Mode::empty());
     if p.network_none {
         *step = Step::Network;

@@ -18,6 +18,7 @@
 
 mod cgroup;
 mod child;
+mod oci;
 mod seccomp;
 #[allow(unsafe_code)]
 mod sys;
@@ -121,6 +122,16 @@ pub enum Stdio {
     Tty,
 }
 
+/// Which engine runs the container.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Runtime {
+    /// kiln's own executor (this crate).
+    #[default]
+    Native,
+    /// An OCI runtime binary (runc, crun) on a bundle kiln writes.
+    Oci(PathBuf),
+}
+
 /// Everything needed to run one container.
 #[derive(Debug)]
 pub struct Spec {
@@ -144,6 +155,7 @@ pub struct Spec {
     pub limits: Limits,
     /// Where cgroup hierarchies are mounted (normally /sys/fs/cgroup).
     pub cgroup_root: PathBuf,
+    pub runtime: Runtime,
 }
 
 /// How a container's process ended.
@@ -310,6 +322,8 @@ pub(crate) struct Prepared {
     stdin: Option<OwnedFd>,
     stdout: Option<OwnedFd>,
     stderr: Option<OwnedFd>,
+    /// Only mount the rootfs and exec an OCI runtime (see `oci.rs`).
+    runtime_helper: bool,
     /// Read end of a pipe the child waits on before exec while the parent
     /// moves it into its cgroup.
     start_gate: Option<OwnedFd>,
@@ -374,6 +388,7 @@ const SYSTEM_FILES: [&str; 3] = ["/etc/hosts", "/etc/resolv.conf", "/etc/hostnam
 
 /// A started container.
 pub struct Running {
+    oci: Option<(PathBuf, PathBuf, String)>,
     /// Removed (rmdir) when the container is done.
     _cgroup: Option<cgroup::Cgroup>,
     /// Cache locks held while the container runs.
@@ -706,13 +721,14 @@ pub fn spawn(spec: Spec) -> Result<Running, ExecError> {
         })
         .collect();
 
-    let (gate_read, gate_write) = if spec.limits.is_empty() {
-        (None, None)
-    } else {
-        let (r, w) = pipe()?;
-        (Some(r), Some(w))
-    };
-    let prepared = Prepared {
+    let (gate_read, gate_write) =
+        if spec.limits.is_empty() || !matches!(spec.runtime, Runtime::Native) {
+            (None, None)
+        } else {
+            let (r, w) = pipe()?;
+            (Some(r), Some(w))
+        };
+    let mut prepared = Prepared {
         lowers_top_first: lowers
             .iter()
             .map(|l| cstring(l.as_os_str().as_bytes(), "layer path"))
@@ -741,6 +757,7 @@ pub fn spawn(spec: Spec) -> Result<Running, ExecError> {
         stdout: stdout_child,
         stderr: stderr_child,
         tty_socket: tty_child,
+        runtime_helper: false,
         start_gate: gate_read,
         capabilities: DEFAULT_CAPABILITIES,
         uid: rustix::process::Uid::from_raw(user.uid),
@@ -762,7 +779,107 @@ pub fn spawn(spec: Spec) -> Result<Running, ExecError> {
         error_pipe: err_write,
     };
 
-    let cgroup = if spec.limits.is_empty() {
+    // The OCI backend: the bundle describes the container; our child only
+    // mounts the rootfs (in its own mount namespace) and execs the runtime.
+    let oci_runtime = match &spec.runtime {
+        Runtime::Oci(path) => Some(path.clone()),
+        Runtime::Native => None,
+    };
+    let oci_id = format!(
+        "kiln-{}-{}",
+        std::process::id(),
+        state
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    );
+    let oci_state = state.join("runtime-state");
+    if let Some(runtime) = &oci_runtime {
+        let mut oci_mounts = Vec::new();
+        for name in ["hosts", "resolv.conf", "hostname"] {
+            oci_mounts.push(oci::OciMount::Bind {
+                source: etc.join(name).display().to_string(),
+                target: format!("/etc/{name}"),
+                readonly: false,
+            });
+        }
+        for (n, m) in resolved_mounts.iter().enumerate() {
+            let target = clean_abs(&m.target)?;
+            oci_mounts.push(match &m.source {
+                MountSource::Bind(src) => oci::OciMount::Bind {
+                    source: src.display().to_string(),
+                    target,
+                    readonly: m.readonly,
+                },
+                MountSource::Copy(src) => {
+                    let (up, wk) = (
+                        state.join(format!("oci-mounts/{n}/upper")),
+                        state.join(format!("oci-mounts/{n}/work")),
+                    );
+                    for d in [&up, &wk] {
+                        fs::create_dir_all(d).map_err(io_err(d))?;
+                    }
+                    oci::OciMount::Overlay {
+                        lower: src.display().to_string(),
+                        upper: up.display().to_string(),
+                        work: wk.display().to_string(),
+                        target,
+                    }
+                }
+                MountSource::Tmpfs { size } => oci::OciMount::Tmpfs {
+                    size: if *size == 0 {
+                        "50%".to_string()
+                    } else {
+                        size.to_string()
+                    },
+                    target,
+                    readonly: m.readonly,
+                },
+                MountSource::Secret(_) | MountSource::Cache { .. } => {
+                    unreachable!("resolved above")
+                }
+            });
+        }
+        oci::write_bundle(
+            &state.join("bundle"),
+            &rootfs,
+            oci::BundleInputs {
+                argv: &spec.argv,
+                env: &env,
+                cwd: &cwd,
+                uid: user.uid,
+                gid: user.gid,
+                groups: &user.groups,
+                hostname: &spec.hostname,
+                network: spec.network,
+                mounts: oci_mounts,
+                limits: spec.limits,
+            },
+        )?;
+        let bundle = state.join("bundle");
+        let argv: Vec<CString> = [
+            runtime.as_os_str().as_bytes(),
+            b"--root",
+            oci_state.as_os_str().as_bytes(),
+            b"run",
+            b"--bundle",
+            bundle.as_os_str().as_bytes(),
+            oci_id.as_bytes(),
+        ]
+        .iter()
+        .map(|a| cstring(a, "runtime argument"))
+        .collect::<Result<_, _>>()?;
+        let envp = vec![cstring(format!("PATH={DEFAULT_PATH}"), "PATH")?];
+        prepared.runtime_helper = true;
+        prepared.exec_candidates = vec![cstring(runtime.as_os_str().as_bytes(), "runtime path")?];
+        prepared.argv_ptrs = ptrs(&argv);
+        prepared._argv = argv;
+        prepared.envp_ptrs = ptrs(&envp);
+        prepared._envp = envp;
+        prepared.mounts.clear();
+    }
+    // (With an OCI runtime, the runtime applies the limits itself.)
+    let cgroup = if spec.limits.is_empty() || oci_runtime.is_some() {
         None
     } else {
         let name = state
@@ -779,6 +896,11 @@ pub fn spawn(spec: Spec) -> Result<Running, ExecError> {
         libc::CLONE_NEWNS | libc::CLONE_NEWPID | libc::CLONE_NEWUTS | libc::CLONE_NEWIPC;
     if spec.network == Network::None {
         flags |= libc::CLONE_NEWNET;
+    }
+    if oci_runtime.is_some() {
+        // The runtime makes the container's namespaces; the helper only
+        // needs a mount namespace of its own for the rootfs.
+        flags = libc::CLONE_NEWNS;
     }
     let pid = sys::clone_fork(flags).map_err(|e| ExecError::Setup {
         step: "creating namespaces",
@@ -834,6 +956,7 @@ pub fn spawn(spec: Spec) -> Result<Running, ExecError> {
         });
     }
     Ok(Running {
+        oci: oci_runtime.map(|r| (r, oci_state, oci_id)),
         _cgroup: cgroup,
         _cache_locks: cache_locks,
         pid,
@@ -966,9 +1089,12 @@ impl Cleanup {
 
 /// A cheap, copyable way to signal a running container (e.g. from a
 /// signal-forwarding thread while another waits).
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Handle {
     pid: Pid,
+    /// (runtime, its state root, container id) for the OCI backend, whose
+    /// container is not our child's PID 1.
+    oci: Option<(PathBuf, PathBuf, String)>,
 }
 
 impl Handle {
@@ -981,6 +1107,14 @@ impl Handle {
 
     /// SIGKILL: ends every process in the container.
     pub fn kill(&self) {
+        if let Some((runtime, root, id)) = &self.oci {
+            let _ = std::process::Command::new(runtime)
+                .arg("--root")
+                .arg(root)
+                .args(["kill", id, "KILL"])
+                .stderr(std::process::Stdio::null())
+                .status();
+        }
         let _ = rustix::process::kill_process(self.pid, rustix::process::Signal::KILL);
     }
 }
@@ -996,13 +1130,16 @@ impl Running {
     }
 
     pub fn handle(&self) -> Handle {
-        Handle { pid: self.pid }
+        Handle {
+            pid: self.pid,
+            oci: self.oci.clone(),
+        }
     }
 
     /// Kills the whole container: SIGKILL to its PID 1 takes every process
     /// in the PID namespace with it (PID 1 ignores SIGTERM without a handler).
     pub fn kill(&self) {
-        let _ = rustix::process::kill_process(self.pid, rustix::process::Signal::KILL);
+        self.handle().kill();
     }
 
     /// Sends a signal to the container's PID 1.

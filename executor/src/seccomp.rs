@@ -12,62 +12,63 @@ use seccompiler::{
 use std::collections::BTreeMap;
 use std::sync::OnceLock;
 
-/// Syscalls a default-capability docker container cannot make.
-const DENIED: &[i64] = &[
-    libc::SYS_acct,
-    libc::SYS_add_key,
-    libc::SYS_bpf,
-    libc::SYS_clock_adjtime,
-    libc::SYS_clock_settime,
-    libc::SYS_delete_module,
-    libc::SYS_finit_module,
-    libc::SYS_get_mempolicy,
-    libc::SYS_init_module,
-    libc::SYS_ioperm,
-    libc::SYS_iopl,
-    libc::SYS_kcmp,
-    libc::SYS_kexec_file_load,
-    libc::SYS_kexec_load,
-    libc::SYS_keyctl,
-    libc::SYS_lookup_dcookie,
-    libc::SYS_mbind,
-    libc::SYS_mount,
-    libc::SYS_move_pages,
-    libc::SYS_name_to_handle_at,
-    libc::SYS_nfsservctl,
-    libc::SYS_open_by_handle_at,
-    libc::SYS_perf_event_open,
-    libc::SYS_pivot_root,
-    libc::SYS_process_vm_readv,
-    libc::SYS_process_vm_writev,
-    libc::SYS_ptrace,
-    libc::SYS_quotactl,
-    libc::SYS_reboot,
-    libc::SYS_request_key,
-    libc::SYS_set_mempolicy,
-    libc::SYS_setns,
-    libc::SYS_settimeofday,
-    libc::SYS_swapon,
-    libc::SYS_swapoff,
-    libc::SYS_sysfs,
-    libc::SYS__sysctl,
-    libc::SYS_umount2,
-    libc::SYS_unshare,
-    libc::SYS_uselib,
-    libc::SYS_userfaultfd,
-    libc::SYS_ustat,
-    libc::SYS_vhangup,
-    libc::SYS_fsopen,
-    libc::SYS_fsconfig,
-    libc::SYS_fsmount,
-    libc::SYS_fspick,
-    libc::SYS_move_mount,
-    libc::SYS_open_tree,
-    libc::SYS_mount_setattr,
-    libc::SYS_syslog,
+/// Syscalls a default-capability docker container cannot make, by name
+/// (for OCI runtime bundles) and number (for our own filter).
+pub(crate) const DENIED: &[(&str, i64)] = &[
+    ("acct", libc::SYS_acct),
+    ("add_key", libc::SYS_add_key),
+    ("bpf", libc::SYS_bpf),
+    ("clock_adjtime", libc::SYS_clock_adjtime),
+    ("clock_settime", libc::SYS_clock_settime),
+    ("delete_module", libc::SYS_delete_module),
+    ("finit_module", libc::SYS_finit_module),
+    ("get_mempolicy", libc::SYS_get_mempolicy),
+    ("init_module", libc::SYS_init_module),
+    ("ioperm", libc::SYS_ioperm),
+    ("iopl", libc::SYS_iopl),
+    ("kcmp", libc::SYS_kcmp),
+    ("kexec_file_load", libc::SYS_kexec_file_load),
+    ("kexec_load", libc::SYS_kexec_load),
+    ("keyctl", libc::SYS_keyctl),
+    ("lookup_dcookie", libc::SYS_lookup_dcookie),
+    ("mbind", libc::SYS_mbind),
+    ("mount", libc::SYS_mount),
+    ("move_pages", libc::SYS_move_pages),
+    ("name_to_handle_at", libc::SYS_name_to_handle_at),
+    ("nfsservctl", libc::SYS_nfsservctl),
+    ("open_by_handle_at", libc::SYS_open_by_handle_at),
+    ("perf_event_open", libc::SYS_perf_event_open),
+    ("pivot_root", libc::SYS_pivot_root),
+    ("process_vm_readv", libc::SYS_process_vm_readv),
+    ("process_vm_writev", libc::SYS_process_vm_writev),
+    ("ptrace", libc::SYS_ptrace),
+    ("quotactl", libc::SYS_quotactl),
+    ("reboot", libc::SYS_reboot),
+    ("request_key", libc::SYS_request_key),
+    ("set_mempolicy", libc::SYS_set_mempolicy),
+    ("setns", libc::SYS_setns),
+    ("settimeofday", libc::SYS_settimeofday),
+    ("swapon", libc::SYS_swapon),
+    ("swapoff", libc::SYS_swapoff),
+    ("sysfs", libc::SYS_sysfs),
+    ("_sysctl", libc::SYS__sysctl),
+    ("umount2", libc::SYS_umount2),
+    ("unshare", libc::SYS_unshare),
+    ("uselib", libc::SYS_uselib),
+    ("userfaultfd", libc::SYS_userfaultfd),
+    ("ustat", libc::SYS_ustat),
+    ("vhangup", libc::SYS_vhangup),
+    ("fsopen", libc::SYS_fsopen),
+    ("fsconfig", libc::SYS_fsconfig),
+    ("fsmount", libc::SYS_fsmount),
+    ("fspick", libc::SYS_fspick),
+    ("move_mount", libc::SYS_move_mount),
+    ("open_tree", libc::SYS_open_tree),
+    ("mount_setattr", libc::SYS_mount_setattr),
+    ("syslog", libc::SYS_syslog),
 ];
 
-const NAMESPACE_FLAGS: u64 = (libc::CLONE_NEWNS
+pub(crate) const NAMESPACE_FLAGS: u64 = (libc::CLONE_NEWNS
     | libc::CLONE_NEWUTS
     | libc::CLONE_NEWIPC
     | libc::CLONE_NEWUSER
@@ -92,7 +93,7 @@ fn compile(rules: BTreeMap<i64, Vec<SeccompRule>>, errno: i32) -> Result<BpfProg
 /// are installed the kernel takes the most restrictive answer per call.
 fn build() -> Result<[BpfProgram; 2], String> {
     let mut rules: BTreeMap<i64, Vec<SeccompRule>> = BTreeMap::new();
-    for &nr in DENIED {
+    for &(_, nr) in DENIED {
         rules.insert(nr, vec![]);
     }
     // clone(flags, ...) with any namespace flag: one rule per flag (rules

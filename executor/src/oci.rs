@@ -1,0 +1,202 @@
+//! The second backend: an OCI runtime bundle run by an external runtime
+//! (runc, crun). It exists to cross-check the native executor: the same
+//! integration tests run against both.
+//!
+//! kiln still provides the root filesystem: a helper child in a fresh mount
+//! namespace mounts the overlay at the bundle's rootfs and execs
+//! `RUNTIME run`, so the runtime sees the merged tree and no mount ever
+//! lands in the host's namespace.
+
+use crate::{ExecError, Limits, Network, DEFAULT_CAPABILITIES};
+use serde_json::{json, Value};
+use std::fs;
+use std::path::Path;
+
+/// One mount in the bundle.
+pub(crate) enum OciMount {
+    Bind {
+        source: String,
+        target: String,
+        readonly: bool,
+    },
+    Overlay {
+        lower: String,
+        upper: String,
+        work: String,
+        target: String,
+    },
+    Tmpfs {
+        size: String,
+        target: String,
+        readonly: bool,
+    },
+}
+
+pub(crate) struct BundleInputs<'a> {
+    pub argv: &'a [String],
+    pub env: &'a [String],
+    pub cwd: &'a str,
+    pub uid: u32,
+    pub gid: u32,
+    pub groups: &'a [u32],
+    pub hostname: &'a str,
+    pub network: Network,
+    pub mounts: Vec<OciMount>,
+    pub limits: Limits,
+}
+
+const CAP_NAMES: [&str; 41] = [
+    "CAP_CHOWN",
+    "CAP_DAC_OVERRIDE",
+    "CAP_DAC_READ_SEARCH",
+    "CAP_FOWNER",
+    "CAP_FSETID",
+    "CAP_KILL",
+    "CAP_SETGID",
+    "CAP_SETUID",
+    "CAP_SETPCAP",
+    "CAP_LINUX_IMMUTABLE",
+    "CAP_NET_BIND_SERVICE",
+    "CAP_NET_BROADCAST",
+    "CAP_NET_ADMIN",
+    "CAP_NET_RAW",
+    "CAP_IPC_LOCK",
+    "CAP_IPC_OWNER",
+    "CAP_SYS_MODULE",
+    "CAP_SYS_RAWIO",
+    "CAP_SYS_CHROOT",
+    "CAP_SYS_PTRACE",
+    "CAP_SYS_PACCT",
+    "CAP_SYS_ADMIN",
+    "CAP_SYS_BOOT",
+    "CAP_SYS_NICE",
+    "CAP_SYS_RESOURCE",
+    "CAP_SYS_TIME",
+    "CAP_SYS_TTY_CONFIG",
+    "CAP_MKNOD",
+    "CAP_LEASE",
+    "CAP_AUDIT_WRITE",
+    "CAP_AUDIT_CONTROL",
+    "CAP_SETFCAP",
+    "CAP_MAC_OVERRIDE",
+    "CAP_MAC_ADMIN",
+    "CAP_SYSLOG",
+    "CAP_WAKE_ALARM",
+    "CAP_BLOCK_SUSPEND",
+    "CAP_AUDIT_READ",
+    "CAP_PERFMON",
+    "CAP_BPF",
+    "CAP_CHECKPOINT_RESTORE",
+];
+
+/// Writes `bundle/config.json` (validated through oci-spec's types).
+pub(crate) fn write_bundle(
+    bundle: &Path,
+    rootfs: &Path,
+    i: BundleInputs<'_>,
+) -> Result<(), ExecError> {
+    let caps: Vec<&str> = (0..CAP_NAMES.len())
+        .filter(|c| DEFAULT_CAPABILITIES & (1 << c) != 0)
+        .map(|c| CAP_NAMES[c])
+        .collect();
+    let mut mounts = vec![
+        json!({"destination": "/proc", "type": "proc", "source": "proc", "options": ["nosuid", "noexec", "nodev"]}),
+        json!({"destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]}),
+        json!({"destination": "/dev/pts", "type": "devpts", "source": "devpts", "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]}),
+        json!({"destination": "/dev/shm", "type": "tmpfs", "source": "shm", "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]}),
+        json!({"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["nosuid", "noexec", "nodev", "ro"]}),
+    ];
+    for m in &i.mounts {
+        mounts.push(match m {
+            OciMount::Bind { source, target, readonly } => json!({
+                "destination": target, "type": "bind", "source": source,
+                "options": ["rbind", if *readonly { "ro" } else { "rw" }],
+            }),
+            OciMount::Overlay { lower, upper, work, target } => json!({
+                "destination": target, "type": "overlay", "source": "overlay",
+                "options": [format!("lowerdir={lower}"), format!("upperdir={upper}"), format!("workdir={work}")],
+            }),
+            OciMount::Tmpfs { size, target, readonly } => json!({
+                "destination": target, "type": "tmpfs", "source": "tmpfs",
+                "options": ["nosuid", "nodev", "mode=1777", format!("size={size}"), if *readonly { "ro" } else { "rw" }],
+            }),
+        });
+    }
+    let mut namespaces = vec![
+        json!({"type": "pid"}),
+        json!({"type": "mount"}),
+        json!({"type": "uts"}),
+        json!({"type": "ipc"}),
+    ];
+    if i.network == Network::None {
+        namespaces.push(json!({"type": "network"}));
+    }
+    let denied: Vec<&str> = crate::seccomp::DENIED.iter().map(|(n, _)| *n).collect();
+    let mut resources = json!({});
+    if let Some(m) = i.limits.memory {
+        resources["memory"] = json!({"limit": m, "swap": m});
+    }
+    if let Some(p) = i.limits.pids {
+        resources["pids"] = json!({"limit": p});
+    }
+    let config = json!({
+        "ociVersion": "1.0.2",
+        "root": {"path": rootfs.display().to_string(), "readonly": false},
+        "hostname": i.hostname,
+        "process": {
+            "terminal": false,
+            "user": {"uid": i.uid, "gid": i.gid, "additionalGids": i.groups},
+            "args": i.argv,
+            "env": i.env,
+            "cwd": i.cwd,
+            "capabilities": {"bounding": caps, "effective": caps, "permitted": caps},
+            "noNewPrivileges": true,
+            "rlimits": [],
+        },
+        "mounts": mounts,
+        "linux": {
+            "namespaces": namespaces,
+            "resources": resources,
+            "maskedPaths": ["/proc/acpi", "/proc/kcore", "/proc/keys", "/proc/latency_stats", "/proc/timer_list",
+                            "/proc/timer_stats", "/proc/sched_debug", "/proc/scsi", "/sys/firmware",
+                            "/sys/devices/virtual/powercap", "/proc/interrupts"],
+            "readonlyPaths": ["/proc/asound", "/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"],
+            "seccomp": {
+                "defaultAction": "SCMP_ACT_ALLOW",
+                "architectures": ["SCMP_ARCH_X86_64"],
+                "syscalls": [
+                    {"names": denied, "action": "SCMP_ACT_ERRNO", "errnoRet": libc::EPERM},
+                    {"names": ["clone3"], "action": "SCMP_ACT_ERRNO", "errnoRet": libc::ENOSYS},
+                    {"names": ["clone"], "action": "SCMP_ACT_ERRNO", "errnoRet": libc::EPERM,
+                     "args": [{"index": 0, "value": crate::seccomp::NAMESPACE_FLAGS, "valueTwo": 0, "op": "SCMP_CMP_MASKED_EQ"}]},
+                ],
+            },
+        },
+    });
+    // The clone rule above blocks only when every namespace bit is set;
+    // per-flag rules say what we mean.
+    let mut config = config;
+    if let Some(rules) = config
+        .pointer_mut("/linux/seccomp/syscalls")
+        .and_then(Value::as_array_mut)
+    {
+        rules.pop();
+        for bit in 0..64u32 {
+            let flag = 1u64 << bit;
+            if crate::seccomp::NAMESPACE_FLAGS & flag != 0 {
+                rules.push(json!({"names": ["clone"], "action": "SCMP_ACT_ERRNO", "errnoRet": libc::EPERM,
+                    "args": [{"index": 0, "value": flag, "valueTwo": flag, "op": "SCMP_CMP_MASKED_EQ"}]}));
+            }
+        }
+    }
+    // Validate the shape with oci-spec's types before a runtime sees it.
+    let spec: oci_spec::runtime::Spec = serde_json::from_value(config)
+        .map_err(|e| ExecError::Invalid(format!("generated OCI runtime config is invalid: {e}")))?;
+    fs::create_dir_all(bundle).map_err(|source| ExecError::Io {
+        path: bundle.to_path_buf(),
+        source,
+    })?;
+    let path = bundle.join("config.json");
+    let text = serde_json::to_vec_pretty(&spec).map_err(|e| ExecError::Invalid(e.to_string()))?;
+    fs::write(&path, text).map_err(|source| ExecError::Io { path, source })
+}
