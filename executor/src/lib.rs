@@ -785,13 +785,13 @@ pub fn spawn(spec: Spec) -> Result<Running, ExecError> {
         Runtime::Oci(path) => Some(path.clone()),
         Runtime::Native => None,
     };
+    // Unique per spawn: runtimes derive cgroup paths from the id, so two
+    // containers must never share one.
+    static OCI_COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let oci_id = format!(
         "kiln-{}-{}",
         std::process::id(),
-        state
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default()
+        OCI_COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
     );
     let oci_state = state.join("runtime-state");
     if let Some(runtime) = &oci_runtime {
@@ -854,6 +854,18 @@ pub fn spawn(spec: Spec) -> Result<Running, ExecError> {
                 network: spec.network,
                 mounts: oci_mounts,
                 limits: spec.limits,
+                rlimits: prepared
+                    .rlimits
+                    .iter()
+                    .map(|(r, l)| {
+                        let max = u64::MAX;
+                        (
+                            format!("RLIMIT_{}", rlimit_name(*r)),
+                            l.current.unwrap_or(max),
+                            l.maximum.unwrap_or(max),
+                        )
+                    })
+                    .collect(),
             },
         )?;
         let bundle = state.join("bundle");
@@ -965,6 +977,29 @@ pub fn spawn(spec: Spec) -> Result<Running, ExecError> {
         pty,
         cleanup,
     })
+}
+
+/// The OCI name of an rlimit (without `RLIMIT_`).
+fn rlimit_name(r: Resource) -> &'static str {
+    match r {
+        Resource::Cpu => "CPU",
+        Resource::Fsize => "FSIZE",
+        Resource::Data => "DATA",
+        Resource::Stack => "STACK",
+        Resource::Core => "CORE",
+        Resource::Rss => "RSS",
+        Resource::Nproc => "NPROC",
+        Resource::Nofile => "NOFILE",
+        Resource::Memlock => "MEMLOCK",
+        Resource::As => "AS",
+        Resource::Locks => "LOCKS",
+        Resource::Sigpending => "SIGPENDING",
+        Resource::Msgqueue => "MSGQUEUE",
+        Resource::Nice => "NICE",
+        Resource::Rtprio => "RTPRIO",
+        Resource::Rttime => "RTTIME",
+        _ => "NOFILE",
+    }
 }
 
 /// Receives one descriptor sent with SCM_RIGHTS (None if the peer closed).

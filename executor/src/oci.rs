@@ -43,6 +43,7 @@ pub(crate) struct BundleInputs<'a> {
     pub network: Network,
     pub mounts: Vec<OciMount>,
     pub limits: Limits,
+    pub rlimits: Vec<(String, u64, u64)>,
 }
 
 const CAP_NAMES: [&str; 41] = [
@@ -151,7 +152,7 @@ pub(crate) fn write_bundle(
             "cwd": i.cwd,
             "capabilities": {"bounding": caps, "effective": caps, "permitted": caps},
             "noNewPrivileges": true,
-            "rlimits": [],
+            "rlimits": i.rlimits.iter().map(|(t, soft, hard)| json!({"type": t, "soft": soft, "hard": hard})).collect::<Vec<_>>(),
         },
         "mounts": mounts,
         "linux": {

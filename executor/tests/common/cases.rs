@@ -441,3 +441,25 @@ fn cgroup_memory_and_pids_limits() {
     ));
     assert_eq!(out, "status=0\n");
 }
+
+#[test]
+fn rlimits_are_applied() {
+    let f = fixture();
+    let mut s = spec(&f, "ulimit -n; ulimit -Hn");
+    s.rlimits = vec![(rustix::process::Resource::Nofile, Some(123), Some(456))];
+    assert_eq!(output(s).1, "123\n456\n");
+}
+
+#[test]
+fn workdir_under_a_file_is_a_clear_error() {
+    let f = fixture();
+    let mut s = spec(&f, "true");
+    s.cwd = "/etc/passwd/sub".into();
+    if backend() == kiln_executor::Runtime::Native {
+        let err = kiln_executor::spawn(s).err().unwrap();
+        assert!(err.to_string().contains("working directory"), "{err}");
+        assert_eq!(err.exit_code(), 125);
+    } else {
+        assert_ne!(output(s).0, Exit::Code(0));
+    }
+}
