@@ -73,6 +73,10 @@ enum Command {
         /// Maximum number of processes; enforced with a cgroup.
         #[arg(long = "pids-limit")]
         pids_limit: Option<u64>,
+        /// Run a minimal init as PID 1 that reaps zombies and forwards
+        /// signals (docker's --init).
+        #[arg(long)]
+        init: bool,
         /// Run with an external OCI runtime (runc, crun) on a bundle kiln
         /// writes, instead of kiln's own executor.
         #[arg(long = "oci-runtime", value_name = "PATH")]
@@ -251,6 +255,7 @@ fn run(cli: Cli) -> Result<i32, Reported> {
             memory,
             pids_limit,
             oci_runtime,
+            init,
             image,
             args,
         } => {
@@ -272,6 +277,7 @@ fn run(cli: Cli) -> Result<i32, Reported> {
                 memory,
                 pids_limit,
                 oci_runtime,
+                init,
             };
             return run::run(&store()?, options);
         }

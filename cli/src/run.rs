@@ -29,6 +29,7 @@ pub struct RunOptions {
     pub memory: Option<String>,
     pub pids_limit: Option<u64>,
     pub oci_runtime: Option<PathBuf>,
+    pub init: bool,
 }
 
 /// `512m`, `1g`, `100k`, `4096` (docker's units, powers of 1024).
@@ -297,6 +298,7 @@ pub fn run(store: &Store, o: RunOptions) -> Result<i32, Reported> {
         limits,
         cgroup_root: "/sys/fs/cgroup".into(),
         runtime,
+        init: o.init,
     };
 
     let cleanup = |rm: bool| {

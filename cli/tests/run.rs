@@ -145,6 +145,12 @@ fn every_flag() {
         "1 1 flag\n/work/here\n65534\nkiln-host\nhost data\nro\n"
     );
     assert_eq!(fs::read_to_string(host.join("out")).unwrap(), "w\n");
+    // --init: PID 1 is the reaper, the command is its child.
+    assert_eq!(
+        env.run(&["--rm", "--init", "bb", "sh", "-c", "echo $$"]).1,
+        "2\n"
+    );
+    assert_eq!(env.run(&["--rm", "bb", "sh", "-c", "echo $$"]).1, "1\n");
     let (_, out, _) = env.run(&["--rm", "--network", "none", "bb", "ls", "/sys/class/net"]);
     assert_eq!(out, "lo\n");
     // -i passes stdin; without it the command sees an empty stdin.

@@ -43,6 +43,7 @@ fn bench(c: &mut Criterion) {
                 limits: kiln_executor::Limits::default(),
                 cgroup_root: "/sys/fs/cgroup".into(),
                 runtime: kiln_executor::Runtime::Native,
+                init: false,
             };
             let exit = spawn(spec).unwrap().wait().unwrap();
             assert_eq!(exit, Exit::Code(0));

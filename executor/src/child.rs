@@ -80,6 +80,7 @@ pub(crate) fn run(p: &Prepared) -> ! {
     let mut step = Step::Network;
     let result = setup(p, &mut step);
     let errno = match result {
+        Ok(()) if p.init => init_then_exec(p),
         Ok(()) => exec(p),
         Err(errno) => errno,
     };
@@ -477,6 +478,59 @@ fn setup(p: &Prepared, step: &mut Step) -> R {
         }
     }
     Ok(())
+}
+
+/// `--init`: fork the command, then stay as PID 1 reaping every child and
+/// forwarding signals to the command; leave with the command's status.
+fn init_then_exec(p: &Prepared) -> i32 {
+    let old_mask = match sys::block_all_signals() {
+        Ok(m) => m,
+        Err(errno) => return errno,
+    };
+    let child = match sys::clone_fork(0) {
+        Ok(pid) => pid,
+        Err(err) => return err.raw_os_error().unwrap_or(libc::EAGAIN),
+    };
+    if child == 0 {
+        sys::set_signal_mask(&old_mask);
+        return exec(p);
+    }
+    // The command is running: its exec errors are reported by itself on
+    // the error pipe, which we must not hold open.
+    drop_error_pipe(p);
+    let Some(command) = rustix::process::Pid::from_raw(child) else {
+        sys::exit_now(1)
+    };
+    loop {
+        let sig = sys::wait_signal();
+        if sig == libc::SIGCHLD {
+            // Reap everything that has exited; stop when the command has.
+            while let Ok(Some((pid, status))) =
+                rustix::process::waitpid(None, rustix::process::WaitOptions::NOHANG)
+            {
+                if pid == command {
+                    let code = match status.terminating_signal() {
+                        Some(sig) => 128 + sig,
+                        None => status.exit_status().unwrap_or(0),
+                    };
+                    sys::exit_now(code);
+                }
+            }
+        } else if sig > 0 {
+            if let Some(s) = rustix::process::Signal::from_named_raw(sig) {
+                let _ = rustix::process::kill_process(command, s);
+            }
+        }
+    }
+}
+
+/// Closes our copy of the error pipe's write end (it is close-on-exec, but
+/// the init never execs).
+fn drop_error_pipe(p: &Prepared) {
+    let _ = sys::dup2(
+        std::os::fd::AsRawFd::as_raw_fd(&p.error_pipe_null),
+        std::os::fd::AsRawFd::as_raw_fd(&p.error_pipe),
+    );
 }
 
 /// Tries each candidate path (a `$PATH` search done with prepared

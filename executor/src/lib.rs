@@ -156,6 +156,10 @@ pub struct Spec {
     /// Where cgroup hierarchies are mounted (normally /sys/fs/cgroup).
     pub cgroup_root: PathBuf,
     pub runtime: Runtime,
+    /// Run a minimal init as PID 1 that reaps orphaned zombies and
+    /// forwards signals to the command (docker's `--init`). Without it the
+    /// command itself is PID 1, as in docker by default.
+    pub init: bool,
 }
 
 /// How a container's process ended.
@@ -324,6 +328,8 @@ pub(crate) struct Prepared {
     stderr: Option<OwnedFd>,
     /// Only mount the rootfs and exec an OCI runtime (see `oci.rs`).
     runtime_helper: bool,
+    /// PID 1 is a reaper and the command its child.
+    init: bool,
     /// Read end of a pipe the child waits on before exec while the parent
     /// moves it into its cgroup.
     start_gate: Option<OwnedFd>,
@@ -340,6 +346,8 @@ pub(crate) struct Prepared {
     _envp: Vec<CString>,
     envp_ptrs: Vec<*const c_char>,
     error_pipe: OwnedFd,
+    /// /dev/null, dup'd over `error_pipe` by an init that never execs.
+    error_pipe_null: OwnedFd,
 }
 
 fn cstring(s: impl AsRef<[u8]>, what: &str) -> Result<CString, ExecError> {
@@ -758,6 +766,7 @@ pub fn spawn(spec: Spec) -> Result<Running, ExecError> {
         stderr: stderr_child,
         tty_socket: tty_child,
         runtime_helper: false,
+        init: spec.init,
         start_gate: gate_read,
         capabilities: DEFAULT_CAPABILITIES,
         uid: rustix::process::Uid::from_raw(user.uid),
@@ -777,6 +786,15 @@ pub fn spawn(spec: Spec) -> Result<Running, ExecError> {
         envp_ptrs: ptrs(&envp),
         _envp: envp,
         error_pipe: err_write,
+        error_pipe_null: rustix::fs::open(
+            "/dev/null",
+            rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::CLOEXEC,
+            rustix::fs::Mode::empty(),
+        )
+        .map_err(|e| ExecError::Io {
+            path: "/dev/null".into(),
+            source: e.into(),
+        })?,
     };
 
     // The OCI backend: the bundle describes the container; our child only

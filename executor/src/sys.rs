@@ -107,3 +107,36 @@ fn errno() -> i32 {
         .raw_os_error()
         .unwrap_or(libc::EINVAL)
 }
+
+/// Blocks every signal in the calling thread (the init process then takes
+/// them one at a time with [`wait_signal`]). Returns the old mask.
+pub(crate) fn block_all_signals() -> Result<libc::sigset_t, i32> {
+    // SAFETY: sigset_t is plain data; sigfillset and pthread_sigmask only
+    // read and write the sets passed.
+    unsafe {
+        let mut all: libc::sigset_t = std::mem::zeroed();
+        let mut old: libc::sigset_t = std::mem::zeroed();
+        libc::sigfillset(&mut all);
+        if libc::pthread_sigmask(libc::SIG_SETMASK, &all, &mut old) != 0 {
+            return Err(errno());
+        }
+        Ok(old)
+    }
+}
+
+/// Restores a signal mask (in the command's process, before exec).
+pub(crate) fn set_signal_mask(mask: &libc::sigset_t) {
+    // SAFETY: `mask` is a valid sigset_t.
+    unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, mask, std::ptr::null_mut()) };
+}
+
+/// Waits for any (blocked) signal and returns its number.
+pub(crate) fn wait_signal() -> i32 {
+    // SAFETY: sigset_t is plain data; sigwaitinfo writes only `info`.
+    unsafe {
+        let mut all: libc::sigset_t = std::mem::zeroed();
+        libc::sigfillset(&mut all);
+        let mut info: libc::siginfo_t = std::mem::zeroed();
+        libc::sigwaitinfo(&all, &mut info)
+    }
+}

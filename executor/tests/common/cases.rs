@@ -62,6 +62,7 @@ fn spec(f: &Fixture, script: &str) -> Spec {
         limits: kiln_executor::Limits::default(),
         cgroup_root: "/sys/fs/cgroup".into(),
         runtime: backend(),
+        init: false,
     }
 }
 
@@ -462,4 +463,36 @@ fn workdir_under_a_file_is_a_clear_error() {
     } else {
         assert_ne!(output(s).0, Exit::Code(0));
     }
+}
+
+#[test]
+fn init_reaps_orphaned_zombies() {
+    // An orphan re-parented to PID 1 stays a zombie when PID 1 is a
+    // command that never waits (`sleep`); with init it is reaped.
+    let script = "(sleep 0.6; ps -o stat,comm | grep -c '^Z') & sh -c 'sleep 0.1 &'; exec sleep 1";
+    let f = fixture();
+    let (_, out, _) = output(spec(&f, script));
+    assert_eq!(out.trim(), "1", "without init the orphan stays a zombie");
+    if backend() != kiln_executor::Runtime::Native {
+        return; // --init is the native executor's
+    }
+    let f = fixture();
+    let mut s = spec(&f, script);
+    s.init = true;
+    let (exit, out, err) = output(s);
+    assert_eq!(out.trim(), "0", "init reaped it: {err}");
+    assert_eq!(exit, Exit::Code(0));
+    // The command's status is the container's, and signals reach it.
+    let f = fixture();
+    let mut s = spec(&f, "exit 9");
+    s.init = true;
+    assert_eq!(output(s).0, Exit::Code(9));
+    let f = fixture();
+    let mut s = spec(&f, "trap 'exit 5' TERM; sleep 5 & wait");
+    s.init = true;
+    s.stdio = Stdio::Inherit { stdin: false };
+    let running = kiln_executor::spawn(s).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    running.handle().signal(15);
+    assert_eq!(running.wait().unwrap(), Exit::Code(5), "SIGTERM forwarded to the command");
 }
