@@ -378,10 +378,44 @@ pub fn rmi(store: &Store, names: &[String], force: bool) -> Result<(), Reported>
     }
 }
 
+/// Removes kept containers (`kiln run` without `--rm`) whose process has
+/// exited, with their names. Returns how many.
+fn prune_containers(store: &Store) -> usize {
+    let dir = store.root().join("containers");
+    let Ok(entries) = fs::read_dir(&dir) else {
+        return 0;
+    };
+    let mut removed = Vec::new();
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if name == "names" {
+            continue;
+        }
+        let pid = fs::read_to_string(e.path().join("pid"))
+            .ok()
+            .and_then(|p| p.trim().parse::<u32>().ok());
+        // Still running while its recorded PID is alive (a reused pid only
+        // delays the removal to a later prune).
+        let running = pid.is_some_and(|p| Path::new(&format!("/proc/{p}")).exists());
+        if !running && fs::remove_dir_all(e.path()).is_ok() {
+            removed.push(name);
+        }
+    }
+    if let Ok(names) = fs::read_dir(dir.join("names")) {
+        for n in names.flatten() {
+            if fs::read_link(n.path()).is_ok_and(|t| removed.iter().any(|r| t == Path::new(r))) {
+                let _ = fs::remove_file(n.path());
+            }
+        }
+    }
+    removed.len()
+}
+
 pub fn prune(store: &Store, all: bool) -> Result<(), Reported> {
+    let containers = prune_containers(store);
     let r = store.prune(all).map_err(fail)?;
     emit(&format!(
-        "Deleted images: {}\nDeleted blobs: {}\nDeleted snapshots: {}\nTotal reclaimed space: {}\n",
+        "Deleted containers: {containers}\nDeleted images: {}\nDeleted blobs: {}\nDeleted snapshots: {}\nTotal reclaimed space: {}\n",
         r.images_removed,
         r.blobs_removed,
         r.snapshots_removed,
