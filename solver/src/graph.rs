@@ -1,0 +1,499 @@
+//! The build graph: a [`Definition`] of [`Vertex`]es, each an [`Op`] over
+//! the results of earlier vertices. Frontend-neutral: the Dockerfile
+//! frontend lowers to it, the solver walks it.
+//!
+//! Two fingerprints per vertex (as BuildKit has):
+//! - the **definition digest** hashes the op as written plus its inputs'
+//!   definition digests; identical work inside one build shares it and runs
+//!   once;
+//! - the **cache key** hashes only what decides the result: the op's
+//!   cache-relevant fields, its inputs' cache keys, and for context sources
+//!   the content checksum of exactly the paths selected. Excluded, each on
+//!   purpose: vertex names (progress text), proxy environment variables
+//!   (they change how a download goes, not what it yields), image names
+//!   (an image keys by manifest digest, whatever it was called), absolute
+//!   context paths, mtimes, and secret contents (only their ids).
+
+use crate::encode::{Encoder, Fingerprint};
+
+/// Index of a vertex in its [`Definition`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct VertexId(pub usize);
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    /// The empty filesystem (`FROM scratch`).
+    Scratch,
+    /// An image, resolved to its manifest digest before solving.
+    Image {
+        reference: String,
+        manifest_digest: String,
+    },
+    /// The local build context, limited to the paths an op reads.
+    Context {
+        name: String,
+        include: Vec<String>,
+        exclude: Vec<String>,
+    },
+    /// A download (`ADD https://...`), pinned by checksum when given.
+    Http {
+        url: String,
+        checksum: Option<String>,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MountKind {
+    /// Input `input` (a vertex result) at the target.
+    Bind {
+        readonly: bool,
+    },
+    /// A persistent cache directory.
+    Cache {
+        id: String,
+        sharing: String,
+    },
+    Tmpfs {
+        size: u64,
+    },
+    /// A secret: its id is part of the key, its content never is.
+    Secret {
+        id: String,
+        required: bool,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExecMount {
+    pub target: String,
+    /// Index into the vertex's inputs (for binds).
+    pub input: Option<usize>,
+    /// Path inside the input to mount.
+    pub selector: String,
+    pub kind: MountKind,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Exec {
+    pub argv: Vec<String>,
+    /// In order; later entries win, as in the image config.
+    pub env: Vec<(String, String)>,
+    /// HTTP(S)_PROXY and friends: passed to the process, in no cache key.
+    pub proxy_env: Vec<(String, String)>,
+    pub cwd: String,
+    pub user: String,
+    pub network: String,
+    pub mounts: Vec<ExecMount>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FileOp {
+    /// COPY/ADD: `paths` from input `src` into `dest` of input 0.
+    Copy {
+        src: usize,
+        paths: Vec<String>,
+        dest: String,
+        chown: Option<String>,
+        chmod: Option<String>,
+        exclude: Vec<String>,
+        parents: bool,
+        /// ADD of a local archive unpacks it.
+        unpack: bool,
+    },
+    Mkdir {
+        path: String,
+        mode: u32,
+        parents: bool,
+    },
+    Mkfile {
+        path: String,
+        mode: u32,
+        data: Vec<u8>,
+    },
+    Rm {
+        path: String,
+    },
+    Symlink {
+        target: String,
+        link: String,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Op {
+    Source(Source),
+    /// Runs a command; input 0 is the root filesystem.
+    Exec(Exec),
+    /// Changes files in input 0.
+    File(FileOp),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Vertex {
+    pub op: Op,
+    pub inputs: Vec<VertexId>,
+    /// What progress output calls it (e.g. `[build 2/4] RUN make`); in no
+    /// fingerprint.
+    pub name: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Definition {
+    vertices: Vec<Vertex>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GraphError(pub String);
+
+impl std::fmt::Display for GraphError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for GraphError {}
+
+impl Definition {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds a vertex whose inputs are already in the graph (so the order of
+    /// `vertices` is always a topological order).
+    pub fn add(&mut self, vertex: Vertex) -> Result<VertexId, GraphError> {
+        let id = VertexId(self.vertices.len());
+        if let Some(bad) = vertex.inputs.iter().find(|i| i.0 >= id.0) {
+            return Err(GraphError(format!(
+                "vertex {:?} refers to {:?}, which is not added yet",
+                vertex.name, bad
+            )));
+        }
+        let needs_root = matches!(vertex.op, Op::Exec(_) | Op::File(_));
+        if needs_root && vertex.inputs.is_empty() {
+            return Err(GraphError(format!(
+                "vertex {:?} needs an input filesystem",
+                vertex.name
+            )));
+        }
+        self.vertices.push(vertex);
+        Ok(id)
+    }
+
+    pub fn vertex(&self, id: VertexId) -> &Vertex {
+        &self.vertices[id.0]
+    }
+
+    pub fn vertices(&self) -> impl Iterator<Item = (VertexId, &Vertex)> {
+        self.vertices
+            .iter()
+            .enumerate()
+            .map(|(i, v)| (VertexId(i), v))
+    }
+
+    pub fn len(&self) -> usize {
+        self.vertices.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.vertices.is_empty()
+    }
+
+    /// Every vertex's definition digest, indexed by [`VertexId`].
+    pub fn definition_digests(&self) -> Vec<Fingerprint> {
+        let mut out: Vec<Fingerprint> = Vec::with_capacity(self.vertices.len());
+        for v in &self.vertices {
+            let mut e = Encoder::new();
+            e.tag("kiln.definition.v1");
+            encode_op(&mut e, &v.op, Purpose::Definition);
+            e.tag("inputs").u64(v.inputs.len() as u64);
+            for i in &v.inputs {
+                e.digest(&out[i.0]);
+            }
+            out.push(e.finish());
+        }
+        out
+    }
+
+    /// Every vertex's cache key. `context_checksum` gives the content
+    /// checksum of a context source's selected paths (None if unknown: the
+    /// key then covers only the selection, which callers must not cache on).
+    pub fn cache_keys(
+        &self,
+        context_checksum: impl Fn(VertexId, &Source) -> Option<Fingerprint>,
+    ) -> Vec<Fingerprint> {
+        let mut out: Vec<Fingerprint> = Vec::with_capacity(self.vertices.len());
+        for (i, v) in self.vertices.iter().enumerate() {
+            let mut e = Encoder::new();
+            e.tag("kiln.cache.v1");
+            encode_op(&mut e, &v.op, Purpose::Cache);
+            if let Op::Source(src @ Source::Context { .. }) = &v.op {
+                match context_checksum(VertexId(i), src) {
+                    Some(sum) => e.tag("content").digest(&sum),
+                    None => e.tag("content").opt_str(None),
+                };
+            }
+            e.tag("inputs").u64(v.inputs.len() as u64);
+            for input in &v.inputs {
+                e.digest(&out[input.0]);
+            }
+            out.push(e.finish());
+        }
+        out
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Purpose {
+    Definition,
+    Cache,
+}
+
+fn encode_op(e: &mut Encoder, op: &Op, purpose: Purpose) {
+    match op {
+        Op::Source(s) => {
+            e.tag("source");
+            match s {
+                Source::Scratch => {
+                    e.str("scratch");
+                }
+                Source::Image {
+                    reference,
+                    manifest_digest,
+                } => {
+                    e.str("image");
+                    if purpose == Purpose::Definition {
+                        e.tag("reference").str(reference);
+                    }
+                    e.tag("manifest").str(manifest_digest);
+                }
+                Source::Context {
+                    name,
+                    include,
+                    exclude,
+                } => {
+                    e.str("context")
+                        .tag("name")
+                        .str(name)
+                        .tag("include")
+                        .strs(include)
+                        .tag("exclude")
+                        .strs(exclude);
+                }
+                Source::Http { url, checksum } => {
+                    e.str("http")
+                        .tag("url")
+                        .str(url)
+                        .tag("checksum")
+                        .opt_str(checksum.as_deref());
+                }
+            }
+        }
+        Op::Exec(x) => {
+            e.tag("exec").tag("argv").strs(&x.argv);
+            e.tag("env").u64(x.env.len() as u64);
+            for (k, v) in &x.env {
+                e.str(k).str(v);
+            }
+            if purpose == Purpose::Definition {
+                e.tag("proxy_env")
+                    .map(x.proxy_env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+            }
+            e.tag("cwd")
+                .str(&x.cwd)
+                .tag("user")
+                .str(&x.user)
+                .tag("network")
+                .str(&x.network);
+            e.tag("mounts").u64(x.mounts.len() as u64);
+            for m in &x.mounts {
+                e.tag("target")
+                    .str(&m.target)
+                    .tag("selector")
+                    .str(&m.selector);
+                e.tag("input").u64(m.input.map_or(u64::MAX, |i| i as u64));
+                match &m.kind {
+                    MountKind::Bind { readonly } => e.str("bind").bool(*readonly),
+                    MountKind::Cache { id, sharing } => e.str("cache").str(id).str(sharing),
+                    MountKind::Tmpfs { size } => e.str("tmpfs").u64(*size),
+                    MountKind::Secret { id, required } => e.str("secret").str(id).bool(*required),
+                };
+            }
+        }
+        Op::File(f) => {
+            e.tag("file");
+            match f {
+                FileOp::Copy {
+                    src,
+                    paths,
+                    dest,
+                    chown,
+                    chmod,
+                    exclude,
+                    parents,
+                    unpack,
+                } => {
+                    e.str("copy")
+                        .u64(*src as u64)
+                        .strs(paths)
+                        .str(dest)
+                        .opt_str(chown.as_deref())
+                        .opt_str(chmod.as_deref());
+                    e.strs(exclude).bool(*parents).bool(*unpack);
+                }
+                FileOp::Mkdir {
+                    path,
+                    mode,
+                    parents,
+                } => {
+                    e.str("mkdir")
+                        .str(path)
+                        .u64(u64::from(*mode))
+                        .bool(*parents);
+                }
+                FileOp::Mkfile { path, mode, data } => {
+                    e.str("mkfile").str(path).u64(u64::from(*mode)).bytes(data);
+                }
+                FileOp::Rm { path } => {
+                    e.str("rm").str(path);
+                }
+                FileOp::Symlink { target, link } => {
+                    e.str("symlink").str(target).str(link);
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn image(reference: &str) -> Vertex {
+        Vertex {
+            op: Op::Source(Source::Image {
+                reference: reference.into(),
+                manifest_digest:
+                    "sha256:1111111111111111111111111111111111111111111111111111111111111111".into(),
+            }),
+            inputs: vec![],
+            name: format!("FROM {reference}"),
+        }
+    }
+
+    fn run(root: VertexId, cmd: &str, proxy: &str) -> Vertex {
+        Vertex {
+            op: Op::Exec(Exec {
+                argv: vec!["/bin/sh".into(), "-c".into(), cmd.into()],
+                env: vec![("PATH".into(), "/bin".into())],
+                proxy_env: vec![("HTTP_PROXY".into(), proxy.into())],
+                cwd: "/".into(),
+                user: "".into(),
+                network: "default".into(),
+                mounts: vec![],
+            }),
+            inputs: vec![root],
+            name: format!("RUN {cmd}"),
+        }
+    }
+
+    /// A small build: FROM, COPY from the context, RUN.
+    fn sample(reference: &str, proxy: &str, name_suffix: &str) -> Definition {
+        let mut d = Definition::new();
+        let base = d.add(image(reference)).unwrap();
+        let ctx = d
+            .add(Vertex {
+                op: Op::Source(Source::Context {
+                    name: "context".into(),
+                    include: vec!["src/".into()],
+                    exclude: vec![".git".into()],
+                }),
+                inputs: vec![],
+                name: "load context".into(),
+            })
+            .unwrap();
+        let copy = d
+            .add(Vertex {
+                op: Op::File(FileOp::Copy {
+                    src: 1,
+                    paths: vec!["src/".into()],
+                    dest: "/app/".into(),
+                    chown: None,
+                    chmod: Some("0644".into()),
+                    exclude: vec![],
+                    parents: false,
+                    unpack: false,
+                }),
+                inputs: vec![base, ctx],
+                name: format!("COPY src/ /app/{name_suffix}"),
+            })
+            .unwrap();
+        d.add(run(copy, "make", proxy)).unwrap();
+        d
+    }
+
+    fn sum(tag: &str) -> Fingerprint {
+        let mut e = Encoder::new();
+        e.str(tag);
+        e.finish()
+    }
+
+    /// Pins the encoding: if this fails, every user's cache is about to be
+    /// invalidated. Change the expected values only on purpose.
+    #[test]
+    fn golden_digests() {
+        let d = sample("busybox", "http://proxy:3128", "");
+        let defs = d.definition_digests();
+        let keys = d.cache_keys(|_, _| Some(sum("context-v1")));
+        assert_eq!(
+            defs[3].hex(),
+            GOLDEN_DEFINITION,
+            "definition digest of the RUN vertex changed"
+        );
+        assert_eq!(
+            keys[3].hex(),
+            GOLDEN_CACHE_KEY,
+            "cache key of the RUN vertex changed"
+        );
+    }
+
+    const GOLDEN_DEFINITION: &str =
+        "6c4bcdbdca166f7da66a0f873bfb54441c0371f9951d962ce09504b36a777631";
+    const GOLDEN_CACHE_KEY: &str =
+        "7f8172aac58e407172bf321d1775cbd3189d411bd4f3085d393482fcdc06c153";
+
+    #[test]
+    fn what_keys_ignore_and_what_they_do_not() {
+        let ctx = |_: VertexId, _: &Source| Some(sum("context-v1"));
+        let a = sample("busybox", "http://proxy:3128", "");
+        // Progress names: in neither fingerprint.
+        let renamed = sample("busybox", "http://proxy:3128", " (renamed)");
+        assert_eq!(a.definition_digests(), renamed.definition_digests());
+        // Proxy settings: in the definition, not in the cache key.
+        let proxied = sample("busybox", "http://other:8080", "");
+        assert_ne!(a.definition_digests()[3], proxied.definition_digests()[3]);
+        assert_eq!(a.cache_keys(ctx)[3], proxied.cache_keys(ctx)[3]);
+        // An image keys by manifest digest, not by the name it had.
+        let aliased = sample("docker.io/library/busybox:latest", "http://proxy:3128", "");
+        assert_eq!(a.cache_keys(ctx)[3], aliased.cache_keys(ctx)[3]);
+        // Context content flows into every dependent's key.
+        let changed = a.cache_keys(|_, _| Some(sum("context-v2")));
+        assert_eq!(a.cache_keys(ctx)[0], changed[0], "the image is unaffected");
+        assert_ne!(a.cache_keys(ctx)[2], changed[2]);
+        assert_ne!(a.cache_keys(ctx)[3], changed[3]);
+    }
+
+    #[test]
+    fn inputs_must_exist_first() {
+        let mut d = Definition::new();
+        assert!(d.add(run(VertexId(0), "x", "")).is_err());
+        let root = d.add(image("a")).unwrap();
+        assert!(d
+            .add(Vertex {
+                op: Op::File(FileOp::Rm { path: "/x".into() }),
+                inputs: vec![],
+                name: "rm".into()
+            })
+            .is_err());
+        assert_eq!(d.add(run(root, "x", "")).unwrap(), VertexId(1));
+    }
+}
