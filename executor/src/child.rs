@@ -150,35 +150,7 @@ fn setup(p: &Prepared, step: &mut Step) -> R {
     }
 
     *step = Step::Rootfs;
-    rustix::mount::mount_change(
-        c"/",
-        rustix::mount::MountPropagationFlags::REC | rustix::mount::MountPropagationFlags::PRIVATE,
-    )
-    .map_err(e)?;
-    let fs = fsopen(c"overlay", FsOpenFlags::FSOPEN_CLOEXEC).map_err(e)?;
-    for lower in &p.lowers_top_first {
-        fsconfig_set_string(fs.as_fd(), c"lowerdir+", lower.as_c_str()).map_err(e)?;
-    }
-    fsconfig_set_string(fs.as_fd(), c"upperdir", p.upper.as_c_str()).map_err(e)?;
-    fsconfig_set_string(fs.as_fd(), c"workdir", p.work.as_c_str()).map_err(e)?;
-    // A faithful upper dir: no redirects, no metadata-only copy-ups.
-    fsconfig_set_string(fs.as_fd(), c"redirect_dir", c"off").map_err(e)?;
-    fsconfig_set_string(fs.as_fd(), c"metacopy", c"off").map_err(e)?;
-    fsconfig_create(fs.as_fd()).map_err(e)?;
-    let mnt = fsmount(
-        fs.as_fd(),
-        FsMountFlags::FSMOUNT_CLOEXEC,
-        MountAttrFlags::empty(),
-    )
-    .map_err(e)?;
-    move_mount(
-        mnt.as_fd(),
-        c"",
-        CWD,
-        p.rootfs.as_c_str(),
-        MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH,
-    )
-    .map_err(e)?;
+    mount_rootfs(p)?;
 
     // Host paths end here: clone each bind source into a detached mount
     // tree now, to attach inside the container afterwards.

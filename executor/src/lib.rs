@@ -350,6 +350,19 @@ pub(crate) struct Prepared {
     error_pipe_null: OwnedFd,
 }
 
+/// `/dev/null`, read-only and close-on-exec.
+fn dev_null() -> Result<OwnedFd, ExecError> {
+    rustix::fs::open(
+        "/dev/null",
+        rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::CLOEXEC,
+        rustix::fs::Mode::empty(),
+    )
+    .map_err(|e| ExecError::Io {
+        path: "/dev/null".into(),
+        source: e.into(),
+    })
+}
+
 fn cstring(s: impl AsRef<[u8]>, what: &str) -> Result<CString, ExecError> {
     CString::new(s.as_ref()).map_err(|_| ExecError::Invalid(format!("{what} contains a NUL byte")))
 }
@@ -661,17 +674,7 @@ pub fn spawn(spec: Spec) -> Result<Running, ExecError> {
     match spec.stdio {
         Stdio::Inherit { stdin: true } => {}
         Stdio::Inherit { stdin: false } => {
-            stdin = Some(
-                rustix::fs::open(
-                    "/dev/null",
-                    rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::CLOEXEC,
-                    rustix::fs::Mode::empty(),
-                )
-                .map_err(|e| ExecError::Io {
-                    path: "/dev/null".into(),
-                    source: e.into(),
-                })?,
-            );
+            stdin = Some(dev_null()?);
         }
         Stdio::Piped => {
             let (r, w) = pipe()?;
@@ -680,17 +683,7 @@ pub fn spawn(spec: Spec) -> Result<Running, ExecError> {
             let (r, w) = pipe()?;
             stderr_parent = Some(r);
             stderr_child = Some(w);
-            stdin = Some(
-                rustix::fs::open(
-                    "/dev/null",
-                    rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::CLOEXEC,
-                    rustix::fs::Mode::empty(),
-                )
-                .map_err(|e| ExecError::Io {
-                    path: "/dev/null".into(),
-                    source: e.into(),
-                })?,
-            );
+            stdin = Some(dev_null()?);
         }
         Stdio::Tty => {
             let (a, b) = rustix::net::socketpair(
@@ -786,15 +779,7 @@ pub fn spawn(spec: Spec) -> Result<Running, ExecError> {
         envp_ptrs: ptrs(&envp),
         _envp: envp,
         error_pipe: err_write,
-        error_pipe_null: rustix::fs::open(
-            "/dev/null",
-            rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::CLOEXEC,
-            rustix::fs::Mode::empty(),
-        )
-        .map_err(|e| ExecError::Io {
-            path: "/dev/null".into(),
-            source: e.into(),
-        })?,
+        error_pipe_null: dev_null()?,
     };
 
     // The OCI backend: the bundle describes the container; our child only
