@@ -22,6 +22,15 @@ CREATE TABLE IF NOT EXISTS names (
     name     TEXT PRIMARY KEY,      -- full reference, e.g. docker.io/library/busybox:latest
     manifest TEXT NOT NULL REFERENCES images(manifest)
 );
+CREATE TABLE IF NOT EXISTS context_files (
+    dev      INTEGER NOT NULL,      -- memo of build-context file contents:
+    ino      INTEGER NOT NULL,      -- valid while (size, mtime, ctime) match
+    size     INTEGER NOT NULL,
+    mtime_ns INTEGER NOT NULL,
+    ctime_ns INTEGER NOT NULL,
+    sha256   TEXT NOT NULL,
+    PRIMARY KEY (dev, ino)
+);
 CREATE TABLE IF NOT EXISTS snapshots (
     chain_id TEXT PRIMARY KEY,      -- OCI ChainID of the layer stack ending here
     parent   TEXT,                  -- chain id of the snapshot below, NULL for the base
@@ -211,6 +220,54 @@ impl Db {
         Ok(())
     }
 
+    /// The whole context memo: (dev, ino) → (size, mtime_ns, ctime_ns, sha256).
+    pub fn context_memo(&self) -> Result<std::collections::HashMap<(u64, u64), MemoRow>> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT dev, ino, size, mtime_ns, ctime_ns, sha256 FROM context_files")?;
+        let rows = stmt.query_map([], |r| {
+            Ok((
+                (r.get::<_, i64>(0)? as u64, r.get::<_, i64>(1)? as u64),
+                MemoRow {
+                    size: r.get::<_, i64>(2)? as u64,
+                    mtime_ns: r.get(3)?,
+                    ctime_ns: r.get(4)?,
+                    sha256: r.get(5)?,
+                },
+            ))
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Records freshly hashed context files, in one transaction.
+    pub fn save_context_memo(&mut self, rows: &[((u64, u64), MemoRow)]) -> Result<()> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        {
+            let mut stmt = tx.prepare(
+                "INSERT INTO context_files (dev, ino, size, mtime_ns, ctime_ns, sha256) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                 ON CONFLICT(dev, ino) DO UPDATE SET size = excluded.size, mtime_ns = excluded.mtime_ns,
+                 ctime_ns = excluded.ctime_ns, sha256 = excluded.sha256",
+            )?;
+            for ((dev, ino), m) in rows {
+                stmt.execute(params![
+                    *dev as i64,
+                    *ino as i64,
+                    m.size as i64,
+                    m.mtime_ns,
+                    m.ctime_ns,
+                    m.sha256
+                ])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
     /// SQLite's own consistency check.
     pub fn integrity_check(&self) -> Result<Vec<String>> {
         let mut stmt = self.conn.prepare("PRAGMA integrity_check")?;
@@ -218,6 +275,15 @@ impl Db {
         let out: Vec<String> = rows.collect::<rusqlite::Result<_>>()?;
         Ok(out.into_iter().filter(|r| r != "ok").collect())
     }
+}
+
+/// A memoized context file hash and the metadata it is valid for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemoRow {
+    pub size: u64,
+    pub mtime_ns: i64,
+    pub ctime_ns: i64,
+    pub sha256: String,
 }
 
 fn snapshot_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<SnapshotRow> {

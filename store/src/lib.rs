@@ -13,12 +13,13 @@
 //! blobs/sha256/<hex>     content-addressed blobs (manifests, configs, layers)
 //! snapshots/<hex>/       unpacked layers, usable as overlayfs lowerdirs
 //! tmp/                   in-progress writes (pid-tagged; stale ones are swept)
-//! meta.db                SQLite: images, names, snapshots
+//! meta.db                SQLite: images, names, snapshots, context memo
 //! ```
 
 mod archive;
 mod blobs;
 mod check;
+mod context;
 mod db;
 mod digest;
 mod error;
@@ -30,6 +31,7 @@ mod time;
 pub use archive::{ImportOptions, LoadReport};
 pub use blobs::{BlobWriter, Blobs};
 pub use check::{CheckReport, DiskUsage, PruneReport};
+pub use context::ContextStats;
 pub use digest::{Digest, DigestError, HashingReader, HashingWriter};
 pub use error::{Result, StoreError};
 pub use image::{host_platform, HistoryRow, Image, LayerRef};

@@ -8,6 +8,8 @@
 //! Status: the lowering lands with the `kiln build` issue. What exists now is
 //! the stage split, so the boundary is in place.
 
+pub mod dockerignore;
+
 use kiln_parser::instructions::{Instruction, Spanned};
 
 /// One `FROM` and the instructions after it.

@@ -1,0 +1,148 @@
+//! `.dockerignore` (and `<Dockerfile>.dockerignore`) with docker's rules:
+//! one pattern per line, `#` comments, patterns cleaned and made relative,
+//! `*`/`?`/`[...]` within one path component, `**` across any number, `!`
+//! to re-include; the last matching pattern wins, and a path is excluded
+//! when it or any of its parent directories is.
+
+use globset::{GlobBuilder, GlobMatcher};
+use std::path::Path;
+
+struct Rule {
+    matcher: GlobMatcher,
+    /// `!pattern`: re-include.
+    include: bool,
+}
+
+/// A parsed ignore file.
+pub struct Ignore {
+    rules: Vec<Rule>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IgnoreError {
+    pub line: usize,
+    pub message: String,
+}
+
+impl std::fmt::Display for IgnoreError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "line {}: {}", self.line, self.message)
+    }
+}
+
+impl std::error::Error for IgnoreError {}
+
+/// `filepath.Clean` for relative slash paths: drops `.`, empty parts and
+/// resolves `..` lexically.
+fn clean(p: &str) -> String {
+    let mut parts: Vec<&str> = Vec::new();
+    for c in p.split('/') {
+        match c {
+            "" | "." => {}
+            ".." => {
+                parts.pop();
+            }
+            c => parts.push(c),
+        }
+    }
+    parts.join("/")
+}
+
+impl Ignore {
+    pub fn parse(text: &str) -> Result<Ignore, IgnoreError> {
+        let mut rules = Vec::new();
+        for (n, line) in text.lines().enumerate() {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let (include, pattern) = match line.strip_prefix('!') {
+                Some(rest) => (true, rest.trim()),
+                None => (false, line),
+            };
+            let pattern = clean(pattern);
+            if pattern.is_empty() {
+                continue;
+            }
+            let matcher = GlobBuilder::new(&pattern)
+                .literal_separator(true)
+                .backslash_escape(true)
+                .build()
+                .map_err(|e| IgnoreError {
+                    line: n + 1,
+                    message: format!("invalid pattern {pattern:?}: {e}"),
+                })?
+                .compile_matcher();
+            rules.push(Rule { matcher, include });
+        }
+        Ok(Ignore { rules })
+    }
+
+    /// No rules: nothing excluded.
+    pub fn empty() -> Ignore {
+        Ignore { rules: Vec::new() }
+    }
+
+    /// Whether `rel` (relative to the context, `/`-separated) is excluded.
+    pub fn excludes(&self, rel: &Path) -> bool {
+        let rel = clean(&rel.to_string_lossy());
+        if rel.is_empty() {
+            return false;
+        }
+        // The path or any parent matching counts; the last rule wins.
+        let mut excluded = false;
+        let parents: Vec<&str> = {
+            let mut v = Vec::new();
+            for (i, c) in rel.char_indices() {
+                if c == '/' {
+                    v.push(&rel[..i]);
+                }
+            }
+            v.push(&rel);
+            v
+        };
+        for rule in &self.rules {
+            if parents.iter().any(|p| rule.matcher.is_match(p)) {
+                excluded = !rule.include;
+            }
+        }
+        excluded
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ex(rules: &str, path: &str) -> bool {
+        Ignore::parse(rules).unwrap().excludes(Path::new(path))
+    }
+
+    #[test]
+    fn docker_rules() {
+        assert!(
+            ex("node_modules", "node_modules/x/y.js"),
+            "a directory excludes its contents"
+        );
+        assert!(ex("*.log", "a.log"));
+        assert!(!ex("*.log", "dir/a.log"), "* stays within one component");
+        assert!(ex("**/*.log", "dir/sub/a.log"));
+        assert!(ex("**/*.log", "a.log"), "**/ matches zero directories");
+        assert!(
+            ex("/build", "build/out"),
+            "leading slash is the context root"
+        );
+        assert!(ex("./tmp/../cache", "cache"), "patterns are cleaned");
+        assert!(!ex("*.md\n!README.md", "README.md"), "! re-includes");
+        assert!(
+            ex("*.md\n!README.md\nREADME*", "README.md"),
+            "the last match wins"
+        );
+        assert!(ex("# comment\n\n  docs  ", "docs/a"));
+        assert!(!ex("# docs", "docs/a"));
+        assert!(ex("a?c", "abc") && !ex("a?c", "a/c"));
+        assert!(ex("[ab]x", "bx"));
+        assert!(!ex("", "anything"));
+        assert!(Ignore::parse("[unclosed").is_err());
+    }
+}
