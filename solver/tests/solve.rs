@@ -53,7 +53,12 @@ impl Worker for Fake {
                         std::thread::sleep(Duration::from_millis(5));
                     }
                 }
-                if cmd == "fail" {
+                if let Some(after) = cmd.strip_prefix("fail-after ") {
+                    // Fail only once `after` is running, so the test knows
+                    // what the failure interrupts.
+                    while !self.runs.lock().unwrap().iter().any(|r| r == after) {
+                        std::thread::sleep(Duration::from_millis(2));
+                    }
                     return Err(format!("{} failed", v.name));
                 }
             }
@@ -223,10 +228,15 @@ fn a_failure_cancels_the_rest() {
     let b = base(&mut d, "busybox");
     let slow = exec(&mut d, vec![b], "slow", "sleep 2000");
     let after_slow = exec(&mut d, vec![slow], "after-slow", "echo never");
-    let bad = exec(&mut d, vec![b], "bad", "fail");
+    let bad = exec(&mut d, vec![b], "bad", "fail-after slow");
     let t = exec(&mut d, vec![after_slow, bad], "final", "echo never");
     let w = Arc::new(Fake::default());
-    let err = go(&w, &d, t, SolveOptions::default()).unwrap_err();
+    // Two exec slots at least: `bad` waits in one for `slow` to start.
+    let options = SolveOptions {
+        max_parallel_exec: 4,
+        no_cache: BTreeSet::new(),
+    };
+    let err = go(&w, &d, t, options).unwrap_err();
     assert_eq!(err.message, "bad failed");
     assert_eq!(err.vertex, bad);
     // go() drops its runtime, which waits for the blocking run: it must
