@@ -485,6 +485,9 @@ pub fn apply_layer(reader: impl Read, target: &Path) -> Result<Applied> {
                     rustix::fs::makedev(0, 0),
                 )
                 .map_err(|e| t.io_err(&raw, e))?;
+                // Keep the whiteout's time too: a layer round-trips exactly.
+                set_mtime(&dir, hidden, header.mtime().unwrap_or(0))
+                    .map_err(|e| t.io_err(&raw, e))?;
                 continue;
             }
 

@@ -130,6 +130,22 @@ fn sample_tree(root: &Path) {
             rustix::fs::makedev(0, 0),
         )
         .unwrap();
+        // An old time, so the round trip must carry it (not "now").
+        let old = rustix::fs::Timespec {
+            tv_sec: 1_000_000,
+            tv_nsec: 0,
+        };
+        let times = rustix::fs::Timestamps {
+            last_access: old,
+            last_modification: old,
+        };
+        rustix::fs::utimensat(
+            rustix::fs::CWD,
+            root.join("etc/removed"),
+            &times,
+            rustix::fs::AtFlags::SYMLINK_NOFOLLOW,
+        )
+        .unwrap();
         rustix::fs::lsetxattr(
             root.join("etc/conf.d"),
             "trusted.overlay.opaque",
