@@ -469,10 +469,16 @@ fn workdir_under_a_file_is_a_clear_error() {
 fn init_reaps_orphaned_zombies() {
     // An orphan re-parented to PID 1 stays a zombie when PID 1 is a
     // command that never waits (`sleep`); with init it is reaped.
-    let script = "(sleep 0.6; ps -o stat,comm | grep -c '^Z') & sh -c 'sleep 0.1 &'; exec sleep 1";
+    // The orphan outlives the exec that makes PID 1 a `sleep` (which never
+    // waits); an observer polls its state until it is decisively a zombie
+    // or gone.
+    let script = "sh -c 'sleep 0.5 & echo $! > /tmp/orphan'; \
+        (for i in $(seq 100); do s=$(cut -d' ' -f3 /proc/$(cat /tmp/orphan)/stat 2>/dev/null); \
+        [ \"$s\" = Z ] && { echo zombie; exit; }; [ -z \"$s\" ] && { echo reaped; exit; }; sleep 0.05; done; echo undecided) & \
+        exec sleep 2";
     let f = fixture();
     let (_, out, _) = output(spec(&f, script));
-    assert_eq!(out.trim(), "1", "without init the orphan stays a zombie");
+    assert_eq!(out.trim(), "zombie", "without init the orphan stays a zombie");
     if backend() != kiln_executor::Runtime::Native {
         return; // --init is the native executor's
     }
@@ -480,19 +486,26 @@ fn init_reaps_orphaned_zombies() {
     let mut s = spec(&f, script);
     s.init = true;
     let (exit, out, err) = output(s);
-    assert_eq!(out.trim(), "0", "init reaped it: {err}");
+    assert_eq!(out.trim(), "reaped", "init reaped it: {err}");
     assert_eq!(exit, Exit::Code(0));
     // The command's status is the container's, and signals reach it.
     let f = fixture();
     let mut s = spec(&f, "exit 9");
     s.init = true;
     assert_eq!(output(s).0, Exit::Code(9));
+    // Signal only once the trap is installed (it writes a marker to a
+    // host directory bound in).
     let f = fixture();
-    let mut s = spec(&f, "trap 'exit 5' TERM; sleep 5 & wait");
+    let marks = f.state.parent().unwrap().join("marks");
+    fs::create_dir_all(&marks).unwrap();
+    let mut s = spec(&f, "trap 'exit 5' TERM; touch /marks/ready; sleep 5 & wait");
     s.init = true;
     s.stdio = Stdio::Inherit { stdin: false };
+    s.mounts = vec![Mount { source: MountSource::Bind(marks.clone()), target: "/marks".into(), readonly: false }];
     let running = kiln_executor::spawn(s).unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(300));
+    while !marks.join("ready").exists() {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
     running.handle().signal(15);
     assert_eq!(running.wait().unwrap(), Exit::Code(5), "SIGTERM forwarded to the command");
 }
