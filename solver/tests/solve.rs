@@ -19,6 +19,8 @@ struct Fake {
     max_running: AtomicUsize,
     /// Runs that stopped because the build was cancelled.
     cancelled: AtomicUsize,
+    /// Runs that reached a rendezvous (only ever grows).
+    arrived: AtomicUsize,
 }
 
 impl Worker for Fake {
@@ -51,6 +53,21 @@ impl Worker for Fake {
                             return Err("cancelled".to_string());
                         }
                         std::thread::sleep(Duration::from_millis(5));
+                    }
+                }
+                if let Some(n) = cmd.strip_prefix("rendezvous ") {
+                    // Wait until `n` runs are in progress at once (proves
+                    // parallelism without timing); give up after 10 s.
+                    let n: usize = n.split_whitespace().next().unwrap().parse().unwrap();
+                    let end = Instant::now() + Duration::from_secs(10);
+                    self.arrived.fetch_add(1, Ordering::SeqCst);
+                    // Nobody leaves before all have arrived, so all `n`
+                    // were running at once.
+                    while self.arrived.load(Ordering::SeqCst) < n {
+                        if Instant::now() > end {
+                            return Err(format!("{} never saw {n} parallel runs", v.name));
+                        }
+                        std::thread::sleep(Duration::from_millis(2));
                     }
                 }
                 if let Some(after) = cmd.strip_prefix("fail-after ") {
@@ -175,19 +192,19 @@ fn unneeded_stages_never_run_and_identical_work_runs_once() {
 
 #[test]
 fn independent_work_runs_in_parallel_under_the_semaphore() {
-    let mut d = Definition::new();
-    let b = base(&mut d, "busybox");
-    let stages: Vec<VertexId> = (0..4)
-        .map(|i| {
-            exec(
-                &mut d,
-                vec![b],
-                &format!("stage{i}"),
-                &format!("sleep {}", 300 + i),
-            )
-        })
-        .collect();
-    let t = exec(&mut d, stages, "final", "echo done");
+    // Four distinct stages (so none is deduplicated) that each wait until
+    // all four run at once: the build finishes only if the solver really
+    // runs them in parallel.
+    let four_stages = |cmd: &dyn Fn(usize) -> String| {
+        let mut d = Definition::new();
+        let b = base(&mut d, "busybox");
+        let stages: Vec<VertexId> = (0..4)
+            .map(|i| exec(&mut d, vec![b], &format!("stage{i}"), &cmd(i)))
+            .collect();
+        let t = exec(&mut d, stages, "final", "echo done");
+        (d, t)
+    };
+    let (d, t) = four_stages(&|i| format!("rendezvous 4 #{i}"));
     let w = Arc::new(Fake::default());
     go(
         &w,
@@ -204,6 +221,8 @@ fn independent_work_runs_in_parallel_under_the_semaphore() {
         4,
         "all four stages at once"
     );
+    // With one exec slot they run one at a time.
+    let (d, t) = four_stages(&|i| format!("sleep {}", 20 + i));
     let w = Arc::new(Fake::default());
     go(
         &w,
