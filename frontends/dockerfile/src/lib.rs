@@ -5,10 +5,12 @@
 //! Must not depend on the executor, the store or the registry: it only
 //! describes work; the solver decides what runs.
 //!
-//! Status: the lowering lands with the `kiln build` issue. What exists now is
-//! the stage split, so the boundary is in place.
+//! Status: what exists is the stage split, stage planning with BuildKit's
+//! ARG/ENV scoping ([`plan`]) and `.dockerignore` ([`dockerignore`]); the
+//! lowering to the build graph lands with the `kiln build` issue.
 
 pub mod dockerignore;
+pub mod plan;
 
 use kiln_parser::instructions::{Instruction, Spanned};
 

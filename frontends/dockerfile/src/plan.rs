@@ -1,0 +1,490 @@
+//! Stages and their scope, as BuildKit resolves them before lowering:
+//!
+//! - global `ARG`s (before the first `FROM`) are usable in `FROM` lines;
+//!   inside a stage an ARG must be declared again to be visible (`ARG X`
+//!   takes the global value);
+//! - `--build-arg` overrides a declared default; undeclared build args are
+//!   ignored (BuildKit warns), except the predefined proxy args;
+//! - the platform ARGs (`TARGETPLATFORM`, `BUILDARCH`, ...) are predefined
+//!   in the global scope;
+//! - `ENV` wins over an `ARG` of the same name for expansion;
+//! - `FROM name` names an earlier stage (case-insensitive) or an image;
+//!   `COPY --from` takes a stage name, a stage index or an image;
+//! - the target (`--target`, else the last stage) decides which stages are
+//!   needed: stages it does not reach are never built.
+
+use crate::split_stages;
+use kiln_parser::instructions::{Instruction, Spanned};
+use kiln_parser::shell::Lexer;
+use kiln_parser::{ParseError, Pos};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// The proxy args: passed to RUN, kept out of the image and cache keys.
+pub const PROXY_ARGS: [&str; 10] = [
+    "HTTP_PROXY",
+    "http_proxy",
+    "HTTPS_PROXY",
+    "https_proxy",
+    "FTP_PROXY",
+    "ftp_proxy",
+    "NO_PROXY",
+    "no_proxy",
+    "ALL_PROXY",
+    "all_proxy",
+];
+
+/// Where a stage starts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Base {
+    Scratch,
+    Image(String),
+    Stage(usize),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StagePlan {
+    pub index: usize,
+    pub name: Option<String>,
+    pub base: Base,
+    pub platform: Option<String>,
+    /// Stages this one reads from (its base and COPY --from).
+    pub deps: BTreeSet<usize>,
+    /// Images COPY --from names directly.
+    pub copy_images: BTreeSet<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Plan {
+    pub stages: Vec<StagePlan>,
+    pub target: usize,
+    /// The target and everything it depends on, in build order.
+    pub needed: Vec<usize>,
+    /// Values of the global ARGs (after --build-arg), for the stages to
+    /// re-declare.
+    pub global_args: BTreeMap<String, String>,
+}
+
+/// Platform values for the predefined ARGs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Platform {
+    pub os: String,
+    pub arch: String,
+    pub variant: String,
+}
+
+impl Platform {
+    pub fn host() -> Platform {
+        let arch = match std::env::consts::ARCH {
+            "x86_64" => "amd64",
+            "aarch64" => "arm64",
+            other => other,
+        };
+        Platform {
+            os: "linux".into(),
+            arch: arch.into(),
+            variant: String::new(),
+        }
+    }
+
+    fn args(&self, prefix: &str) -> Vec<(String, String)> {
+        let platform = if self.variant.is_empty() {
+            format!("{}/{}", self.os, self.arch)
+        } else {
+            format!("{}/{}/{}", self.os, self.arch, self.variant)
+        };
+        vec![
+            (format!("{prefix}PLATFORM"), platform),
+            (format!("{prefix}OS"), self.os.clone()),
+            (format!("{prefix}ARCH"), self.arch.clone()),
+            (format!("{prefix}VARIANT"), self.variant.clone()),
+        ]
+    }
+}
+
+fn err(pos: Pos, message: impl Into<String>) -> ParseError {
+    ParseError::new(pos, message)
+}
+
+/// Resolves stages, bases, dependencies and the needed set.
+pub fn plan(
+    instructions: Vec<Spanned<Instruction>>,
+    build_args: &BTreeMap<String, String>,
+    target: Option<&str>,
+    platform: &Platform,
+) -> Result<(Plan, Vec<crate::Stage>), ParseError> {
+    let (globals, stages) = split_stages(instructions);
+    if stages.is_empty() {
+        let pos = globals
+            .first()
+            .map(|g| g.span.start)
+            .unwrap_or(Pos::new(1, 1));
+        return Err(err(
+            pos,
+            "no FROM instruction: a Dockerfile needs at least one stage",
+        ));
+    }
+    // The global scope: predefined platform args, then global ARGs.
+    let mut global: Vec<(String, String)> = platform.args("TARGET");
+    global.extend(platform.args("BUILD"));
+    let mut global_args = BTreeMap::new();
+    let lexer = Lexer::new('\\');
+    for g in &globals {
+        let Instruction::Arg(decls) = &g.inner else {
+            return Err(err(g.span.start, "only ARG may come before the first FROM"));
+        };
+        for d in decls {
+            let value = match (build_args.get(&d.name), &d.default) {
+                (Some(v), _) => Some(v.clone()),
+                (None, Some(default)) => Some(
+                    lexer
+                        .process_word(default, &global)
+                        .map_err(|e| err(g.span.start, format!("ARG {}: {e}", d.name)))?,
+                ),
+                (None, None) => None,
+            };
+            if let Some(v) = value {
+                global.push((d.name.clone(), v.clone()));
+                global_args.insert(d.name.clone(), v);
+            }
+        }
+    }
+
+    let mut names: BTreeMap<String, usize> = BTreeMap::new();
+    let mut plans: Vec<StagePlan> = Vec::new();
+    for (index, stage) in stages.iter().enumerate() {
+        let Instruction::From(from) = &stage.from.inner else {
+            unreachable!("stages start with FROM")
+        };
+        let image = lexer
+            .process_word(&from.image, &global)
+            .map_err(|e| err(stage.from.span.start, format!("FROM {}: {e}", from.image)))?;
+        if image.is_empty() {
+            return Err(err(
+                stage.from.span.start,
+                format!("FROM {}: the image name expands to nothing", from.image),
+            )
+            .with_hint("give the ARG a default or pass --build-arg"));
+        }
+        let platform_flag = from
+            .platform
+            .as_ref()
+            .map(|p| lexer.process_word(p, &global))
+            .transpose()
+            .map_err(|e| err(stage.from.span.start, format!("FROM --platform: {e}")))?;
+        let base = if image.eq_ignore_ascii_case("scratch") {
+            Base::Scratch
+        } else if let Some(&i) = names.get(&image.to_ascii_lowercase()) {
+            Base::Stage(i)
+        } else {
+            Base::Image(image)
+        };
+        let mut deps = BTreeSet::new();
+        if let Base::Stage(i) = base {
+            deps.insert(i);
+        }
+        let mut copy_images = BTreeSet::new();
+        for ins in &stage.instructions {
+            if let Instruction::Copy(c) = &ins.inner {
+                if let Some(from) = &c.from {
+                    match resolve_ref(from, &names, index) {
+                        Ok(Some(i)) => {
+                            deps.insert(i);
+                        }
+                        Ok(None) => {
+                            copy_images.insert(from.clone());
+                        }
+                        Err(m) => return Err(err(ins.span.start, m)),
+                    }
+                }
+            }
+        }
+        if let Some(name) = &from.stage_name {
+            if names.insert(name.clone(), index).is_some() {
+                return Err(err(
+                    stage.from.span.start,
+                    format!("duplicate stage name {name:?}"),
+                ));
+            }
+        }
+        plans.push(StagePlan {
+            index,
+            name: from.stage_name.clone(),
+            base,
+            platform: platform_flag,
+            deps,
+            copy_images,
+        });
+    }
+
+    let target = match target {
+        None => plans.len() - 1,
+        Some(t) => *names.get(&t.to_ascii_lowercase()).ok_or_else(|| {
+            let known: Vec<&str> = names.keys().map(String::as_str).collect();
+            err(
+                Pos::new(1, 1),
+                format!("target stage {t:?} could not be found"),
+            )
+            .with_hint(format!(
+                "stages: {}",
+                if known.is_empty() {
+                    "(none named)".into()
+                } else {
+                    known.join(", ")
+                }
+            ))
+        })?,
+    };
+    // Depth-first from the target: dependencies first, each once.
+    let mut needed = Vec::new();
+    let mut seen = BTreeSet::new();
+    fn visit(i: usize, plans: &[StagePlan], seen: &mut BTreeSet<usize>, out: &mut Vec<usize>) {
+        if !seen.insert(i) {
+            return;
+        }
+        for &d in &plans[i].deps {
+            visit(d, plans, seen, out);
+        }
+        out.push(i);
+    }
+    visit(target, &plans, &mut seen, &mut needed);
+    Ok((
+        Plan {
+            stages: plans,
+            target,
+            needed,
+            global_args,
+        },
+        stages,
+    ))
+}
+
+/// `--from=x`: an earlier stage by name or index, else an image (None).
+fn resolve_ref(
+    from: &str,
+    names: &BTreeMap<String, usize>,
+    current: usize,
+) -> Result<Option<usize>, String> {
+    if let Some(&i) = names.get(&from.to_ascii_lowercase()) {
+        return Ok(Some(i));
+    }
+    if let Ok(i) = from.parse::<usize>() {
+        if i >= current {
+            return Err(format!(
+                "--from={i}: a stage can only copy from an earlier stage"
+            ));
+        }
+        return Ok(Some(i));
+    }
+    Ok(None)
+}
+
+/// The variables visible at one point of a stage: ARGs declared so far
+/// (with build-arg overrides), then ENV, which wins.
+#[derive(Debug, Clone, Default)]
+pub struct Scope {
+    args: Vec<(String, String)>,
+    env: Vec<(String, String)>,
+}
+
+impl Scope {
+    /// A stage's starting scope: the base stage's (or image's) ENV.
+    pub fn new(env: Vec<(String, String)>) -> Scope {
+        Scope {
+            args: Vec::new(),
+            env,
+        }
+    }
+
+    /// `ARG name[=default]` inside a stage.
+    pub fn declare_arg(
+        &mut self,
+        name: &str,
+        default: Option<&str>,
+        build_args: &BTreeMap<String, String>,
+        plan: &Plan,
+        platform: &Platform,
+    ) -> Result<(), String> {
+        let predefined: Vec<(String, String)> = platform
+            .args("TARGET")
+            .into_iter()
+            .chain(platform.args("BUILD"))
+            .collect();
+        let value = if let Some(v) = build_args.get(name) {
+            Some(v.clone())
+        } else if let Some(d) = default {
+            Some(
+                Lexer::new('\\')
+                    .process_word(d, &self.vars())
+                    .map_err(|e| format!("ARG {name}: {e}"))?,
+            )
+        } else if let Some(v) = plan.global_args.get(name) {
+            Some(v.clone())
+        } else {
+            predefined
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.clone())
+        };
+        if let Some(v) = value {
+            self.args.retain(|(k, _)| k != name);
+            self.args.push((name.to_string(), v));
+        }
+        Ok(())
+    }
+
+    pub fn set_env(&mut self, name: &str, value: String) {
+        self.env.retain(|(k, _)| k != name);
+        self.env.push((name.to_string(), value));
+    }
+
+    /// For `$var` expansion: ARGs, then ENV (later entries win).
+    pub fn vars(&self) -> Vec<(String, String)> {
+        self.args.iter().chain(self.env.iter()).cloned().collect()
+    }
+
+    /// The environment a RUN sees: ENV plus declared ARGs not shadowed by
+    /// ENV (ARGs are not saved in the image).
+    pub fn run_env(&self) -> Vec<(String, String)> {
+        let mut out = self.env.clone();
+        for (k, v) in &self.args {
+            if !out.iter().any(|(e, _)| e == k) {
+                out.push((k.clone(), v.clone()));
+            }
+        }
+        out
+    }
+
+    pub fn env(&self) -> &[(String, String)] {
+        &self.env
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(src: &str) -> Vec<Spanned<Instruction>> {
+        let df = kiln_parser::parse(src).unwrap();
+        kiln_parser::instructions::parse_instructions(&df).unwrap()
+    }
+
+    fn args(kv: &[(&str, &str)]) -> BTreeMap<String, String> {
+        kv.iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    fn host() -> Platform {
+        Platform {
+            os: "linux".into(),
+            arch: "amd64".into(),
+            variant: String::new(),
+        }
+    }
+
+    #[test]
+    fn stages_targets_and_needed() {
+        let src = "ARG BASE=busybox\nFROM ${BASE} AS build\nRUN make\nFROM build AS test\nRUN test\nFROM scratch AS unused\nFROM alpine\nCOPY --from=build /out /out\nCOPY --from=0 /x /x\nCOPY --from=nginx:latest /etc/nginx /etc/nginx\n";
+        let (p, stages) = plan(parse(src), &BTreeMap::new(), None, &host()).unwrap();
+        assert_eq!(stages.len(), 4);
+        assert_eq!(p.stages[0].base, Base::Image("busybox".into()));
+        assert_eq!(p.stages[1].base, Base::Stage(0));
+        assert_eq!(p.stages[2].base, Base::Scratch);
+        assert_eq!(p.target, 3);
+        assert_eq!(p.needed, [0, 3], "test and unused are never built");
+        assert!(p.stages[3].copy_images.contains("nginx:latest"));
+        let (p, _) = plan(
+            parse(src),
+            &args(&[("BASE", "debian")]),
+            Some("TEST"),
+            &host(),
+        )
+        .unwrap();
+        assert_eq!(p.stages[0].base, Base::Image("debian".into()));
+        assert_eq!(p.needed, [0, 1]);
+    }
+
+    #[test]
+    fn platform_args_in_from_and_errors() {
+        let (p, _) = plan(
+            parse("FROM --platform=$BUILDPLATFORM img-$TARGETARCH\n"),
+            &BTreeMap::new(),
+            None,
+            &host(),
+        )
+        .unwrap();
+        assert_eq!(p.stages[0].base, Base::Image("img-amd64".into()));
+        assert_eq!(p.stages[0].platform.as_deref(), Some("linux/amd64"));
+        let e = plan(
+            parse("ARG IMG\nFROM $IMG\n"),
+            &BTreeMap::new(),
+            None,
+            &host(),
+        )
+        .unwrap_err();
+        assert!(e.message.contains("expands to nothing"), "{}", e.message);
+        let e = plan(
+            parse("FROM a AS x\nFROM b\n"),
+            &BTreeMap::new(),
+            Some("nope"),
+            &host(),
+        )
+        .unwrap_err();
+        assert!(e.message.contains("\"nope\" could not be found"));
+        let e = plan(
+            parse("FROM a\nCOPY --from=1 /x /y\n"),
+            &BTreeMap::new(),
+            None,
+            &host(),
+        )
+        .unwrap_err();
+        assert!(e.message.contains("earlier stage"));
+        let e = plan(
+            parse("FROM a AS x\nFROM b AS x\n"),
+            &BTreeMap::new(),
+            None,
+            &host(),
+        )
+        .unwrap_err();
+        assert!(e.message.contains("duplicate stage name"));
+        let e = plan(parse("ENV A=1\nFROM a\n"), &BTreeMap::new(), None, &host()).unwrap_err();
+        assert!(e.message.contains("only ARG"));
+    }
+
+    #[test]
+    fn arg_and_env_scoping() {
+        let src = "ARG V=global\nFROM a\n";
+        let (p, _) = plan(parse(src), &BTreeMap::new(), None, &host()).unwrap();
+        let mut s = Scope::new(vec![("PATH".into(), "/bin".into())]);
+        // A global ARG is invisible until re-declared.
+        assert!(!s.vars().iter().any(|(k, _)| k == "V"));
+        s.declare_arg("V", None, &BTreeMap::new(), &p, &host())
+            .unwrap();
+        assert!(s.vars().contains(&("V".into(), "global".into())));
+        // --build-arg beats a default; ENV beats ARG.
+        s.declare_arg(
+            "W",
+            Some("default-$V"),
+            &args(&[("W", "from-cli")]),
+            &p,
+            &host(),
+        )
+        .unwrap();
+        s.declare_arg("X", Some("x-$V"), &BTreeMap::new(), &p, &host())
+            .unwrap();
+        assert!(s.vars().contains(&("X".into(), "x-global".into())));
+        s.set_env("W", "from-env".into());
+        let w: Vec<_> = s.vars().into_iter().filter(|(k, _)| k == "W").collect();
+        assert_eq!(w.last().unwrap().1, "from-env");
+        assert!(s.run_env().contains(&("W".into(), "from-env".into())));
+        assert!(
+            s.run_env().contains(&("X".into(), "x-global".into())),
+            "ARGs reach RUN"
+        );
+        assert_eq!(s.env().len(), 2, "but only ENV is saved in the image");
+        // Predefined platform args need declaring in a stage too.
+        s.declare_arg("TARGETOS", None, &BTreeMap::new(), &p, &host())
+            .unwrap();
+        assert!(s.vars().contains(&("TARGETOS".into(), "linux".into())));
+    }
+}
