@@ -30,62 +30,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run a command in a new container from an image.
-    Run {
-        /// Remove the container's files when it exits.
-        #[arg(long)]
-        rm: bool,
-        /// A name for the container (unique among kept containers).
-        #[arg(long)]
-        name: Option<String>,
-        /// Set an environment variable (`K=V`, or `K` to pass kiln's own).
-        #[arg(short, long = "env", value_name = "K=V")]
-        env: Vec<String>,
-        /// Read environment variables from a file (one K=V per line).
-        #[arg(long = "env-file", value_name = "FILE")]
-        env_file: Vec<PathBuf>,
-        /// Bind-mount a host path: SRC:DST[:ro|rw].
-        #[arg(short, long = "volume", value_name = "SRC:DST[:ro]")]
-        volume: Vec<String>,
-        /// Working directory in the container.
-        #[arg(short, long)]
-        workdir: Option<String>,
-        /// User: name|uid[:group|gid].
-        #[arg(short, long)]
-        user: Option<String>,
-        /// Override the image's entrypoint (resets its CMD).
-        #[arg(long)]
-        entrypoint: Option<String>,
-        /// `host` (default) or `none` (only loopback).
-        #[arg(long, default_value = "host")]
-        network: String,
-        /// Keep standard input open.
-        #[arg(short, long)]
-        interactive: bool,
-        /// Allocate a terminal.
-        #[arg(short, long)]
-        tty: bool,
-        /// The container's hostname (default: the first 12 hex of its id).
-        #[arg(long)]
-        hostname: Option<String>,
-        /// Memory limit (`512m`, `1g`, or bytes); enforced with a cgroup.
-        #[arg(short, long)]
-        memory: Option<String>,
-        /// Maximum number of processes; enforced with a cgroup.
-        #[arg(long = "pids-limit")]
-        pids_limit: Option<u64>,
-        /// Run a minimal init as PID 1 that reaps zombies and forwards
-        /// signals (docker's --init).
-        #[arg(long)]
-        init: bool,
-        /// Run with an external OCI runtime (runc, crun) on a bundle kiln
-        /// writes, instead of kiln's own executor.
-        #[arg(long = "oci-runtime", value_name = "PATH")]
-        oci_runtime: Option<PathBuf>,
-        image: String,
-        /// The command and its arguments (default: the image's).
-        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
-        args: Vec<String>,
-    },
+    Run(run::RunOptions),
     /// Load images from a docker archive, an OCI layout tar or an OCI layout directory.
     Load {
         /// The archive or layout directory (`-` for standard input).
@@ -239,48 +184,7 @@ pub(crate) fn emit(text: &str) -> Result<(), Reported> {
 fn run(cli: Cli) -> Result<i32, Reported> {
     let store = || images::open_store(cli.root.clone());
     match cli.command {
-        Command::Run {
-            rm,
-            name,
-            env,
-            env_file,
-            volume,
-            workdir,
-            user,
-            entrypoint,
-            network,
-            interactive,
-            tty,
-            hostname,
-            memory,
-            pids_limit,
-            oci_runtime,
-            init,
-            image,
-            args,
-        } => {
-            let options = run::RunOptions {
-                image,
-                args,
-                rm,
-                name,
-                env,
-                env_files: env_file,
-                volumes: volume,
-                workdir,
-                user,
-                entrypoint,
-                network,
-                interactive,
-                tty,
-                hostname,
-                memory,
-                pids_limit,
-                oci_runtime,
-                init,
-            };
-            return run::run(&store()?, options);
-        }
+        Command::Run(options) => return run::run(&store()?, options),
         Command::Load { input, quiet } => images::load(&store()?, &input, quiet)?,
         Command::Save {
             output,

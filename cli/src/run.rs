@@ -11,25 +11,63 @@ use std::io::{Read, Write};
 use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 
+/// `kiln run`'s flags (clap parses straight into this).
+#[derive(clap::Args)]
 pub struct RunOptions {
-    pub image: String,
-    pub args: Vec<String>,
+    /// Remove the container's files when it exits.
+    #[arg(long)]
     pub rm: bool,
+    /// A name for the container (unique among kept containers).
+    #[arg(long)]
     pub name: Option<String>,
+    /// Set an environment variable (`K=V`, or `K` to pass kiln's own).
+    #[arg(short, long = "env", value_name = "K=V")]
     pub env: Vec<String>,
+    /// Read environment variables from a file (one K=V per line).
+    #[arg(long = "env-file", value_name = "FILE")]
     pub env_files: Vec<PathBuf>,
+    /// Bind-mount a host path: SRC:DST[:ro|rw].
+    #[arg(short, long = "volume", value_name = "SRC:DST[:ro]")]
     pub volumes: Vec<String>,
+    /// Working directory in the container.
+    #[arg(short, long)]
     pub workdir: Option<String>,
+    /// User: name|uid[:group|gid].
+    #[arg(short, long)]
     pub user: Option<String>,
+    /// Override the image's entrypoint (resets its CMD).
+    #[arg(long)]
     pub entrypoint: Option<String>,
+    /// `host` (default) or `none` (only loopback).
+    #[arg(long, default_value = "host")]
     pub network: String,
+    /// Keep standard input open.
+    #[arg(short, long)]
     pub interactive: bool,
+    /// Allocate a terminal.
+    #[arg(short, long)]
     pub tty: bool,
+    /// The container's hostname (default: the first 12 hex of its id).
+    #[arg(long)]
     pub hostname: Option<String>,
+    /// Memory limit (`512m`, `1g`, or bytes); enforced with a cgroup.
+    #[arg(short, long)]
     pub memory: Option<String>,
+    /// Maximum number of processes; enforced with a cgroup.
+    #[arg(long = "pids-limit")]
     pub pids_limit: Option<u64>,
-    pub oci_runtime: Option<PathBuf>,
+    /// Run a minimal init as PID 1 that reaps zombies and forwards
+    /// signals (docker's --init).
+    #[arg(long)]
     pub init: bool,
+    /// Run with an external OCI runtime (runc, crun) on a bundle kiln
+    /// writes, instead of kiln's own executor.
+    #[arg(long = "oci-runtime", value_name = "PATH")]
+    pub oci_runtime: Option<PathBuf>,
+    pub image: String,
+    /// The command and its arguments (default: the image's).
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub args: Vec<String>,
 }
 
 /// `512m`, `1g`, `100k`, `4096` (docker's units, powers of 1024).
