@@ -212,29 +212,32 @@ pub fn import(
     emit(&format!("{}\n", img.config_digest))
 }
 
+/// One (REPOSITORY, TAG) row per name of the image, or `<none>` twice.
+fn repo_tags(img: &kiln_store::Image) -> Vec<(String, String)> {
+    let rows: Vec<(String, String)> = img
+        .names
+        .iter()
+        .filter_map(|n| Reference::parse(n).ok())
+        .map(|r| {
+            (
+                r.familiar_repository(),
+                r.tag.unwrap_or_else(|| "<none>".into()),
+            )
+        })
+        .collect();
+    if rows.is_empty() {
+        vec![("<none>".into(), "<none>".into())]
+    } else {
+        rows
+    }
+}
+
 pub fn images(store: &Store, json: bool, quiet: bool) -> Result<(), Reported> {
     let images = store.images().map_err(fail)?;
     if json {
         let mut out = String::new();
         for img in &images {
-            let refs: Vec<Reference> = img
-                .names
-                .iter()
-                .filter_map(|n| Reference::parse(n).ok())
-                .collect();
-            let rows: Vec<(String, String)> = if refs.is_empty() {
-                vec![("<none>".into(), "<none>".into())]
-            } else {
-                refs.iter()
-                    .map(|r| {
-                        (
-                            r.familiar_repository(),
-                            r.tag.clone().unwrap_or_else(|| "<none>".into()),
-                        )
-                    })
-                    .collect()
-            };
-            for (repo, tag) in rows {
+            for (repo, tag) in repo_tags(img) {
                 let v = serde_json::json!({
                     "Repository": repo, "Tag": tag, "ID": img.short_id(),
                     "Digest": img.manifest_digest.to_string(),
@@ -260,25 +263,11 @@ pub fn images(store: &Store, json: bool, quiet: bool) -> Result<(), Reported> {
         "SIZE".into(),
     ]];
     for img in &images {
-        let refs: Vec<Reference> = img
-            .names
-            .iter()
-            .filter_map(|n| Reference::parse(n).ok())
-            .collect();
         let created = ago(img.created().unwrap_or(""));
-        if refs.is_empty() {
+        for (repo, tag) in repo_tags(img) {
             rows.push([
-                "<none>".into(),
-                "<none>".into(),
-                img.short_id(),
-                created.clone(),
-                human_size(img.size()),
-            ]);
-        }
-        for r in refs {
-            rows.push([
-                r.familiar_repository(),
-                r.tag.clone().unwrap_or_else(|| "<none>".into()),
+                repo,
+                tag,
                 img.short_id(),
                 created.clone(),
                 human_size(img.size()),
