@@ -282,7 +282,10 @@ fn setup(p: &Prepared, step: &mut Step) -> R {
     *step = Step::Mounts;
     for m in &p.mounts {
         match &m.kind {
-            crate::PreparedMountKind::Copy { tree, .. } => {
+            crate::PreparedMountKind::Copy { tree, .. }
+            | crate::PreparedMountKind::Bind { tree, .. } => {
+                // Attach the tree detached before pivot_root. A read-only
+                // copy was made read-only by fsmount already.
                 let tree = tree.get().ok_or(libc::EBADF)?;
                 move_mount(
                     tree.as_fd(),
@@ -292,18 +295,7 @@ fn setup(p: &Prepared, step: &mut Step) -> R {
                     MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH,
                 )
                 .map_err(e)?;
-            }
-            crate::PreparedMountKind::Bind { tree, .. } => {
-                let tree = tree.get().ok_or(libc::EBADF)?;
-                move_mount(
-                    tree.as_fd(),
-                    c"",
-                    CWD,
-                    m.target.as_c_str(),
-                    MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH,
-                )
-                .map_err(e)?;
-                if m.readonly {
+                if m.readonly && matches!(m.kind, crate::PreparedMountKind::Bind { .. }) {
                     rustix::mount::mount_remount(
                         m.target.as_c_str(),
                         rustix::mount::MountFlags::BIND | rustix::mount::MountFlags::RDONLY,
