@@ -404,8 +404,9 @@ pub fn prune(store: &Store, all: bool) -> Result<(), Reported> {
     let containers = prune_containers(store);
     let r = store.prune(all).map_err(fail)?;
     emit(&format!(
-        "Deleted containers: {containers}\nDeleted images: {}\nDeleted blobs: {}\nDeleted snapshots: {}\nTotal reclaimed space: {}\n",
+        "Deleted containers: {containers}\nDeleted images: {}\nDeleted build cache records: {}\nDeleted blobs: {}\nDeleted snapshots: {}\nTotal reclaimed space: {}\n",
         r.images_removed,
+        r.cache_records_removed,
         r.blobs_removed,
         r.snapshots_removed,
         human_size(r.bytes_freed)

@@ -1,6 +1,7 @@
 //! `kiln`: the command line. Thin by design: clap structs → validated
 //! options → library calls. Only this crate prints or picks exit codes.
 
+mod build;
 mod change;
 mod images;
 mod run;
@@ -29,6 +30,8 @@ struct Cli {
 #[allow(clippy::large_enum_variant)]
 #[derive(Subcommand)]
 enum Command {
+    /// Build an image from a Dockerfile and a context directory.
+    Build(build::BuildOptions),
     /// Run a command in a new container from an image.
     Run(run::RunOptions),
     /// Load images from a docker archive, an OCI layout tar or an OCI layout directory.
@@ -184,6 +187,7 @@ pub(crate) fn emit(text: &str) -> Result<(), Reported> {
 fn run(cli: Cli) -> Result<i32, Reported> {
     let store = || images::open_store(cli.root.clone());
     match cli.command {
+        Command::Build(options) => return build::build(store()?, options),
         Command::Run(options) => return run::run(&store()?, options),
         Command::Load { input, quiet } => images::load(&store()?, &input, quiet)?,
         Command::Save {

@@ -24,6 +24,7 @@ mod seccomp;
 mod sys;
 pub mod terminal;
 pub mod user;
+pub mod view;
 
 pub use cgroup::Limits;
 

@@ -52,6 +52,9 @@ pub enum MountKind {
     Cache {
         id: String,
         sharing: String,
+        uid: u32,
+        gid: u32,
+        mode: u32,
     },
     Tmpfs {
         size: u64,
@@ -99,6 +102,9 @@ pub enum FileOp {
         parents: bool,
         /// ADD of a local archive unpacks it.
         unpack: bool,
+        /// `--link`: copied onto an empty tree, so the layer does not
+        /// depend on what is below it.
+        link: bool,
     },
     Mkdir {
         path: String,
@@ -313,7 +319,19 @@ fn encode_op(e: &mut Encoder, op: &Op, purpose: Purpose) {
                 e.tag("input").u64(m.input.map_or(u64::MAX, |i| i as u64));
                 match &m.kind {
                     MountKind::Bind { readonly } => e.str("bind").bool(*readonly),
-                    MountKind::Cache { id, sharing } => e.str("cache").str(id).str(sharing),
+                    MountKind::Cache {
+                        id,
+                        sharing,
+                        uid,
+                        gid,
+                        mode,
+                    } => e
+                        .str("cache")
+                        .str(id)
+                        .str(sharing)
+                        .u64(u64::from(*uid))
+                        .u64(u64::from(*gid))
+                        .u64(u64::from(*mode)),
                     MountKind::Tmpfs { size } => e.str("tmpfs").u64(*size),
                     MountKind::Secret { id, required } => e.str("secret").str(id).bool(*required),
                 };
@@ -331,6 +349,7 @@ fn encode_op(e: &mut Encoder, op: &Op, purpose: Purpose) {
                     exclude,
                     parents,
                     unpack,
+                    link,
                 } => {
                     e.str("copy")
                         .u64(*src as u64)
@@ -338,7 +357,7 @@ fn encode_op(e: &mut Encoder, op: &Op, purpose: Purpose) {
                         .str(dest)
                         .opt_str(chown.as_deref())
                         .opt_str(chmod.as_deref());
-                    e.strs(exclude).bool(*parents).bool(*unpack);
+                    e.strs(exclude).bool(*parents).bool(*unpack).bool(*link);
                 }
                 FileOp::Mkdir {
                     path,
@@ -422,6 +441,7 @@ mod tests {
                     exclude: vec![],
                     parents: false,
                     unpack: false,
+                    link: false,
                 }),
                 inputs: vec![base, ctx],
                 name: format!("COPY src/ /app/{name_suffix}"),
@@ -457,9 +477,9 @@ mod tests {
     }
 
     const GOLDEN_DEFINITION: &str =
-        "6c4bcdbdca166f7da66a0f873bfb54441c0371f9951d962ce09504b36a777631";
+        "3e3c02593df677f88e1e81a0d1583be993377d36cf9e48adb80b6861dd380316";
     const GOLDEN_CACHE_KEY: &str =
-        "7f8172aac58e407172bf321d1775cbd3189d411bd4f3085d393482fcdc06c153";
+        "c7f3d1cb9e63bdd2e4c2e353c1962be78c79b9ec8164aa4e4e84180a5cd159c6";
 
     #[test]
     fn what_keys_ignore_and_what_they_do_not() {

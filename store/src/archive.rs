@@ -528,9 +528,12 @@ impl Store {
         result
     }
 
-    /// Every blob some image needs.
+    /// Every blob some image or build cache record needs.
     pub(crate) fn referenced_blobs(&self) -> Result<HashSet<Digest>> {
         let mut used = HashSet::new();
+        for stack in self.cache_stacks()? {
+            used.extend(stack.into_iter().flatten().map(|l| l.digest));
+        }
         let rows_images = self.db().images()?;
 
         for row in rows_images {

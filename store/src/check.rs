@@ -21,6 +21,7 @@ pub struct PruneReport {
     pub images_removed: usize,
     pub blobs_removed: usize,
     pub snapshots_removed: usize,
+    pub cache_records_removed: usize,
     pub bytes_freed: u64,
 }
 
@@ -127,10 +128,14 @@ impl Store {
         Ok(report)
     }
 
-    /// Removes images without names (all images with `all`), then every
-    /// blob and snapshot no remaining image needs.
+    /// Removes images without names (all images and the build cache with
+    /// `all`), then every blob and snapshot no remaining image or cache
+    /// record needs.
     pub fn prune(&self, all: bool) -> Result<PruneReport> {
         let mut report = PruneReport::default();
+        if all {
+            report.cache_records_removed = self.db().cache_clear()?;
+        }
         let named: HashSet<Digest> = self.db().names()?.into_iter().map(|(_, m)| m).collect();
         let rows_images = self.db().images()?;
 
@@ -151,17 +156,28 @@ impl Store {
                 report.blobs_removed += 1;
             }
         }
-        // Snapshots in use: the chain of every remaining image.
+        // Snapshots in use: the chain of every remaining image and cache
+        // record.
         let mut live = HashSet::new();
-        for img in self.images()? {
-            let mut parent: Option<Digest> = None;
-            for l in img.layers().unwrap_or_default() {
-                let chain = match &parent {
-                    None => l.diff_id.clone(),
-                    Some(p) => Digest::of(format!("{p} {}", l.diff_id).as_bytes()),
-                };
-                live.insert(chain.clone());
-                parent = Some(chain);
+        let mut stacks: Vec<Vec<Digest>> = self
+            .images()?
+            .iter()
+            .map(|img| {
+                img.layers()
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|l| l.diff_id)
+                    .collect()
+            })
+            .collect();
+        stacks.extend(
+            self.cache_stacks()?
+                .iter()
+                .map(|s| s.iter().flatten().map(|l| l.diff_id.clone()).collect()),
+        );
+        for diff_ids in stacks {
+            for n in 1..=diff_ids.len() {
+                live.extend(crate::build::chain_id(&diff_ids[..n]));
             }
         }
         let rows_snapshots = self.db().snapshots()?;

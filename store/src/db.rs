@@ -38,6 +38,12 @@ CREATE TABLE IF NOT EXISTS snapshots (
     dir      TEXT NOT NULL,         -- directory under snapshots/
     size     INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS build_cache (
+    key      TEXT PRIMARY KEY,      -- a build step's cache key
+    layers   TEXT NOT NULL,         -- JSON layer stack: null | {digest, diff_id, size, media_type}
+    created  INTEGER NOT NULL,      -- unix seconds when these layers were first recorded
+    used     INTEGER NOT NULL       -- unix seconds of the last hit or write
+);
 ";
 
 pub struct Db {
@@ -266,6 +272,41 @@ impl Db {
         }
         tx.commit()?;
         Ok(())
+    }
+
+    /// (layers JSON, created) of a cache record.
+    pub fn cache_get(&self, key: &str) -> Result<Option<(String, i64)>> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT layers, created FROM build_cache WHERE key = ?1",
+                [key],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?)
+    }
+
+    /// Records layers under a key; `created` changes only with the layers.
+    pub fn cache_put(&mut self, key: &str, layers: &str, now: i64) -> Result<()> {
+        self.conn.execute(
+            "INSERT INTO build_cache (key, layers, created, used) VALUES (?1, ?2, ?3, ?3)
+             ON CONFLICT(key) DO UPDATE SET
+               created = CASE WHEN build_cache.layers = excluded.layers THEN build_cache.created ELSE excluded.created END,
+               layers = excluded.layers, used = excluded.used",
+            params![key, layers, now],
+        )?;
+        Ok(())
+    }
+
+    /// Every cache record's layer stack (JSON).
+    pub fn cache_records(&self) -> Result<Vec<String>> {
+        let mut stmt = self.conn.prepare("SELECT layers FROM build_cache")?;
+        let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    pub fn cache_clear(&mut self) -> Result<usize> {
+        Ok(self.conn.execute("DELETE FROM build_cache", [])?)
     }
 
     /// SQLite's own consistency check.

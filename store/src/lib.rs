@@ -13,11 +13,13 @@
 //! blobs/sha256/<hex>     content-addressed blobs (manifests, configs, layers)
 //! snapshots/<hex>/       unpacked layers, usable as overlayfs lowerdirs
 //! tmp/                   in-progress writes (pid-tagged; stale ones are swept)
-//! meta.db                SQLite: images, names, snapshots, context memo
+//! meta.db                SQLite: images, names, snapshots, context memo,
+//!                        build cache index (cache key → layer stack)
 //! ```
 
 mod archive;
 mod blobs;
+mod build;
 mod check;
 mod context;
 mod db;
@@ -30,6 +32,7 @@ mod time;
 
 pub use archive::{ImportOptions, LoadReport};
 pub use blobs::{BlobWriter, Blobs};
+pub use build::{chain_id, stack_layers, LayerStack};
 pub use check::{CheckReport, DiskUsage, PruneReport};
 pub use context::ContextStats;
 pub use digest::{Digest, DigestError, HashingReader, HashingWriter};
@@ -270,21 +273,10 @@ impl Store {
     /// The chain of snapshot directories for an image's layers (base
     /// first), unpacking any that are missing.
     pub fn snapshots_for(&self, image: &Image) -> Result<Vec<PathBuf>> {
-        let mut parent: Option<Digest> = None;
-        let mut dirs = Vec::new();
-        for layer in image.layers()? {
-            let chain_id = match &parent {
-                None => layer.diff_id.clone(),
-                Some(p) => Digest::of(format!("{p} {}", layer.diff_id).as_bytes()),
-            };
-            let dir = self.ensure_snapshot(&layer, &chain_id, parent.as_ref())?;
-            dirs.push(dir);
-            parent = Some(chain_id);
-        }
-        Ok(dirs)
+        self.snapshot_chain(&self.image_stack(image)?)
     }
 
-    fn ensure_snapshot(
+    pub(crate) fn ensure_snapshot(
         &self,
         layer: &LayerRef,
         chain_id: &Digest,

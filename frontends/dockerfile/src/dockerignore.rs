@@ -16,6 +16,8 @@ struct Rule {
 /// A parsed ignore file.
 pub struct Ignore {
     rules: Vec<Rule>,
+    /// The rules as cleaned pattern lines (`!` kept), for the build graph.
+    patterns: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,6 +53,7 @@ fn clean(p: &str) -> String {
 impl Ignore {
     pub fn parse(text: &str) -> Result<Ignore, IgnoreError> {
         let mut rules = Vec::new();
+        let mut patterns = Vec::new();
         for (n, line) in text.lines().enumerate() {
             let line = line.trim();
             if line.is_empty() || line.starts_with('#') {
@@ -73,14 +76,32 @@ impl Ignore {
                     message: format!("invalid pattern {pattern:?}: {e}"),
                 })?
                 .compile_matcher();
+            patterns.push(if include {
+                format!("!{pattern}")
+            } else {
+                pattern.clone()
+            });
             rules.push(Rule { matcher, include });
         }
-        Ok(Ignore { rules })
+        Ok(Ignore { rules, patterns })
+    }
+
+    /// Rules from pattern lines as [`Ignore::patterns`] returns them.
+    pub fn from_patterns(patterns: &[String]) -> Result<Ignore, IgnoreError> {
+        Ignore::parse(&patterns.join("\n"))
+    }
+
+    /// The cleaned pattern lines, `!` marking re-includes.
+    pub fn patterns(&self) -> &[String] {
+        &self.patterns
     }
 
     /// No rules: nothing excluded.
     pub fn empty() -> Ignore {
-        Ignore { rules: Vec::new() }
+        Ignore {
+            rules: Vec::new(),
+            patterns: Vec::new(),
+        }
     }
 
     /// Whether `rel` (relative to the context, `/`-separated) is excluded.

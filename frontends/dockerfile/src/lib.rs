@@ -5,11 +5,12 @@
 //! Must not depend on the executor, the store or the registry: it only
 //! describes work; the solver decides what runs.
 //!
-//! Status: what exists is the stage split, stage planning with BuildKit's
-//! ARG/ENV scoping ([`plan`]) and `.dockerignore` ([`dockerignore`]); the
-//! lowering to the build graph lands with the `kiln build` issue.
+//! Pipeline: [`split_stages`] → [`plan::plan`] (stages, bases, ARG scope,
+//! the needed set) → [`lower::lower`] (graph + image config + history).
+//! `.dockerignore` rules live in [`dockerignore`].
 
 pub mod dockerignore;
+pub mod lower;
 pub mod plan;
 
 use kiln_parser::instructions::{Instruction, Spanned};

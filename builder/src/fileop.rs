@@ -1,0 +1,723 @@
+//! COPY/ADD/WORKDIR on filesystem views, with docker's semantics.
+//!
+//! Every path is resolved with `openat2(RESOLVE_IN_ROOT)` against the root
+//! descriptor of a view, and every entry is made with a `*at` call on its
+//! parent's descriptor and a plain name: a symlink in the image or in the
+//! context (`/bin -> usr/bin`, `etc -> /etc`) resolves inside its own tree,
+//! never on the host.
+
+use globset::{GlobBuilder, GlobMatcher};
+use kiln_frontend_dockerfile::dockerignore::Ignore;
+use rustix::fs::{
+    openat2, AtFlags, Dir, FileType, Mode, OFlags, ResolveFlags, Stat, Timespec, Timestamps,
+};
+use rustix::io::Errno;
+use std::ffi::{CString, OsStr, OsString};
+use std::fs::File;
+use std::io::{self, Read};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::unix::ffi::OsStringExt;
+use std::path::{Path, PathBuf};
+
+/// Why a file op failed, in words for the user.
+pub type OpResult<T> = Result<T, String>;
+
+fn errno(what: impl std::fmt::Display) -> impl FnOnce(Errno) -> String {
+    move |e| format!("{what}: {}", io::Error::from(e))
+}
+
+/// Splits a slash path into its normal components (`.`/empty dropped,
+/// `..` resolved lexically, never above the root).
+pub fn components(p: &str) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for c in p.split('/') {
+        match c {
+            "" | "." => {}
+            ".." => {
+                out.pop();
+            }
+            c => out.push(c.to_string()),
+        }
+    }
+    out
+}
+
+fn rel_of(parts: &[String]) -> String {
+    if parts.is_empty() {
+        ".".into()
+    } else {
+        parts.join("/")
+    }
+}
+
+/// Opens `rel` inside `root` (symlinks followed, inside the root).
+fn open_in(root: BorrowedFd<'_>, rel: &str, flags: OFlags) -> Result<OwnedFd, Errno> {
+    openat2(
+        root,
+        if rel.is_empty() { "." } else { rel },
+        flags | OFlags::CLOEXEC,
+        Mode::empty(),
+        ResolveFlags::IN_ROOT,
+    )
+}
+
+fn open_dir_in(root: BorrowedFd<'_>, rel: &str) -> Result<OwnedFd, Errno> {
+    open_in(root, rel, OFlags::RDONLY | OFlags::DIRECTORY)
+}
+
+/// Ownership and mode rules for the entries a copy makes.
+#[derive(Debug, Clone, Copy)]
+pub struct Attrs {
+    /// `--chown` (uid, gid); else `keep_owner` decides.
+    pub chown: Option<(u32, u32)>,
+    /// `--chmod`, for files and directories alike.
+    pub chmod: Option<u32>,
+    /// Keep the source's owner (COPY --from); context files become 0:0.
+    pub keep_owner: bool,
+}
+
+impl Attrs {
+    fn owner(&self, st: &Stat) -> (u32, u32) {
+        match self.chown {
+            Some(o) => o,
+            None if self.keep_owner => (st.st_uid, st.st_gid),
+            None => (0, 0),
+        }
+    }
+    fn mode(&self, st: &Stat) -> u32 {
+        self.chmod.unwrap_or(st.st_mode & 0o7777)
+    }
+    /// Owner of directories the copy has to create on the way.
+    fn new_dir_owner(&self) -> (u32, u32) {
+        self.chown.unwrap_or((0, 0))
+    }
+}
+
+fn set_owner(dir: BorrowedFd<'_>, name: &OsStr, (uid, gid): (u32, u32)) -> OpResult<()> {
+    rustix::fs::chownat(
+        dir,
+        name,
+        Some(rustix::fs::Uid::from_raw(uid)),
+        Some(rustix::fs::Gid::from_raw(gid)),
+        AtFlags::SYMLINK_NOFOLLOW,
+    )
+    .map_err(errno(format!("chown {}", name.to_string_lossy())))
+}
+
+fn set_times(dir: BorrowedFd<'_>, name: &OsStr, st: &Stat) -> OpResult<()> {
+    let t = Timespec {
+        tv_sec: st.st_mtime as _,
+        tv_nsec: st.st_mtime_nsec as _,
+    };
+    rustix::fs::utimensat(
+        dir,
+        name,
+        &Timestamps {
+            last_access: t,
+            last_modification: t,
+        },
+        AtFlags::SYMLINK_NOFOLLOW,
+    )
+    .map_err(errno(format!("times of {}", name.to_string_lossy())))
+}
+
+/// Removes `name` in `dir`, recursively for directories.
+fn remove_all_at(dir: BorrowedFd<'_>, name: &OsStr) -> OpResult<()> {
+    let st = match rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW) {
+        Ok(st) => st,
+        Err(Errno::NOENT) => return Ok(()),
+        Err(e) => return Err(errno(name.to_string_lossy())(e)),
+    };
+    if FileType::from_raw_mode(st.st_mode) == FileType::Directory {
+        let sub = rustix::fs::openat(
+            dir,
+            name,
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(errno(name.to_string_lossy()))?;
+        for entry in list(sub.as_fd())? {
+            remove_all_at(sub.as_fd(), &entry)?;
+        }
+        rustix::fs::unlinkat(dir, name, AtFlags::REMOVEDIR)
+    } else {
+        rustix::fs::unlinkat(dir, name, AtFlags::empty())
+    }
+    .map_err(errno(format!("removing {}", name.to_string_lossy())))
+}
+
+/// Entry names of a directory, sorted (deterministic order).
+fn list(dir: BorrowedFd<'_>) -> OpResult<Vec<OsString>> {
+    let mut d = Dir::read_from(dir).map_err(errno("reading a directory"))?;
+    let mut names = Vec::new();
+    while let Some(entry) = d.read() {
+        let entry = entry.map_err(errno("reading a directory"))?;
+        let name = entry.file_name().to_bytes();
+        if name != b"." && name != b".." {
+            names.push(OsString::from_vec(name.to_vec()));
+        }
+    }
+    names.sort();
+    Ok(names)
+}
+
+/// `mkdir -p` inside the view; returns the directory, opened.
+pub fn ensure_dir(root: BorrowedFd<'_>, parts: &[String], attrs: &Attrs) -> OpResult<OwnedFd> {
+    let mut fd = open_dir_in(root, ".").map_err(errno("opening /"))?;
+    for (i, part) in parts.iter().enumerate() {
+        let rel = rel_of(&parts[..=i]);
+        fd = match open_dir_in(root, &rel) {
+            Ok(d) => d,
+            Err(Errno::NOENT) => {
+                match rustix::fs::mkdirat(fd.as_fd(), part.as_str(), Mode::from_raw_mode(0o755)) {
+                    Ok(()) => set_owner(fd.as_fd(), OsStr::new(part), attrs.new_dir_owner())?,
+                    Err(Errno::EXIST) => {}
+                    Err(e) => return Err(errno(format!("mkdir /{rel}"))(e)),
+                }
+                open_dir_in(root, &rel).map_err(errno(format!("/{rel}")))?
+            }
+            Err(Errno::NOTDIR) => {
+                return Err(format!("/{rel} exists and is not a directory"));
+            }
+            Err(e) => return Err(errno(format!("/{rel}"))(e)),
+        };
+    }
+    Ok(fd)
+}
+
+/// What a source path names in its tree.
+fn stat_in(root: BorrowedFd<'_>, rel: &str) -> Result<Stat, Errno> {
+    let fd = open_in(root, rel, OFlags::PATH)?;
+    rustix::fs::fstat(&fd)
+}
+
+fn is_dir(st: &Stat) -> bool {
+    FileType::from_raw_mode(st.st_mode) == FileType::Directory
+}
+
+/// Filters applied while walking a source: the context's `.dockerignore`
+/// (paths relative to the source root) and `--exclude` patterns.
+pub struct Filter<'a> {
+    pub ignore: Option<&'a Ignore>,
+    pub exclude: Option<Ignore>,
+}
+
+impl Filter<'_> {
+    fn excluded(&self, rel: &str) -> bool {
+        let p = Path::new(rel);
+        self.ignore.is_some_and(|i| i.excludes(p))
+            || self.exclude.as_ref().is_some_and(|i| i.excludes(p))
+    }
+}
+
+/// A source path, expanded: wildcards (`*`, `?`, `[..]`, one component
+/// each) matched against the tree. Returns relative paths; none is an error.
+pub fn expand_source(
+    root: BorrowedFd<'_>,
+    pattern: &str,
+    filter: &Filter<'_>,
+) -> OpResult<Vec<String>> {
+    let parts = components(pattern);
+    let has_glob = |s: &str| s.contains(['*', '?', '[']);
+    if !parts.iter().any(|p| has_glob(p)) {
+        let rel = parts.join("/");
+        if !rel.is_empty() && filter.excluded(&rel) {
+            return Err(format!("\"/{rel}\": not found (excluded by .dockerignore)"));
+        }
+        return match stat_in(root, &rel) {
+            Ok(_) => Ok(vec![rel]),
+            Err(Errno::NOENT) | Err(Errno::NOTDIR) => Err(format!("\"/{rel}\": not found")),
+            Err(e) => Err(errno(format!("/{rel}"))(e)),
+        };
+    }
+    let mut current: Vec<Vec<String>> = vec![vec![]];
+    for part in &parts {
+        let mut next = Vec::new();
+        if !has_glob(part) {
+            for base in current {
+                let mut p = base.clone();
+                p.push(part.clone());
+                if stat_in(root, &rel_of(&p)).is_ok() {
+                    next.push(p);
+                }
+            }
+        } else {
+            let matcher: GlobMatcher = GlobBuilder::new(part)
+                .literal_separator(true)
+                .backslash_escape(true)
+                .build()
+                .map_err(|e| format!("invalid pattern {pattern:?}: {e}"))?
+                .compile_matcher();
+            for base in current {
+                let Ok(dir) = open_dir_in(root, &rel_of(&base)) else {
+                    continue;
+                };
+                for name in list(dir.as_fd())? {
+                    if matcher.is_match(Path::new(&name)) {
+                        let mut p = base.clone();
+                        p.push(name.to_string_lossy().into_owned());
+                        next.push(p);
+                    }
+                }
+            }
+        }
+        current = next;
+    }
+    let out: Vec<String> = current
+        .into_iter()
+        .map(|p| p.join("/"))
+        .filter(|p| !filter.excluded(p))
+        .collect();
+    if out.is_empty() {
+        return Err(format!(
+            "no source files were specified: nothing matches {pattern:?}"
+        ));
+    }
+    Ok(out)
+}
+
+/// Copies the entry `name` of `src_dir` to `dst_name` in `dst_dir`.
+/// `rel` is the entry's path from the source root (for the filters).
+fn copy_entry(
+    src_dir: BorrowedFd<'_>,
+    name: &OsStr,
+    dst_dir: BorrowedFd<'_>,
+    dst_name: &OsStr,
+    rel: &str,
+    attrs: &Attrs,
+    filter: &Filter<'_>,
+) -> OpResult<()> {
+    let st = rustix::fs::statat(src_dir, name, AtFlags::SYMLINK_NOFOLLOW)
+        .map_err(errno(format!("/{rel}")))?;
+    let existing = rustix::fs::statat(dst_dir, dst_name, AtFlags::SYMLINK_NOFOLLOW).ok();
+    match FileType::from_raw_mode(st.st_mode) {
+        FileType::Directory => {
+            match existing {
+                Some(e) if is_dir(&e) => {}
+                Some(_) => {
+                    remove_all_at(dst_dir, dst_name)?;
+                    mkdir(dst_dir, dst_name)?;
+                }
+                None => mkdir(dst_dir, dst_name)?,
+            }
+            let src = rustix::fs::openat(
+                src_dir,
+                name,
+                OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                Mode::empty(),
+            )
+            .map_err(errno(format!("/{rel}")))?;
+            let dst = rustix::fs::openat(
+                dst_dir,
+                dst_name,
+                OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                Mode::empty(),
+            )
+            .map_err(errno(format!("{}", dst_name.to_string_lossy())))?;
+            copy_children(src.as_fd(), dst.as_fd(), rel, attrs, filter)?;
+            set_owner(dst_dir, dst_name, attrs.owner(&st))?;
+            chmod(dst_dir, dst_name, attrs.mode(&st))?;
+            set_times(dst_dir, dst_name, &st)
+        }
+        FileType::RegularFile => {
+            let src = rustix::fs::openat(
+                src_dir,
+                name,
+                OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                Mode::empty(),
+            )
+            .map_err(errno(format!("/{rel}")))?;
+            write_file_from(src, &st, existing.is_some(), dst_dir, dst_name, rel, attrs)
+        }
+        FileType::Symlink => {
+            if existing.is_some() {
+                remove_all_at(dst_dir, dst_name)?;
+            }
+            let target = rustix::fs::readlinkat(src_dir, name, Vec::new())
+                .map_err(errno(format!("/{rel}")))?;
+            rustix::fs::symlinkat(target.as_c_str(), dst_dir, dst_name)
+                .map_err(errno(format!("symlink {}", dst_name.to_string_lossy())))?;
+            set_owner(dst_dir, dst_name, attrs.owner(&st))?;
+            set_times(dst_dir, dst_name, &st)
+        }
+        FileType::Fifo => {
+            if existing.is_some() {
+                remove_all_at(dst_dir, dst_name)?;
+            }
+            rustix::fs::mknodat(
+                dst_dir,
+                dst_name,
+                FileType::Fifo,
+                Mode::from_raw_mode(attrs.mode(&st)),
+                0,
+            )
+            .map_err(errno(format!("mkfifo {}", dst_name.to_string_lossy())))?;
+            set_owner(dst_dir, dst_name, attrs.owner(&st))
+        }
+        // Sockets and device nodes are not build inputs.
+        _ => Ok(()),
+    }
+}
+
+/// A regular file's content and attributes to `dst_name` in `dst_dir`.
+fn write_file_from(
+    src: OwnedFd,
+    st: &Stat,
+    replace: bool,
+    dst_dir: BorrowedFd<'_>,
+    dst_name: &OsStr,
+    rel: &str,
+    attrs: &Attrs,
+) -> OpResult<()> {
+    if replace {
+        remove_all_at(dst_dir, dst_name)?;
+    }
+    let dst = rustix::fs::openat(
+        dst_dir,
+        dst_name,
+        OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::from_raw_mode(0o600),
+    )
+    .map_err(errno(format!("creating {}", dst_name.to_string_lossy())))?;
+    let (mut r, mut w) = (File::from(src), File::from(dst));
+    io::copy(&mut r, &mut w).map_err(|e| format!("copying /{rel}: {e}"))?;
+    drop(w);
+    set_owner(dst_dir, dst_name, attrs.owner(st))?;
+    chmod(dst_dir, dst_name, attrs.mode(st))?;
+    set_times(dst_dir, dst_name, st)
+}
+
+fn copy_children(
+    src: BorrowedFd<'_>,
+    dst: BorrowedFd<'_>,
+    rel: &str,
+    attrs: &Attrs,
+    filter: &Filter<'_>,
+) -> OpResult<()> {
+    for child in list(src)? {
+        let child_rel = if rel.is_empty() {
+            child.to_string_lossy().into_owned()
+        } else {
+            format!("{rel}/{}", child.to_string_lossy())
+        };
+        if filter.excluded(&child_rel) {
+            continue;
+        }
+        copy_entry(src, &child, dst, &child, &child_rel, attrs, filter)?;
+    }
+    Ok(())
+}
+
+fn mkdir(dir: BorrowedFd<'_>, name: &OsStr) -> OpResult<()> {
+    rustix::fs::mkdirat(dir, name, Mode::from_raw_mode(0o755))
+        .map_err(errno(format!("mkdir {}", name.to_string_lossy())))
+}
+
+fn chmod(dir: BorrowedFd<'_>, name: &OsStr, mode: u32) -> OpResult<()> {
+    rustix::fs::chmodat(dir, name, Mode::from_raw_mode(mode), AtFlags::empty())
+        .map_err(errno(format!("chmod {}", name.to_string_lossy())))
+}
+
+/// One COPY/ADD: `paths` from the source tree into `dest` of the target.
+pub struct CopySpec<'a> {
+    pub paths: &'a [String],
+    /// Absolute; a trailing `/` means "a directory".
+    pub dest: &'a str,
+    pub attrs: Attrs,
+    pub parents: bool,
+    /// ADD: unpack local tar archives.
+    pub unpack: bool,
+}
+
+pub fn copy(
+    src_root: BorrowedFd<'_>,
+    dst_root: BorrowedFd<'_>,
+    spec: &CopySpec<'_>,
+    filter: &Filter<'_>,
+) -> OpResult<()> {
+    let mut matches = Vec::new();
+    let mut wildcard = false;
+    for p in spec.paths {
+        wildcard |= p.contains(['*', '?', '[']);
+        matches.extend(expand_source(src_root, p, filter)?);
+    }
+    let dest_parts = components(spec.dest);
+    let dest_rel = rel_of(&dest_parts);
+    let dest_exists_as_dir = open_dir_in(dst_root, &dest_rel).is_ok();
+    let into_dir =
+        spec.dest.ends_with('/') || matches.len() > 1 || (wildcard && dest_exists_as_dir);
+    for m in matches {
+        let st = stat_in(src_root, &m).map_err(errno(format!("/{m}")))?;
+        let m_parts = components(&m);
+        // Open the source entry's parent, following symlinks inside the
+        // source tree (the top-level path may be a symlink, as in docker).
+        let resolved = if m_parts.is_empty() {
+            None
+        } else {
+            Some(m_parts.last().cloned().expect("non-empty"))
+        };
+        if is_dir(&st) {
+            let mut target = dest_parts.clone();
+            if spec.parents {
+                target.extend(m_parts.iter().cloned());
+            }
+            let dst = ensure_dir(dst_root, &target, &spec.attrs)?;
+            let src = open_dir_in(src_root, &m).map_err(errno(format!("/{m}")))?;
+            copy_children(src.as_fd(), dst.as_fd(), &m, &spec.attrs, filter)?;
+            continue;
+        }
+        let name = resolved.ok_or_else(|| "cannot copy the root as a file".to_string())?;
+        if spec.unpack && FileType::from_raw_mode(st.st_mode) == FileType::RegularFile {
+            let f = open_in(src_root, &m, OFlags::RDONLY).map_err(errno(format!("/{m}")))?;
+            if is_archive(&mut File::from(f)).unwrap_or(false) {
+                let dst = ensure_dir(dst_root, &dest_parts, &spec.attrs)?;
+                let f = open_in(src_root, &m, OFlags::RDONLY).map_err(errno(format!("/{m}")))?;
+                return_on_err(extract(File::from(f), dst.as_fd(), &spec.attrs), &m)?;
+                continue;
+            }
+        }
+        let (dir_parts, dst_name): (Vec<String>, String) = if into_dir
+            || (dest_exists_as_dir && !spec.dest.is_empty() && !dest_parts.is_empty())
+            || dest_parts.is_empty()
+        {
+            let mut d = dest_parts.clone();
+            if spec.parents {
+                d.extend(m_parts[..m_parts.len() - 1].iter().cloned());
+            }
+            (d, name.clone())
+        } else {
+            let mut d = dest_parts.clone();
+            let last = d.pop().expect("non-empty");
+            (d, last)
+        };
+        let dst = ensure_dir(dst_root, &dir_parts, &spec.attrs)?;
+        // A top-level symlink is followed (inside the source tree) and
+        // its target copied under the source's name, as docker does;
+        // symlinks further down are copied as symlinks.
+        let src_parent_rel = rel_of(&m_parts[..m_parts.len() - 1]);
+        let src_parent = open_dir_in(src_root, &src_parent_rel).map_err(errno(format!("/{m}")))?;
+        let lst = rustix::fs::statat(src_parent.as_fd(), name.as_str(), AtFlags::SYMLINK_NOFOLLOW)
+            .map_err(errno(format!("/{m}")))?;
+        let existing =
+            rustix::fs::statat(dst.as_fd(), dst_name.as_str(), AtFlags::SYMLINK_NOFOLLOW).is_ok();
+        if FileType::from_raw_mode(lst.st_mode) == FileType::Symlink {
+            if FileType::from_raw_mode(st.st_mode) != FileType::RegularFile {
+                return Err(format!("/{m}: a symlink to something that is not a file"));
+            }
+            let src = open_in(src_root, &m, OFlags::RDONLY).map_err(errno(format!("/{m}")))?;
+            write_file_from(
+                src,
+                &st,
+                existing,
+                dst.as_fd(),
+                OsStr::new(&dst_name),
+                &m,
+                &spec.attrs,
+            )?;
+        } else {
+            copy_entry(
+                src_parent.as_fd(),
+                OsStr::new(&name),
+                dst.as_fd(),
+                OsStr::new(&dst_name),
+                &m,
+                &spec.attrs,
+                filter,
+            )?;
+        }
+    }
+    Ok(())
+}
+
+fn return_on_err(r: OpResult<()>, m: &str) -> OpResult<()> {
+    r.map_err(|e| format!("unpacking /{m}: {e}"))
+}
+
+/// Whether a file is a tar archive (plain, gzip or zstd compressed).
+fn is_archive(f: &mut File) -> io::Result<bool> {
+    let mut r = kiln_store::layer::decompress(&mut *f)?;
+    let mut header = [0u8; 512];
+    let mut n = 0;
+    while n < 512 {
+        match r.read(&mut header[n..])? {
+            0 => break,
+            k => n += k,
+        }
+    }
+    Ok(n == 512 && &header[257..262] == b"ustar")
+}
+
+/// Unpacks a tar into `dst`, entries resolved inside the view.
+fn extract(f: File, dst: BorrowedFd<'_>, attrs: &Attrs) -> OpResult<()> {
+    let r = kiln_store::layer::decompress(f).map_err(|e| e.to_string())?;
+    let mut ar = tar::Archive::new(r);
+    let mut dirs: Vec<(Vec<String>, Stat)> = Vec::new();
+    for entry in ar.entries().map_err(|e| e.to_string())? {
+        let mut entry = entry.map_err(|e| e.to_string())?;
+        let raw = entry.path_bytes().into_owned();
+        let raw = String::from_utf8_lossy(&raw).into_owned();
+        let parts = components(&raw);
+        if raw.split('/').any(|c| c == "..") {
+            return Err(format!("{raw}: path contains '..'"));
+        }
+        let Some((name, parent)) = parts.split_last() else {
+            continue;
+        };
+        let h = entry.header().clone();
+        let mode = h.mode().unwrap_or(0o644) & 0o7777;
+        let (uid, gid) = attrs
+            .chown
+            .unwrap_or((h.uid().unwrap_or(0) as u32, h.gid().unwrap_or(0) as u32));
+        let mtime = h.mtime().unwrap_or(0);
+        let pdir = ensure_dir_at(dst, parent, attrs)?;
+        let n = OsStr::new(name);
+        let existing = rustix::fs::statat(pdir.as_fd(), n, AtFlags::SYMLINK_NOFOLLOW).ok();
+        let mut st: Stat = rustix::fs::fstat(&pdir).map_err(errno(&raw))?;
+        st.st_mtime = mtime as _;
+        st.st_mtime_nsec = 0;
+        match h.entry_type() {
+            tar::EntryType::Directory => {
+                if !existing.as_ref().is_some_and(is_dir) {
+                    if existing.is_some() {
+                        remove_all_at(pdir.as_fd(), n)?;
+                    }
+                    mkdir(pdir.as_fd(), n)?;
+                }
+                set_owner(pdir.as_fd(), n, (uid, gid))?;
+                chmod(pdir.as_fd(), n, attrs.chmod.unwrap_or(mode))?;
+                dirs.push((parts.clone(), st));
+            }
+            tar::EntryType::Regular | tar::EntryType::Continuous => {
+                if existing.is_some() {
+                    remove_all_at(pdir.as_fd(), n)?;
+                }
+                let fd = rustix::fs::openat(
+                    pdir.as_fd(),
+                    n,
+                    OFlags::WRONLY
+                        | OFlags::CREATE
+                        | OFlags::EXCL
+                        | OFlags::NOFOLLOW
+                        | OFlags::CLOEXEC,
+                    Mode::from_raw_mode(0o600),
+                )
+                .map_err(errno(&raw))?;
+                io::copy(&mut entry, &mut File::from(fd)).map_err(|e| format!("{raw}: {e}"))?;
+                set_owner(pdir.as_fd(), n, (uid, gid))?;
+                chmod(pdir.as_fd(), n, attrs.chmod.unwrap_or(mode))?;
+                set_times(pdir.as_fd(), n, &st)?;
+            }
+            tar::EntryType::Symlink => {
+                if existing.is_some() {
+                    remove_all_at(pdir.as_fd(), n)?;
+                }
+                let target = entry
+                    .link_name_bytes()
+                    .ok_or_else(|| format!("{raw}: symlink without a target"))?
+                    .into_owned();
+                let target = CString::new(target).map_err(|_| format!("{raw}: bad target"))?;
+                rustix::fs::symlinkat(target.as_c_str(), pdir.as_fd(), n).map_err(errno(&raw))?;
+                set_owner(pdir.as_fd(), n, (uid, gid))?;
+                set_times(pdir.as_fd(), n, &st)?;
+            }
+            tar::EntryType::Link => {
+                let target = entry
+                    .link_name_bytes()
+                    .ok_or_else(|| format!("{raw}: hard link without a target"))?
+                    .into_owned();
+                let target = String::from_utf8_lossy(&target).into_owned();
+                if target.split('/').any(|c| c == "..") {
+                    return Err(format!("{raw}: link target contains '..'"));
+                }
+                let t_parts = components(&target);
+                let Some((t_name, t_parent)) = t_parts.split_last() else {
+                    return Err(format!("{raw}: empty link target"));
+                };
+                let t_dir = open_dir_in(dst, &rel_of(t_parent)).map_err(errno(&target))?;
+                if existing.is_some() {
+                    remove_all_at(pdir.as_fd(), n)?;
+                }
+                rustix::fs::linkat(
+                    t_dir.as_fd(),
+                    t_name.as_str(),
+                    pdir.as_fd(),
+                    n,
+                    AtFlags::empty(),
+                )
+                .map_err(errno(&raw))?;
+            }
+            // Devices, fifos, GNU extensions: skipped, as docker does for
+            // ADD without privileges.
+            _ => {}
+        }
+    }
+    // Directory times last: creating entries inside changed them.
+    for (parts, st) in dirs.iter().rev() {
+        let (name, parent) = parts.split_last().expect("non-empty");
+        let pdir = open_dir_in(dst, &rel_of(parent)).map_err(errno(name))?;
+        set_times(pdir.as_fd(), OsStr::new(name), st)?;
+    }
+    Ok(())
+}
+
+/// `ensure_dir` relative to a directory inside a view (the view's root is
+/// not known here, so the directory itself acts as the root).
+fn ensure_dir_at(base: BorrowedFd<'_>, parts: &[String], attrs: &Attrs) -> OpResult<OwnedFd> {
+    ensure_dir(base, parts, attrs)
+}
+
+/// `WORKDIR`: the directory and its missing parents.
+pub fn mkdir_p(root: BorrowedFd<'_>, path: &str, mode: u32, owner: (u32, u32)) -> OpResult<()> {
+    let attrs = Attrs {
+        chown: Some(owner),
+        chmod: None,
+        keep_owner: false,
+    };
+    let parts = components(path);
+    if parts.is_empty() {
+        return Ok(());
+    }
+    if open_dir_in(root, &rel_of(&parts)).is_ok() {
+        return Ok(());
+    }
+    let (last, parent) = parts.split_last().expect("non-empty");
+    let dir = ensure_dir(root, parent, &attrs)?;
+    mkdir(dir.as_fd(), OsStr::new(last))?;
+    set_owner(dir.as_fd(), OsStr::new(last), owner)?;
+    chmod(dir.as_fd(), OsStr::new(last), mode)
+}
+
+/// A file with `data` at `path` (heredoc sources).
+pub fn mkfile(root: BorrowedFd<'_>, path: &str, mode: u32, data: &[u8]) -> OpResult<()> {
+    let parts = components(path);
+    let (name, parent) = parts.split_last().ok_or("mkfile: empty path")?;
+    let attrs = Attrs {
+        chown: None,
+        chmod: None,
+        keep_owner: false,
+    };
+    let dir = ensure_dir(root, parent, &attrs)?;
+    let _ = remove_all_at(dir.as_fd(), OsStr::new(name));
+    let fd = rustix::fs::openat(
+        dir.as_fd(),
+        name.as_str(),
+        OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::from_raw_mode(0o600),
+    )
+    .map_err(errno(path))?;
+    io::Write::write_all(&mut File::from(fd), data).map_err(|e| format!("{path}: {e}"))?;
+    chmod(dir.as_fd(), OsStr::new(name), mode)
+}
+
+/// A path inside a view as a host path usable for bind mounts while the
+/// returned descriptor is open (`/proc/self/fd/N`).
+pub fn pin_path(root: BorrowedFd<'_>, rel: &str) -> OpResult<(OwnedFd, PathBuf)> {
+    let parts = components(rel);
+    let fd = open_in(root, &rel_of(&parts), OFlags::PATH)
+        .map_err(errno(format!("/{}", parts.join("/"))))?;
+    let path = PathBuf::from(format!(
+        "/proc/self/fd/{}",
+        std::os::fd::AsRawFd::as_raw_fd(&fd)
+    ));
+    Ok((fd, path))
+}

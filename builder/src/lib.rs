@@ -1,0 +1,609 @@
+//! `kiln build`: the Dockerfile frontend's graph, solved on the real
+//! executor and store, exported as an image.
+//!
+//! Owns: the solver's [`Worker`] for real ops (RUN in containers, file ops
+//! on detached overlay views, sources from the store and the context), the
+//! cache index lookups, progress output and the exporters. The frontend,
+//! the solver, the executor and the store stay unaware of each other.
+
+pub mod fileop;
+pub mod progress;
+
+use kiln_executor::{view, Mount, MountSource, Network, Sharing, Spec, Stdio};
+use kiln_frontend_dockerfile::dockerignore::Ignore;
+use kiln_frontend_dockerfile::lower::{self, ImageSource, LayerSlot, Lowered, ResolvedImage};
+use kiln_solver::{
+    Cancel, Definition, Exec, FileOp, Fingerprint, MountKind, Op, Source, Vertex, VertexId, Worker,
+};
+use kiln_store::layer::WriteOptions;
+use kiln_store::{LayerRef, LayerStack, Reference, Store};
+use progress::Progress;
+use serde_json::{json, Value};
+use sha2::Digest as _;
+use std::collections::HashMap;
+use std::os::fd::OwnedFd;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+pub use progress::Mode as ProgressMode;
+
+/// What a vertex produced.
+#[derive(Clone)]
+pub enum Output {
+    /// A filesystem as a layer stack.
+    Stack(Arc<LayerStack>),
+    /// A host directory (the build context, a download), with the
+    /// context's ignore rules.
+    Dir(Arc<PathBuf>, Arc<Ignore>),
+}
+
+impl Output {
+    fn stack(&self) -> Result<&LayerStack, String> {
+        match self {
+            Output::Stack(s) => Ok(s),
+            Output::Dir(..) => Err("internal error: expected a filesystem".into()),
+        }
+    }
+}
+
+/// The store as the frontend's image source.
+pub struct StoreImages<'a>(pub &'a Store);
+
+impl ImageSource for StoreImages<'_> {
+    fn resolve(&self, reference: &str) -> Result<ResolvedImage, String> {
+        let image = self.0.resolve(reference).map_err(|e| {
+            format!("{reference}: {e} (kiln build uses images in the local store: kiln load / kiln import / kiln pull)")
+        })?;
+        let canonical = Reference::parse(reference)
+            .map(|r| r.to_string())
+            .unwrap_or_else(|_| reference.to_string());
+        Ok(ResolvedImage {
+            reference: canonical,
+            manifest_digest: image.manifest_digest.to_string(),
+            config: image.config.clone(),
+        })
+    }
+}
+
+/// Runs ops for the solver.
+pub struct BuildWorker {
+    pub store: Arc<Store>,
+    pub context: Arc<PathBuf>,
+    pub ignore: Arc<Ignore>,
+    pub secrets: HashMap<String, Vec<u8>>,
+    pub progress: Arc<Progress>,
+    pub labels: HashMap<VertexId, String>,
+    /// Which vertices each cache key answers (for progress on hits).
+    pub by_key: HashMap<Fingerprint, Vec<VertexId>>,
+    pub def: Arc<Definition>,
+    pub write_opts: WriteOptions,
+}
+
+impl BuildWorker {
+    fn label(&self, id: VertexId) -> String {
+        self.labels
+            .get(&id)
+            .cloned()
+            .unwrap_or_else(|| self.def.vertex(id).name.clone())
+    }
+
+    fn visible(&self, id: VertexId) -> bool {
+        !matches!(
+            self.def.vertex(id).op,
+            Op::Source(Source::Scratch) | Op::Source(Source::Image { .. })
+        ) && !self.label(id).starts_with("[internal] heredoc")
+    }
+
+    fn source(&self, src: &Source) -> Result<Option<Output>, String> {
+        Ok(Some(match src {
+            Source::Scratch => Output::Stack(Arc::new(Vec::new())),
+            Source::Image {
+                reference,
+                manifest_digest,
+            } => {
+                let image = self
+                    .store
+                    .resolve(manifest_digest)
+                    .map_err(|e| format!("{reference}: {e}"))?;
+                Output::Stack(Arc::new(
+                    self.store.image_stack(&image).map_err(|e| e.to_string())?,
+                ))
+            }
+            Source::Context { .. } => Output::Dir(self.context.clone(), self.ignore.clone()),
+            Source::Http { .. } => return Ok(None),
+        }))
+    }
+
+    fn view_of(&self, input: &Output, scratch: &Path) -> Result<view::View, String> {
+        match input {
+            Output::Dir(dir, _) => view::host_dir(dir).map_err(|e| e.to_string()),
+            Output::Stack(stack) => {
+                let lowers = self
+                    .store
+                    .snapshot_chain(stack)
+                    .map_err(|e| e.to_string())?;
+                view::readonly(&lowers, &scratch.join("empty")).map_err(|e| e.to_string())
+            }
+        }
+    }
+
+    fn exec(
+        &self,
+        id: VertexId,
+        x: &Exec,
+        inputs: &[Output],
+        cancel: &Cancel,
+    ) -> Result<Output, String> {
+        let stack = inputs[0].stack()?;
+        let lowers = self
+            .store
+            .snapshot_chain(stack)
+            .map_err(|e| e.to_string())?;
+        let state = self.store.scratch_dir("exec").map_err(|e| e.to_string())?;
+        let result = self.exec_in(id, x, inputs, stack, lowers, &state, cancel);
+        let _ = std::fs::remove_dir_all(&state);
+        result
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn exec_in(
+        &self,
+        id: VertexId,
+        x: &Exec,
+        inputs: &[Output],
+        stack: &LayerStack,
+        lowers: Vec<PathBuf>,
+        state: &Path,
+        cancel: &Cancel,
+    ) -> Result<Output, String> {
+        let mut mounts = Vec::new();
+        // Views and pinned paths must outlive the container's setup.
+        let mut keep: Vec<(view::View, OwnedFd)> = Vec::new();
+        for m in &x.mounts {
+            let source = match &m.kind {
+                MountKind::Bind { readonly } => {
+                    let input = m
+                        .input
+                        .and_then(|i| inputs.get(i))
+                        .ok_or("internal error: bind mount without input")?;
+                    let v = self.view_of(input, state)?;
+                    let (fd, path) = fileop::pin_path(v.root(), &m.selector)
+                        .map_err(|e| format!("--mount source: {e}"))?;
+                    keep.push((v, fd));
+                    if *readonly {
+                        MountSource::Bind(path)
+                    } else {
+                        MountSource::Copy(path)
+                    }
+                }
+                MountKind::Cache {
+                    id: cache_id,
+                    sharing,
+                    uid,
+                    gid,
+                    mode,
+                } => MountSource::Cache {
+                    dir: self
+                        .store
+                        .root()
+                        .join("cache-mounts")
+                        .join(hex::encode(sha2::Sha256::digest(cache_id.as_bytes()))),
+                    sharing: match sharing.as_str() {
+                        "private" => Sharing::Private,
+                        "locked" => Sharing::Locked,
+                        _ => Sharing::Shared,
+                    },
+                    uid: *uid,
+                    gid: *gid,
+                    mode: *mode,
+                },
+                MountKind::Tmpfs { size } => MountSource::Tmpfs { size: *size },
+                MountKind::Secret {
+                    id: secret,
+                    required,
+                } => match self.secrets.get(secret) {
+                    Some(data) => MountSource::Secret(data.clone()),
+                    None if *required => {
+                        return Err(format!(
+                            "secret {secret:?} is required but was not given (--secret id={secret},src=FILE)"
+                        ))
+                    }
+                    None => continue,
+                },
+            };
+            mounts.push(Mount {
+                source,
+                target: m.target.clone(),
+                readonly: matches!(m.kind, MountKind::Bind { readonly: true }),
+            });
+        }
+        let env: Vec<String> = x
+            .env
+            .iter()
+            .chain(x.proxy_env.iter())
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        let spec = Spec {
+            lowers,
+            state_dir: state.to_path_buf(),
+            argv: x.argv.clone(),
+            env,
+            cwd: x.cwd.clone(),
+            user: x.user.clone(),
+            hostname: "kiln".into(),
+            network: if x.network == "none" {
+                Network::None
+            } else {
+                Network::Host
+            },
+            mounts,
+            stdio: Stdio::Piped,
+            rlimits: vec![],
+            limits: Default::default(),
+            cgroup_root: "/sys/fs/cgroup".into(),
+            runtime: Default::default(),
+            init: false,
+        };
+        let running = kiln_executor::spawn(spec).map_err(|e| e.to_string())?;
+        drop(keep);
+        let handle = running.handle();
+        let finished = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let watcher = {
+            let (finished, cancel) = (finished.clone(), cancel.clone());
+            std::thread::spawn(move || {
+                while !finished.load(std::sync::atomic::Ordering::SeqCst) {
+                    if cancel.is_cancelled() {
+                        handle.kill();
+                        return;
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(50));
+                }
+            })
+        };
+        let exit = running.wait_with_lines(|_, line| self.progress.log(id, line));
+        finished.store(true, std::sync::atomic::Ordering::SeqCst);
+        let _ = watcher.join();
+        let exit = exit.map_err(|e| e.to_string())?;
+        if cancel.is_cancelled() {
+            return Err("cancelled".into());
+        }
+        let code = exit.code();
+        if code != 0 {
+            return Err(format!(
+                "process {:?} did not complete successfully: exit code: {code}",
+                x.argv.join(" ")
+            ));
+        }
+        let layer = self
+            .store
+            .commit_diff(&state.join("upper"), stack, self.write_opts)
+            .map_err(|e| e.to_string())?;
+        let mut next = stack.clone();
+        next.push(layer);
+        Ok(Output::Stack(Arc::new(next)))
+    }
+
+    fn file(&self, op: &FileOp, inputs: &[Output]) -> Result<Output, String> {
+        let stack = inputs[0].stack()?;
+        let scratch = self.store.scratch_dir("file").map_err(|e| e.to_string())?;
+        let result = self.file_in(op, inputs, stack, &scratch);
+        let _ = std::fs::remove_dir_all(&scratch);
+        result
+    }
+
+    fn file_in(
+        &self,
+        op: &FileOp,
+        inputs: &[Output],
+        stack: &LayerStack,
+        scratch: &Path,
+    ) -> Result<Output, String> {
+        let upper = scratch.join("upper");
+        let link = matches!(op, FileOp::Copy { link: true, .. });
+        let lowers = self
+            .store
+            .snapshot_chain(stack)
+            .map_err(|e| e.to_string())?;
+        let view_lowers: &[PathBuf] = if link { &[] } else { &lowers };
+        let target = view::writable(view_lowers, &upper, scratch).map_err(|e| e.to_string())?;
+        match op {
+            FileOp::Copy {
+                src,
+                paths,
+                dest,
+                chown,
+                chmod,
+                exclude,
+                parents,
+                unpack,
+                link: _,
+            } => {
+                let input = inputs.get(*src).ok_or("internal error: copy source")?;
+                let source = self.view_of(input, scratch)?;
+                let chown = chown
+                    .as_deref()
+                    .map(|c| resolve_chown(c, &lowers))
+                    .transpose()?;
+                let chmod = chmod
+                    .as_deref()
+                    .map(|m| {
+                        u32::from_str_radix(m, 8).map_err(|_| format!("--chmod={m}: not octal"))
+                    })
+                    .transpose()?;
+                let (ignore, keep_owner) = match input {
+                    Output::Dir(_, ignore) => (Some(ignore.as_ref()), false),
+                    Output::Stack(_) => (None, true),
+                };
+                let exclude = if exclude.is_empty() {
+                    None
+                } else {
+                    Some(Ignore::from_patterns(exclude).map_err(|e| format!("--exclude: {e}"))?)
+                };
+                let filter = fileop::Filter { ignore, exclude };
+                let spec = fileop::CopySpec {
+                    paths,
+                    dest,
+                    attrs: fileop::Attrs {
+                        chown,
+                        chmod,
+                        keep_owner,
+                    },
+                    parents: *parents,
+                    unpack: *unpack,
+                };
+                fileop::copy(source.root(), target.root(), &spec, &filter)?;
+            }
+            FileOp::Mkdir { path, mode, .. } => {
+                fileop::mkdir_p(target.root(), path, *mode, (0, 0))?;
+            }
+            FileOp::Mkfile { path, mode, data } => {
+                fileop::mkfile(target.root(), path, *mode, data)?;
+            }
+            FileOp::Rm { .. } | FileOp::Symlink { .. } => {
+                return Err(
+                    "internal error: rm/symlink file ops are not used by the Dockerfile frontend"
+                        .into(),
+                )
+            }
+        }
+        drop(target);
+        let layer = self
+            .store
+            .commit_diff(&upper, stack, self.write_opts)
+            .map_err(|e| e.to_string())?;
+        let mut next = stack.clone();
+        next.push(layer);
+        Ok(Output::Stack(Arc::new(next)))
+    }
+}
+
+/// `--chown=user[:group]` against the image's /etc/passwd and /etc/group;
+/// a user without a group uses the same number for both (docker's rule).
+fn resolve_chown(spec: &str, lowers: &[PathBuf]) -> Result<(u32, u32), String> {
+    let top_first: Vec<PathBuf> = lowers.iter().rev().cloned().collect();
+    let (user, group) = match spec.split_once(':') {
+        Some((u, g)) => (u, Some(g)),
+        None => (spec, None),
+    };
+    let uid = match user.parse::<u32>() {
+        Ok(n) => n,
+        Err(_) => {
+            kiln_executor::user::resolve(user, &top_first)
+                .map_err(|e| format!("--chown={spec}: {e}"))?
+                .uid
+        }
+    };
+    let gid = match group {
+        None => uid,
+        Some(g) => match g.parse::<u32>() {
+            Ok(n) => n,
+            Err(_) => {
+                kiln_executor::user::resolve(&format!("0:{g}"), &top_first)
+                    .map_err(|e| format!("--chown={spec}: {e}"))?
+                    .gid
+            }
+        },
+    };
+    Ok((uid, gid))
+}
+
+impl Worker for BuildWorker {
+    type Output = Output;
+
+    fn lookup(&self, key: &Fingerprint) -> Option<Output> {
+        let ids = self.by_key.get(key)?;
+        let first = *ids.first()?;
+        if let Op::Source(src) = &self.def.vertex(first).op {
+            return self.source(src).ok().flatten();
+        }
+        let stack = self.store.cache_get(&key.hex()).ok().flatten()?;
+        for &id in ids {
+            if self.visible(id) {
+                self.progress.cached(id, &self.label(id));
+            }
+        }
+        Some(Output::Stack(Arc::new(stack)))
+    }
+
+    fn run(
+        &self,
+        id: VertexId,
+        vertex: &Vertex,
+        inputs: Vec<Output>,
+        _key: &Fingerprint,
+        cancel: &Cancel,
+    ) -> Result<Output, String> {
+        let visible = self.visible(id);
+        if visible {
+            self.progress.start(id, &self.label(id));
+        }
+        let result = match &vertex.op {
+            Op::Source(src) => self.source(src).and_then(|o| {
+                o.ok_or_else(|| "ADD from http(s) URLs is not supported yet".to_string())
+            }),
+            Op::Exec(x) => self.exec(id, x, &inputs, cancel),
+            Op::File(f) => self.file(f, &inputs),
+        };
+        if visible {
+            match &result {
+                Ok(_) => self.progress.done(id),
+                Err(e) => self.progress.failed(id, e),
+            }
+        }
+        result
+    }
+
+    fn record(&self, key: &Fingerprint, output: &Output) {
+        let Some(first) = self.by_key.get(key).and_then(|ids| ids.first()) else {
+            return;
+        };
+        if matches!(self.def.vertex(*first).op, Op::Source(_)) {
+            return;
+        }
+        if let Output::Stack(stack) = output {
+            // A failed record only costs a rebuild next time.
+            let _ = self.store.cache_put(&key.hex(), stack);
+        }
+    }
+}
+
+/// The image config of a build: the frontend's config plus history, with
+/// each step's history entry marked empty when its layer place is empty.
+pub fn image_config(
+    lowered: &Lowered,
+    stack: &LayerStack,
+    created: &str,
+) -> (Value, Vec<LayerRef>) {
+    let steps = lowered
+        .history
+        .iter()
+        .filter(|h| h.slot == LayerSlot::Step)
+        .count();
+    let step_layers = &stack[stack.len().saturating_sub(steps)..];
+    let mut next_step = step_layers.iter();
+    let mut history = Vec::new();
+    for h in &lowered.history {
+        match (h.slot, &h.raw) {
+            (LayerSlot::Step, _) => {
+                let empty = next_step.next().is_none_or(|l| l.is_none());
+                let mut e = json!({
+                    "created": created,
+                    "created_by": h.created_by,
+                    "comment": "kiln",
+                });
+                if empty {
+                    e["empty_layer"] = json!(true);
+                }
+                history.push(e);
+            }
+            (_, Some(raw)) => history.push(raw.clone()),
+            (LayerSlot::None, None) => history.push(json!({
+                "created": created,
+                "created_by": h.created_by,
+                "comment": "kiln",
+                "empty_layer": true,
+            })),
+            (LayerSlot::Base, None) => {}
+        }
+    }
+    let mut config = lowered.config.clone();
+    config["created"] = Value::String(created.to_string());
+    config["history"] = Value::Array(history);
+    (config, kiln_store::stack_layers(stack))
+}
+
+/// Expands include paths with wildcards to the directory above the first
+/// wildcard: the checksum then covers a little more than the op reads,
+/// never less.
+pub fn checksum_roots(include: &[String]) -> Vec<String> {
+    include
+        .iter()
+        .map(|p| {
+            let parts: Vec<&str> = p
+                .split('/')
+                .take_while(|c| !c.contains(['*', '?', '[']))
+                .collect();
+            parts.join("/")
+        })
+        .collect()
+}
+
+/// Convenience for the CLI: keys of every vertex, with the context
+/// checksums the store computes (memoized by inode + metadata).
+pub fn cache_keys(
+    store: &Store,
+    def: &Definition,
+    context: &Path,
+    ignore: &Ignore,
+) -> Result<Vec<Fingerprint>, (VertexId, String)> {
+    let mut failure: Option<(VertexId, String)> = None;
+    let mut sums: HashMap<VertexId, Fingerprint> = HashMap::new();
+    for (id, v) in def.vertices() {
+        if let Op::Source(Source::Context {
+            include, exclude, ..
+        }) = &v.op
+        {
+            let rules = Ignore::from_patterns(exclude).unwrap_or_else(|_| Ignore::empty());
+            let roots = checksum_roots(include);
+            let excluded = |p: &Path| rules.excludes(p) || ignore.excludes(p);
+            match store.context_checksum(context, &roots, &excluded) {
+                Ok((d, _)) => {
+                    let mut e = kiln_solver::Encoder::new();
+                    e.str(&d.to_string());
+                    sums.insert(id, e.finish());
+                }
+                Err(err) => {
+                    if failure.is_none() {
+                        failure = Some((id, err.to_string()));
+                    }
+                }
+            }
+        }
+    }
+    if let Some(f) = failure {
+        return Err(f);
+    }
+    Ok(def.cache_keys(|id, _| sums.get(&id).copied()))
+}
+
+/// Runs the lowered graph; returns the target's layer stack.
+pub fn solve(
+    worker: Arc<BuildWorker>,
+    lowered: &Lowered,
+    keys: Vec<Fingerprint>,
+    no_cache_all: bool,
+) -> Result<LayerStack, (VertexId, String)> {
+    let def = worker.def.clone();
+    let options = kiln_solver::SolveOptions {
+        no_cache: if no_cache_all {
+            def.vertices().map(|(id, _)| id).collect()
+        } else {
+            lowered.no_cache.clone()
+        },
+        ..Default::default()
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| (lowered.target, e.to_string()))?;
+    let out = rt.block_on(kiln_solver::solve(
+        worker,
+        def,
+        keys,
+        lowered.target,
+        options,
+        Cancel::default(),
+    ));
+    match out {
+        Ok(Output::Stack(s)) => Ok((*s).clone()),
+        Ok(Output::Dir(..)) => Err((
+            lowered.target,
+            "internal error: target is not a filesystem".into(),
+        )),
+        Err(e) => Err((e.vertex, e.message)),
+    }
+}
+
+/// Lowering convenience re-exported for the CLI.
+pub use lower::Options as LowerOptions;

@@ -1,0 +1,253 @@
+//! Build progress: `plain` (BuildKit's `#N` lines, for CI logs), `tty` (a
+//! compact live view redrawn in place) and `quiet`.
+
+use kiln_solver::VertexId;
+use std::collections::{HashMap, VecDeque};
+use std::io::Write;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Plain,
+    Tty,
+    Quiet,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum State {
+    Running(Instant),
+    Done(Duration),
+    Cached,
+    Failed(Duration),
+}
+
+struct Step {
+    number: usize,
+    label: String,
+    state: State,
+    /// The last few output lines (tty view and failure report).
+    tail: VecDeque<String>,
+}
+
+struct Inner {
+    steps: Vec<Step>,
+    by_vertex: HashMap<VertexId, usize>,
+    out: Box<dyn Write + Send>,
+    /// Lines the tty view drew last time (to move back up over them).
+    drawn: usize,
+    last_draw: Option<Instant>,
+}
+
+/// Shared by the solver's worker threads.
+pub struct Progress {
+    mode: Mode,
+    started: Instant,
+    inner: Mutex<Inner>,
+}
+
+/// Output lines kept per step for the failure report.
+pub const TAIL_LINES: usize = 20;
+
+impl Progress {
+    pub fn new(mode: Mode, out: Box<dyn Write + Send>) -> Progress {
+        Progress {
+            mode,
+            started: Instant::now(),
+            inner: Mutex::new(Inner {
+                steps: Vec::new(),
+                by_vertex: HashMap::new(),
+                out,
+                drawn: 0,
+                last_draw: None,
+            }),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn step<'a>(inner: &'a mut Inner, id: VertexId, label: &str) -> (&'a mut Step, bool) {
+        let fresh = !inner.by_vertex.contains_key(&id);
+        if fresh {
+            let number = inner.steps.len() + 1;
+            inner.steps.push(Step {
+                number,
+                label: label.to_string(),
+                state: State::Running(Instant::now()),
+                tail: VecDeque::new(),
+            });
+            inner.by_vertex.insert(id, number - 1);
+        }
+        let i = inner.by_vertex[&id];
+        (&mut inner.steps[i], fresh)
+    }
+
+    pub fn start(&self, id: VertexId, label: &str) {
+        let mut inner = self.lock();
+        let (step, _) = Self::step(&mut inner, id, label);
+        step.state = State::Running(Instant::now());
+        let line = format!("#{} {}\n", step.number, step.label);
+        self.emit(&mut inner, &line, false);
+    }
+
+    pub fn cached(&self, id: VertexId, label: &str) {
+        let mut inner = self.lock();
+        let (step, _) = Self::step(&mut inner, id, label);
+        step.state = State::Cached;
+        let line = format!("#{} {}\n#{} CACHED\n", step.number, step.label, step.number);
+        self.emit(&mut inner, &line, false);
+    }
+
+    pub fn log(&self, id: VertexId, text: &[u8]) {
+        let mut inner = self.lock();
+        let elapsed = self.started.elapsed().as_secs_f64();
+        let Some(&i) = inner.by_vertex.get(&id) else {
+            return;
+        };
+        let step = &mut inner.steps[i];
+        let text = String::from_utf8_lossy(text);
+        let text = text.trim_end_matches(['\n', '\r']).to_string();
+        if step.tail.len() == TAIL_LINES {
+            step.tail.pop_front();
+        }
+        step.tail.push_back(text.clone());
+        let line = format!("#{} {elapsed:.3} {text}\n", step.number);
+        self.emit(&mut inner, &line, true);
+    }
+
+    pub fn done(&self, id: VertexId) {
+        let mut inner = self.lock();
+        let Some(&i) = inner.by_vertex.get(&id) else {
+            return;
+        };
+        let step = &mut inner.steps[i];
+        let took = match step.state {
+            State::Running(t) => t.elapsed(),
+            _ => Duration::ZERO,
+        };
+        step.state = State::Done(took);
+        let line = format!("#{} DONE {:.1}s\n", step.number, took.as_secs_f64());
+        self.emit(&mut inner, &line, false);
+    }
+
+    pub fn failed(&self, id: VertexId, message: &str) {
+        let mut inner = self.lock();
+        let Some(&i) = inner.by_vertex.get(&id) else {
+            return;
+        };
+        let step = &mut inner.steps[i];
+        let took = match step.state {
+            State::Running(t) => t.elapsed(),
+            _ => Duration::ZERO,
+        };
+        step.state = State::Failed(took);
+        let line = format!("#{} ERROR: {message}\n", step.number);
+        self.emit(&mut inner, &line, false);
+    }
+
+    /// The last output lines of a step (for the failure report).
+    pub fn tail(&self, id: VertexId) -> Vec<String> {
+        let inner = self.lock();
+        inner
+            .by_vertex
+            .get(&id)
+            .map(|&i| inner.steps[i].tail.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// Final redraw of the tty view.
+    pub fn finish(&self) {
+        if self.mode == Mode::Tty {
+            let mut inner = self.lock();
+            inner.last_draw = None;
+            self.draw(&mut inner);
+        }
+    }
+
+    fn emit(&self, inner: &mut Inner, plain: &str, is_log: bool) {
+        match self.mode {
+            Mode::Quiet => {}
+            Mode::Plain => {
+                let _ = inner.out.write_all(plain.as_bytes());
+                let _ = inner.out.flush();
+            }
+            Mode::Tty => {
+                // Logs redraw at most 10 times a second; state changes always.
+                let due = inner
+                    .last_draw
+                    .is_none_or(|t| t.elapsed() >= Duration::from_millis(100));
+                if !is_log || due {
+                    self.draw(inner);
+                }
+            }
+        }
+    }
+
+    fn draw(&self, inner: &mut Inner) {
+        let mut text = String::new();
+        if inner.drawn > 0 {
+            text.push_str(&format!("\x1b[{}F\x1b[J", inner.drawn));
+        }
+        let mut lines = 0;
+        let total = self.started.elapsed().as_secs_f64();
+        text.push_str(&format!("[+] Building {total:.1}s\n"));
+        lines += 1;
+        let width = terminal_width();
+        for s in &inner.steps {
+            let (state, time) = match &s.state {
+                State::Running(t) => ("", format!("{:.1}s", t.elapsed().as_secs_f64())),
+                State::Done(d) => ("", format!("{:.1}s", d.as_secs_f64())),
+                State::Cached => ("CACHED ", String::new()),
+                State::Failed(d) => ("ERROR ", format!("{:.1}s", d.as_secs_f64())),
+            };
+            let mark = match s.state {
+                State::Running(_) => "=>",
+                _ => " =>",
+            };
+            let mut line = format!("{mark} {state}{}", s.label);
+            truncate(&mut line, width.saturating_sub(time.len() + 2));
+            let pad = width
+                .saturating_sub(line.chars().count() + time.len())
+                .max(1);
+            text.push_str(&format!("{line}{}{time}\n", " ".repeat(pad)));
+            lines += 1;
+            if matches!(s.state, State::Running(_)) {
+                for l in s
+                    .tail
+                    .iter()
+                    .rev()
+                    .take(3)
+                    .collect::<Vec<_>>()
+                    .into_iter()
+                    .rev()
+                {
+                    let mut l = format!(" => => # {l}");
+                    truncate(&mut l, width);
+                    text.push_str(&l);
+                    text.push('\n');
+                    lines += 1;
+                }
+            }
+        }
+        inner.drawn = lines;
+        inner.last_draw = Some(Instant::now());
+        let _ = inner.out.write_all(text.as_bytes());
+        let _ = inner.out.flush();
+    }
+}
+
+fn truncate(s: &mut String, width: usize) {
+    if s.chars().count() > width {
+        *s = s.chars().take(width.saturating_sub(1)).collect::<String>() + "…";
+    }
+}
+
+fn terminal_width() -> usize {
+    rustix::termios::tcgetwinsize(std::io::stderr())
+        .ok()
+        .map(|w| w.ws_col as usize)
+        .filter(|&c| c > 20)
+        .unwrap_or(80)
+}

@@ -1,0 +1,215 @@
+//! What `kiln build` needs from the store: turning a container's upper
+//! directory into a layer and a snapshot, the snapshot chain of a layer
+//! stack, the cache index (cache key → layer stack) and committing a built
+//! image from its layers and config.
+//!
+//! A layer stack may hold empty entries (`None`): a step that changed
+//! nothing still takes a place, so the exporter can mark its history entry
+//! `empty_layer` instead of writing an empty tar.
+
+use crate::db::SnapshotRow;
+use crate::digest::Digest;
+use crate::error::{IoContext, Result, StoreError};
+use crate::image::{canonical_json, descriptor, Image, LayerRef, MEDIA_OCI_CONFIG};
+use crate::layer::{self, WriteOptions};
+use crate::{blobs, time, Reference, Store};
+use oci_spec::image::{ImageManifestBuilder, SCHEMA_VERSION};
+use serde_json::{json, Value};
+use std::fs;
+use std::path::{Path, PathBuf};
+
+/// One place in a built filesystem's layer stack; `None` = the step
+/// changed nothing.
+pub type LayerStack = Vec<Option<LayerRef>>;
+
+/// ChainID of a stack (OCI image spec): the identity of the snapshot that
+/// holds all of these layers.
+pub fn chain_id<'a>(diff_ids: impl IntoIterator<Item = &'a Digest>) -> Option<Digest> {
+    let mut chain: Option<Digest> = None;
+    for d in diff_ids {
+        chain = Some(match chain {
+            None => d.clone(),
+            Some(p) => Digest::of(format!("{p} {d}").as_bytes()),
+        });
+    }
+    chain
+}
+
+fn layer_json(l: &Option<LayerRef>) -> Value {
+    match l {
+        None => Value::Null,
+        Some(l) => json!({
+            "digest": l.digest.to_string(),
+            "diff_id": l.diff_id.to_string(),
+            "size": l.size,
+            "media_type": l.media_type,
+        }),
+    }
+}
+
+fn layer_from_json(v: &Value) -> Option<Option<LayerRef>> {
+    if v.is_null() {
+        return Some(None);
+    }
+    Some(Some(LayerRef {
+        digest: v.get("digest")?.as_str()?.parse().ok()?,
+        diff_id: v.get("diff_id")?.as_str()?.parse().ok()?,
+        size: v.get("size")?.as_u64()?,
+        media_type: v.get("media_type")?.as_str()?.to_string(),
+    }))
+}
+
+impl Store {
+    /// A fresh directory for work in progress (a container's state, a
+    /// file op's upper dir). Its name carries our pid, so one left by a
+    /// process that died is swept at the next open.
+    pub fn scratch_dir(&self, what: &str) -> Result<PathBuf> {
+        let dir = blobs::temp_path(&self.snapshots, what);
+        fs::create_dir_all(&dir).at(&dir)?;
+        Ok(dir)
+    }
+
+    /// Snapshot directories (base first) for the non-empty layers of a
+    /// stack, unpacking any that are missing.
+    pub fn snapshot_chain(&self, stack: &[Option<LayerRef>]) -> Result<Vec<PathBuf>> {
+        let mut parent: Option<Digest> = None;
+        let mut dirs = Vec::new();
+        for layer in stack.iter().flatten() {
+            let chain = chain_id(parent.iter().chain([&layer.diff_id])).expect("non-empty");
+            dirs.push(self.ensure_snapshot(layer, &chain, parent.as_ref())?);
+            parent = Some(chain);
+        }
+        Ok(dirs)
+    }
+
+    /// Turns `dir` (a container's upper directory, or a file op's) into a
+    /// layer on top of `below`: writes the layer blob, then moves `dir`
+    /// into place as its snapshot. Returns `None` (and removes `dir`) when
+    /// `dir` is empty: the step changed nothing.
+    pub fn commit_diff(
+        &self,
+        dir: &Path,
+        below: &[Option<LayerRef>],
+        opts: WriteOptions,
+    ) -> Result<Option<LayerRef>> {
+        let empty = fs::read_dir(dir).at(dir)?.next().is_none();
+        if empty {
+            let _ = fs::remove_dir(dir);
+            return Ok(None);
+        }
+        let blob = layer::write_layer(&self.blobs, dir, opts)?;
+        let layer = LayerRef {
+            digest: blob.digest,
+            diff_id: blob.diff_id,
+            size: blob.size,
+            media_type: blob.media_type.to_string(),
+        };
+        let parent = chain_id(below.iter().flatten().map(|l| &l.diff_id));
+        let chain = chain_id(parent.iter().chain([&layer.diff_id])).expect("non-empty");
+        let final_dir = self.snapshots.join(chain.hex());
+        let known = self.db().snapshot(&chain)?.is_some() && final_dir.is_dir();
+        if known {
+            fs::remove_dir_all(dir).at(dir)?;
+        } else {
+            match fs::rename(dir, &final_dir) {
+                Ok(()) => {}
+                // Another build made the same snapshot first: keep theirs.
+                Err(_) if final_dir.is_dir() => fs::remove_dir_all(dir).at(dir)?,
+                Err(e) => return Err(e).at(&final_dir),
+            }
+            self.db().add_snapshot(&SnapshotRow {
+                chain_id: chain.clone(),
+                parent,
+                diff_id: layer.diff_id.clone(),
+                dir: chain.hex(),
+                size: layer.size,
+            })?;
+        }
+        Ok(Some(layer))
+    }
+
+    /// The cached result for a build step's cache key, if every blob it
+    /// needs is still here.
+    pub fn cache_get(&self, key: &str) -> Result<Option<LayerStack>> {
+        let row = self.db().cache_get(key)?;
+        let Some((text, _)) = row else {
+            return Ok(None);
+        };
+        let parsed: Option<LayerStack> = serde_json::from_str::<Vec<Value>>(&text)
+            .ok()
+            .and_then(|vs| vs.iter().map(layer_from_json).collect());
+        let Some(stack) = parsed else {
+            return Ok(None);
+        };
+        if stack
+            .iter()
+            .flatten()
+            .any(|l| !self.blobs.contains(&l.digest))
+        {
+            return Ok(None);
+        }
+        Ok(Some(stack))
+    }
+
+    /// When the result under a cache key was first recorded (unix seconds).
+    pub fn cache_created(&self, key: &str) -> Result<Option<i64>> {
+        Ok(self.db().cache_get(key)?.map(|(_, created)| created))
+    }
+
+    /// Every cache record's stack (unreadable records are skipped).
+    pub(crate) fn cache_stacks(&self) -> Result<Vec<LayerStack>> {
+        let texts = self.db().cache_records()?;
+        Ok(texts
+            .iter()
+            .filter_map(|t| serde_json::from_str::<Vec<Value>>(t).ok())
+            .filter_map(|vs| vs.iter().map(layer_from_json).collect())
+            .collect())
+    }
+
+    /// Records a build step's result under its cache key.
+    pub fn cache_put(&self, key: &str, stack: &[Option<LayerRef>]) -> Result<()> {
+        let text = Value::Array(stack.iter().map(layer_json).collect()).to_string();
+        self.db().cache_put(key, &text, time::now())
+    }
+
+    /// Stores a built image: `config` is the whole image config except
+    /// `rootfs`, which is filled from `layers`. Returns the image, named.
+    pub fn commit_built_image(
+        &self,
+        mut config: Value,
+        layers: &[LayerRef],
+        names: &[Reference],
+    ) -> Result<Image> {
+        let diff_ids: Vec<String> = layers.iter().map(|l| l.diff_id.to_string()).collect();
+        config["rootfs"] = json!({ "type": "layers", "diff_ids": diff_ids });
+        let config_bytes = canonical_json(&config);
+        let config_digest = self.blobs.put(&config_bytes)?;
+        let manifest = ImageManifestBuilder::default()
+            .schema_version(SCHEMA_VERSION)
+            .media_type(oci_spec::image::MediaType::ImageManifest)
+            .config(descriptor(
+                MEDIA_OCI_CONFIG,
+                &config_digest,
+                config_bytes.len() as u64,
+            ))
+            .layers(
+                layers
+                    .iter()
+                    .map(|l| descriptor(&l.media_type, &l.digest, l.size))
+                    .collect::<Vec<_>>(),
+            )
+            .build()
+            .map_err(|e| StoreError::Invalid(format!("manifest: {e}")))?;
+        self.commit_image(&canonical_json(&manifest), names)
+    }
+
+    /// The layers of the image with this manifest digest, as a stack.
+    pub fn image_stack(&self, image: &Image) -> Result<LayerStack> {
+        Ok(image.layers()?.into_iter().map(Some).collect())
+    }
+}
+
+/// The layer stack's non-empty layers.
+pub fn stack_layers(stack: &[Option<LayerRef>]) -> Vec<LayerRef> {
+    stack.iter().flatten().cloned().collect()
+}
