@@ -197,16 +197,36 @@ fn is_dir(st: &Stat) -> bool {
 
 /// Filters applied while walking a source: the context's `.dockerignore`
 /// (paths relative to the source root) and `--exclude` patterns.
+/// `--exclude` patterns match below the source being copied: `*.md`
+/// excludes `b.md` when copying `src/`.
 pub struct Filter<'a> {
     pub ignore: Option<&'a Ignore>,
-    pub exclude: Option<Ignore>,
+    pub exclude: Option<&'a Ignore>,
+    /// The source path `--exclude` patterns are relative to.
+    pub base: String,
 }
 
-impl Filter<'_> {
+impl<'a> Filter<'a> {
     fn excluded(&self, rel: &str) -> bool {
-        let p = Path::new(rel);
-        self.ignore.is_some_and(|i| i.excludes(p))
-            || self.exclude.as_ref().is_some_and(|i| i.excludes(p))
+        if self.ignore.is_some_and(|i| i.excludes(Path::new(rel))) {
+            return true;
+        }
+        let below = if self.base.is_empty() {
+            rel
+        } else {
+            rel.strip_prefix(self.base.as_str())
+                .map(|r| r.trim_start_matches('/'))
+                .unwrap_or(rel)
+        };
+        self.exclude.is_some_and(|i| i.excludes(Path::new(below)))
+    }
+
+    fn based(&self, base: &str) -> Filter<'a> {
+        Filter {
+            ignore: self.ignore,
+            exclude: self.exclude,
+            base: base.to_string(),
+        }
     }
 }
 
@@ -463,7 +483,7 @@ pub fn copy(
             }
             let dst = ensure_dir(dst_root, &target, &spec.attrs)?;
             let src = open_dir_in(src_root, &m).map_err(errno(format!("/{m}")))?;
-            copy_children(src.as_fd(), dst.as_fd(), &m, &spec.attrs, filter)?;
+            copy_children(src.as_fd(), dst.as_fd(), &m, &spec.attrs, &filter.based(&m))?;
             continue;
         }
         let name = resolved.ok_or_else(|| "cannot copy the root as a file".to_string())?;
@@ -522,7 +542,7 @@ pub fn copy(
                 OsStr::new(&dst_name),
                 &m,
                 &spec.attrs,
-                filter,
+                &filter.based(&m_parts[..m_parts.len() - 1].join("/")),
             )?;
         }
     }

@@ -21,7 +21,7 @@ use progress::Progress;
 use serde_json::{json, Value};
 use sha2::Digest as _;
 use std::collections::HashMap;
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -169,12 +169,29 @@ impl BuildWorker {
                     let v = self.view_of(input, state)?;
                     let (fd, path) = fileop::pin_path(v.root(), &m.selector)
                         .map_err(|e| format!("--mount source: {e}"))?;
-                    keep.push((v, fd));
-                    if *readonly {
-                        MountSource::Bind(path)
+                    let source = if *readonly {
+                        MountSource::Tree(
+                            kiln_executor::clone_tree(fd.as_fd())
+                                .map_err(|e| format!("--mount source {}: {e}", m.selector))?,
+                        )
                     } else {
-                        MountSource::Copy(path)
-                    }
+                        // Writes go to a throwaway upper: the source needs a
+                        // host path (the context, or a one-layer stack).
+                        let real = std::fs::read_link(&path).map_err(|e| e.to_string())?;
+                        let single = match input {
+                            Output::Dir(..) => true,
+                            Output::Stack(s) => s.iter().flatten().count() <= 1,
+                        };
+                        if !single || !real.is_absolute() || !real.is_dir() {
+                            return Err(format!(
+                                "--mount {}: rw bind mounts need a directory in the context or a one-layer stage (not supported yet otherwise)",
+                                m.target
+                            ));
+                        }
+                        MountSource::Copy(real)
+                    };
+                    keep.push((v, fd));
+                    source
                 }
                 MountKind::Cache {
                     id: cache_id,
@@ -339,7 +356,11 @@ impl BuildWorker {
                 } else {
                     Some(Ignore::from_patterns(exclude).map_err(|e| format!("--exclude: {e}"))?)
                 };
-                let filter = fileop::Filter { ignore, exclude };
+                let filter = fileop::Filter {
+                    ignore,
+                    exclude: exclude.as_ref(),
+                    base: String::new(),
+                };
                 let spec = fileop::CopySpec {
                     paths,
                     dest,

@@ -446,6 +446,7 @@ fn export_local(store: &Store, stack: &LayerStack, dir: &Path) -> Result<i32, Re
         let filter = fileop::Filter {
             ignore: None,
             exclude: None,
+            base: String::new(),
         };
         fileop::copy(src.root(), dst.root(), &spec, &filter)
     })();

@@ -157,6 +157,8 @@ fn setup(p: &Prepared, step: &mut Step) -> R {
     *step = Step::Mounts;
     for m in &p.mounts {
         match &m.kind {
+            // Trees cloned by the caller are ready to attach.
+            crate::PreparedMountKind::Bind { tree, .. } if tree.get().is_some() => {}
             crate::PreparedMountKind::Bind { source, tree } => {
                 let flags = OpenTreeFlags::OPEN_TREE_CLONE
                     | OpenTreeFlags::OPEN_TREE_CLOEXEC

@@ -78,6 +78,10 @@ pub enum MountSource {
     /// A secret: written to a file only the container's user can read
     /// (mode 0400), bound read-only; never part of the diff.
     Secret(Vec<u8>),
+    /// A mount tree the caller already cloned (`open_tree` with
+    /// `OPEN_TREE_CLONE`), e.g. a path inside a detached overlay view;
+    /// attached read-only or read-write as the mount says.
+    Tree(DetachedTree),
     /// A persistent cache directory (`RUN --mount=type=cache`), created on
     /// first use with `uid`/`gid`/`mode`.
     Cache {
@@ -87,6 +91,34 @@ pub enum MountSource {
         gid: u32,
         mode: u32,
     },
+}
+
+/// A detached mount tree, shared by the specs that use it.
+#[derive(Debug, Clone)]
+pub struct DetachedTree(pub std::sync::Arc<OwnedFd>);
+
+impl PartialEq for DetachedTree {
+    fn eq(&self, other: &Self) -> bool {
+        std::sync::Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Eq for DetachedTree {}
+
+/// Clones the file or directory `at` (already resolved by the caller,
+/// e.g. with `RESOLVE_IN_ROOT`) into a detached mount for
+/// [`MountSource::Tree`].
+pub fn clone_tree(at: std::os::fd::BorrowedFd<'_>) -> std::io::Result<DetachedTree> {
+    use rustix::mount::OpenTreeFlags;
+    let fd = rustix::mount::open_tree(
+        at,
+        "",
+        OpenTreeFlags::OPEN_TREE_CLONE
+            | OpenTreeFlags::OPEN_TREE_CLOEXEC
+            | OpenTreeFlags::AT_RECURSIVE
+            | OpenTreeFlags::AT_EMPTY_PATH,
+    )?;
+    Ok(DetachedTree(std::sync::Arc::new(fd)))
 }
 
 /// How concurrent users of one cache mount share it (BuildKit's modes).
@@ -525,6 +557,35 @@ pub fn spawn(spec: Spec) -> Result<Running, ExecError> {
         let target = clean_abs(&m.target)?;
         match &m.source {
             MountSource::Bind(src) => binds.push((src.clone(), target, m.readonly)),
+            MountSource::Tree(tree) => {
+                let st = rustix::fs::fstat(&*tree.0).map_err(|e| ExecError::Setup {
+                    step: "inspecting a mount tree",
+                    source: e.into(),
+                })?;
+                mkdirs.extend(parents(&target));
+                if rustix::fs::FileType::from_raw_mode(st.st_mode)
+                    == rustix::fs::FileType::Directory
+                {
+                    mkdirs.push(target.clone());
+                } else {
+                    mkfiles.push(target.clone());
+                }
+                mountpoints.push(target.clone());
+                let cell = std::cell::OnceCell::new();
+                let dup = tree.0.try_clone().map_err(|e| ExecError::Setup {
+                    step: "inspecting a mount tree",
+                    source: e,
+                })?;
+                let _ = cell.set(dup);
+                mounts.push(PreparedMount {
+                    kind: PreparedMountKind::Bind {
+                        source: CString::default(),
+                        tree: cell,
+                    },
+                    target: cstring(&target, "mount target")?,
+                    readonly: m.readonly,
+                });
+            }
             MountSource::Copy(src) => {
                 if !src.is_dir() {
                     return Err(ExecError::Invalid(format!(
@@ -839,6 +900,11 @@ pub fn spawn(spec: Spec) -> Result<Running, ExecError> {
                     target,
                     readonly: m.readonly,
                 },
+                MountSource::Tree(_) => {
+                    return Err(ExecError::Invalid(
+                        "mount trees need the native runtime".into(),
+                    ))
+                }
                 MountSource::Secret(_) | MountSource::Cache { .. } => {
                     unreachable!("resolved above")
                 }

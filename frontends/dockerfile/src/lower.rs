@@ -850,12 +850,12 @@ impl Lowerer<'_> {
                     let file = self.heredoc_file(only, 0o755, span)?;
                     inputs.push(file);
                     mounts.push(ExecMount {
-                        target: "/dev/pipes/kiln-heredoc".into(),
+                        target: "/.kiln-heredoc".into(),
                         input: Some(inputs.len() - 1),
                         selector: format!("/{}", only.name),
                         kind: MountKind::Bind { readonly: true },
                     });
-                    vec!["/dev/pipes/kiln-heredoc".to_string()]
+                    vec!["/.kiln-heredoc".to_string()]
                 } else {
                     let mut argv = state.shell.clone();
                     argv.push(body);

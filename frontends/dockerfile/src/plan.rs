@@ -184,17 +184,26 @@ pub fn plan(
         }
         let mut copy_images = BTreeSet::new();
         for ins in &stage.instructions {
-            if let Instruction::Copy(c) = &ins.inner {
-                if let Some(from) = &c.from {
-                    match resolve_ref(from, &names, index) {
-                        Ok(Some(i)) => {
-                            deps.insert(i);
-                        }
-                        Ok(None) => {
-                            copy_images.insert(from.clone());
-                        }
-                        Err(m) => return Err(err(ins.span.start, m)),
+            // COPY --from and RUN --mount=...,from= read other stages.
+            let mut froms: Vec<&str> = Vec::new();
+            match &ins.inner {
+                Instruction::Copy(c) => froms.extend(c.from.as_deref()),
+                Instruction::Run(r) => {
+                    froms.extend(r.mounts.iter().filter_map(|m| {
+                        m.split(',').find_map(|kv| kv.trim().strip_prefix("from="))
+                    }))
+                }
+                _ => {}
+            }
+            for from in froms {
+                match resolve_ref(from, &names, index) {
+                    Ok(Some(i)) => {
+                        deps.insert(i);
                     }
+                    Ok(None) => {
+                        copy_images.insert(from.to_string());
+                    }
+                    Err(m) => return Err(err(ins.span.start, m)),
                 }
             }
         }

@@ -1,0 +1,652 @@
+//! `kiln build` end to end: every test builds real images from a busybox
+//! base (Debian's busybox-static), then checks them with `kiln run`,
+//! `kiln inspect`, the files on disk, and independent tools (skopeo,
+//! umoci).
+
+use assert_cmd::Command;
+use serde_json::Value;
+use sha2::Digest as _;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+struct Env {
+    dir: tempfile::TempDir,
+}
+
+fn tool_path(name: &str) -> PathBuf {
+    for dir in ["/usr/bin", "/bin", "/usr/sbin", "/sbin"] {
+        let p = Path::new(dir).join(name);
+        if p.exists() {
+            return p;
+        }
+    }
+    panic!("{name} is not installed: .ci/run installs it");
+}
+
+fn tool(name: &str, args: &[&str]) -> String {
+    let out = std::process::Command::new(tool_path(name))
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{name} {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+impl Env {
+    /// A store holding `busybox`, and an empty context directory.
+    fn new() -> Env {
+        let env = Env {
+            dir: tempfile::tempdir().unwrap(),
+        };
+        let script = kiln_tests::repo_root().join("examples/busybox-rootfs.sh");
+        let out = std::process::Command::new("bash")
+            .arg(script)
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        let rootfs = env.dir.path().join("rootfs.tar");
+        fs::write(&rootfs, out.stdout).unwrap();
+        env.ok(&["import", rootfs.to_str().unwrap(), "busybox"]);
+        fs::create_dir_all(env.ctx()).unwrap();
+        env
+    }
+    fn root(&self) -> PathBuf {
+        self.dir.path().join("store")
+    }
+    fn ctx(&self) -> PathBuf {
+        self.dir.path().join("ctx")
+    }
+    fn path(&self, p: &str) -> PathBuf {
+        self.dir.path().join(p)
+    }
+    fn write(&self, rel: &str, text: &str) {
+        let p = self.ctx().join(rel);
+        fs::create_dir_all(p.parent().unwrap()).unwrap();
+        fs::write(p, text).unwrap();
+    }
+    fn kiln(&self) -> Command {
+        let mut c = Command::cargo_bin("kiln").unwrap();
+        c.arg("--root").arg(self.root());
+        c.env_remove("SOURCE_DATE_EPOCH");
+        c
+    }
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.kiln().args(args).output().unwrap();
+        assert!(
+            out.status.success(),
+            "kiln {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+    /// Builds the context with `extra` flags; returns (image ID, progress).
+    fn build(&self, extra: &[&str]) -> (String, String) {
+        let (code, out, err) = self.try_build(extra);
+        assert_eq!(code, 0, "build failed:\n{err}");
+        (out.trim().to_string(), err)
+    }
+    fn try_build(&self, extra: &[&str]) -> (i32, String, String) {
+        let out = self
+            .kiln()
+            .args(["build", "--progress", "plain", "--iidfile"])
+            .arg(self.path("iid"))
+            .args(extra)
+            .arg(self.ctx())
+            .output()
+            .unwrap();
+        let id = fs::read_to_string(self.path("iid")).unwrap_or_default();
+        let _ = fs::remove_file(self.path("iid"));
+        (
+            out.status.code().unwrap_or(-1),
+            id,
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+    fn run(&self, args: &[&str]) -> String {
+        let mut full = vec!["run", "--rm"];
+        full.extend_from_slice(args);
+        self.ok(&full)
+    }
+    fn inspect(&self, image: &str) -> Value {
+        let v: Value = serde_json::from_str(&self.ok(&["inspect", image])).unwrap();
+        v[0].clone()
+    }
+    /// The host directory behind `RUN --mount=type=cache,id=ID`.
+    fn cache_dir(&self, id: &str) -> PathBuf {
+        self.root()
+            .join("cache-mounts")
+            .join(hex::encode(sha2::Sha256::digest(id.as_bytes())))
+    }
+    fn log(&self, id: &str) -> Vec<String> {
+        fs::read_to_string(self.cache_dir(id).join("log"))
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_string)
+            .collect()
+    }
+}
+
+#[test]
+fn multi_stage_target_copy_from_and_parallel_stages() {
+    let env = Env::new();
+    // Stages a and b meet at a rendezvous in a shared cache mount: each
+    // waits for the other's marker, so the build only succeeds when they
+    // run at the same time. The wait is bounded only so a sequential
+    // solver fails instead of hanging.
+    let wait = |me: &str, other: &str| {
+        format!(
+            "RUN --mount=type=cache,target=/rv,id=rendezvous touch /rv/{me} && i=0; \
+             while [ ! -e /rv/{other} ] && [ $i -lt 600 ]; do sleep 0.05; i=$((i+1)); done; \
+             test -e /rv/{other} && echo {me} > /out"
+        )
+    };
+    env.write(
+        "Dockerfile",
+        &format!(
+            "FROM busybox AS a\n{}\n\nFROM busybox AS b\n{}\n\n\
+             FROM busybox AS unused\nRUN exit 1\n\n\
+             FROM busybox\nCOPY --from=a /out /a\nCOPY --from=1 /out /b\n\
+             RUN cat /a /b > /both\nCMD [\"cat\", \"/both\"]\n",
+            wait("a", "b"),
+            wait("b", "a")
+        ),
+    );
+    env.build(&["-t", "multi"]);
+    assert_eq!(env.run(&["multi"]), "a\nb\n");
+    // --target builds only what the stage needs.
+    env.build(&["--target", "a", "-t", "only-a"]);
+    assert_eq!(env.run(&["only-a", "cat", "/out"]), "a\n");
+    assert!(env
+        .run(&["only-a", "sh", "-c", "ls /a 2>&1 || true"])
+        .contains("No such file"));
+    let (code, _, err) = env.try_build(&["--target", "nope"]);
+    assert_ne!(code, 0);
+    assert!(
+        err.contains("target stage \"nope\" could not be found"),
+        "{err}"
+    );
+}
+
+#[test]
+fn cache_reruns_exactly_the_invalidated_steps() {
+    let env = Env::new();
+    env.write("early.txt", "early\n");
+    env.write("late.txt", "late v1\n");
+    env.write("unrelated.txt", "not copied\n");
+    env.write(
+        "Dockerfile",
+        "FROM busybox\n\
+         COPY early.txt /\n\
+         RUN --mount=type=cache,target=/c,id=counter echo s1 >> /c/log && echo one > /one\n\
+         COPY late.txt /\n\
+         RUN --mount=type=cache,target=/c,id=counter echo s2 >> /c/log && cat /one /late.txt > /two\n",
+    );
+    let (id1, _) = env.build(&["-t", "c"]);
+    assert_eq!(env.log("counter"), ["s1", "s2"]);
+    // Identical: nothing runs, same image ID.
+    let (id2, progress) = env.build(&["-t", "c"]);
+    assert_eq!(env.log("counter"), ["s1", "s2"]);
+    assert_eq!(id1, id2);
+    assert!(progress.contains("CACHED"), "{progress}");
+    // A context file no COPY reads: still nothing runs.
+    env.write("unrelated.txt", "changed\n");
+    let (id3, _) = env.build(&["-t", "c"]);
+    assert_eq!(env.log("counter"), ["s1", "s2"]);
+    assert_eq!(id1, id3);
+    // The late file: only the steps from its COPY on.
+    env.write("late.txt", "late v2\n");
+    env.build(&["-t", "c"]);
+    assert_eq!(env.log("counter"), ["s1", "s2", "s2"]);
+    assert_eq!(env.run(&["c", "cat", "/two"]), "one\nlate v2\n");
+    // --no-cache runs everything; --no-cache-filter only that stage.
+    env.build(&["--no-cache", "-t", "c"]);
+    assert_eq!(env.log("counter"), ["s1", "s2", "s2", "s1", "s2"]);
+}
+
+#[test]
+fn source_date_epoch_builds_are_reproducible_and_valid_oci() {
+    let env = Env::new();
+    env.write("f.txt", "content\n");
+    env.write(
+        "Dockerfile",
+        "FROM busybox\nCOPY f.txt /f.txt\nRUN date > /now && echo made > /made\nCMD [\"cat\", \"/made\"]\n",
+    );
+    let build = |out: &str| {
+        let o = env
+            .kiln()
+            .env("SOURCE_DATE_EPOCH", "0")
+            .args(["build", "-q", "--no-cache", "-t", "repro", "-o"])
+            .arg(format!("type=oci,dest={}", env.path(out).display()))
+            .arg(env.ctx())
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8(o.stdout).unwrap().trim().to_string()
+    };
+    let a = build("a.tar");
+    let b = build("b.tar");
+    assert_eq!(a, b, "same inputs + SOURCE_DATE_EPOCH=0 → same image ID");
+    assert_eq!(
+        fs::read(env.path("a.tar")).unwrap(),
+        fs::read(env.path("b.tar")).unwrap()
+    );
+    let cfg = env.inspect("repro");
+    assert_eq!(cfg["Created"], "1970-01-01T00:00:00Z");
+    // Independent checks: skopeo reads the archive, umoci unpacks it.
+    let tar = env.path("a.tar");
+    let info: Value = serde_json::from_str(&tool(
+        "skopeo",
+        &["inspect", &format!("docker-archive:{}", tar.display())],
+    ))
+    .unwrap();
+    assert_eq!(info["Layers"].as_array().unwrap().len(), 3);
+    let layout = env.path("layout");
+    tool(
+        "skopeo",
+        &[
+            "copy",
+            "-q",
+            &format!("docker-archive:{}", tar.display()),
+            &format!("oci:{}:x", layout.display()),
+        ],
+    );
+    let bundle = env.path("bundle");
+    tool(
+        "umoci",
+        &[
+            "unpack",
+            "--image",
+            &format!("{}:x", layout.display()),
+            bundle.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(
+        fs::read_to_string(bundle.join("rootfs/made")).unwrap(),
+        "made\n"
+    );
+    assert_eq!(
+        fs::read_to_string(bundle.join("rootfs/f.txt")).unwrap(),
+        "content\n"
+    );
+}
+
+#[test]
+fn metadata_instructions_shape_the_config() {
+    let env = Env::new();
+    env.write(
+        "Dockerfile",
+        "FROM busybox\n\
+         MAINTAINER someone@example.com\n\
+         LABEL a=1 \"b c\"=\"2 3\"\n\
+         ENV P=/p Q=\"x y\"\n\
+         EXPOSE 80 53/udp\n\
+         VOLUME /data\n\
+         WORKDIR /srv\n\
+         WORKDIR app\n\
+         USER nobody\n\
+         STOPSIGNAL SIGINT\n\
+         HEALTHCHECK --interval=5s --retries=2 CMD true\n\
+         SHELL [\"/bin/sh\", \"-ec\"]\n\
+         ONBUILD RUN echo triggered > /tmp/trig\n\
+         ENTRYPOINT [\"/bin/echo\"]\n\
+         CMD echo $P\n",
+    );
+    env.build(&["-t", "meta", "--label", "extra=yes"]);
+    let v = env.inspect("meta");
+    let c = &v["Config"];
+    assert_eq!(v["Author"], "someone@example.com");
+    assert_eq!(c["Labels"]["a"], "1");
+    assert_eq!(c["Labels"]["b c"], "2 3");
+    assert_eq!(c["Labels"]["extra"], "yes");
+    let env_list: Vec<&str> = c["Env"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e.as_str().unwrap())
+        .collect();
+    assert!(
+        env_list.contains(&"P=/p") && env_list.contains(&"Q=x y"),
+        "{env_list:?}"
+    );
+    assert!(c["ExposedPorts"]["80/tcp"].is_object());
+    assert!(c["ExposedPorts"]["53/udp"].is_object());
+    assert!(c["Volumes"]["/data"].is_object());
+    assert_eq!(c["WorkingDir"], "/srv/app");
+    assert_eq!(c["User"], "nobody");
+    assert_eq!(c["StopSignal"], "SIGINT");
+    assert_eq!(
+        c["Healthcheck"]["Test"],
+        serde_json::json!(["CMD-SHELL", "true"])
+    );
+    assert_eq!(c["Healthcheck"]["Interval"], 5_000_000_000u64);
+    assert_eq!(c["Healthcheck"]["Retries"], 2);
+    assert_eq!(c["Shell"], serde_json::json!(["/bin/sh", "-ec"]));
+    assert_eq!(
+        c["OnBuild"],
+        serde_json::json!(["RUN echo triggered > /tmp/trig"])
+    );
+    assert_eq!(c["Entrypoint"], serde_json::json!(["/bin/echo"]));
+    assert_eq!(c["Cmd"], serde_json::json!(["/bin/sh", "-ec", "echo $P"]));
+    // WORKDIR made the directory; the image runs as configured.
+    assert_eq!(env.run(&["meta"]), "/bin/sh -ec echo $P\n");
+    assert_eq!(env.run(&["--entrypoint", "pwd", "meta"]), "/srv/app\n");
+    // History: one entry per instruction, layers only where files changed.
+    let history = env.ok(&["history", "meta"]);
+    assert!(history.contains("LABEL a=1"), "{history}");
+
+    // ONBUILD fires in a build that starts from the image.
+    env.write("Dockerfile", "FROM meta\nUSER root\nRUN cat /tmp/trig\n");
+    let (_, progress) = env.build(&["-t", "child"]);
+    assert!(
+        progress.contains("RUN echo triggered > /tmp/trig"),
+        "{progress}"
+    );
+    assert_eq!(
+        env.run(&["--entrypoint", "cat", "child", "/tmp/trig"]),
+        "triggered\n"
+    );
+    let child = env.inspect("child");
+    assert!(
+        child["Config"]["OnBuild"].is_null(),
+        "triggers are consumed"
+    );
+}
+
+#[test]
+fn args_env_and_proxy_scoping() {
+    let env = Env::new();
+    env.write(
+        "Dockerfile",
+        "ARG BASE=busybox\n\
+         ARG GLOBAL=g\n\
+         FROM $BASE\n\
+         ARG GLOBAL\n\
+         ARG LOCAL=default\n\
+         ARG TARGETARCH\n\
+         ARG OVERRIDDEN=arg\n\
+         ENV OVERRIDDEN=env\n\
+         RUN echo \"$GLOBAL $LOCAL $TARGETARCH $OVERRIDDEN ${HTTP_PROXY:-none}\" > /args\n",
+    );
+    env.build(&[
+        "-t",
+        "args",
+        "--build-arg",
+        "LOCAL=given",
+        "--build-arg",
+        "HTTP_PROXY=http://proxy.invalid:3128",
+    ]);
+    let arch = match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        a => a,
+    };
+    assert_eq!(
+        env.run(&["args", "cat", "/args"]),
+        format!("g given {arch} env http://proxy.invalid:3128\n")
+    );
+    // Proxy values reach RUN but not the image or its history...
+    let v = env.inspect("args");
+    assert!(!v.to_string().contains("proxy.invalid"), "{v}");
+    // ...nor the cache key: another proxy still hits the cache.
+    let (_, progress) = env.build(&[
+        "-t",
+        "args",
+        "--build-arg",
+        "LOCAL=given",
+        "--build-arg",
+        "HTTP_PROXY=http://other.invalid",
+    ]);
+    assert!(progress.contains("CACHED"), "{progress}");
+    assert!(!progress.contains("DONE"), "{progress}");
+}
+
+#[test]
+fn copy_and_add_semantics() {
+    let env = Env::new();
+    env.write("src/a.txt", "a\n");
+    env.write("src/b.md", "b\n");
+    env.write("src/sub/c.txt", "c\n");
+    env.write("ignored.log", "no\n");
+    env.write("keep/x.log", "kept\n");
+    env.write(".dockerignore", "*.log\n**/*.log\n!keep/x.log\n");
+    // A tar for ADD to unpack.
+    let tarball = env.ctx().join("bundle.tar");
+    {
+        let f = fs::File::create(&tarball).unwrap();
+        let mut b = tar::Builder::new(f);
+        let mut h = tar::Header::new_gnu();
+        h.set_size(6);
+        h.set_mode(0o640);
+        h.set_cksum();
+        b.append_data(&mut h, "inner/file", &b"inside"[..]).unwrap();
+        b.finish().unwrap();
+    }
+    env.write(
+        "Dockerfile",
+        "FROM busybox\n\
+         RUN mkdir -p /real && ln -s /real /linked\n\
+         COPY src/*.txt /wild/\n\
+         COPY src /contents\n\
+         COPY src/a.txt /renamed.txt\n\
+         COPY src/a.txt /linked/\n\
+         COPY --chown=nobody:nobody --chmod=0600 src/b.md /owned\n\
+         COPY --parents src/sub/c.txt /par/\n\
+         COPY --exclude=*.md src /excl/\n\
+         COPY . /ctx/\n\
+         COPY <<EOF /heredoc.txt\nhello $HOSTNAME\nEOF\n\
+         ADD bundle.tar /unpacked/\n\
+         COPY --link src/a.txt /linked-copy/\n\
+         WORKDIR /w\n\
+         COPY src/a.txt rel.txt\n",
+    );
+    env.build(&["-t", "cp"]);
+    let sh = |cmd: &str| env.run(&["cp", "sh", "-c", cmd]);
+    assert_eq!(sh("ls /wild"), "a.txt\n");
+    assert_eq!(
+        sh("cd /contents && find . | sort"),
+        ".\n./a.txt\n./b.md\n./sub\n./sub/c.txt\n"
+    );
+    assert_eq!(sh("cat /renamed.txt"), "a\n");
+    assert_eq!(
+        sh("cat /real/a.txt"),
+        "a\n",
+        "dest symlinks resolve inside the image"
+    );
+    assert_eq!(sh("stat -c '%U:%G %a' /owned"), "nobody:nobody 600\n");
+    assert_eq!(sh("cat /par/src/sub/c.txt"), "c\n");
+    assert_eq!(sh("ls /excl"), "a.txt\nsub\n");
+    assert_eq!(sh("ls /ctx | grep -c log || true"), "0\n");
+    assert_eq!(sh("cat /ctx/keep/x.log"), "kept\n", "! re-includes");
+    assert_eq!(
+        sh("stat -c '%u:%g' /ctx/src/a.txt"),
+        "0:0\n",
+        "context files belong to root"
+    );
+    assert_eq!(sh("cat /heredoc.txt"), "hello \n");
+    assert_eq!(
+        sh("cat /unpacked/inner/file; stat -c %a /unpacked/inner/file"),
+        "inside640\n"
+    );
+    assert_eq!(sh("cat /linked-copy/a.txt"), "a\n");
+    assert_eq!(sh("cat /w/rel.txt"), "a\n");
+
+    // Several sources need a directory destination.
+    env.write(
+        "Dockerfile",
+        "FROM busybox\nCOPY src/a.txt src/b.md /nodir\n",
+    );
+    let (code, _, err) = env.try_build(&[]);
+    assert_ne!(code, 0);
+    assert!(err.contains("Dockerfile:2:1"), "{err}");
+    assert!(err.contains("must be a directory"), "{err}");
+    // A missing source names the file and the line.
+    env.write("Dockerfile", "FROM busybox\n\nCOPY missing.txt /\n");
+    let (code, _, err) = env.try_build(&[]);
+    assert_ne!(code, 0);
+    assert!(err.contains("Dockerfile:3:1"), "{err}");
+    assert!(err.contains("missing.txt"), "{err}");
+}
+
+#[test]
+fn run_forms_mounts_and_network() {
+    let env = Env::new();
+    env.write("data/in.txt", "from context\n");
+    fs::write(env.path("secret"), "s3cret").unwrap();
+    env.write(
+        "Dockerfile",
+        "FROM busybox AS tools\n\
+         RUN echo tool > /tool\n\
+         FROM busybox\n\
+         RUN [\"/bin/sh\", \"-c\", \"echo exec-form > /exec\"]\n\
+         RUN <<EOF\n\
+         echo heredoc-script > /heredoc\n\
+         EOF\n\
+         RUN <<EOF\n\
+         #!/bin/sh\n\
+         echo shebang > /shebang\n\
+         EOF\n\
+         RUN --mount=type=bind,source=data,target=/mnt cat /mnt/in.txt > /bound\n\
+         RUN --mount=type=bind,from=tools,source=/tool,target=/t cp /t /from-stage\n\
+         RUN --mount=type=bind,source=data,target=/mnt,rw echo scribble > /mnt/new && test -e /mnt/new\n\
+         RUN --mount=type=secret,id=tok,required cat /run/secrets/tok > /leak-check && wc -c < /run/secrets/tok > /secret-len\n\
+         RUN --mount=type=tmpfs,target=/scratch echo x > /scratch/y && grep -q tmpfs /proc/mounts\n\
+         RUN --network=none ls /sys/class/net > /net\n",
+    );
+    env.build(&[
+        "-t",
+        "runs",
+        "--secret",
+        &format!("id=tok,src={}", env.path("secret").display()),
+    ]);
+    let sh = |cmd: &str| env.run(&["runs", "sh", "-c", cmd]);
+    assert_eq!(
+        sh("cat /exec /heredoc /shebang"),
+        "exec-form\nheredoc-script\nshebang\n"
+    );
+    assert_eq!(sh("cat /bound /from-stage"), "from context\ntool\n");
+    assert!(
+        !env.ctx().join("data/new").exists(),
+        "rw bind writes are thrown away"
+    );
+    assert_eq!(sh("cat /secret-len"), "6\n");
+    assert_eq!(
+        sh("test -e /run/secrets/tok && echo leaked || echo gone"),
+        "gone\n"
+    );
+    assert_eq!(sh("ls /scratch 2>/dev/null | wc -l"), "0\n");
+    assert_eq!(sh("cat /net"), "lo\n", "--network=none: only loopback");
+    // A required secret that is missing fails the step (when it runs: a
+    // cached step needs no secret, as in BuildKit).
+    let (code, _, err) = env.try_build(&["--no-cache"]);
+    assert_ne!(code, 0);
+    assert!(err.contains("secret \"tok\" is required"), "{err}");
+}
+
+#[test]
+fn failing_step_reports_command_exit_code_output_and_line() {
+    let env = Env::new();
+    env.write(
+        "Dockerfile",
+        "FROM busybox\nRUN echo fine\nRUN echo about to fail && echo oops >&2 && exit 3\nRUN echo never\n",
+    );
+    let (code, _, err) = env.try_build(&["-t", "broken"]);
+    assert_ne!(code, 0);
+    assert!(err.contains("exit code: 3"), "{err}");
+    assert!(err.contains("oops"), "{err}");
+    assert!(err.contains("Dockerfile:3:1"), "{err}");
+    assert!(err.contains(" 3 | RUN echo about to fail"), "{err}");
+    assert!(
+        !err.contains("#4 "),
+        "the step after the failure never starts: {err}"
+    );
+    let images = env.ok(&["images"]);
+    assert!(!images.contains("broken"), "no half-built image: {images}");
+    // Unknown base image: the reference and the line.
+    env.write("Dockerfile", "FROM nosuch/image:1\n");
+    let (code, _, err) = env.try_build(&[]);
+    assert_ne!(code, 0);
+    assert!(
+        err.contains("Dockerfile:1:1") && err.contains("nosuch/image:1"),
+        "{err}"
+    );
+}
+
+#[test]
+fn outputs_local_tar_and_quiet() {
+    let env = Env::new();
+    env.write(
+        "Dockerfile",
+        "FROM busybox\nRUN echo out > /made && ln -s made /link\n",
+    );
+    let local = env.path("local");
+    env.ok(&[
+        "build",
+        "-q",
+        "-o",
+        &format!("type=local,dest={}", local.display()),
+        env.ctx().to_str().unwrap(),
+    ]);
+    assert_eq!(fs::read_to_string(local.join("made")).unwrap(), "out\n");
+    assert_eq!(
+        fs::read_link(local.join("link")).unwrap(),
+        Path::new("made")
+    );
+    assert!(local.join("bin/busybox").is_file());
+    let tarfile = env.path("fs.tar");
+    env.ok(&[
+        "build",
+        "-q",
+        "-o",
+        &format!("type=tar,dest={}", tarfile.display()),
+        env.ctx().to_str().unwrap(),
+    ]);
+    let listing = tool("tar", &["-tf", tarfile.to_str().unwrap()]);
+    assert!(
+        listing
+            .lines()
+            .any(|l| l.trim_start_matches("./") == "made"),
+        "{listing}"
+    );
+    let id = env.ok(&["build", "-q", "-t", "quiet", env.ctx().to_str().unwrap()]);
+    assert!(id.starts_with("sha256:") && id.trim().len() == 71, "{id}");
+    assert_eq!(env.inspect("quiet")["Id"], id.trim());
+}
+
+#[test]
+fn concurrent_builds_share_one_store() {
+    let env = Env::new();
+    env.write("shared.txt", "shared\n");
+    let ctx_b = env.path("ctx-b");
+    fs::create_dir_all(&ctx_b).unwrap();
+    fs::write(ctx_b.join("shared.txt"), "shared\n").unwrap();
+    let common = "FROM busybox\nCOPY shared.txt /\nRUN echo common > /common\n";
+    env.write("Dockerfile", &format!("{common}RUN echo one > /one\n"));
+    fs::write(
+        ctx_b.join("Dockerfile"),
+        format!("{common}RUN echo two > /two\n"),
+    )
+    .unwrap();
+    let spawn = |ctx: &Path, tag: &str| {
+        std::process::Command::new(assert_cmd::cargo::cargo_bin("kiln"))
+            .arg("--root")
+            .arg(env.root())
+            .args(["build", "-q", "-t", tag])
+            .arg(ctx)
+            .output()
+            .unwrap()
+    };
+    let (a, b) = std::thread::scope(|s| {
+        let a = s.spawn(|| spawn(&env.ctx(), "one"));
+        let b = s.spawn(|| spawn(&ctx_b, "two"));
+        (a.join().unwrap(), b.join().unwrap())
+    });
+    assert!(a.status.success(), "{}", String::from_utf8_lossy(&a.stderr));
+    assert!(b.status.success(), "{}", String::from_utf8_lossy(&b.stderr));
+    assert_eq!(env.run(&["one", "cat", "/common", "/one"]), "common\none\n");
+    assert_eq!(env.run(&["two", "cat", "/common", "/two"]), "common\ntwo\n");
+    env.ok(&["system", "check"]);
+}
