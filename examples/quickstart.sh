@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # From a fresh Debian machine to a kiln image: installs what is needed,
 # builds and installs kiln, makes a busybox base image from Debian's
-# busybox-static (no registry needed), inspects, saves and runs it, and validates
-# the example Dockerfile. `kiln build` joins this script when it lands.
+# busybox-static (no registry needed), builds examples/hello (multi-stage,
+# heredoc, COPY, RUN) twice - the second time entirely from the cache - and
+# runs the result.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if ! command -v busybox >/dev/null || [ ! -x /bin/busybox ]; then
@@ -16,4 +17,7 @@ kiln images
 kiln inspect busybox | head -n 20
 kiln save -o /tmp/busybox-kiln.tar busybox && echo "saved /tmp/busybox-kiln.tar (docker archive + OCI layout)"
 kiln run --rm busybox sh -c 'echo "hello from a kiln container: pid $$ on $(hostname)"'
-kiln debug dump-instructions examples/hello/Dockerfile >/dev/null && echo "examples/hello/Dockerfile is valid"
+kiln build --progress plain -t hello examples/hello
+kiln build --progress plain -t hello examples/hello   # again: every step CACHED
+kiln run --rm hello
+kiln history hello

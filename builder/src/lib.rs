@@ -264,21 +264,25 @@ impl BuildWorker {
         let running = kiln_executor::spawn(spec).map_err(|e| e.to_string())?;
         drop(keep);
         let handle = running.handle();
-        let finished = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        // Kills the container when the build is cancelled; wakes at once
+        // when the container ends (the sender drops).
+        let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
         let watcher = {
-            let (finished, cancel) = (finished.clone(), cancel.clone());
-            std::thread::spawn(move || {
-                while !finished.load(std::sync::atomic::Ordering::SeqCst) {
-                    if cancel.is_cancelled() {
-                        handle.kill();
-                        return;
+            let cancel = cancel.clone();
+            std::thread::spawn(move || loop {
+                match done_rx.recv_timeout(std::time::Duration::from_millis(50)) {
+                    Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                        if cancel.is_cancelled() {
+                            handle.kill();
+                            return;
+                        }
                     }
-                    std::thread::sleep(std::time::Duration::from_millis(50));
+                    _ => return,
                 }
             })
         };
         let exit = running.wait_with_lines(|_, line| self.progress.log(id, line));
-        finished.store(true, std::sync::atomic::Ordering::SeqCst);
+        drop(done_tx);
         let _ = watcher.join();
         let exit = exit.map_err(|e| e.to_string())?;
         if cancel.is_cancelled() {

@@ -81,9 +81,13 @@ pub struct SolveOptions {
 }
 
 impl Default for SolveOptions {
+    /// Build steps often wait (sleep, network, disk) rather than compute,
+    /// so the cap is twice the CPUs, at least 4: independent stages run
+    /// together on a 2-core machine, as BuildKit runs them.
     fn default() -> Self {
+        let cpus = std::thread::available_parallelism().map_or(2, |n| n.get());
         SolveOptions {
-            max_parallel_exec: std::thread::available_parallelism().map_or(2, |n| n.get()),
+            max_parallel_exec: (2 * cpus).max(4),
             no_cache: BTreeSet::new(),
         }
     }

@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Runs ../shared/bench's scenarios with kiln (BUILDER=ours) and prints
+# "scenario median_seconds" lines, like the BuildKit and buildah anchors.
+#
+#   bench/kiln-bench.sh [-n REPS] [-s steps30,parallel4,...]
+#
+# Uses a release build of kiln and its own store (KILN_BENCH_ROOT, default
+# /var/tmp/kiln-bench). The base image is the bench's busybox when
+# setup-anchors.sh made it (same manifest digest as the anchors use), else
+# the one examples/busybox-rootfs.sh makes from Debian's busybox-static.
+set -euo pipefail
+HERE="$(cd "$(dirname "$0")" && pwd)"
+REPO="$(cd "$HERE/.." && pwd)"
+SHARED="${SHARED:-$REPO/../shared}"
+export KILN_ROOT="${KILN_BENCH_ROOT:-/var/tmp/kiln-bench}"
+cargo build --quiet --release --manifest-path "$REPO/Cargo.toml" -p kiln-cli
+KILN="$REPO/target/release/kiln"
+export KILN
+
+# The prune hook: drop every image and cache record, then bring the base back.
+cat >"$KILN_ROOT.prune" <<PRUNE
+#!/usr/bin/env bash
+set -e
+"$KILN" prune -a >/dev/null
+if [ -d "${BENCH_ANCHORS:-/var/lib/bench-anchors}/busybox-oci" ]; then
+  "$KILN" load -q -i "${BENCH_ANCHORS:-/var/lib/bench-anchors}/busybox-oci"
+  "$KILN" tag localhost/busybox:latest busybox 2>/dev/null || true
+else
+  bash "$REPO/examples/busybox-rootfs.sh" | "$KILN" import - busybox >/dev/null
+fi
+PRUNE
+chmod +x "$KILN_ROOT.prune"
+mkdir -p "$KILN_ROOT"
+"$KILN_ROOT.prune"
+
+export OURS_BUILD="$KILN build --progress plain --network host"
+export OURS_PRUNE="$KILN_ROOT.prune"
+export OURS_ID="$HERE/ours-id.sh"
+export OURS_DIFFIDS="$HERE/ours-diffids.sh"
+export OURS_EXPORT="$HERE/ours-export.sh"
+export BENCH_WAIT_QUIET="${BENCH_WAIT_QUIET:-10}"
+exec "$SHARED/bench/run.sh" ours "$@"
