@@ -205,6 +205,14 @@ fn cache_reruns_exactly_the_invalidated_steps() {
     // --no-cache runs everything; --no-cache-filter only that stage.
     env.build(&["--no-cache", "-t", "c"]);
     assert_eq!(env.log("counter"), ["s1", "s2", "s2", "s1", "s2"]);
+    env.build(&["--no-cache-filter", "0", "-t", "c"]);
+    assert_eq!(env.log("counter").len(), 7, "the filtered stage reran");
+    env.build(&["--no-cache-filter", "other", "-t", "c"]);
+    assert_eq!(
+        env.log("counter").len(),
+        7,
+        "other stages' filters change nothing"
+    );
 }
 
 #[test]
@@ -611,6 +619,20 @@ fn outputs_local_tar_and_quiet() {
             .any(|l| l.trim_start_matches("./") == "made"),
         "{listing}"
     );
+    // The tty view redraws in place and ends with every step's state.
+    let out = env
+        .kiln()
+        .args(["build", "--no-cache", "--progress", "tty"])
+        .arg(env.ctx())
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let tty = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        tty.contains("[+] Building") && tty.contains("\x1b["),
+        "{tty}"
+    );
+    assert!(tty.contains("RUN echo out > /made"), "{tty}");
     let id = env.ok(&["build", "-q", "-t", "quiet", env.ctx().to_str().unwrap()]);
     assert!(id.starts_with("sha256:") && id.trim().len() == 71, "{id}");
     assert_eq!(env.inspect("quiet")["Id"], id.trim());
