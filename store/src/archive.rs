@@ -72,23 +72,9 @@ impl Store {
                 "os": os,
                 "created": created,
                 "config": Value::Object(opts.config.clone()),
-                "rootfs": { "type": "layers", "diff_ids": [blob.diff_id.to_string()] },
                 "history": [{ "created": created, "created_by": created_by, "comment": "imported from tarball" }],
             });
-            let config_bytes = canonical_json(&config);
-            let config_digest = self.blobs.put(&config_bytes)?;
-            let manifest = ImageManifestBuilder::default()
-                .schema_version(SCHEMA_VERSION)
-                .media_type(oci_spec::image::MediaType::ImageManifest)
-                .config(descriptor(
-                    MEDIA_OCI_CONFIG,
-                    &config_digest,
-                    config_bytes.len() as u64,
-                ))
-                .layers(vec![descriptor(blob.media_type, &blob.digest, blob.size)])
-                .build()
-                .map_err(|e| StoreError::Invalid(format!("manifest: {e}")))?;
-            self.commit_image(&canonical_json(&manifest), std::slice::from_ref(name))
+            self.commit_built_image(config, &[blob.into()], std::slice::from_ref(name))
         })();
         let _ = fs::remove_dir_all(&staging);
         result

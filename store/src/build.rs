@@ -97,13 +97,7 @@ impl Store {
             let _ = fs::remove_dir(dir);
             return Ok(None);
         }
-        let blob = layer::write_layer(&self.blobs, dir, opts)?;
-        let layer = LayerRef {
-            digest: blob.digest,
-            diff_id: blob.diff_id,
-            size: blob.size,
-            media_type: blob.media_type.to_string(),
-        };
+        let layer: LayerRef = layer::write_layer(&self.blobs, dir, opts)?.into();
         let parent = chain_id(below.iter().flatten().map(|l| &l.diff_id));
         let chain = chain_id(parent.iter().chain([&layer.diff_id])).expect("non-empty");
         let final_dir = self.snapshots.join(chain.hex());

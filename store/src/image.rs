@@ -33,6 +33,17 @@ pub struct LayerRef {
     pub media_type: String,
 }
 
+impl From<crate::layer::LayerBlob> for LayerRef {
+    fn from(b: crate::layer::LayerBlob) -> LayerRef {
+        LayerRef {
+            digest: b.digest,
+            diff_id: b.diff_id,
+            size: b.size,
+            media_type: b.media_type.to_string(),
+        }
+    }
+}
+
 pub(crate) fn oci_digest(d: &Digest) -> oci_spec::image::Digest {
     d.to_string()
         .parse()
