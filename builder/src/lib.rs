@@ -553,40 +553,29 @@ pub fn checksum_roots(include: &[String]) -> Vec<String> {
         .collect()
 }
 
-/// Convenience for the CLI: keys of every vertex, with the context
-/// checksums the store computes (memoized by inode + metadata).
+/// Keys of every vertex, with the context checksums the store computes
+/// (memoized by inode + metadata). A context source's own exclude list
+/// (the `.dockerignore` rules) decides what its checksum skips.
 pub fn cache_keys(
     store: &Store,
     def: &Definition,
     context: &Path,
-    ignore: &Ignore,
 ) -> Result<Vec<Fingerprint>, (VertexId, String)> {
-    let mut failure: Option<(VertexId, String)> = None;
     let mut sums: HashMap<VertexId, Fingerprint> = HashMap::new();
     for (id, v) in def.vertices() {
         if let Op::Source(Source::Context {
             include, exclude, ..
         }) = &v.op
         {
-            let rules = Ignore::from_patterns(exclude).unwrap_or_else(|_| Ignore::empty());
-            let roots = checksum_roots(include);
-            let excluded = |p: &Path| rules.excludes(p) || ignore.excludes(p);
-            match store.context_checksum(context, &roots, &excluded) {
-                Ok((d, _)) => {
-                    let mut e = kiln_solver::Encoder::new();
-                    e.str(&d.to_string());
-                    sums.insert(id, e.finish());
-                }
-                Err(err) => {
-                    if failure.is_none() {
-                        failure = Some((id, err.to_string()));
-                    }
-                }
-            }
+            let rules = Ignore::from_patterns(exclude).map_err(|e| (id, e.to_string()))?;
+            let excluded = |p: &Path| rules.excludes(p);
+            let (d, _) = store
+                .context_checksum(context, &checksum_roots(include), &excluded)
+                .map_err(|e| (id, e.to_string()))?;
+            let mut e = kiln_solver::Encoder::new();
+            e.str(&d.to_string());
+            sums.insert(id, e.finish());
         }
-    }
-    if let Some(f) = failure {
-        return Err(f);
     }
     Ok(def.cache_keys(|id, _| sums.get(&id).copied()))
 }

@@ -273,8 +273,8 @@ pub fn build(store: Store, o: BuildOptions) -> Result<i32, Reported> {
         }
         Reported
     };
-    let keys: Vec<kiln_solver::Fingerprint> =
-        kiln_builder::cache_keys(&store, &def, &context, &ignore).map_err(|(id, m)| {
+    let keys: Vec<kiln_solver::Fingerprint> = kiln_builder::cache_keys(&store, &def, &context)
+        .map_err(|(id, m)| {
             let text = lowered
                 .steps
                 .get(&id)

@@ -672,3 +672,17 @@ fn concurrent_builds_share_one_store() {
     assert_eq!(env.run(&["two", "cat", "/common", "/two"]), "common\ntwo\n");
     env.ok(&["system", "check"]);
 }
+
+#[test]
+fn copy_exclude_never_hides_a_change_from_the_cache() {
+    let env = Env::new();
+    env.write("src/a.txt", "v1\n");
+    // `src/*` is relative to the copied `src`, so it excludes nothing
+    // here: a.txt is copied, and editing it must invalidate the COPY.
+    env.write("Dockerfile", "FROM busybox\nCOPY --exclude=src/* src /d/\n");
+    env.build(&["-t", "ex"]);
+    assert_eq!(env.run(&["ex", "cat", "/d/a.txt"]), "v1\n");
+    env.write("src/a.txt", "v2\n");
+    env.build(&["-t", "ex"]);
+    assert_eq!(env.run(&["ex", "cat", "/d/a.txt"]), "v2\n");
+}

@@ -342,15 +342,16 @@ impl Lowerer<'_> {
         Ok((id, resolved))
     }
 
+    /// The context's `include` paths as a source. Only `.dockerignore`
+    /// narrows it: COPY `--exclude` patterns are relative to the copied
+    /// source, not the context root, and live on the copy op.
     fn context(
         &mut self,
         include: Vec<String>,
-        extra_exclude: &[String],
         span: Span,
         text: &str,
     ) -> Result<VertexId, ParseError> {
-        let mut exclude = self.ignore_patterns.clone();
-        exclude.extend(extra_exclude.iter().cloned());
+        let exclude = self.ignore_patterns.clone();
         self.add(
             Vertex {
                 op: Op::Source(Source::Context {
@@ -1058,7 +1059,7 @@ impl Lowerer<'_> {
                     Some(from) => self.named_source(&from, state, span)?,
                     None => {
                         let rel = clean_abs(&source).trim_start_matches('/').to_string();
-                        self.context(vec![rel], &[], span, spec)?
+                        self.context(vec![rel], span, spec)?
                     }
                 };
                 inputs.push(input);
@@ -1375,7 +1376,7 @@ impl Lowerer<'_> {
                             c.trim_start_matches('/').to_string()
                         })
                         .collect();
-                    self.context(include, &excludes, span, text)?
+                    self.context(include, span, text)?
                 }
             };
             steps.insert(0, (src, paths));
