@@ -456,26 +456,20 @@ pub fn copy(
     filter: &Filter<'_>,
 ) -> OpResult<()> {
     let mut matches = Vec::new();
-    let mut wildcard = false;
     for p in spec.paths {
-        wildcard |= p.contains(['*', '?', '[']);
         matches.extend(expand_source(src_root, p, filter)?);
     }
     let dest_parts = components(spec.dest);
-    let dest_rel = rel_of(&dest_parts);
-    let dest_exists_as_dir = open_dir_in(dst_root, &dest_rel).is_ok();
-    let into_dir =
-        spec.dest.ends_with('/') || matches.len() > 1 || (wildcard && dest_exists_as_dir);
+    // A file source goes *into* the destination when it names a directory
+    // (trailing `/`, several sources, the root, or an existing directory);
+    // otherwise the destination is the new file's path.
+    let into_dir = spec.dest.ends_with('/')
+        || matches.len() > 1
+        || dest_parts.is_empty()
+        || open_dir_in(dst_root, &rel_of(&dest_parts)).is_ok();
     for m in matches {
         let st = stat_in(src_root, &m).map_err(errno(format!("/{m}")))?;
         let m_parts = components(&m);
-        // Open the source entry's parent, following symlinks inside the
-        // source tree (the top-level path may be a symlink, as in docker).
-        let resolved = if m_parts.is_empty() {
-            None
-        } else {
-            Some(m_parts.last().cloned().expect("non-empty"))
-        };
         if is_dir(&st) {
             let mut target = dest_parts.clone();
             if spec.parents {
@@ -486,23 +480,23 @@ pub fn copy(
             copy_children(src.as_fd(), dst.as_fd(), &m, &spec.attrs, &filter.based(&m))?;
             continue;
         }
-        let name = resolved.ok_or_else(|| "cannot copy the root as a file".to_string())?;
+        let Some((name, m_parent)) = m_parts.split_last() else {
+            return Err("cannot copy the root as a file".into());
+        };
         if spec.unpack && FileType::from_raw_mode(st.st_mode) == FileType::RegularFile {
-            let f = open_in(src_root, &m, OFlags::RDONLY).map_err(errno(format!("/{m}")))?;
-            if is_archive(&mut File::from(f)).unwrap_or(false) {
+            let mut f =
+                File::from(open_in(src_root, &m, OFlags::RDONLY).map_err(errno(format!("/{m}")))?);
+            if is_archive(&mut f).unwrap_or(false) {
                 let dst = ensure_dir(dst_root, &dest_parts, &spec.attrs)?;
-                let f = open_in(src_root, &m, OFlags::RDONLY).map_err(errno(format!("/{m}")))?;
-                return_on_err(extract(File::from(f), dst.as_fd(), &spec.attrs), &m)?;
+                io::Seek::rewind(&mut f).map_err(|e| format!("/{m}: {e}"))?;
+                extract(f, dst.as_fd(), &spec.attrs).map_err(|e| format!("unpacking /{m}: {e}"))?;
                 continue;
             }
         }
-        let (dir_parts, dst_name): (Vec<String>, String) = if into_dir
-            || (dest_exists_as_dir && !spec.dest.is_empty() && !dest_parts.is_empty())
-            || dest_parts.is_empty()
-        {
+        let (dir_parts, dst_name): (Vec<String>, String) = if into_dir {
             let mut d = dest_parts.clone();
             if spec.parents {
-                d.extend(m_parts[..m_parts.len() - 1].iter().cloned());
+                d.extend(m_parent.iter().cloned());
             }
             (d, name.clone())
         } else {
@@ -514,7 +508,7 @@ pub fn copy(
         // A top-level symlink is followed (inside the source tree) and
         // its target copied under the source's name, as docker does;
         // symlinks further down are copied as symlinks.
-        let src_parent_rel = rel_of(&m_parts[..m_parts.len() - 1]);
+        let src_parent_rel = rel_of(m_parent);
         let src_parent = open_dir_in(src_root, &src_parent_rel).map_err(errno(format!("/{m}")))?;
         let lst = rustix::fs::statat(src_parent.as_fd(), name.as_str(), AtFlags::SYMLINK_NOFOLLOW)
             .map_err(errno(format!("/{m}")))?;
@@ -542,15 +536,11 @@ pub fn copy(
                 OsStr::new(&dst_name),
                 &m,
                 &spec.attrs,
-                &filter.based(&m_parts[..m_parts.len() - 1].join("/")),
+                &filter.based(&m_parent.join("/")),
             )?;
         }
     }
     Ok(())
-}
-
-fn return_on_err(r: OpResult<()>, m: &str) -> OpResult<()> {
-    r.map_err(|e| format!("unpacking /{m}: {e}"))
 }
 
 /// Whether a file is a tar archive (plain, gzip or zstd compressed).
@@ -589,7 +579,7 @@ fn extract(f: File, dst: BorrowedFd<'_>, attrs: &Attrs) -> OpResult<()> {
             .chown
             .unwrap_or((h.uid().unwrap_or(0) as u32, h.gid().unwrap_or(0) as u32));
         let mtime = h.mtime().unwrap_or(0);
-        let pdir = ensure_dir_at(dst, parent, attrs)?;
+        let pdir = ensure_dir(dst, parent, attrs)?;
         let n = OsStr::new(name);
         let existing = rustix::fs::statat(pdir.as_fd(), n, AtFlags::SYMLINK_NOFOLLOW).ok();
         let mut st: Stat = rustix::fs::fstat(&pdir).map_err(errno(&raw))?;
@@ -678,12 +668,6 @@ fn extract(f: File, dst: BorrowedFd<'_>, attrs: &Attrs) -> OpResult<()> {
         set_times(pdir.as_fd(), OsStr::new(name), st)?;
     }
     Ok(())
-}
-
-/// `ensure_dir` relative to a directory inside a view (the view's root is
-/// not known here, so the directory itself acts as the root).
-fn ensure_dir_at(base: BorrowedFd<'_>, parts: &[String], attrs: &Attrs) -> OpResult<OwnedFd> {
-    ensure_dir(base, parts, attrs)
 }
 
 /// `WORKDIR`: the directory and its missing parents.

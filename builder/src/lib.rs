@@ -11,7 +11,7 @@ pub mod progress;
 
 use kiln_executor::{view, Mount, MountSource, Network, Sharing, Spec, Stdio};
 use kiln_frontend_dockerfile::dockerignore::Ignore;
-use kiln_frontend_dockerfile::lower::{self, ImageSource, LayerSlot, Lowered, ResolvedImage};
+use kiln_frontend_dockerfile::lower::{ImageSource, LayerSlot, Lowered, ResolvedImage};
 use kiln_solver::{
     Cancel, Definition, Exec, FileOp, Fingerprint, MountKind, Op, Source, Vertex, VertexId, Worker,
 };
@@ -618,6 +618,3 @@ pub fn solve(
         Err(e) => Err((e.vertex, e.message)),
     }
 }
-
-/// Lowering convenience re-exported for the CLI.
-pub use lower::Options as LowerOptions;

@@ -261,9 +261,6 @@ pub fn build(store: Store, o: BuildOptions) -> Result<i32, Reported> {
         eprint!("{}", e.render(&name, &source));
         Reported
     })?;
-    for w in &lowered.warnings {
-        eprintln!("warning: {w}");
-    }
     let def = Arc::new(lowered.definition.clone());
     let ignore = Arc::new(ignore);
     let step_error = |id: kiln_solver::VertexId, message: &str| {

@@ -96,9 +96,6 @@ pub struct Lowered {
     /// Vertices never answered from the cache (`--no-cache-filter`).
     pub no_cache: BTreeSet<VertexId>,
     pub steps: HashMap<VertexId, StepInfo>,
-    /// Secret ids RUN steps mount.
-    pub secrets: BTreeSet<String>,
-    pub warnings: Vec<String>,
 }
 
 #[derive(Clone)]
@@ -124,13 +121,12 @@ struct Lowerer<'a> {
     nodes: &'a [kiln_parser::Node],
     steps: HashMap<VertexId, StepInfo>,
     no_cache: BTreeSet<VertexId>,
-    secrets: BTreeSet<String>,
-    warnings: Vec<String>,
     image_cache: HashMap<String, (VertexId, ResolvedImage)>,
     scratch: Option<VertexId>,
     ignore_patterns: Vec<String>,
     /// The stage being lowered: its label and whether it skips the cache.
     stage_label: String,
+    stage_index: usize,
     stage_no_cache: bool,
     /// The final filesystem of each stage lowered so far.
     stage_fs: HashMap<usize, VertexId>,
@@ -218,12 +214,11 @@ pub fn lower(
         nodes: &df.instructions,
         steps: HashMap::new(),
         no_cache: BTreeSet::new(),
-        secrets: BTreeSet::new(),
-        warnings: Vec::new(),
         image_cache: HashMap::new(),
         scratch: None,
         ignore_patterns: opts.ignore.clone(),
         stage_label: String::new(),
+        stage_index: 0,
         stage_no_cache: false,
         stage_fs: HashMap::new(),
     };
@@ -268,8 +263,6 @@ pub fn lower(
         history: final_state.history,
         no_cache: l.no_cache,
         steps: l.steps,
-        secrets: l.secrets,
-        warnings: l.warnings,
     })
 }
 
@@ -378,6 +371,7 @@ impl Lowerer<'_> {
     ) -> Result<StageState, ParseError> {
         let sp = &self.plan.stages[index];
         self.stage_label = sp.name.clone().unwrap_or_else(|| format!("stage-{index}"));
+        self.stage_index = index;
         self.stage_no_cache =
             self.opts.no_cache_stages.iter().any(|s| {
                 s.eq_ignore_ascii_case(&self.stage_label) || s.parse::<usize>() == Ok(index)
@@ -1056,7 +1050,7 @@ impl Lowerer<'_> {
                 let target = target.ok_or_else(|| bad("a bind mount needs target=".into()))?;
                 let source = get(&["source", "src"]).unwrap_or_else(|| "/".into());
                 let input = match get(&["from"]) {
-                    Some(from) => self.named_source(&from, state, span)?,
+                    Some(from) => self.named_source(&from, span)?,
                     None => {
                         let rel = clean_abs(&source).trim_start_matches('/').to_string();
                         self.context(vec![rel], span, spec)?
@@ -1123,7 +1117,6 @@ impl Lowerer<'_> {
                     return Err(bad("secrets as env= are not supported yet".into()));
                 }
                 let target = target.unwrap_or_else(|| format!("/run/secrets/{id}"));
-                self.secrets.insert(id.clone());
                 Ok(ExecMount {
                     target: join_workdir(&workdir, &target),
                     input: None,
@@ -1142,19 +1135,10 @@ impl Lowerer<'_> {
     }
 
     /// `--from=` of COPY and RUN --mount: a stage (name or index) or an image.
-    fn named_source(
-        &mut self,
-        from: &str,
-        state: &StageState,
-        span: Span,
-    ) -> Result<VertexId, ParseError> {
-        let _ = state;
-        let by_name = self.plan.stages.iter().position(|s| {
-            s.name
-                .as_deref()
-                .is_some_and(|n| n.eq_ignore_ascii_case(from))
-        });
-        let index = by_name.or_else(|| from.parse::<usize>().ok());
+    fn named_source(&mut self, from: &str, span: Span) -> Result<VertexId, ParseError> {
+        let current = self.stage_index;
+        let index = crate::plan::resolve_ref(from, &self.plan.stages[..current], current)
+            .map_err(|m| err(span.start, m))?;
         if let Some(i) = index {
             if let Some(fs) = self.stage_fs.get(&i) {
                 return Ok(*fs);
@@ -1367,7 +1351,7 @@ impl Lowerer<'_> {
         }
         if !paths.is_empty() {
             let src = match &from {
-                Some(f) => self.named_source(f, state, span)?,
+                Some(f) => self.named_source(f, span)?,
                 None => {
                     let include: Vec<String> = paths
                         .iter()

@@ -196,7 +196,7 @@ pub fn plan(
                 _ => {}
             }
             for from in froms {
-                match resolve_ref(from, &names, index) {
+                match resolve_ref(from, &plans, index) {
                     Ok(Some(i)) => {
                         deps.insert(i);
                     }
@@ -268,12 +268,20 @@ pub fn plan(
 }
 
 /// `--from=x`: an earlier stage by name or index, else an image (None).
-fn resolve_ref(
+/// What `--from=` names for the stage at `current`: an earlier stage by
+/// name (case-insensitive) or index, else (`None`) an image. `earlier` is
+/// the plans of the stages before `current`.
+pub(crate) fn resolve_ref(
     from: &str,
-    names: &BTreeMap<String, usize>,
+    earlier: &[StagePlan],
     current: usize,
 ) -> Result<Option<usize>, String> {
-    if let Some(&i) = names.get(&from.to_ascii_lowercase()) {
+    let by_name = earlier.iter().position(|s| {
+        s.name
+            .as_deref()
+            .is_some_and(|n| n.eq_ignore_ascii_case(from))
+    });
+    if let Some(i) = by_name {
         return Ok(Some(i));
     }
     if let Ok(i) = from.parse::<usize>() {
