@@ -68,9 +68,8 @@ impl Progress {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn step<'a>(inner: &'a mut Inner, id: VertexId, label: &str) -> (&'a mut Step, bool) {
-        let fresh = !inner.by_vertex.contains_key(&id);
-        if fresh {
+    fn step<'a>(inner: &'a mut Inner, id: VertexId, label: &str) -> &'a mut Step {
+        if !inner.by_vertex.contains_key(&id) {
             let number = inner.steps.len() + 1;
             inner.steps.push(Step {
                 number,
@@ -81,12 +80,12 @@ impl Progress {
             inner.by_vertex.insert(id, number - 1);
         }
         let i = inner.by_vertex[&id];
-        (&mut inner.steps[i], fresh)
+        &mut inner.steps[i]
     }
 
     pub fn start(&self, id: VertexId, label: &str) {
         let mut inner = self.lock();
-        let (step, _) = Self::step(&mut inner, id, label);
+        let step = Self::step(&mut inner, id, label);
         step.state = State::Running(Instant::now());
         let line = format!("#{} {}\n", step.number, step.label);
         self.emit(&mut inner, &line, false);
@@ -94,7 +93,7 @@ impl Progress {
 
     pub fn cached(&self, id: VertexId, label: &str) {
         let mut inner = self.lock();
-        let (step, _) = Self::step(&mut inner, id, label);
+        let step = Self::step(&mut inner, id, label);
         step.state = State::Cached;
         let line = format!("#{} {}\n#{} CACHED\n", step.number, step.label, step.number);
         self.emit(&mut inner, &line, false);
@@ -118,21 +117,15 @@ impl Progress {
     }
 
     pub fn done(&self, id: VertexId) {
-        let mut inner = self.lock();
-        let Some(&i) = inner.by_vertex.get(&id) else {
-            return;
-        };
-        let step = &mut inner.steps[i];
-        let took = match step.state {
-            State::Running(t) => t.elapsed(),
-            _ => Duration::ZERO,
-        };
-        step.state = State::Done(took);
-        let line = format!("#{} DONE {:.1}s\n", step.number, took.as_secs_f64());
-        self.emit(&mut inner, &line, false);
+        self.end(id, None);
     }
 
     pub fn failed(&self, id: VertexId, message: &str) {
+        self.end(id, Some(message));
+    }
+
+    /// A running step ends: DONE with its time, or ERROR with `error`.
+    fn end(&self, id: VertexId, error: Option<&str>) {
         let mut inner = self.lock();
         let Some(&i) = inner.by_vertex.get(&id) else {
             return;
@@ -142,8 +135,16 @@ impl Progress {
             State::Running(t) => t.elapsed(),
             _ => Duration::ZERO,
         };
-        step.state = State::Failed(took);
-        let line = format!("#{} ERROR: {message}\n", step.number);
+        let line = match error {
+            None => {
+                step.state = State::Done(took);
+                format!("#{} DONE {:.1}s\n", step.number, took.as_secs_f64())
+            }
+            Some(message) => {
+                step.state = State::Failed(took);
+                format!("#{} ERROR: {message}\n", step.number)
+            }
+        };
         self.emit(&mut inner, &line, false);
     }
 

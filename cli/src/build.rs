@@ -7,7 +7,8 @@ use kiln_executor::view;
 use kiln_frontend_dockerfile::dockerignore::Ignore;
 use kiln_frontend_dockerfile::lower::{self, Lowered};
 use kiln_frontend_dockerfile::plan::Platform;
-use kiln_parser::{ParseError, Pos};
+use kiln_parser::ParseError;
+use kiln_solver::VertexId;
 use kiln_store::{LayerStack, Reference, Store};
 use std::collections::{BTreeMap, HashMap};
 use std::io::IsTerminal;
@@ -171,8 +172,23 @@ fn parse_platform(p: Option<&str>) -> Result<Option<Platform>, Reported> {
 }
 
 /// Prints a Dockerfile error at its position.
-fn report_at(name: &str, source: &str, pos: Pos, message: &str) {
-    eprint!("{}", ParseError::new(pos, message).render(name, source));
+/// Prints `message` at the Dockerfile line of the step `id` (or plainly
+/// for steps without one).
+fn report_step(
+    lowered: &Lowered,
+    id: VertexId,
+    message: &str,
+    name: &str,
+    source: &str,
+) -> Reported {
+    match lowered.steps.get(&id).and_then(|s| s.span) {
+        Some(span) => eprint!(
+            "{}",
+            ParseError::new(span.start, message).render(name, source)
+        ),
+        None => eprintln!("error: {message}"),
+    }
+    Reported
 }
 
 pub fn build(store: Store, o: BuildOptions) -> Result<i32, Reported> {
@@ -188,18 +204,11 @@ pub fn build(store: Store, o: BuildOptions) -> Result<i32, Reported> {
         )));
     }
     let dockerfile = o.file.clone().unwrap_or_else(|| context.join("Dockerfile"));
-    let (name, bytes) = crate::read_source(&dockerfile).map_err(fail)?;
-    let source = String::from_utf8_lossy(&bytes).into_owned();
-    let df = kiln_parser::parse_bytes(&bytes).map_err(|e| {
-        eprint!("{}", e.render(&name, &source));
-        Reported
-    })?;
-    for w in &df.warnings {
-        eprintln!(
-            "{name}:{}:{}: warning: {}",
-            w.pos.line, w.pos.col, w.message
-        );
-    }
+    let crate::Loaded {
+        name,
+        text: source,
+        df,
+    } = crate::load_dockerfile(&dockerfile)?;
     // `<Dockerfile>.dockerignore` wins over the context's `.dockerignore`.
     let specific = PathBuf::from(format!("{}.dockerignore", dockerfile.display()));
     let ignore_file = if dockerfile != Path::new("-") && specific.is_file() {
@@ -263,13 +272,6 @@ pub fn build(store: Store, o: BuildOptions) -> Result<i32, Reported> {
     })?;
     let def = Arc::new(lowered.definition.clone());
     let ignore = Arc::new(ignore);
-    let step_error = |id: kiln_solver::VertexId, message: &str| {
-        match lowered.steps.get(&id).and_then(|s| s.span) {
-            Some(span) => report_at(&name, &source, span.start, message),
-            None => eprintln!("error: {message}"),
-        }
-        Reported
-    };
     let keys: Vec<kiln_solver::Fingerprint> = kiln_builder::cache_keys(&store, &def, &context)
         .map_err(|(id, m)| {
             let text = lowered
@@ -277,9 +279,9 @@ pub fn build(store: Store, o: BuildOptions) -> Result<i32, Reported> {
                 .get(&id)
                 .map(|s| s.text.trim().to_string())
                 .unwrap_or_default();
-            step_error(id, &format!("{text}: {m}"))
+            report_step(&lowered, id, &format!("{text}: {m}"), &name, &source)
         })?;
-    let mut by_key: HashMap<kiln_solver::Fingerprint, Vec<kiln_solver::VertexId>> = HashMap::new();
+    let mut by_key: HashMap<kiln_solver::Fingerprint, Vec<VertexId>> = HashMap::new();
     for (id, _) in def.vertices() {
         by_key.entry(keys[id.0]).or_default().push(id);
     }
@@ -335,7 +337,7 @@ pub fn build(store: Store, o: BuildOptions) -> Result<i32, Reported> {
 fn report_failure(
     lowered: &Lowered,
     progress: &kiln_builder::progress::Progress,
-    id: kiln_solver::VertexId,
+    id: VertexId,
     message: &str,
     name: &str,
     source: &str,
@@ -348,11 +350,7 @@ fn report_failure(
         eprintln!("   {line}");
     }
     eprintln!("------");
-    match step.and_then(|s| s.span) {
-        Some(span) => report_at(name, source, span.start, message),
-        None => eprintln!("error: {message}"),
-    }
-    Reported
+    report_step(lowered, id, message, name, source)
 }
 
 fn export(

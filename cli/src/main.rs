@@ -150,13 +150,22 @@ fn read_source(file: &Path) -> anyhow::Result<(String, Vec<u8>)> {
     Ok((file.display().to_string(), bytes))
 }
 
-/// Parses the file; on error prints `FILE:LINE:COL: message` and the line.
-fn parse_file(file: &Path) -> Result<kiln_parser::Dockerfile, Reported> {
+/// A Dockerfile read and parsed, with its name and text kept to render
+/// later errors at their line.
+pub(crate) struct Loaded {
+    pub name: String,
+    pub text: String,
+    pub df: kiln_parser::Dockerfile,
+}
+
+/// Reads and parses the file; on error prints `FILE:LINE:COL: message` and
+/// the line; prints parser warnings.
+pub(crate) fn load_dockerfile(file: &Path) -> Result<Loaded, Reported> {
     let (name, bytes) = read_source(file).map_err(|e| {
         eprintln!("error: {e}");
         Reported
     })?;
-    let text = String::from_utf8_lossy(&bytes);
+    let text = String::from_utf8_lossy(&bytes).into_owned();
     let df = kiln_parser::parse_bytes(&bytes).map_err(|e| {
         eprint!("{}", e.render(&name, &text));
         Reported
@@ -167,7 +176,11 @@ fn parse_file(file: &Path) -> Result<kiln_parser::Dockerfile, Reported> {
             w.pos.line, w.pos.col, w.message
         );
     }
-    Ok(df)
+    Ok(Loaded { name, text, df })
+}
+
+fn parse_file(file: &Path) -> Result<kiln_parser::Dockerfile, Reported> {
+    Ok(load_dockerfile(file)?.df)
 }
 
 /// Writes command output. A reader that went away (`kiln ... | head`) is
@@ -218,12 +231,12 @@ fn run(cli: Cli) -> Result<i32, Reported> {
             emit(&kiln_parser::dump::dump(&df))?;
         }
         Command::Debug(Debug::DumpInstructions { file }) => {
-            let df = parse_file(&file)?;
-            let instructions = kiln_parser::instructions::parse_instructions(&df).map_err(|e| {
-                let (name, bytes) = read_source(&file).unwrap_or_default();
-                eprint!("{}", e.render(&name, &String::from_utf8_lossy(&bytes)));
-                Reported
-            })?;
+            let loaded = load_dockerfile(&file)?;
+            let instructions =
+                kiln_parser::instructions::parse_instructions(&loaded.df).map_err(|e| {
+                    eprint!("{}", e.render(&loaded.name, &loaded.text));
+                    Reported
+                })?;
             let text: String = instructions
                 .iter()
                 .map(|ins| format!("{}: {:#?}\n", ins.span.start.line, ins.inner))
