@@ -186,6 +186,17 @@ fn set_env_list(config: &mut Map<String, Value>, env: &[(String, String)]) {
     );
 }
 
+/// The config's object under `key`, created (or replacing a non-object).
+fn object_mut<'a>(config: &'a mut Map<String, Value>, key: &str) -> &'a mut Map<String, Value> {
+    let v = config
+        .entry(key)
+        .or_insert_with(|| Value::Object(Map::new()));
+    if !v.is_object() {
+        *v = Value::Object(Map::new());
+    }
+    v.as_object_mut().expect("made an object above")
+}
+
 fn json_strs(v: &[String]) -> Value {
     Value::Array(v.iter().cloned().map(Value::String).collect())
 }
@@ -233,14 +244,9 @@ pub fn lower(
     let final_state = states.remove(&target).expect("the target was lowered");
     let mut config = final_state.config;
     if !opts.labels.is_empty() {
-        let labels = config
-            .entry("Labels")
-            .or_insert_with(|| Value::Object(Map::new()));
-        if !labels.is_object() {
-            *labels = Value::Object(Map::new());
-        }
+        let labels = object_mut(&mut config, "Labels");
         for (k, v) in &opts.labels {
-            labels[k] = Value::String(v.clone());
+            labels.insert(k.clone(), Value::String(v.clone()));
         }
     }
     let image_config = json!({
@@ -587,13 +593,6 @@ impl Lowerer<'_> {
                 Self::history(state, text.trim().to_string(), LayerSlot::None);
             }
             Instruction::Label(pairs) => {
-                let labels = state
-                    .config
-                    .entry("Labels")
-                    .or_insert_with(|| Value::Object(Map::new()));
-                if !labels.is_object() {
-                    *labels = Value::Object(Map::new());
-                }
                 let mut expanded = Vec::new();
                 for p in pairs {
                     let key = self
@@ -606,9 +605,9 @@ impl Lowerer<'_> {
                         .map_err(|e| err(pos, e.message))?;
                     expanded.push((key, value));
                 }
-                let labels = state.config.get_mut("Labels").expect("just inserted");
+                let labels = object_mut(&mut state.config, "Labels");
                 for (k, v) in expanded {
-                    labels[k] = Value::String(v);
+                    labels.insert(k, Value::String(v));
                 }
                 Self::history(state, text.trim().to_string(), LayerSlot::None);
             }
@@ -617,12 +616,7 @@ impl Lowerer<'_> {
                 Self::history(state, text.trim().to_string(), LayerSlot::None);
             }
             Instruction::Expose(ports) => {
-                let mut exposed = state
-                    .config
-                    .get("ExposedPorts")
-                    .and_then(Value::as_object)
-                    .cloned()
-                    .unwrap_or_default();
+                let mut exposed = Vec::new();
                 for p in ports {
                     let p = self.expand(p, state, pos)?;
                     for p in p.split_whitespace() {
@@ -639,31 +633,28 @@ impl Lowerer<'_> {
                             return Err(err(pos, format!("EXPOSE: invalid port {p:?}"))
                                 .with_hint("use PORT, PORT/tcp, PORT/udp or PORT/sctp"));
                         }
-                        exposed.insert(p, json!({}));
+                        exposed.push(p);
                     }
                 }
-                state
-                    .config
-                    .insert("ExposedPorts".into(), Value::Object(exposed));
+                let ports = object_mut(&mut state.config, "ExposedPorts");
+                for p in exposed {
+                    ports.insert(p, json!({}));
+                }
                 Self::history(state, text.trim().to_string(), LayerSlot::None);
             }
             Instruction::Volume(vols) => {
-                let mut volumes = state
-                    .config
-                    .get("Volumes")
-                    .and_then(Value::as_object)
-                    .cloned()
-                    .unwrap_or_default();
+                let mut volumes = Vec::new();
                 for v in vols {
                     let v = self.expand(v, state, pos)?;
                     if v.trim().is_empty() {
                         return Err(err(pos, "VOLUME: a volume path cannot be empty"));
                     }
-                    volumes.insert(v, json!({}));
+                    volumes.push(v);
                 }
-                state
-                    .config
-                    .insert("Volumes".into(), Value::Object(volumes));
+                let config_volumes = object_mut(&mut state.config, "Volumes");
+                for v in volumes {
+                    config_volumes.insert(v, json!({}));
+                }
                 Self::history(state, text.trim().to_string(), LayerSlot::None);
             }
             Instruction::User(u) => {
