@@ -1,7 +1,7 @@
 //! Helpers shared by kiln's test binaries: where the repository, its
 //! fixtures and the shared conformance corpus are.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// The repository root.
 pub fn repo_root() -> PathBuf {
@@ -45,4 +45,45 @@ pub fn case_dirs(dir: &std::path::Path) -> Vec<PathBuf> {
 /// Set `KILN_BLESS=1` to rewrite golden files from the current output.
 pub fn bless() -> bool {
     std::env::var_os("KILN_BLESS").is_some_and(|v| v == "1")
+}
+
+/// Where a required tool lives (Debian: busybox-static, skopeo, umoci,
+/// podman, runc). Panics when it is missing: the test needs it.
+pub fn tool_path(name: &str) -> PathBuf {
+    for dir in ["/usr/bin", "/bin", "/usr/sbin", "/sbin"] {
+        let p = Path::new(dir).join(name);
+        if p.exists() {
+            return p;
+        }
+    }
+    panic!("{name} is not installed: .ci/run installs it (apt-get install busybox-static skopeo umoci podman runc)");
+}
+
+/// Runs a tool that must succeed; returns its stdout.
+pub fn tool(name: &str, args: &[&str]) -> String {
+    let out = std::process::Command::new(tool_path(name))
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{name} {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Writes the busybox root filesystem tarball `examples/busybox-rootfs.sh`
+/// makes (from Debian's busybox-static) to `dest`.
+pub fn write_busybox_rootfs(dest: &Path) {
+    let out = std::process::Command::new("bash")
+        .arg(repo_root().join("examples/busybox-rootfs.sh"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "examples/busybox-rootfs.sh: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::fs::write(dest, out.stdout).unwrap();
 }

@@ -4,6 +4,7 @@
 //! umoci).
 
 use assert_cmd::Command;
+use kiln_tests::tool;
 use serde_json::Value;
 use sha2::Digest as _;
 use std::fs;
@@ -13,43 +14,14 @@ struct Env {
     dir: tempfile::TempDir,
 }
 
-fn tool_path(name: &str) -> PathBuf {
-    for dir in ["/usr/bin", "/bin", "/usr/sbin", "/sbin"] {
-        let p = Path::new(dir).join(name);
-        if p.exists() {
-            return p;
-        }
-    }
-    panic!("{name} is not installed: .ci/run installs it");
-}
-
-fn tool(name: &str, args: &[&str]) -> String {
-    let out = std::process::Command::new(tool_path(name))
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{name} {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
 impl Env {
     /// A store holding `busybox`, and an empty context directory.
     fn new() -> Env {
         let env = Env {
             dir: tempfile::tempdir().unwrap(),
         };
-        let script = kiln_tests::repo_root().join("examples/busybox-rootfs.sh");
-        let out = std::process::Command::new("bash")
-            .arg(script)
-            .output()
-            .unwrap();
-        assert!(out.status.success());
         let rootfs = env.dir.path().join("rootfs.tar");
-        fs::write(&rootfs, out.stdout).unwrap();
+        kiln_tests::write_busybox_rootfs(&rootfs);
         env.ok(&["import", rootfs.to_str().unwrap(), "busybox"]);
         fs::create_dir_all(env.ctx()).unwrap();
         env

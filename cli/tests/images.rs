@@ -4,6 +4,7 @@
 //! test rather than skipping it.
 
 use assert_cmd::Command;
+use kiln_tests::{tool as run, tool_path};
 use std::collections::BTreeMap;
 use std::fs;
 use std::os::unix::fs::{symlink, MetadataExt, PermissionsExt};
@@ -69,30 +70,6 @@ impl Env {
         );
         (root, tarball)
     }
-}
-
-/// Where a required tool lives (Debian: busybox-static, skopeo, umoci, podman, runc).
-fn tool_path(name: &str) -> PathBuf {
-    for dir in ["/usr/bin", "/bin", "/usr/sbin", "/sbin"] {
-        let p = Path::new(dir).join(name);
-        if p.exists() {
-            return p;
-        }
-    }
-    panic!("{name} is not installed: .ci/run installs it (apt-get install busybox-static skopeo umoci podman runc)");
-}
-
-fn run(tool: &str, args: &[&str]) -> String {
-    let out = std::process::Command::new(tool_path(tool))
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{tool} {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// Path → (kind, mode, size, content digest or link target) for a tree.

@@ -19,17 +19,7 @@ impl Env {
             dir: tempfile::tempdir().unwrap(),
         };
         let rootfs = env.dir.path().join("rootfs.tar");
-        let script = kiln_tests::repo_root().join("examples/busybox-rootfs.sh");
-        let out = std::process::Command::new("bash")
-            .arg(script)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        fs::write(&rootfs, out.stdout).unwrap();
+        kiln_tests::write_busybox_rootfs(&rootfs);
         env.ok(&["import", rootfs.to_str().unwrap(), "bb"]);
         env.ok(&[
             "import",
