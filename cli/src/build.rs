@@ -264,7 +264,6 @@ pub fn build(store: Store, o: BuildOptions) -> Result<i32, Reported> {
         network: o.network.clone(),
         no_cache_stages: o.no_cache_filter.clone(),
         ignore: ignore.patterns().to_vec(),
-        created: String::new(),
     };
     let lowered = lower::lower(&df, &options, &StoreImages(&store)).map_err(|e| {
         eprint!("{}", e.render(&name, &source));

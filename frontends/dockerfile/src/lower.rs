@@ -36,8 +36,6 @@ pub struct Options {
     pub no_cache_stages: Vec<String>,
     /// `.dockerignore` patterns.
     pub ignore: Vec<String>,
-    /// Image and history `created` time (SOURCE_DATE_EPOCH), else now.
-    pub created: String,
 }
 
 /// An image a stage starts from or copies from, as the store knows it.
@@ -90,7 +88,8 @@ pub struct StepInfo {
 pub struct Lowered {
     pub definition: Definition,
     pub target: VertexId,
-    /// The image config of the target stage, without `rootfs`.
+    /// The image config of the target stage, without `rootfs`, `created`
+    /// and `history`.
     pub config: Value,
     pub history: Vec<History>,
     /// Vertices never answered from the cache (`--no-cache-filter`).
@@ -249,13 +248,12 @@ pub fn lower(
             labels.insert(k.clone(), Value::String(v.clone()));
         }
     }
-    let image_config = json!({
+    // `created` and `history` are the exporter's: they depend on the result.
+    let mut image_config = json!({
         "architecture": l.platform.arch,
         "os": l.platform.os,
-        "created": opts.created,
         "config": Value::Object(config),
     });
-    let mut image_config = image_config;
     if let Some(author) = &final_state.author {
         image_config["author"] = Value::String(author.clone());
     }
