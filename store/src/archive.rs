@@ -366,6 +366,23 @@ impl Store {
         self.commit_image(manifest_bytes, names)
     }
 
+    /// Records an image whose blobs a registry pull put in the store,
+    /// after the same checks a load makes. The manifest is stored as the
+    /// registry served it, so its digest stays the registry's.
+    pub fn commit_pulled(&self, manifest_bytes: &[u8], names: &[Reference]) -> Result<Image> {
+        self.commit_loaded(manifest_bytes, names, "pull")
+    }
+
+    /// Remembers that a registry repository (`host/path`) holds these blobs.
+    pub fn record_blob_sources(&self, digests: &[Digest], repository: &str) -> Result<()> {
+        self.db().add_blob_sources(digests, repository)
+    }
+
+    /// Registry repositories known to hold `digest`.
+    pub fn blob_sources(&self, digest: &Digest) -> Result<Vec<String>> {
+        self.db().blob_sources(digest)
+    }
+
     /// Deletes blobs a failed load added, unless an image uses them.
     fn remove_unreferenced(&self, added: &HashSet<Digest>) {
         let used = self.referenced_blobs().unwrap_or_default();

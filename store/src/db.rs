@@ -38,6 +38,11 @@ CREATE TABLE IF NOT EXISTS snapshots (
     dir      TEXT NOT NULL,         -- directory under snapshots/
     size     INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS blob_sources (
+    digest     TEXT NOT NULL,       -- a blob pulled from or pushed to a registry
+    repository TEXT NOT NULL,       -- where it lives: host/path (for cross-repo mounts)
+    PRIMARY KEY (digest, repository)
+);
 CREATE TABLE IF NOT EXISTS build_cache (
     key      TEXT PRIMARY KEY,      -- a build step's cache key
     layers   TEXT NOT NULL,         -- JSON layer stack: null | {digest, diff_id, size, media_type}
@@ -307,6 +312,28 @@ impl Db {
 
     pub fn cache_clear(&mut self) -> Result<usize> {
         Ok(self.conn.execute("DELETE FROM build_cache", [])?)
+    }
+
+    /// Remembers that `repository` holds these blobs.
+    pub fn add_blob_sources(&mut self, digests: &[Digest], repository: &str) -> Result<()> {
+        let tx = self.conn.transaction()?;
+        for d in digests {
+            tx.execute(
+                "INSERT OR IGNORE INTO blob_sources (digest, repository) VALUES (?1, ?2)",
+                params![d.to_string(), repository],
+            )?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Repositories known to hold `digest`.
+    pub fn blob_sources(&self, digest: &Digest) -> Result<Vec<String>> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT repository FROM blob_sources WHERE digest = ?1")?;
+        let rows = stmt.query_map([digest.to_string()], |r| r.get::<_, String>(0))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
     /// SQLite's own consistency check.

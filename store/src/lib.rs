@@ -37,7 +37,10 @@ pub use check::{CheckReport, DiskUsage, PruneReport};
 pub use context::ContextStats;
 pub use digest::{Digest, DigestError, HashingReader, HashingWriter};
 pub use error::{Result, StoreError};
-pub use image::{host_platform, HistoryRow, Image, LayerRef};
+pub use image::{
+    host_platform, HistoryRow, Image, LayerRef, MEDIA_DOCKER_MANIFEST, MEDIA_OCI_CONFIG,
+    MEDIA_OCI_INDEX, MEDIA_OCI_MANIFEST,
+};
 pub use reference::{Reference, ReferenceError};
 pub use time::rfc3339;
 

@@ -1,0 +1,441 @@
+//! The HTTP side of the distribution protocol: choosing http or https,
+//! answering auth challenges (basic, bearer tokens per repository scope,
+//! reused until refused), retrying what is worth retrying, and turning
+//! registry error bodies into one-line messages.
+
+use crate::auth::{self, Credential, DockerConfig};
+use crate::Error;
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::time::Duration;
+use ureq::http::Response;
+use ureq::Body;
+
+/// How a client talks to registries.
+#[derive(Debug, Clone)]
+pub struct ClientOptions {
+    /// Hosts (`host:port`) that may be spoken to over plain HTTP, besides
+    /// localhost and 127.0.0.0/8, which always may.
+    pub insecure_registries: Vec<String>,
+    /// docker's `config.json` (credentials).
+    pub docker_config: PathBuf,
+    /// Blobs downloaded or uploaded at once.
+    pub parallel_transfers: usize,
+    /// Blobs larger than this are uploaded in chunks of this size
+    /// (PATCH), smaller ones in one PUT.
+    pub chunk_size: u64,
+    /// Attempts for a request that fails with 5xx, 429 or a reset
+    /// connection.
+    pub attempts: u32,
+}
+
+impl Default for ClientOptions {
+    fn default() -> Self {
+        ClientOptions {
+            insecure_registries: Vec::new(),
+            docker_config: auth::default_config_path(),
+            parallel_transfers: 4,
+            chunk_size: 64 << 20,
+            attempts: 4,
+        }
+    }
+}
+
+/// A registry client; cheap to share between threads.
+pub struct Client {
+    agent: ureq::Agent,
+    pub(crate) options: ClientOptions,
+    config: Mutex<Option<DockerConfig>>,
+    /// (host, scope) → `Authorization` value that worked.
+    authorizations: Mutex<HashMap<(String, String), String>>,
+    /// host → `http` or `https`.
+    schemes: Mutex<HashMap<String, &'static str>>,
+}
+
+/// Builds and sends one attempt of a request, given the base URL and the
+/// `Authorization` value to send.
+pub(crate) type RequestFn<'a> =
+    dyn Fn(&str, Option<&str>) -> Result<Response<Body>, ureq::Error> + 'a;
+
+/// What a request is about, for auth scopes and error messages.
+pub(crate) struct Target<'a> {
+    /// Registry host as named (`docker.io`, `127.0.0.1:5000`).
+    pub domain: &'a str,
+    /// Token scopes, e.g. `repository:library/busybox:pull`.
+    pub scopes: Vec<String>,
+    /// What errors name (a reference).
+    pub what: &'a str,
+    /// Whether a failed attempt may be sent again (false once a body was
+    /// partly consumed by the server, e.g. a chunk upload).
+    pub retry: bool,
+}
+
+/// The host that serves the API for a registry name.
+pub(crate) fn api_host(domain: &str) -> &str {
+    if domain == "docker.io" || domain == "index.docker.io" {
+        "registry-1.docker.io"
+    } else {
+        domain
+    }
+}
+
+fn is_local(host: &str) -> bool {
+    let h = host
+        .rsplit_once(':')
+        .filter(|(_, p)| p.bytes().all(|b| b.is_ascii_digit()))
+        .map_or(host, |(h, _)| h);
+    h == "localhost" || h.starts_with("127.") || h == "[::1]" || h.ends_with(".localhost")
+}
+
+impl Client {
+    pub fn new(options: ClientOptions) -> Client {
+        let config = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .user_agent(concat!("kiln/", env!("CARGO_PKG_VERSION")))
+            .tls_config(
+                ureq::tls::TlsConfig::builder()
+                    .root_certs(ureq::tls::RootCerts::PlatformVerifier)
+                    .build(),
+            )
+            .timeout_connect(Some(Duration::from_secs(15)))
+            .timeout_recv_response(Some(Duration::from_secs(120)))
+            .timeout_per_read(Some(Duration::from_secs(120)))
+            .accept_encoding("identity")
+            .max_idle_connections_per_host(16)
+            .build();
+        Client {
+            agent: config.new_agent(),
+            options,
+            config: Mutex::new(None),
+            authorizations: Mutex::new(HashMap::new()),
+            schemes: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub(crate) fn agent(&self) -> &ureq::Agent {
+        &self.agent
+    }
+
+    /// Whether plain HTTP is allowed for `domain`.
+    pub fn is_insecure(&self, domain: &str) -> bool {
+        is_local(domain) || self.options.insecure_registries.iter().any(|h| h == domain)
+    }
+
+    /// `https://host` or, for insecure registries that do not speak TLS,
+    /// `http://host` (tried in that order, as docker does).
+    pub(crate) fn base_url(&self, domain: &str) -> Result<String, Error> {
+        let host = api_host(domain);
+        if let Some(s) = lock(&self.schemes).get(host) {
+            return Ok(format!("{s}://{host}"));
+        }
+        let scheme = if self.is_insecure(domain) {
+            match self.agent.get(format!("https://{host}/v2/")).call() {
+                Ok(_) => "https",
+                Err(_) => "http",
+            }
+        } else {
+            "https"
+        };
+        lock(&self.schemes).insert(host.to_string(), scheme);
+        Ok(format!("{scheme}://{host}"))
+    }
+
+    /// The configured credential for `domain`, if any.
+    pub(crate) fn credential(&self, domain: &str) -> Result<Option<Credential>, Error> {
+        let mut cfg = lock(&self.config);
+        if cfg.is_none() {
+            *cfg = Some(
+                DockerConfig::load(&self.options.docker_config)
+                    .map_err(|e| Error::new(domain, e))?,
+            );
+        }
+        let cfg = cfg.as_ref().expect("loaded above");
+        cfg.credential(domain).map_err(|e| Error::new(domain, e))
+    }
+
+    /// Sends a request built by `build` (given the base URL and an
+    /// `Authorization` value), answering a 401 challenge once and retrying
+    /// resets, 5xx and 429 with backoff.
+    pub(crate) fn send(
+        &self,
+        target: &Target<'_>,
+        build: &RequestFn<'_>,
+    ) -> Result<Response<Body>, Error> {
+        let base = self.base_url(target.domain)?;
+        let key = (target.domain.to_string(), target.scopes.join(" "));
+        let mut authorization = lock(&self.authorizations).get(&key).cloned();
+        let mut challenged = false;
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let may_retry = target.retry && attempt < self.options.attempts;
+            let resp = match build(&base, authorization.as_deref()) {
+                Ok(r) => r,
+                Err(e) if may_retry && transient(&e) => {
+                    std::thread::sleep(backoff(attempt));
+                    continue;
+                }
+                Err(e) => return Err(Error::new(target.what, transport_message(&e))),
+            };
+            let status = resp.status().as_u16();
+            if status == 401 && !challenged {
+                challenged = true;
+                let header = resp
+                    .headers()
+                    .get("www-authenticate")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("")
+                    .to_string();
+                authorization = Some(self.authorize(target, &header)?);
+                lock(&self.authorizations).insert(key.clone(), authorization.clone().unwrap());
+                attempt -= 1;
+                continue;
+            }
+            if (status >= 500 || status == 429) && may_retry {
+                let wait = retry_after(&resp).unwrap_or_else(|| backoff(attempt));
+                std::thread::sleep(wait.min(Duration::from_secs(30)));
+                continue;
+            }
+            return Ok(resp);
+        }
+    }
+
+    /// Answers a challenge: the `Authorization` value to send.
+    fn authorize(&self, target: &Target<'_>, header: &str) -> Result<String, Error> {
+        let cred = self.credential(target.domain)?;
+        let challenge = auth::parse_challenge(header).ok_or_else(|| {
+            Error::new(
+                target.what,
+                "unauthorized, and the registry sent no usable WWW-Authenticate challenge",
+            )
+        })?;
+        match challenge.scheme.as_str() {
+            "basic" => match cred {
+                Some(c) => Ok(c.basic()),
+                None => Err(Error::new(
+                    target.what,
+                    format!(
+                        "unauthorized: authentication required (run `kiln login {}`)",
+                        target.domain
+                    ),
+                )),
+            },
+            "bearer" => self.fetch_token(target, &challenge, cred.as_ref()),
+            other => Err(Error::new(
+                target.what,
+                format!("unsupported auth scheme {other:?}"),
+            )),
+        }
+    }
+
+    /// The token dance: GET realm?service=..&scope=.. with basic
+    /// credentials when we have them.
+    fn fetch_token(
+        &self,
+        target: &Target<'_>,
+        challenge: &auth::Challenge,
+        cred: Option<&Credential>,
+    ) -> Result<String, Error> {
+        let realm = challenge
+            .params
+            .get("realm")
+            .ok_or_else(|| Error::new(target.what, "bearer challenge without a realm"))?;
+        if !(realm.starts_with("https://")
+            || realm.starts_with("http://") && self.is_insecure(target.domain))
+        {
+            return Err(Error::new(
+                target.what,
+                format!("refusing token realm {realm}: not https"),
+            ));
+        }
+        let mut req = self.agent.get(realm.as_str());
+        if let Some(service) = challenge.params.get("service") {
+            req = req.query("service", service);
+        }
+        for scope in &target.scopes {
+            req = req.query("scope", scope);
+        }
+        if let Some(c) = cred {
+            req = req.header("Authorization", c.basic());
+        }
+        let mut resp = req
+            .call()
+            .map_err(|e| Error::new(target.what, format!("token server {realm}: {e}")))?;
+        let status = resp.status().as_u16();
+        if status == 401 || status == 403 {
+            return Err(Error::new(
+                target.what,
+                if cred.is_some() {
+                    format!("unauthorized: the token server {realm} refused the credentials for {} (wrong username or password?)", target.domain)
+                } else {
+                    format!(
+                        "unauthorized: authentication required (run `kiln login {}`)",
+                        target.domain
+                    )
+                },
+            ));
+        }
+        if status != 200 {
+            return Err(Error::new(
+                target.what,
+                format!("token server {realm} answered {status}"),
+            ));
+        }
+        let body: serde_json::Value = serde_json::from_slice(
+            &resp
+                .body_mut()
+                .with_config()
+                .limit(1 << 20)
+                .read_to_vec()
+                .map_err(|e| Error::new(target.what, format!("token server {realm}: {e}")))?,
+        )
+        .map_err(|e| Error::new(target.what, format!("token server {realm}: {e}")))?;
+        let token = body
+            .get("token")
+            .or_else(|| body.get("access_token"))
+            .and_then(|t| t.as_str())
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| {
+                Error::new(
+                    target.what,
+                    format!("token server {realm} returned no token"),
+                )
+            })?;
+        Ok(format!("Bearer {token}"))
+    }
+
+    /// Checks credentials against a registry (`kiln login`).
+    pub fn check_login(&self, domain: &str, cred: &Credential) -> Result<(), Error> {
+        let base = self.base_url(domain)?;
+        let url = format!("{base}/v2/");
+        let resp = self
+            .agent
+            .get(&url)
+            .call()
+            .map_err(|e| Error::new(domain, transport_message(&e)))?;
+        if resp.status().as_u16() != 401 {
+            return Ok(()); // no auth needed
+        }
+        let header = resp
+            .headers()
+            .get("www-authenticate")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        let challenge = auth::parse_challenge(header)
+            .ok_or_else(|| Error::new(domain, "401 without a WWW-Authenticate challenge"))?;
+        let authorization = if challenge.scheme == "bearer" {
+            let target = Target {
+                domain,
+                scopes: vec![],
+                what: domain,
+                retry: false,
+            };
+            self.fetch_token(&target, &challenge, Some(cred))?
+        } else {
+            cred.basic()
+        };
+        let resp = self
+            .agent
+            .get(&url)
+            .header("Authorization", &authorization)
+            .call()
+            .map_err(|e| Error::new(domain, transport_message(&e)))?;
+        match resp.status().as_u16() {
+            200..=299 => Ok(()),
+            401 | 403 => Err(Error::new(
+                domain,
+                "unauthorized: wrong username or password",
+            )),
+            s => Err(Error::new(domain, format!("registry answered {s}"))),
+        }
+    }
+}
+
+pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn backoff(attempt: u32) -> Duration {
+    Duration::from_millis(200u64 << attempt.min(6))
+}
+
+fn retry_after(resp: &Response<Body>) -> Option<Duration> {
+    let v = resp.headers().get("retry-after")?.to_str().ok()?;
+    if let Ok(secs) = v.trim().parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let when = httpdate::parse_http_date(v.trim()).ok()?;
+    when.duration_since(std::time::SystemTime::now()).ok()
+}
+
+/// Failures worth another attempt: the connection, not the request.
+fn transient(e: &ureq::Error) -> bool {
+    // A refused connection is an answer (nothing listens), not a hiccup.
+    matches!(
+        e,
+        ureq::Error::Io(_) | ureq::Error::Timeout(_) | ureq::Error::Protocol(_)
+    )
+}
+
+pub(crate) fn transport_message(e: &ureq::Error) -> String {
+    match e {
+        ureq::Error::Io(io) => format!("connection failed: {io}"),
+        ureq::Error::ConnectionFailed => "connection refused".to_string(),
+        ureq::Error::HostNotFound => "host not found".to_string(),
+        other => other.to_string(),
+    }
+}
+
+/// A registry's error answer as one line: `manifest unknown (404)`.
+pub(crate) fn status_message(resp: &mut Response<Body>) -> String {
+    let status = resp.status().as_u16();
+    let body = resp
+        .body_mut()
+        .with_config()
+        .limit(64 << 10)
+        .read_to_vec()
+        .unwrap_or_default();
+    let detail = serde_json::from_slice::<serde_json::Value>(&body)
+        .ok()
+        .and_then(|v| {
+            let e = v.get("errors")?.as_array()?.first()?.clone();
+            let code = e.get("code").and_then(|c| c.as_str()).unwrap_or("");
+            let msg = e.get("message").and_then(|c| c.as_str()).unwrap_or("");
+            Some(if msg.is_empty() {
+                code.to_ascii_lowercase()
+            } else {
+                msg.to_string()
+            })
+        });
+    let what = match status {
+        401 => "unauthorized",
+        403 => "denied",
+        404 => "not found",
+        429 => "too many requests",
+        _ => "request failed",
+    };
+    match detail {
+        Some(d) if !d.is_empty() => format!("{what}: {d} (HTTP {status})"),
+        _ => format!("{what} (HTTP {status})"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn local_hosts_are_insecure_by_default() {
+        let c = Client::new(ClientOptions {
+            insecure_registries: vec!["reg.lan:5000".into()],
+            ..ClientOptions::default()
+        });
+        assert!(c.is_insecure("127.0.0.1:5000"));
+        assert!(c.is_insecure("localhost"));
+        assert!(c.is_insecure("reg.lan:5000"));
+        assert!(!c.is_insecure("ghcr.io"));
+        assert!(!c.is_insecure("reg.lan"));
+        assert_eq!(api_host("docker.io"), "registry-1.docker.io");
+    }
+}

@@ -1,0 +1,342 @@
+//! Push: every blob the registry lacks (HEAD first), mounted from another
+//! repository of the same registry when the store knows one that holds it,
+//! else uploaded in one PUT or, past `chunk_size`, in PATCH chunks; then
+//! the manifest, byte for byte as stored, so its digest is unchanged.
+
+use crate::client::{lock, status_message, Target};
+use crate::pull::BlobDesc;
+use crate::{Client, Error};
+use kiln_store::{Digest, Image, Reference, Store, MEDIA_OCI_MANIFEST};
+use std::io::Read;
+use std::sync::Mutex;
+use ureq::http::Response;
+use ureq::Body;
+
+/// What a push did.
+#[derive(Debug, Clone, Default)]
+pub struct Pushed {
+    /// The manifest digest (`repo@digest` now names the image remotely).
+    pub digest: Option<Digest>,
+    pub uploaded: usize,
+    pub mounted: usize,
+    pub existing: usize,
+    pub bytes_uploaded: u64,
+}
+
+enum BlobOutcome {
+    Existing,
+    Mounted,
+    Uploaded,
+}
+
+fn header(resp: &Response<Body>, name: &str) -> Option<String> {
+    resp.headers()
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+}
+
+/// A `Location` answer as an absolute URL.
+fn absolute(base: &str, location: &str) -> String {
+    if location.starts_with("http://") || location.starts_with("https://") {
+        location.to_string()
+    } else {
+        format!("{base}{location}")
+    }
+}
+
+fn with_query(url: &str, key: &str, value: &str) -> String {
+    let sep = if url.contains('?') { '&' } else { '?' };
+    format!("{url}{sep}{key}={value}")
+}
+
+impl Client {
+    /// `kiln push`: uploads `image` as `reference`.
+    pub fn push(
+        &self,
+        store: &Store,
+        image: &Image,
+        reference: &Reference,
+    ) -> Result<Pushed, Error> {
+        let what = reference.familiar();
+        let layers = image
+            .layers()
+            .map_err(|e| Error::new(&what, e.to_string()))?;
+        let mut blobs: Vec<BlobDesc> = layers
+            .iter()
+            .map(|l| BlobDesc {
+                digest: l.digest.clone(),
+                size: l.size,
+            })
+            .collect();
+        let config_size = store
+            .blobs()
+            .size(&image.config_digest)
+            .map_err(|e| Error::new(&what, e.to_string()))?;
+        blobs.push(BlobDesc {
+            digest: image.config_digest.clone(),
+            size: config_size,
+        });
+        blobs.dedup_by(|a, b| a.digest == b.digest);
+
+        let report = Mutex::new(Pushed::default());
+        let failed: Mutex<Option<Error>> = Mutex::new(None);
+        let queue: Mutex<Vec<&BlobDesc>> = Mutex::new(blobs.iter().rev().collect());
+        let workers = self
+            .options
+            .parallel_transfers
+            .clamp(1, 16)
+            .min(blobs.len());
+        std::thread::scope(|s| {
+            for _ in 0..workers {
+                s.spawn(|| loop {
+                    if lock(&failed).is_some() {
+                        return;
+                    }
+                    let Some(blob) = lock(&queue).pop() else {
+                        return;
+                    };
+                    match self.push_blob(store, reference, blob, &what) {
+                        Ok(outcome) => {
+                            let mut r = lock(&report);
+                            match outcome {
+                                BlobOutcome::Existing => r.existing += 1,
+                                BlobOutcome::Mounted => r.mounted += 1,
+                                BlobOutcome::Uploaded => {
+                                    r.uploaded += 1;
+                                    r.bytes_uploaded += blob.size;
+                                }
+                            }
+                        }
+                        Err(e) => {
+                            lock(&failed).get_or_insert(e);
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        if let Some(e) = failed.into_inner().unwrap_or_else(|p| p.into_inner()) {
+            return Err(e);
+        }
+        let mut report = report.into_inner().unwrap_or_else(|p| p.into_inner());
+
+        let manifest = store
+            .blobs()
+            .read(&image.manifest_digest)
+            .map_err(|e| Error::new(&what, e.to_string()))?;
+        let media_type = serde_json::from_slice::<serde_json::Value>(&manifest)
+            .ok()
+            .and_then(|v| v.get("mediaType")?.as_str().map(str::to_string))
+            .unwrap_or_else(|| MEDIA_OCI_MANIFEST.to_string());
+        let tag_or_digest = reference
+            .tag
+            .clone()
+            .unwrap_or_else(|| image.manifest_digest.to_string());
+        let target = Target {
+            domain: &reference.domain,
+            scopes: vec![format!("repository:{}:pull,push", reference.path)],
+            what: &what,
+            retry: true,
+        };
+        let mut resp = self.send(&target, &|base, auth| {
+            let mut req = self
+                .agent()
+                .put(format!(
+                    "{base}/v2/{}/manifests/{tag_or_digest}",
+                    reference.path
+                ))
+                .header("Content-Type", &media_type);
+            if let Some(a) = auth {
+                req = req.header("Authorization", a);
+            }
+            req.send(&manifest[..])
+        })?;
+        if resp.status().as_u16() != 201 {
+            return Err(Error::new(
+                &what,
+                format!("manifest upload: {}", status_message(&mut resp)),
+            ));
+        }
+        if let Some(d) = header(&resp, "docker-content-digest") {
+            if d != image.manifest_digest.to_string() {
+                return Err(Error::new(
+                    &what,
+                    format!(
+                        "the registry stored the manifest as {d}, not {}",
+                        image.manifest_digest
+                    ),
+                ));
+            }
+        }
+        let all: Vec<Digest> = blobs.iter().map(|b| b.digest.clone()).collect();
+        let _ = store.record_blob_sources(&all, &reference.repository());
+        report.digest = Some(image.manifest_digest.clone());
+        Ok(report)
+    }
+
+    fn push_blob(
+        &self,
+        store: &Store,
+        reference: &Reference,
+        blob: &BlobDesc,
+        what: &str,
+    ) -> Result<BlobOutcome, Error> {
+        let path = &reference.path;
+        let fail = |msg: String| Error::new(what, format!("blob {}: {msg}", blob.digest));
+        let push_target = |extra: Option<String>| Target {
+            domain: &reference.domain,
+            scopes: std::iter::once(format!("repository:{path}:pull,push"))
+                .chain(extra)
+                .collect(),
+            what,
+            retry: true,
+        };
+        let resp = self.send(&push_target(None), &|base, auth| {
+            let mut req = self
+                .agent()
+                .head(format!("{base}/v2/{path}/blobs/{}", blob.digest));
+            if let Some(a) = auth {
+                req = req.header("Authorization", a);
+            }
+            req.call()
+        })?;
+        if resp.status().as_u16() == 200 {
+            return Ok(BlobOutcome::Existing);
+        }
+
+        // A repository of the same registry that holds the blob?
+        let prefix = format!("{}/", reference.domain);
+        let mount_from = store
+            .blob_sources(&blob.digest)
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|r| r.strip_prefix(&prefix).map(str::to_string))
+            .find(|p| p != path);
+        let target = push_target(
+            mount_from
+                .as_ref()
+                .map(|from| format!("repository:{from}:pull")),
+        );
+        let mut resp = self.send(&target, &|base, auth| {
+            let mut url = format!("{base}/v2/{path}/blobs/uploads/");
+            if let Some(from) = &mount_from {
+                url = format!("{url}?mount={}&from={from}", blob.digest);
+            }
+            let mut req = self.agent().post(url);
+            if let Some(a) = auth {
+                req = req.header("Authorization", a);
+            }
+            req.send_empty()
+        })?;
+        match resp.status().as_u16() {
+            201 if mount_from.is_some() => return Ok(BlobOutcome::Mounted),
+            202 => {}
+            _ => return Err(fail(format!("upload start: {}", status_message(&mut resp)))),
+        }
+        let base = self.base_url(&reference.domain)?;
+        let mut location = absolute(
+            &base,
+            &header(&resp, "location").ok_or_else(|| fail("upload without a Location".into()))?,
+        );
+
+        let file_path = store.blobs().path(&blob.digest);
+        let open = || {
+            std::fs::File::open(&file_path)
+                .map_err(|e| fail(format!("{}: {e}", file_path.display())))
+        };
+        let chunk = self.options.chunk_size.max(1);
+        if blob.size > chunk {
+            // Chunked: PATCH each range; the registry answers with where
+            // the next one goes. A chunk is not re-sent blindly.
+            let mut file = open()?;
+            let mut offset = 0u64;
+            let mut buf = Vec::with_capacity(chunk as usize);
+            while offset < blob.size {
+                buf.clear();
+                (&mut file)
+                    .take(chunk)
+                    .read_to_end(&mut buf)
+                    .map_err(|e| fail(e.to_string()))?;
+                if buf.is_empty() {
+                    return Err(fail("blob shorter than its size".into()));
+                }
+                let end = offset + buf.len() as u64 - 1;
+                let mut t = push_target(None);
+                t.retry = false;
+                let loc = location.clone();
+                let mut resp = self.send(&t, &|_, auth| {
+                    let mut req = self
+                        .agent()
+                        .patch(&loc)
+                        .header("Content-Type", "application/octet-stream")
+                        .header("Content-Range", format!("{offset}-{end}"));
+                    if let Some(a) = auth {
+                        req = req.header("Authorization", a);
+                    }
+                    req.send(&buf[..])
+                })?;
+                if resp.status().as_u16() != 202 {
+                    return Err(fail(format!(
+                        "chunk {offset}-{end}: {}",
+                        status_message(&mut resp)
+                    )));
+                }
+                if let Some(l) = header(&resp, "location") {
+                    location = absolute(&base, &l);
+                }
+                offset = end + 1;
+            }
+            let url = with_query(&location, "digest", &blob.digest.to_string());
+            let mut resp = self.send(&push_target(None), &|_, auth| {
+                let mut req = self.agent().put(&url);
+                if let Some(a) = auth {
+                    req = req.header("Authorization", a);
+                }
+                req.send_empty()
+            })?;
+            if resp.status().as_u16() != 201 {
+                return Err(fail(format!("upload end: {}", status_message(&mut resp))));
+            }
+        } else {
+            let url = with_query(&location, "digest", &blob.digest.to_string());
+            let mut resp = self.send(&push_target(None), &|_, auth| {
+                let file = open().map_err(|e| ureq::Error::Io(std::io::Error::other(e)))?;
+                let mut req = self
+                    .agent()
+                    .put(&url)
+                    .header("Content-Type", "application/octet-stream");
+                if let Some(a) = auth {
+                    req = req.header("Authorization", a);
+                }
+                req.send(file)
+            })?;
+            if resp.status().as_u16() != 201 {
+                return Err(fail(format!("upload: {}", status_message(&mut resp))));
+            }
+        }
+        Ok(BlobOutcome::Uploaded)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn locations_resolve_and_take_queries() {
+        assert_eq!(
+            absolute("http://h:1", "/v2/x/blobs/uploads/u?_state=s"),
+            "http://h:1/v2/x/blobs/uploads/u?_state=s"
+        );
+        assert_eq!(absolute("http://h:1", "https://o/u"), "https://o/u");
+        assert_eq!(
+            with_query("http://h/u?a=b", "digest", "d"),
+            "http://h/u?a=b&digest=d"
+        );
+        assert_eq!(
+            with_query("http://h/u", "digest", "d"),
+            "http://h/u?digest=d"
+        );
+    }
+}
