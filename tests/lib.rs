@@ -87,3 +87,135 @@ pub fn write_busybox_rootfs(dest: &Path) {
     );
     std::fs::write(dest, out.stdout).unwrap();
 }
+
+/// A free TCP port on 127.0.0.1 (free when asked; servers retry on a race).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn wait_for_port(port: u16, child: &mut std::process::Child, what: &str) {
+    for _ in 0..200 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return;
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("{what} exited early: {status}");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(25));
+    }
+    panic!("{what} did not listen on 127.0.0.1:{port}");
+}
+
+/// A real registry (Debian's `docker-registry`, distribution v2) on
+/// 127.0.0.1 with its own storage; stopped on drop.
+pub struct Registry {
+    pub port: u16,
+    child: std::process::Child,
+    _dir: tempfile::TempDir,
+}
+
+impl Registry {
+    /// No auth when `htpasswd` is None; else basic auth against that
+    /// `user:bcrypt-hash` file content.
+    pub fn start(htpasswd: Option<&str>) -> Registry {
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let mut config = format!(
+            "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n",
+            dir.path().join("data").display()
+        );
+        if let Some(h) = htpasswd {
+            let file = dir.path().join("htpasswd");
+            std::fs::write(&file, h).unwrap();
+            config.push_str(&format!(
+                "auth:\n  htpasswd:\n    realm: kiln-test\n    path: {}\n",
+                file.display()
+            ));
+        }
+        let config_path = dir.path().join("config.yml");
+        std::fs::write(&config_path, config).unwrap();
+        let mut child = std::process::Command::new(tool_path("docker-registry"))
+            .arg("serve")
+            .arg(&config_path)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        wait_for_port(port, &mut child, "docker-registry");
+        Registry {
+            port,
+            child,
+            _dir: dir,
+        }
+    }
+
+    /// `127.0.0.1:PORT`.
+    pub fn host(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A bcrypt `user:hash` line from apache2-utils' htpasswd.
+pub fn htpasswd_line(user: &str, password: &str) -> String {
+    tool("htpasswd", &["-Bbn", user, password])
+}
+
+/// `tests/registry-proxy.py` in front of `upstream`: a token server
+/// (`--token USER:PASS`), or a faulty registry (`--corrupt-blobs`,
+/// `--close-blobs`). Stopped on drop.
+pub struct Proxy {
+    pub port: u16,
+    child: std::process::Child,
+}
+
+impl Proxy {
+    pub fn start(upstream: u16, args: &[&str]) -> Proxy {
+        let port = free_port();
+        let mut child = std::process::Command::new("python3")
+            .arg(repo_root().join("tests/registry-proxy.py"))
+            .arg("--port")
+            .arg(port.to_string())
+            .arg("--upstream")
+            .arg(format!("127.0.0.1:{upstream}"))
+            .args(args)
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        wait_for_port(port, &mut child, "registry-proxy.py");
+        Proxy { port, child }
+    }
+
+    pub fn host(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// How many tokens the proxy's token server handed out.
+    pub fn tokens_issued(&self) -> u64 {
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", self.port)).unwrap();
+        use std::io::{Read, Write};
+        s.write_all(b"GET /stats HTTP/1.0\r\nHost: x\r\n\r\n")
+            .unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).unwrap();
+        let body = out.split("\r\n\r\n").nth(1).unwrap_or("");
+        body.trim().parse().unwrap()
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -6,6 +6,7 @@
 //! cache index lookups, progress output and the exporters. The frontend,
 //! the solver, the executor and the store stay unaware of each other.
 
+pub mod download;
 pub mod fileop;
 pub mod progress;
 
@@ -46,14 +47,65 @@ impl Output {
     }
 }
 
-/// The store as the frontend's image source.
-pub struct StoreImages<'a>(pub &'a Store);
+/// The store as the frontend's image source; images it lacks are pulled
+/// when a registry client is given.
+pub struct StoreImages<'a> {
+    pub store: &'a Store,
+    /// None: offline, the store only.
+    pub registry: Option<&'a kiln_registry::Client>,
+    /// `--pull`: resolve every image against its registry again.
+    pub always_pull: bool,
+    pub platform: kiln_registry::Platform,
+    /// Say what is pulled (on stderr).
+    pub verbose: bool,
+}
+
+impl<'a> StoreImages<'a> {
+    /// The store only, no pulls.
+    pub fn offline(store: &'a Store) -> StoreImages<'a> {
+        StoreImages {
+            store,
+            registry: None,
+            always_pull: false,
+            platform: kiln_registry::Platform::host(),
+            verbose: false,
+        }
+    }
+
+    /// The image `reference` names: from the store, else pulled.
+    pub fn image(&self, reference: &str) -> Result<kiln_store::Image, String> {
+        let local = if self.always_pull {
+            None
+        } else {
+            match self.store.resolve(reference) {
+                Ok(image) => return Ok(image),
+                Err(e) => Some(e),
+            }
+        };
+        let hint = "(kiln build uses images in the local store, or pulls them: kiln load / kiln import / kiln pull)";
+        let parsed = Reference::parse(reference);
+        match (self.registry, parsed) {
+            (Some(client), Ok(r)) => {
+                if self.verbose {
+                    eprintln!("pulling {}", r.familiar());
+                }
+                client
+                    .pull(self.store, &r, &self.platform)
+                    .map(|p| p.image)
+                    .map_err(|e| format!("{e} {hint}"))
+            }
+            (_, Err(e)) => Err(format!("{reference}: {e}")),
+            (None, Ok(_)) => Err(format!(
+                "{reference}: {} {hint}",
+                local.map_or("not in the store".to_string(), |e| e.to_string())
+            )),
+        }
+    }
+}
 
 impl ImageSource for StoreImages<'_> {
     fn resolve(&self, reference: &str) -> Result<ResolvedImage, String> {
-        let image = self.0.resolve(reference).map_err(|e| {
-            format!("{reference}: {e} (kiln build uses images in the local store: kiln load / kiln import / kiln pull)")
-        })?;
+        let image = self.image(reference)?;
         let canonical = Reference::parse(reference)
             .map(|r| r.to_string())
             .unwrap_or_else(|_| reference.to_string());
@@ -77,6 +129,7 @@ pub struct BuildWorker {
     pub by_key: HashMap<Fingerprint, Vec<VertexId>>,
     pub def: Arc<Definition>,
     pub write_opts: WriteOptions,
+    pub downloads: Arc<download::Downloads>,
 }
 
 impl BuildWorker {
@@ -110,7 +163,17 @@ impl BuildWorker {
                 ))
             }
             Source::Context { .. } => Output::Dir(self.context.clone(), self.ignore.clone()),
-            Source::Http { .. } => return Ok(None),
+            Source::Http {
+                url,
+                checksum,
+                filename,
+            } => {
+                let fetched = self.downloads.get(url, filename, checksum.as_deref())?;
+                Output::Dir(
+                    Arc::new(fetched.dir.clone()),
+                    Arc::new(Ignore::from_patterns(&[]).map_err(|e| e.to_string())?),
+                )
+            }
         }))
     }
 
@@ -439,6 +502,10 @@ impl Worker for BuildWorker {
         let ids = self.by_key.get(key)?;
         let first = *ids.first()?;
         if let Op::Source(src) = &self.def.vertex(first).op {
+            // Downloads are work, done (and reported) by `run`.
+            if matches!(src, Source::Http { .. }) {
+                return None;
+            }
             return self.source(src).ok().flatten();
         }
         let stack = self.store.cache_get(&key.hex()).ok().flatten()?;
@@ -463,9 +530,9 @@ impl Worker for BuildWorker {
             self.progress.start(id, &self.label(id));
         }
         let result = match &vertex.op {
-            Op::Source(src) => self.source(src).and_then(|o| {
-                o.ok_or_else(|| "ADD from http(s) URLs is not supported yet".to_string())
-            }),
+            Op::Source(src) => self
+                .source(src)
+                .and_then(|o| o.ok_or_else(|| "internal error: no source".to_string())),
             Op::Exec(x) => self.exec(id, x, &inputs, cancel),
             Op::File(f) => self.file(f, &inputs),
         };
@@ -559,10 +626,35 @@ pub fn checksum_roots(include: &[String]) -> Vec<String> {
 pub fn cache_keys(
     store: &Store,
     def: &Definition,
+    target: VertexId,
     context: &Path,
+    downloads: &download::Downloads,
 ) -> Result<Vec<Fingerprint>, (VertexId, String)> {
     let mut sums: HashMap<VertexId, Fingerprint> = HashMap::new();
+    // Stages the target does not need download nothing.
+    let needed = kiln_solver::needed(def, target);
     for (id, v) in def.vertices() {
+        if let Op::Source(Source::Http {
+            url,
+            checksum,
+            filename,
+        }) = &v.op
+        {
+            // A checksum is the content's name: nothing to fetch. Without
+            // one, only the content can say whether the cache applies.
+            let content = match checksum {
+                Some(sum) => sum.clone(),
+                None if needed.contains(&id) => {
+                    let fetched = downloads.get(url, filename, None).map_err(|e| (id, e))?;
+                    downloads.content_key(&fetched)
+                }
+                None => continue,
+            };
+            let mut e = kiln_solver::Encoder::new();
+            e.str(&content);
+            sums.insert(id, e.finish());
+            continue;
+        }
         if let Op::Source(Source::Context {
             include, exclude, ..
         }) = &v.op

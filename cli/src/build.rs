@@ -47,6 +47,14 @@ pub struct BuildOptions {
     /// Target platform; only the host's is supported (no emulation).
     #[arg(long, value_name = "OS/ARCH")]
     platform: Option<String>,
+    /// Resolve every base image against its registry again (else images
+    /// already in the store are used, so builds work offline).
+    #[arg(long)]
+    pull: bool,
+    /// Push the image to its registry under each tag (same as
+    /// `-o type=image,push=true`).
+    #[arg(long)]
+    push: bool,
     /// Write the image ID to this file.
     #[arg(long, value_name = "FILE")]
     iidfile: Option<PathBuf>,
@@ -72,7 +80,7 @@ fn fail(msg: impl std::fmt::Display) -> Reported {
 }
 
 enum OutputSpec {
-    Image,
+    Image { push: bool },
     Archive(PathBuf),
     Tar(PathBuf),
     Local(PathBuf),
@@ -80,17 +88,25 @@ enum OutputSpec {
 
 fn parse_output(spec: Option<&str>) -> Result<OutputSpec, Reported> {
     let Some(spec) = spec else {
-        return Ok(OutputSpec::Image);
+        return Ok(OutputSpec::Image { push: false });
     };
     if !spec.contains('=') {
         return Ok(OutputSpec::Local(PathBuf::from(spec)));
     }
     let mut kind = None;
     let mut dest = None;
+    let mut push = false;
     for part in spec.split(',') {
         match part.split_once('=') {
             Some(("type", v)) => kind = Some(v.to_string()),
             Some(("dest", v)) => dest = Some(PathBuf::from(v)),
+            Some(("push", v)) => {
+                push = match v {
+                    "true" => true,
+                    "false" => false,
+                    _ => return Err(fail(format!("-o {spec}: push={v}: want true or false"))),
+                }
+            }
             _ => {
                 return Err(fail(format!(
                     "-o {spec}: unknown option {part:?} (use type=...,dest=...)"
@@ -102,7 +118,8 @@ fn parse_output(spec: Option<&str>) -> Result<OutputSpec, Reported> {
         dest.ok_or_else(|| fail(format!("-o {spec}: this output type needs dest=PATH")))
     };
     match kind.as_deref() {
-        Some("image") | None => Ok(OutputSpec::Image),
+        Some("image") | None => Ok(OutputSpec::Image { push }),
+        _ if push => Err(fail(format!("-o {spec}: push=true needs type=image"))),
         Some("oci") | Some("docker") => Ok(OutputSpec::Archive(need_dest(dest)?)),
         Some("tar") => Ok(OutputSpec::Tar(need_dest(dest)?)),
         Some("local") => Ok(OutputSpec::Local(need_dest(dest)?)),
@@ -191,7 +208,11 @@ fn report_step(
     Reported
 }
 
-pub fn build(store: Store, o: BuildOptions) -> Result<i32, Reported> {
+pub fn build(
+    store: Store,
+    client: Arc<kiln_registry::Client>,
+    o: BuildOptions,
+) -> Result<i32, Reported> {
     let store = Arc::new(store);
     let context = o
         .context
@@ -249,37 +270,68 @@ pub fn build(store: Store, o: BuildOptions) -> Result<i32, Reported> {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as i64);
-    let output = parse_output(o.output.as_deref())?;
+    let mut output = parse_output(o.output.as_deref())?;
+    if o.push {
+        match &mut output {
+            OutputSpec::Image { push } => *push = true,
+            _ => return Err(fail("--push needs the image output (not -o local/tar/oci)")),
+        }
+    }
+    if matches!(output, OutputSpec::Image { push: true }) && o.tags.is_empty() {
+        return Err(fail("--push needs a name to push to: give -t NAME"));
+    }
     let tags: Vec<Reference> = o
         .tags
         .iter()
         .map(|t| Reference::parse(t).map_err(|e| fail(format!("-t {t}: {e}"))))
         .collect::<Result<_, _>>()?;
     let secrets = parse_secrets(&o.secrets)?;
+    let platform = parse_platform(o.platform.as_deref())?;
+    let pull_platform = match &platform {
+        Some(p) => kiln_registry::Platform {
+            os: p.os.clone(),
+            architecture: p.arch.clone(),
+            variant: Some(p.variant.clone()).filter(|v| !v.is_empty()),
+        },
+        None => kiln_registry::Platform::host(),
+    };
     let options = lower::Options {
         build_args,
         target: o.target.clone(),
-        platform: parse_platform(o.platform.as_deref())?,
+        platform,
         labels,
         network: o.network.clone(),
         no_cache_stages: o.no_cache_filter.clone(),
         ignore: ignore.patterns().to_vec(),
     };
-    let lowered = lower::lower(&df, &options, &StoreImages(&store)).map_err(|e| {
+    let images = StoreImages {
+        store: &store,
+        registry: Some(&client),
+        always_pull: o.pull,
+        platform: pull_platform,
+        verbose: !o.quiet && o.progress != "quiet",
+    };
+    let lowered = lower::lower(&df, &options, &images).map_err(|e| {
         eprint!("{}", e.render(&name, &source));
         Reported
     })?;
     let def = Arc::new(lowered.definition.clone());
     let ignore = Arc::new(ignore);
-    let keys: Vec<kiln_solver::Fingerprint> = kiln_builder::cache_keys(&store, &def, &context)
-        .map_err(|(id, m)| {
-            let text = lowered
-                .steps
-                .get(&id)
-                .map(|s| s.text.trim().to_string())
-                .unwrap_or_default();
-            report_step(&lowered, id, &format!("{text}: {m}"), &name, &source)
-        })?;
+    let downloads = Arc::new(
+        kiln_builder::download::Downloads::new(&store, client.clone())
+            .map_err(|e| fail(format!("download area: {e}")))?,
+    );
+    let keys: Vec<kiln_solver::Fingerprint> =
+        kiln_builder::cache_keys(&store, &def, lowered.target, &context, &downloads).map_err(
+            |(id, m)| {
+                let text = lowered
+                    .steps
+                    .get(&id)
+                    .map(|s| s.text.trim().to_string())
+                    .unwrap_or_default();
+                report_step(&lowered, id, &format!("{text}: {m}"), &name, &source)
+            },
+        )?;
     let mut by_key: HashMap<kiln_solver::Fingerprint, Vec<VertexId>> = HashMap::new();
     for (id, _) in def.vertices() {
         by_key.entry(keys[id.0]).or_default().push(id);
@@ -309,6 +361,7 @@ pub fn build(store: Store, o: BuildOptions) -> Result<i32, Reported> {
         by_key,
         def: def.clone(),
         write_opts: Default::default(),
+        downloads,
     });
     let target_key = keys[lowered.target.0].hex();
     let solved = kiln_builder::solve(worker, &lowered, keys, o.no_cache);
@@ -330,7 +383,9 @@ pub fn build(store: Store, o: BuildOptions) -> Result<i32, Reported> {
             .flatten()
             .unwrap_or(now)
     }));
-    export(&store, &lowered, &stack, &created, &tags, output, &o)
+    export(
+        &store, &client, &lowered, &stack, &created, &tags, output, &o,
+    )
 }
 
 fn report_failure(
@@ -352,8 +407,10 @@ fn report_failure(
     report_step(lowered, id, message, name, source)
 }
 
+#[allow(clippy::too_many_arguments)]
 fn export(
     store: &Arc<Store>,
+    client: &kiln_registry::Client,
     lowered: &Lowered,
     stack: &LayerStack,
     created: &str,
@@ -390,6 +447,11 @@ fn export(
         eprintln!("writing image {id} done");
         for t in tags {
             eprintln!("naming to {} done", t.familiar());
+        }
+    }
+    if let OutputSpec::Image { push: true } = output {
+        for t in tags {
+            crate::registry::push_image(store, client, &image, t, o.quiet)?;
         }
     }
     Ok(0)

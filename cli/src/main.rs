@@ -4,6 +4,7 @@
 mod build;
 mod change;
 mod images;
+mod registry;
 mod run;
 
 use clap::{Parser, Subcommand};
@@ -21,6 +22,16 @@ struct Cli {
     /// The store directory [default: /var/lib/kiln as root, else $XDG_DATA_HOME/kiln]
     #[arg(long, global = true, env = "KILN_ROOT", value_name = "DIR")]
     root: Option<PathBuf>,
+    /// A registry (`host:port`) that may be spoken to over plain HTTP
+    /// (localhost and 127.0.0.1 always may); repeatable.
+    #[arg(
+        long = "insecure-registry",
+        global = true,
+        env = "KILN_INSECURE_REGISTRIES",
+        value_delimiter = ',',
+        value_name = "HOST"
+    )]
+    insecure_registries: Vec<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -34,6 +45,39 @@ enum Command {
     Build(build::BuildOptions),
     /// Run a command in a new container from an image.
     Run(run::RunOptions),
+    /// Pull an image from a registry into the store.
+    Pull {
+        /// The image (`busybox`, `127.0.0.1:5000/app:1`, `repo@sha256:...`).
+        image: String,
+        /// The platform to pick from a multi-platform image [default: this machine's].
+        #[arg(long, value_name = "OS/ARCH[/VARIANT]")]
+        platform: Option<String>,
+        /// Print only the reference.
+        #[arg(short, long)]
+        quiet: bool,
+    },
+    /// Push an image from the store to a registry.
+    Push {
+        /// The image to push; its name says where, unless DEST is given.
+        image: String,
+        /// Where to push it (a full reference).
+        dest: Option<String>,
+        #[arg(short, long)]
+        quiet: bool,
+    },
+    /// Save credentials for a registry (in docker's config.json or its
+    /// credential helper).
+    Login {
+        /// The registry host (`host:port`).
+        server: String,
+        #[arg(short, long)]
+        username: Option<String>,
+        /// Read the password from standard input.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Forget a registry's credentials.
+    Logout { server: String },
     /// Load images from a docker archive, an OCI layout tar or an OCI layout directory.
     Load {
         /// The archive or layout directory (`-` for standard input).
@@ -199,9 +243,24 @@ pub(crate) fn emit(text: &str) -> Result<(), Reported> {
 
 fn run(cli: Cli) -> Result<i32, Reported> {
     let store = || images::open_store(cli.root.clone());
+    let client = || std::sync::Arc::new(registry::client(&cli.insecure_registries));
     match cli.command {
-        Command::Build(options) => return build::build(store()?, options),
-        Command::Run(options) => return run::run(&store()?, options),
+        Command::Build(options) => return build::build(store()?, client(), options),
+        Command::Run(options) => return run::run(&store()?, &client(), options),
+        Command::Pull {
+            image,
+            platform,
+            quiet,
+        } => registry::pull(&store()?, &client(), &image, platform.as_deref(), quiet)?,
+        Command::Push { image, dest, quiet } => {
+            registry::push(&store()?, &client(), &image, dest.as_deref(), quiet)?
+        }
+        Command::Login {
+            server,
+            username,
+            password_stdin,
+        } => registry::login(&client(), &server, username, password_stdin)?,
+        Command::Logout { server } => registry::logout(&server)?,
         Command::Load { input, quiet } => images::load(&store()?, &input, quiet)?,
         Command::Save {
             output,

@@ -160,8 +160,22 @@ fn random_id() -> String {
     buf.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-pub fn run(store: &Store, o: RunOptions) -> Result<i32, Reported> {
-    let image = store.resolve(&o.image).map_err(fail)?;
+pub fn run(store: &Store, client: &kiln_registry::Client, o: RunOptions) -> Result<i32, Reported> {
+    // As docker run: an image the store lacks is pulled first.
+    let image = match store.resolve(&o.image) {
+        Ok(image) => image,
+        Err(kiln_store::StoreError::ImageNotFound(_)) => {
+            let images = kiln_builder::StoreImages {
+                store,
+                registry: Some(client),
+                always_pull: true,
+                platform: kiln_registry::Platform::host(),
+                verbose: true,
+            };
+            images.image(&o.image).map_err(fail)?
+        }
+        Err(e) => return Err(fail(e)),
+    };
     let config = image.config.get("config").cloned().unwrap_or(Value::Null);
 
     // Entrypoint and Cmd, as docker combines them.

@@ -658,3 +658,153 @@ fn copy_exclude_never_hides_a_change_from_the_cache() {
     env.build(&["-t", "ex"]);
     assert_eq!(env.run(&["ex", "cat", "/d/a.txt"]), "v2\n");
 }
+
+/// `python3 -m http.server` serving `dir` on 127.0.0.1; stopped on drop.
+struct FileServer {
+    port: u16,
+    child: std::process::Child,
+}
+
+impl FileServer {
+    fn start(dir: &Path) -> FileServer {
+        let port = kiln_tests::free_port();
+        let child = std::process::Command::new("python3")
+            .args(["-m", "http.server", "--bind", "127.0.0.1"])
+            .arg(port.to_string())
+            .current_dir(dir)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        for _ in 0..200 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(25));
+        }
+        FileServer { port, child }
+    }
+    fn url(&self, file: &str) -> String {
+        format!("http://127.0.0.1:{}/{file}", self.port)
+    }
+}
+
+impl Drop for FileServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn add_from_urls_with_checksums_and_cache() {
+    let env = Env::new();
+    let www = env.path("www");
+    fs::create_dir_all(&www).unwrap();
+    let set = |name: &str, body: &[u8]| {
+        let p = www.join(name);
+        fs::write(&p, body).unwrap();
+        // 2001-02-03T04:05:06Z: the server's Last-Modified.
+        let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(981173106);
+        fs::File::options()
+            .write(true)
+            .open(&p)
+            .unwrap()
+            .set_modified(t)
+            .unwrap();
+    };
+    set("hello.txt", b"hello from the web\n");
+    // A real gzip tarball: a remote archive must stay an archive.
+    let tgz = env.path("a.tar.gz");
+    let status = std::process::Command::new("tar")
+        .arg("-czf")
+        .arg(&tgz)
+        .arg("-C")
+        .arg(env.ctx())
+        .arg(".")
+        .status()
+        .unwrap();
+    assert!(status.success());
+    set("a.tar.gz", &fs::read(&tgz).unwrap());
+    let server = FileServer::start(&www);
+    let sum = format!(
+        "sha256:{}",
+        hex::encode(sha2::Sha256::digest(b"hello from the web\n"))
+    );
+    let dockerfile = |checksum: &str| {
+        format!(
+            "FROM busybox\n\
+             ADD {hello} /dl/\n\
+             ADD --checksum={checksum} {hello} /pinned.txt\n\
+             ADD {tgz} /archive/\n\
+             RUN --mount=type=cache,target=/c,id=add-url echo ran >> /c/log\n",
+            hello = server.url("hello.txt"),
+            tgz = server.url("a.tar.gz"),
+        )
+    };
+    env.write("Dockerfile", &dockerfile(&sum));
+    env.build(&["-t", "web"]);
+    assert_eq!(
+        env.run(&["web", "cat", "/dl/hello.txt"]),
+        "hello from the web\n"
+    );
+    assert_eq!(
+        env.run(&["web", "cat", "/pinned.txt"]),
+        "hello from the web\n"
+    );
+    // Downloads are 0600 and carry Last-Modified as their mtime, as in docker.
+    assert_eq!(
+        env.run(&["web", "stat", "-c", "%a %Y", "/dl/hello.txt"]),
+        "600 981173106\n"
+    );
+    assert_eq!(
+        env.run(&["web", "ls", "/archive"]),
+        "a.tar.gz\n",
+        "remote archives are not unpacked"
+    );
+    assert_eq!(env.log("add-url").len(), 1);
+
+    // Same content: everything cached. New content: the steps after rerun.
+    env.build(&["-t", "web"]);
+    assert_eq!(env.log("add-url").len(), 1);
+    set("hello.txt", b"changed\n");
+    let (code, _, err) = env.try_build(&[]);
+    assert_ne!(code, 0, "the pinned checksum no longer matches");
+    assert!(err.contains("checksum mismatch"), "{err}");
+    assert!(err.contains("Dockerfile:3"), "{err}");
+    let new_sum = format!("sha256:{}", hex::encode(sha2::Sha256::digest(b"changed\n")));
+    env.write("Dockerfile", &dockerfile(&new_sum));
+    env.build(&["-t", "web2"]);
+    assert_eq!(env.log("add-url").len(), 2);
+    assert_eq!(env.run(&["web2", "cat", "/pinned.txt"]), "changed\n");
+
+    // A pinned download is its checksum: cached, it needs no server.
+    env.write(
+        "Dockerfile",
+        &format!(
+            "FROM busybox\nADD --checksum={new_sum} {} /pinned.txt\n",
+            server.url("hello.txt")
+        ),
+    );
+    env.build(&[]);
+    drop(server);
+    let (_, progress) = env.build(&[]);
+    assert!(progress.contains("CACHED"), "{progress}");
+
+    // Errors name the URL and the line.
+    env.write(
+        "Dockerfile",
+        "FROM busybox\nADD http://127.0.0.1:1/nothing /x\n",
+    );
+    let (code, _, err) = env.try_build(&[]);
+    assert_ne!(code, 0);
+    assert!(err.contains("http://127.0.0.1:1/nothing"), "{err}");
+    assert!(err.contains("Dockerfile:2"), "{err}");
+    env.write(
+        "Dockerfile",
+        "FROM busybox\nADD --checksum=md5:abc http://127.0.0.1:1/x /x\n",
+    );
+    let (code, _, err) = env.try_build(&[]);
+    assert_ne!(code, 0);
+    assert!(err.contains("sha256:<64 hex digits>"), "{err}");
+}

@@ -38,7 +38,10 @@ pub enum Source {
     /// A download (`ADD https://...`), pinned by checksum when given.
     Http {
         url: String,
+        /// `sha256:<hex>` from `--checksum`.
         checksum: Option<String>,
+        /// The name the download gets in its one-file tree.
+        filename: String,
     },
 }
 
@@ -220,20 +223,21 @@ impl Definition {
         out
     }
 
-    /// Every vertex's cache key. `context_checksum` gives the content
-    /// checksum of a context source's selected paths (None if unknown: the
-    /// key then covers only the selection, which callers must not cache on).
+    /// Every vertex's cache key. `content_checksum` gives the content
+    /// checksum of a context source's selected paths or of a download
+    /// (None if unknown: the key then covers only the op, which callers
+    /// must not cache on).
     pub fn cache_keys(
         &self,
-        context_checksum: impl Fn(VertexId, &Source) -> Option<Fingerprint>,
+        content_checksum: impl Fn(VertexId, &Source) -> Option<Fingerprint>,
     ) -> Vec<Fingerprint> {
         let mut out: Vec<Fingerprint> = Vec::with_capacity(self.vertices.len());
         for (i, v) in self.vertices.iter().enumerate() {
             let mut e = Encoder::new();
             e.tag("kiln.cache.v1");
             encode_op(&mut e, &v.op, Purpose::Cache);
-            if let Op::Source(src @ Source::Context { .. }) = &v.op {
-                match context_checksum(VertexId(i), src) {
+            if let Op::Source(src @ (Source::Context { .. } | Source::Http { .. })) = &v.op {
+                match content_checksum(VertexId(i), src) {
                     Some(sum) => e.tag("content").digest(&sum),
                     None => e.tag("content").opt_str(None),
                 };
@@ -285,12 +289,18 @@ fn encode_op(e: &mut Encoder, op: &Op, purpose: Purpose) {
                         .tag("exclude")
                         .strs(exclude);
                 }
-                Source::Http { url, checksum } => {
+                Source::Http {
+                    url,
+                    checksum,
+                    filename,
+                } => {
                     e.str("http")
                         .tag("url")
                         .str(url)
                         .tag("checksum")
-                        .opt_str(checksum.as_deref());
+                        .opt_str(checksum.as_deref())
+                        .tag("filename")
+                        .str(filename);
                 }
             }
         }

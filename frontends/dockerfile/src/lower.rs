@@ -776,7 +776,7 @@ impl Lowerer<'_> {
                     link: c.link,
                     parents: c.parents,
                     excludes: &c.excludes,
-                    unpack: false,
+                    unpack: None,
                     checksum: None,
                     keyword: "COPY",
                 };
@@ -792,7 +792,7 @@ impl Lowerer<'_> {
                     link: a.link,
                     parents: false,
                     excludes: &a.excludes,
-                    unpack: a.unpack.unwrap_or(true),
+                    unpack: a.unpack,
                     checksum: a.checksum.as_deref(),
                     keyword: "ADD",
                 };
@@ -1150,7 +1150,9 @@ struct CopyArgs<'a> {
     link: bool,
     parents: bool,
     excludes: &'a [String],
-    unpack: bool,
+    /// `--unpack` as given: archives are unpacked by default only when
+    /// ADD copies them from a local tree.
+    unpack: Option<bool>,
     checksum: Option<&'a str>,
     keyword: &'static str,
 }
@@ -1163,6 +1165,23 @@ fn is_lone_heredoc(cmd: &str, doc: &Heredoc) -> bool {
 
 fn is_url(s: &str) -> bool {
     s.starts_with("http://") || s.starts_with("https://")
+}
+
+/// The name a download gets: the URL path's last segment, as BuildKit
+/// names it (`__unnamed__` when the path has none).
+fn url_filename(url: &str) -> String {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let path = rest
+        .split(['?', '#'])
+        .next()
+        .unwrap_or("")
+        .split_once('/')
+        .map_or("", |(_, p)| p);
+    // Go's path.Base: trailing slashes do not count.
+    match path.trim_end_matches('/').rsplit('/').next() {
+        Some(base) if !base.is_empty() && base != "." && base != ".." => base.to_string(),
+        _ => "__unnamed__".to_string(),
+    }
 }
 
 fn is_git(s: &str) -> bool {
@@ -1284,7 +1303,8 @@ impl Lowerer<'_> {
         // Group sources: heredocs and URLs each get their own source tree;
         // paths share one (the context, a stage or an image).
         let mut paths = Vec::new();
-        let mut steps: Vec<(VertexId, Vec<String>)> = Vec::new();
+        // (source tree, paths in it, unpack archives)
+        let mut steps: Vec<(VertexId, Vec<String>, bool)> = Vec::new();
         for s in a.sources {
             match s {
                 CopySource::Heredoc(doc) => {
@@ -1297,17 +1317,29 @@ impl Lowerer<'_> {
                     }
                     let mode = 0o644;
                     let file = self.heredoc_file(&doc, mode, span)?;
-                    steps.push((file, vec![format!("/{}", doc.name)]));
+                    steps.push((file, vec![format!("/{}", doc.name)], false));
                 }
                 CopySource::Path(p) => {
                     let p = self.expand(p, state, pos)?;
                     if kw == "ADD" && is_url(&p) {
-                        let checksum = a.checksum.map(str::to_string);
+                        let checksum =
+                            a.checksum.map(|c| self.expand(c, state, pos)).transpose()?;
+                        if let Some(c) = &checksum {
+                            let hex = c.strip_prefix("sha256:").unwrap_or("");
+                            if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+                                return Err(err(
+                                    pos,
+                                    format!("ADD --checksum={c}: want sha256:<64 hex digits>"),
+                                ));
+                            }
+                        }
+                        let filename = url_filename(&p);
                         let id = self.add(
                             Vertex {
                                 op: Op::Source(Source::Http {
                                     url: p.clone(),
-                                    checksum,
+                                    checksum: checksum.map(|c| c.to_ascii_lowercase()),
+                                    filename: filename.clone(),
                                 }),
                                 inputs: vec![],
                                 name: format!("ADD {p}"),
@@ -1318,7 +1350,8 @@ impl Lowerer<'_> {
                                 text: text.to_string(),
                             },
                         )?;
-                        steps.push((id, vec!["/".into()]));
+                        // Remote archives are not unpacked unless asked.
+                        steps.push((id, vec![format!("/{filename}")], a.unpack == Some(true)));
                     } else if kw == "ADD" && is_git(&p) {
                         return Err(err(
                             pos,
@@ -1352,13 +1385,13 @@ impl Lowerer<'_> {
                     self.context(include, span, text)?
                 }
             };
-            steps.insert(0, (src, paths));
+            steps.insert(0, (src, paths, a.unpack.unwrap_or(kw == "ADD")));
         }
         let label = self.label(n, total, text);
         let mut fs = state.fs;
         let single = steps.len() == 1;
         let groups = steps.len();
-        for (src, paths) in steps {
+        for (src, paths, unpack) in steps {
             fs = self.add(
                 Vertex {
                     op: Op::File(FileOp::Copy {
@@ -1369,7 +1402,7 @@ impl Lowerer<'_> {
                         chmod: chmod.clone(),
                         exclude: excludes.clone(),
                         parents: a.parents,
-                        unpack: a.unpack,
+                        unpack,
                         link: a.link && single,
                     }),
                     inputs: vec![fs, src],
@@ -1389,5 +1422,19 @@ impl Lowerer<'_> {
             Self::history(state, format!("{} # kiln", text.trim()), LayerSlot::Step);
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::url_filename;
+
+    #[test]
+    fn downloads_are_named_like_buildkit_names_them() {
+        assert_eq!(url_filename("https://h/a/b.tar.gz?x=1#f"), "b.tar.gz");
+        assert_eq!(url_filename("http://h:8/file"), "file");
+        assert_eq!(url_filename("https://h/"), "__unnamed__");
+        assert_eq!(url_filename("https://h"), "__unnamed__");
+        assert_eq!(url_filename("https://h/dir/"), "dir");
     }
 }
