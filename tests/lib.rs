@@ -190,6 +190,7 @@ impl Proxy {
             .arg(format!("127.0.0.1:{upstream}"))
             .args(args)
             .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
             .spawn()
             .unwrap();
         wait_for_port(port, &mut child, "registry-proxy.py");

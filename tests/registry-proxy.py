@@ -7,6 +7,8 @@ Modes (combinable):
                       credentials, as Docker Hub's auth service does.
   --corrupt-blobs     blob downloads arrive with their last byte flipped.
   --close-blobs       blob downloads stop halfway and the connection closes.
+  --flaky             the first try of each manifest gets 429 (Retry-After),
+                      of each blob 503: clients must retry.
 
 GET /stats answers how many tokens were issued (token reuse is tested).
 Everything else is forwarded to --upstream unchanged, Host included, so the
@@ -29,6 +31,7 @@ class State:
         self.lock = threading.Lock()
         self.issued = {}  # token -> set of granted scopes
         self.count = 0
+        self.seen = set()  # (method, path) already failed once (--flaky)
 
 
 def needed_scopes(method, path, query):
@@ -127,6 +130,16 @@ def make_handler(args, state):
                     return
                 if not self.authorized(url.path, query):
                     return
+            if args.flaky and "/manifests/" in url.path or args.flaky and "/blobs/sha256:" in url.path:
+                with state.lock:
+                    first = (self.command, url.path) not in state.seen
+                    state.seen.add((self.command, url.path))
+                if first and "/manifests/" in url.path:
+                    self.reply(429, b"slow down", [("Retry-After", "1")])
+                    return
+                if first:
+                    self.reply(503, b"try again")
+                    return
             headers = {k: v for k, v in self.headers.items()
                        if k.lower() not in HOP and k.lower() != "authorization"}
             up = http.client.HTTPConnection(args.upstream, timeout=60)
@@ -166,6 +179,7 @@ def main():
     p.add_argument("--token")
     p.add_argument("--corrupt-blobs", action="store_true")
     p.add_argument("--close-blobs", action="store_true")
+    p.add_argument("--flaky", action="store_true")
     args = p.parse_args()
     server = http.server.ThreadingHTTPServer(("127.0.0.1", args.port), make_handler(args, State()))
     server.daemon_threads = True

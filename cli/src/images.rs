@@ -214,10 +214,21 @@ pub fn import(
 
 /// One (REPOSITORY, TAG) row per name of the image, or `<none>` twice.
 fn repo_tags(img: &kiln_store::Image) -> Vec<(String, String)> {
-    let rows: Vec<(String, String)> = img
+    let refs: Vec<Reference> = img
         .names
         .iter()
         .filter_map(|n| Reference::parse(n).ok())
+        .collect();
+    // A pull names the image `repo@digest` too; as in docker, that shows
+    // only for a repository with no tag for the image.
+    let tagged: Vec<String> = refs
+        .iter()
+        .filter(|r| r.tag.is_some())
+        .map(|r| r.familiar_repository())
+        .collect();
+    let mut rows: Vec<(String, String)> = refs
+        .into_iter()
+        .filter(|r| r.tag.is_some() || !tagged.contains(&r.familiar_repository()))
         .map(|r| {
             (
                 r.familiar_repository(),
@@ -225,6 +236,7 @@ fn repo_tags(img: &kiln_store::Image) -> Vec<(String, String)> {
             )
         })
         .collect();
+    rows.dedup();
     if rows.is_empty() {
         vec![("<none>".into(), "<none>".into())]
     } else {

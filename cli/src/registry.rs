@@ -12,11 +12,21 @@ fn fail(msg: impl std::fmt::Display) -> Reported {
 
 /// A client that may speak plain HTTP to `insecure` hosts (and always to
 /// localhost).
+/// `KILN_PUSH_CHUNK_SIZE` (bytes) sets the size past which blobs are
+/// uploaded in chunks of that size.
 pub fn client(insecure: &[String]) -> Client {
-    Client::new(ClientOptions {
+    let mut options = ClientOptions {
         insecure_registries: insecure.to_vec(),
         ..ClientOptions::default()
-    })
+    };
+    if let Some(n) = std::env::var("KILN_PUSH_CHUNK_SIZE")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+        .filter(|n| *n > 0)
+    {
+        options.chunk_size = n;
+    }
+    Client::new(options)
 }
 
 pub fn parse_platform(flag: &str, p: Option<&str>) -> Result<Platform, Reported> {

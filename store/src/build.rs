@@ -189,7 +189,13 @@ impl Store {
             .layers(
                 layers
                     .iter()
-                    .map(|l| descriptor(&l.media_type, &l.digest, l.size))
+                    .map(|l| {
+                        // An OCI manifest names OCI layer types: a docker
+                        // base layer is the same bytes under its OCI name.
+                        let mt = crate::layer::Compression::from_media_type(&l.media_type)
+                            .map_or(l.media_type.as_str(), |c| c.media_type());
+                        descriptor(mt, &l.digest, l.size)
+                    })
                     .collect::<Vec<_>>(),
             )
             .build()
