@@ -9,6 +9,7 @@
 pub mod download;
 pub mod fileop;
 pub mod progress;
+pub mod remote_cache;
 
 use kiln_executor::{view, Mount, MountSource, Network, Sharing, Spec, Stdio};
 use kiln_frontend_dockerfile::dockerignore::Ignore;
@@ -82,7 +83,7 @@ impl<'a> StoreImages<'a> {
                 Err(e) => Some(e),
             }
         };
-        let hint = "(kiln build uses images in the local store, or pulls them: kiln load / kiln import / kiln pull)";
+        let hint = "(kiln pull, kiln load or kiln import put images in the local store)";
         let parsed = Reference::parse(reference);
         match (self.registry, parsed) {
             (Some(client), Ok(r)) => {
@@ -92,7 +93,10 @@ impl<'a> StoreImages<'a> {
                 client
                     .pull(self.store, &r, &self.platform)
                     .map(|p| p.image)
-                    .map_err(|e| format!("{e} {hint}"))
+                    .map_err(|e| match &local {
+                        Some(_) => format!("{e}; it is not in the local store either {hint}"),
+                        None => e.to_string(),
+                    })
             }
             (_, Err(e)) => Err(format!("{reference}: {e}")),
             (None, Ok(_)) => Err(format!(
@@ -130,9 +134,39 @@ pub struct BuildWorker {
     pub def: Arc<Definition>,
     pub write_opts: WriteOptions,
     pub downloads: Arc<download::Downloads>,
+    /// Other machines' caches (`--cache-from`), asked after the store.
+    pub imports: Vec<remote_cache::Imported>,
+}
+
+/// The host directory behind `RUN --mount=type=cache,id=ID`.
+pub fn cache_mount_dir(store: &Store, id: &str) -> PathBuf {
+    store
+        .root()
+        .join("cache-mounts")
+        .join(hex::encode(sha2::Sha256::digest(id.as_bytes())))
 }
 
 impl BuildWorker {
+    /// A result from an imported cache: its layers are fetched now. A
+    /// blob that is missing or corrupt costs a warning and a rebuild.
+    fn imported(&self, key: &Fingerprint, id: VertexId) -> Option<LayerStack> {
+        let hex = key.hex();
+        for import in &self.imports {
+            let Some(record) = import.record(&hex) else {
+                continue;
+            };
+            match import.restore(&self.store, record) {
+                Ok(stack) => return Some(stack),
+                Err(e) => self.progress.warn(&format!(
+                    "cache from {} unusable for {}: {e}; building the step",
+                    import.location(),
+                    self.label(id)
+                )),
+            }
+        }
+        None
+    }
+
     fn label(&self, id: VertexId) -> String {
         self.labels
             .get(&id)
@@ -263,11 +297,7 @@ impl BuildWorker {
                     gid,
                     mode,
                 } => MountSource::Cache {
-                    dir: self
-                        .store
-                        .root()
-                        .join("cache-mounts")
-                        .join(hex::encode(sha2::Sha256::digest(cache_id.as_bytes()))),
+                    dir: cache_mount_dir(&self.store, cache_id),
                     sharing: match sharing.as_str() {
                         "private" => Sharing::Private,
                         "locked" => Sharing::Locked,
@@ -508,7 +538,10 @@ impl Worker for BuildWorker {
             }
             return self.source(src).ok().flatten();
         }
-        let stack = self.store.cache_get(&key.hex()).ok().flatten()?;
+        let stack = match self.store.cache_get(&key.hex()).ok().flatten() {
+            Some(stack) => stack,
+            None => self.imported(key, first)?,
+        };
         for &id in ids {
             if self.visible(id) {
                 self.progress.cached(id, &self.label(id));
@@ -557,6 +590,99 @@ impl Worker for BuildWorker {
             let _ = self.store.cache_put(&key.hex(), stack);
         }
     }
+}
+
+/// The cache records a `--cache-to` exports: `max` = every step the target
+/// needed, else the target's own chain (its filesystem's first inputs).
+/// A step this store never recorded (the build hit a later step in an
+/// imported cache) is exported as imported, if its blobs are here: so a
+/// cache passed on stays whole, and inline records stay the same.
+pub fn cache_records(
+    store: &Store,
+    lowered: &Lowered,
+    keys: &[Fingerprint],
+    max: bool,
+    imports: &[remote_cache::Imported],
+) -> Vec<remote_cache::CacheRecord> {
+    let def = &lowered.definition;
+    let ids: Vec<VertexId> = if max {
+        kiln_solver::needed(def, lowered.target)
+            .into_iter()
+            .collect()
+    } else {
+        let mut chain = Vec::new();
+        let mut at = Some(lowered.target);
+        while let Some(id) = at {
+            chain.push(id);
+            let v = def.vertex(id);
+            at = match v.op {
+                Op::Source(_) => None,
+                _ => v.inputs.first().copied(),
+            };
+        }
+        chain
+    };
+    let mut seen = std::collections::HashSet::new();
+    let mut out = Vec::new();
+    for id in ids {
+        let v = def.vertex(id);
+        let key = keys[id.0].hex();
+        if matches!(v.op, Op::Source(_)) || !seen.insert(key.clone()) {
+            continue;
+        }
+        let Some(stack) = store.cache_get(&key).ok().flatten() else {
+            let imported = imports.iter().find_map(|i| i.record(&key)).filter(|r| {
+                r.layers
+                    .iter()
+                    .flatten()
+                    .all(|l| l.digest.parse().is_ok_and(|d| store.blobs().contains(&d)))
+            });
+            out.extend(imported.cloned());
+            continue;
+        };
+        let created = store.cache_created(&key).ok().flatten().unwrap_or(0);
+        out.push(remote_cache::CacheRecord {
+            key,
+            layers: stack
+                .iter()
+                .map(|l| l.as_ref().map(remote_cache::LayerDesc::of))
+                .collect(),
+            created,
+            inputs: v.inputs.iter().map(|i| keys[i.0].hex()).collect(),
+            step: lowered
+                .steps
+                .get(&id)
+                .map(|s| s.label.clone())
+                .unwrap_or_else(|| v.name.clone()),
+        });
+    }
+    out
+}
+
+/// The `RUN --mount=type=cache` ids the target's steps use, with their
+/// directories.
+pub fn cache_mounts(store: &Store, lowered: &Lowered) -> Vec<(String, PathBuf)> {
+    let def = &lowered.definition;
+    let mut ids: Vec<String> = kiln_solver::needed(def, lowered.target)
+        .into_iter()
+        .filter_map(|id| match &def.vertex(id).op {
+            Op::Exec(x) => Some(x.mounts.clone()),
+            _ => None,
+        })
+        .flatten()
+        .filter_map(|m| match m.kind {
+            MountKind::Cache { id, .. } => Some(id),
+            _ => None,
+        })
+        .collect();
+    ids.sort();
+    ids.dedup();
+    ids.into_iter()
+        .map(|id| {
+            let dir = cache_mount_dir(store, &id);
+            (id, dir)
+        })
+        .collect()
 }
 
 /// The image config of a build: the frontend's config plus history, with

@@ -148,6 +148,23 @@ impl Progress {
         self.emit(&mut inner, &line, false);
     }
 
+    /// A warning for the user: always shown (also with `-q`), above the
+    /// live view in tty mode.
+    pub fn warn(&self, message: &str) {
+        let mut inner = self.lock();
+        let line = format!("WARNING: {message}\n");
+        if self.mode == Mode::Tty && inner.drawn > 0 {
+            let clear = format!("\x1b[{}F\x1b[J", inner.drawn);
+            let _ = inner.out.write_all(clear.as_bytes());
+            inner.drawn = 0;
+        }
+        let _ = inner.out.write_all(line.as_bytes());
+        let _ = inner.out.flush();
+        if self.mode == Mode::Tty {
+            self.draw(&mut inner);
+        }
+    }
+
     /// The last output lines of a step (for the failure report).
     pub fn tail(&self, id: VertexId) -> Vec<String> {
         let inner = self.lock();

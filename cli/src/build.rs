@@ -2,6 +2,7 @@
 
 use crate::{emit, Reported};
 use kiln_builder::fileop;
+use kiln_builder::remote_cache::{self, CacheTo};
 use kiln_builder::{BuildWorker, ProgressMode, StoreImages};
 use kiln_executor::view;
 use kiln_frontend_dockerfile::dockerignore::Ignore;
@@ -55,6 +56,17 @@ pub struct BuildOptions {
     /// `-o type=image,push=true`).
     #[arg(long)]
     push: bool,
+    /// Export the build cache: `type=local,dest=DIR` or
+    /// `type=registry,ref=REF` (with `,mode=min|max` and `,mounts=true`
+    /// for `RUN --mount=type=cache` contents), or `type=inline` (in the
+    /// image's config). Repeatable.
+    #[arg(long = "cache-to", value_name = "SPEC")]
+    cache_to: Vec<String>,
+    /// Use an exported cache: `type=local,src=DIR` or
+    /// `type=registry,ref=REF` (or an image pushed with inline cache).
+    /// Repeatable.
+    #[arg(long = "cache-from", value_name = "SPEC")]
+    cache_from: Vec<String>,
     /// Write the image ID to this file.
     #[arg(long, value_name = "FILE")]
     iidfile: Option<PathBuf>,
@@ -286,6 +298,21 @@ pub fn build(
         .map(|t| Reference::parse(t).map_err(|e| fail(format!("-t {t}: {e}"))))
         .collect::<Result<_, _>>()?;
     let secrets = parse_secrets(&o.secrets)?;
+    let cache_to: Vec<CacheTo> = o
+        .cache_to
+        .iter()
+        .map(|spec| {
+            remote_cache::parse_cache_to(spec).map_err(|e| fail(format!("--cache-to {spec}: {e}")))
+        })
+        .collect::<Result<_, _>>()?;
+    let cache_from: Vec<remote_cache::Location> = o
+        .cache_from
+        .iter()
+        .map(|spec| {
+            remote_cache::parse_cache_from(spec)
+                .map_err(|e| fail(format!("--cache-from {spec}: {e}")))
+        })
+        .collect::<Result<_, _>>()?;
     let platform = parse_platform(o.platform.as_deref())?;
     let pull_platform = match &platform {
         Some(p) => kiln_registry::Platform {
@@ -347,6 +374,22 @@ pub fn build(
         mode,
         Box::new(std::io::stderr()),
     ));
+    // Other machines' caches: their records now, their layers on a hit.
+    // An unreachable cache is a warning, never a failed build.
+    let mut imports = Vec::new();
+    for from in &cache_from {
+        match remote_cache::import(&store, client.clone(), from) {
+            Ok(imported) => {
+                for w in
+                    imported.restore_mounts(&store, &|id| kiln_builder::cache_mount_dir(&store, id))
+                {
+                    progress.warn(&w);
+                }
+                imports.push(imported);
+            }
+            Err(e) => progress.warn(&format!("{e}; building without it")),
+        }
+    }
     let worker = Arc::new(BuildWorker {
         store: store.clone(),
         context: Arc::new(context.clone()),
@@ -362,9 +405,10 @@ pub fn build(
         def: def.clone(),
         write_opts: Default::default(),
         downloads,
+        imports,
     });
     let target_key = keys[lowered.target.0].hex();
-    let solved = kiln_builder::solve(worker, &lowered, keys, o.no_cache);
+    let solved = kiln_builder::solve(worker.clone(), &lowered, keys.clone(), o.no_cache);
     progress.finish();
     let stack = match solved {
         Ok(s) => s,
@@ -383,9 +427,40 @@ pub fn build(
             .flatten()
             .unwrap_or(now)
     }));
-    export(
-        &store, &client, &lowered, &stack, &created, &tags, output, &o,
-    )
+    let inline = cache_to
+        .iter()
+        .any(|t| t.location.is_none())
+        .then(|| kiln_builder::cache_records(&store, &lowered, &keys, false, &worker.imports));
+    let code = export(
+        &store, &client, &lowered, &stack, &created, &tags, output, inline, &o,
+    )?;
+    for to in &cache_to {
+        let Some(location) = &to.location else {
+            continue;
+        };
+        let start = std::time::Instant::now();
+        let mut config = remote_cache::CacheConfig {
+            version: 1,
+            records: kiln_builder::cache_records(&store, &lowered, &keys, to.max, &worker.imports),
+            mounts: Vec::new(),
+        };
+        if to.mounts {
+            config.mounts =
+                remote_cache::mount_blobs(&store, &kiln_builder::cache_mounts(&store, &lowered))
+                    .map_err(|e| fail(format!("--cache-to {location}: {e}")))?;
+        }
+        let report = remote_cache::export(&store, &client, location, &config).map_err(fail)?;
+        if !o.quiet {
+            eprintln!(
+                "exporting cache to {location}: {} records, {} new blob(s) ({}) in {:.1}s done",
+                report.records,
+                report.blobs,
+                crate::images::human_size(report.bytes),
+                start.elapsed().as_secs_f64()
+            );
+        }
+    }
+    Ok(code)
 }
 
 fn report_failure(
@@ -416,9 +491,19 @@ fn export(
     created: &str,
     tags: &[Reference],
     output: OutputSpec,
+    inline_cache: Option<Vec<remote_cache::CacheRecord>>,
     o: &BuildOptions,
 ) -> Result<i32, Reported> {
-    let (config, layers) = kiln_builder::image_config(lowered, stack, created);
+    let (mut config, layers) = kiln_builder::image_config(lowered, stack, created);
+    if let Some(records) = inline_cache {
+        // `--cache-to type=inline`: the image carries its own chain's records.
+        config[remote_cache::INLINE_KEY] = serde_json::to_value(remote_cache::CacheConfig {
+            version: 1,
+            records,
+            mounts: Vec::new(),
+        })
+        .unwrap_or_default();
+    }
     match output {
         OutputSpec::Local(dir) => return export_local(store, stack, &dir),
         OutputSpec::Tar(file) => return export_tar(store, stack, &file),

@@ -361,6 +361,22 @@ impl Client {
         Ok(done.into_inner().unwrap_or_else(|p| p.into_inner()))
     }
 
+    /// Brings one blob of `reference`'s repository into the store (unless
+    /// it is there), verified; true if it was downloaded.
+    pub fn pull_blob(
+        &self,
+        store: &Store,
+        reference: &Reference,
+        digest: &Digest,
+        size: u64,
+    ) -> Result<bool, Error> {
+        let blob = BlobDesc {
+            digest: digest.clone(),
+            size,
+        };
+        self.fetch_blob(store, reference, &blob, &reference.familiar())
+    }
+
     /// Streams one blob into the store unless it is there; true if it was
     /// downloaded. A connection lost mid-body is retried from the start
     /// (nothing half-verified is kept); a wrong digest is not retried.

@@ -62,23 +62,40 @@ impl Client {
         let layers = image
             .layers()
             .map_err(|e| Error::new(&what, e.to_string()))?;
-        let mut blobs: Vec<BlobDesc> = layers
-            .iter()
-            .map(|l| BlobDesc {
-                digest: l.digest.clone(),
-                size: l.size,
-            })
-            .collect();
         let config_size = store
             .blobs()
             .size(&image.config_digest)
             .map_err(|e| Error::new(&what, e.to_string()))?;
-        blobs.push(BlobDesc {
-            digest: image.config_digest.clone(),
-            size: config_size,
-        });
-        blobs.dedup_by(|a, b| a.digest == b.digest);
+        let mut blobs: Vec<(Digest, u64)> =
+            layers.iter().map(|l| (l.digest.clone(), l.size)).collect();
+        blobs.push((image.config_digest.clone(), config_size));
+        let mut report = self.push_blobs(store, reference, &blobs)?;
+        let manifest = store
+            .blobs()
+            .read(&image.manifest_digest)
+            .map_err(|e| Error::new(&what, e.to_string()))?;
+        report.digest = Some(self.push_manifest(reference, &manifest)?);
+        Ok(report)
+    }
 
+    /// Uploads the blobs (from the store) the repository lacks,
+    /// `parallel_transfers` at a time.
+    pub fn push_blobs(
+        &self,
+        store: &Store,
+        reference: &Reference,
+        blobs: &[(Digest, u64)],
+    ) -> Result<Pushed, Error> {
+        let what = reference.familiar();
+        let mut blobs: Vec<BlobDesc> = blobs
+            .iter()
+            .map(|(digest, size)| BlobDesc {
+                digest: digest.clone(),
+                size: *size,
+            })
+            .collect();
+        blobs.sort_by(|a, b| a.digest.cmp(&b.digest));
+        blobs.dedup_by(|a, b| a.digest == b.digest);
         let report = Mutex::new(Pushed::default());
         let failed: Mutex<Option<Error>> = Mutex::new(None);
         let queue: Mutex<Vec<&BlobDesc>> = Mutex::new(blobs.iter().rev().collect());
@@ -119,20 +136,22 @@ impl Client {
         if let Some(e) = failed.into_inner().unwrap_or_else(|p| p.into_inner()) {
             return Err(e);
         }
-        let mut report = report.into_inner().unwrap_or_else(|p| p.into_inner());
+        let all: Vec<Digest> = blobs.iter().map(|b| b.digest.clone()).collect();
+        let _ = store.record_blob_sources(&all, &reference.repository());
+        Ok(report.into_inner().unwrap_or_else(|p| p.into_inner()))
+    }
 
-        let manifest = store
-            .blobs()
-            .read(&image.manifest_digest)
-            .map_err(|e| Error::new(&what, e.to_string()))?;
-        let media_type = serde_json::from_slice::<serde_json::Value>(&manifest)
+    /// PUTs a manifest (its blobs must be there) under the reference's tag
+    /// (or its digest); returns the digest, checked against the
+    /// registry's.
+    pub fn push_manifest(&self, reference: &Reference, manifest: &[u8]) -> Result<Digest, Error> {
+        let what = reference.familiar();
+        let digest = Digest::of(manifest);
+        let media_type = serde_json::from_slice::<serde_json::Value>(manifest)
             .ok()
             .and_then(|v| v.get("mediaType")?.as_str().map(str::to_string))
             .unwrap_or_else(|| MEDIA_OCI_MANIFEST.to_string());
-        let tag_or_digest = reference
-            .tag
-            .clone()
-            .unwrap_or_else(|| image.manifest_digest.to_string());
+        let tag_or_digest = reference.tag.clone().unwrap_or_else(|| digest.to_string());
         let target = Target {
             domain: &reference.domain,
             scopes: vec![format!("repository:{}:pull,push", reference.path)],
@@ -150,7 +169,7 @@ impl Client {
             if let Some(a) = auth {
                 req = req.header("Authorization", a);
             }
-            req.send(&manifest[..])
+            req.send(manifest)
         })?;
         if resp.status().as_u16() != 201 {
             return Err(Error::new(
@@ -159,20 +178,14 @@ impl Client {
             ));
         }
         if let Some(d) = header(&resp, "docker-content-digest") {
-            if d != image.manifest_digest.to_string() {
+            if d != digest.to_string() {
                 return Err(Error::new(
                     &what,
-                    format!(
-                        "the registry stored the manifest as {d}, not {}",
-                        image.manifest_digest
-                    ),
+                    format!("the registry stored the manifest as {d}, not {digest}"),
                 ));
             }
         }
-        let all: Vec<Digest> = blobs.iter().map(|b| b.digest.clone()).collect();
-        let _ = store.record_blob_sources(&all, &reference.repository());
-        report.digest = Some(image.manifest_digest.clone());
-        Ok(report)
+        Ok(digest)
     }
 
     fn push_blob(

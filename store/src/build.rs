@@ -166,6 +166,21 @@ impl Store {
         self.db().cache_put(key, &text, time::now())
     }
 
+    /// Records a result that came from another machine's cache export,
+    /// keeping the time it was first made there (the image's `created`,
+    /// so both machines build the same image ID). Every blob must be here.
+    pub fn cache_import(&self, key: &str, stack: &[Option<LayerRef>], created: i64) -> Result<()> {
+        for l in stack.iter().flatten() {
+            if !self.blobs.contains(&l.digest) {
+                return Err(StoreError::BlobMissing {
+                    digest: l.digest.to_string(),
+                });
+            }
+        }
+        let text = Value::Array(stack.iter().map(layer_json).collect()).to_string();
+        self.db().cache_put(key, &text, created)
+    }
+
     /// Stores a built image: `config` is the whole image config except
     /// `rootfs`, which is filled from `layers`. Returns the image, named.
     pub fn commit_built_image(
