@@ -7,6 +7,7 @@
 //! the solver, the executor and the store stay unaware of each other.
 
 pub mod download;
+pub mod explain;
 pub mod fileop;
 pub mod progress;
 pub mod remote_cache;
@@ -136,7 +137,23 @@ pub struct BuildWorker {
     pub downloads: Arc<download::Downloads>,
     /// Other machines' caches (`--cache-from`), asked after the store.
     pub imports: Vec<remote_cache::Imported>,
+    /// Why steps miss: the project's identity (see [`explain::step_id`]),
+    /// every vertex's key, the context files each context source reads,
+    /// and the vertices `--no-cache` covers.
+    pub explain: Explain,
 }
+
+/// What the worker needs to say why a step missed the cache.
+#[derive(Default)]
+pub struct Explain {
+    pub project: String,
+    pub keys: Vec<Fingerprint>,
+    pub context_files: ContextFiles,
+    pub no_cache: std::collections::BTreeSet<VertexId>,
+}
+
+/// Per context source: (path, short checksum) of each file it selects.
+pub type ContextFiles = HashMap<VertexId, kiln_store::FileSums>;
 
 /// The host directory behind `RUN --mount=type=cache,id=ID`.
 pub fn cache_mount_dir(store: &Store, id: &str) -> PathBuf {
@@ -165,6 +182,40 @@ impl BuildWorker {
             }
         }
         None
+    }
+
+    /// What a step is now, for comparing with its last run.
+    fn step_state(&self, id: VertexId, vertex: &Vertex, key: &Fingerprint) -> explain::StepState {
+        let label = self.label(id);
+        let text = label
+            .split_once("] ")
+            .map_or(label.as_str(), |(_, t)| t)
+            .to_string();
+        let env = match &vertex.op {
+            Op::Exec(x) => x.env.iter().cloned().collect(),
+            _ => Default::default(),
+        };
+        let mut files = std::collections::BTreeMap::new();
+        let mut inputs = Vec::new();
+        for input in &vertex.inputs {
+            if let Some(list) = self.explain.context_files.get(input) {
+                files.extend(list.iter().cloned());
+            }
+            let input_key = self
+                .explain
+                .keys
+                .get(input.0)
+                .map(|k| k.hex())
+                .unwrap_or_default();
+            inputs.push((input_key, self.label(*input)));
+        }
+        explain::StepState {
+            key: key.hex(),
+            text,
+            env,
+            files,
+            inputs,
+        }
     }
 
     fn label(&self, id: VertexId) -> String {
@@ -559,8 +610,24 @@ impl Worker for BuildWorker {
         cancel: &Cancel,
     ) -> Result<Output, String> {
         let visible = self.visible(id);
+        let mut explained = None;
         if visible {
             self.progress.start(id, &self.label(id));
+            if let Some(step) = explain::step_id(&self.explain.project, &self.label(id))
+                .filter(|_| !matches!(vertex.op, Op::Source(_)))
+            {
+                let now = self.step_state(id, vertex, _key);
+                let before = self
+                    .store
+                    .step_info(&step)
+                    .ok()
+                    .flatten()
+                    .and_then(|t| serde_json::from_str::<explain::StepState>(&t).ok());
+                let reason =
+                    explain::why(before.as_ref(), &now, self.explain.no_cache.contains(&id));
+                self.progress.note(id, &format!("cache miss: {reason}"));
+                explained = Some((step, now));
+            }
         }
         let result = match &vertex.op {
             Op::Source(src) => self
@@ -573,6 +640,11 @@ impl Worker for BuildWorker {
             match &result {
                 Ok(_) => self.progress.done(id),
                 Err(e) => self.progress.failed(id, e),
+            }
+        }
+        if let (Ok(_), Some((step, now))) = (&result, explained) {
+            if let Ok(text) = serde_json::to_string(&now) {
+                let _ = self.store.set_step_info(&step, &text);
             }
         }
         result
@@ -755,8 +827,9 @@ pub fn cache_keys(
     target: VertexId,
     context: &Path,
     downloads: &download::Downloads,
-) -> Result<Vec<Fingerprint>, (VertexId, String)> {
+) -> Result<(Vec<Fingerprint>, ContextFiles), (VertexId, String)> {
     let mut sums: HashMap<VertexId, Fingerprint> = HashMap::new();
+    let mut files: ContextFiles = HashMap::new();
     // Stages the target does not need download nothing.
     let needed = kiln_solver::needed(def, target);
     for (id, v) in def.vertices() {
@@ -787,15 +860,16 @@ pub fn cache_keys(
         {
             let rules = Ignore::from_patterns(exclude).map_err(|e| (id, e.to_string()))?;
             let excluded = |p: &Path| rules.excludes(p);
-            let (d, _) = store
-                .context_checksum(context, &checksum_roots(include), &excluded)
+            let (d, _, list) = store
+                .context_checksum_files(context, &checksum_roots(include), &excluded)
                 .map_err(|e| (id, e.to_string()))?;
             let mut e = kiln_solver::Encoder::new();
             e.str(&d.to_string());
             sums.insert(id, e.finish());
+            files.insert(id, list);
         }
     }
-    Ok(def.cache_keys(|id, _| sums.get(&id).copied()))
+    Ok((def.cache_keys(|id, _| sums.get(&id).copied()), files))
 }
 
 /// Runs the lowered graph; returns the target's layer stack.

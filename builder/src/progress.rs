@@ -42,6 +42,8 @@ struct Inner {
 /// Shared by the solver's worker threads.
 pub struct Progress {
     mode: Mode,
+    /// `--explain`: say why steps miss the cache in every mode.
+    pub explain: bool,
     started: Instant,
     inner: Mutex<Inner>,
 }
@@ -53,6 +55,7 @@ impl Progress {
     pub fn new(mode: Mode, out: Box<dyn Write + Send>) -> Progress {
         Progress {
             mode,
+            explain: false,
             started: Instant::now(),
             inner: Mutex::new(Inner {
                 steps: Vec::new(),
@@ -148,11 +151,31 @@ impl Progress {
         self.emit(&mut inner, &line, false);
     }
 
-    /// A warning for the user: always shown (also with `-q`), above the
-    /// live view in tty mode.
-    pub fn warn(&self, message: &str) {
+    /// A remark about a step (why it missed the cache): a `#N` line in
+    /// plain mode; in tty mode only when `explain` is set, above the view.
+    pub fn note(&self, id: VertexId, text: &str) {
         let mut inner = self.lock();
-        let line = format!("WARNING: {message}\n");
+        let Some(&i) = inner.by_vertex.get(&id) else {
+            return;
+        };
+        let line = format!("#{} {text}\n", inner.steps[i].number);
+        match self.mode {
+            Mode::Plain => {
+                let _ = inner.out.write_all(line.as_bytes());
+                let _ = inner.out.flush();
+            }
+            Mode::Tty | Mode::Quiet if self.explain => {
+                let label = inner.steps[i].label.clone();
+                drop(inner);
+                self.above(&format!("{label}: {text}\n"));
+            }
+            _ => {}
+        }
+    }
+
+    /// Prints a line above the tty view (or plainly).
+    fn above(&self, line: &str) {
+        let mut inner = self.lock();
         if self.mode == Mode::Tty && inner.drawn > 0 {
             let clear = format!("\x1b[{}F\x1b[J", inner.drawn);
             let _ = inner.out.write_all(clear.as_bytes());
@@ -163,6 +186,12 @@ impl Progress {
         if self.mode == Mode::Tty {
             self.draw(&mut inner);
         }
+    }
+
+    /// A warning for the user: always shown (also with `-q`), above the
+    /// live view in tty mode.
+    pub fn warn(&self, message: &str) {
+        self.above(&format!("WARNING: {message}\n"));
     }
 
     /// The last output lines of a step (for the failure report).

@@ -67,6 +67,11 @@ pub struct BuildOptions {
     /// Repeatable.
     #[arg(long = "cache-from", value_name = "SPEC")]
     cache_from: Vec<String>,
+    /// Say why each step that ran missed the cache (which instruction,
+    /// build arg / ENV value, context file or earlier step changed);
+    /// `--progress plain` always says it.
+    #[arg(long)]
+    explain: bool,
     /// Write the image ID to this file.
     #[arg(long, value_name = "FILE")]
     iidfile: Option<PathBuf>,
@@ -348,7 +353,7 @@ pub fn build(
         kiln_builder::download::Downloads::new(&store, client.clone())
             .map_err(|e| fail(format!("download area: {e}")))?,
     );
-    let keys: Vec<kiln_solver::Fingerprint> =
+    let (keys, context_files) =
         kiln_builder::cache_keys(&store, &def, lowered.target, &context, &downloads).map_err(
             |(id, m)| {
                 let text = lowered
@@ -370,10 +375,9 @@ pub fn build(
         _ if std::io::stderr().is_terminal() => ProgressMode::Tty,
         _ => ProgressMode::Plain,
     };
-    let progress = Arc::new(kiln_builder::progress::Progress::new(
-        mode,
-        Box::new(std::io::stderr()),
-    ));
+    let mut progress = kiln_builder::progress::Progress::new(mode, Box::new(std::io::stderr()));
+    progress.explain = o.explain;
+    let progress = Arc::new(progress);
     // Other machines' caches: their records now, their layers on a hit.
     // An unreachable cache is a warning, never a failed build.
     let mut imports = Vec::new();
@@ -406,6 +410,17 @@ pub fn build(
         write_opts: Default::default(),
         downloads,
         imports,
+        explain: kiln_builder::Explain {
+            // The project: where its context is and which Dockerfile.
+            project: format!("{}\0{}", context.display(), name),
+            keys: keys.clone(),
+            context_files,
+            no_cache: if o.no_cache {
+                def.vertices().map(|(id, _)| id).collect()
+            } else {
+                lowered.no_cache.clone()
+            },
+        },
     });
     let target_key = keys[lowered.target.0].hex();
     let solved = kiln_builder::solve(worker.clone(), &lowered, keys.clone(), o.no_cache);

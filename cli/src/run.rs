@@ -168,7 +168,7 @@ pub fn run(store: &Store, client: &kiln_registry::Client, o: RunOptions) -> Resu
             let images = kiln_builder::StoreImages {
                 store,
                 registry: Some(client),
-                always_pull: true,
+                always_pull: false,
                 platform: kiln_registry::Platform::host(),
                 verbose: true,
             };

@@ -808,3 +808,57 @@ fn add_from_urls_with_checksums_and_cache() {
     assert_ne!(code, 0);
     assert!(err.contains("sha256:<64 hex digits>"), "{err}");
 }
+
+#[test]
+fn explain_says_why_each_step_missed() {
+    let env = Env::new();
+    env.write("src/a.txt", "a\n");
+    env.write("src/b.txt", "b\n");
+    env.write("other.txt", "o\n");
+    env.write(
+        "Dockerfile",
+        "FROM busybox\nARG V=1\nCOPY src/ /src/\nRUN echo $V > /v\nCOPY other.txt /\nRUN cat /v /other.txt\n",
+    );
+    let (_, out) = env.build(&[]);
+    assert_eq!(
+        out.matches("cache miss: no earlier build of this step")
+            .count(),
+        4,
+        "{out}"
+    );
+    let miss = |out: &str| -> Vec<String> {
+        out.lines()
+            .filter_map(|l| l.split_once(" cache miss: ").map(|(_, r)| r.to_string()))
+            .collect()
+    };
+    // A context file: its COPY names it, later steps name the step.
+    env.write("src/b.txt", "B\n");
+    let (_, out) = env.build(&[]);
+    assert_eq!(
+        miss(&out),
+        [
+            "context files changed: src/b.txt",
+            "an earlier step changed: [stage-0 3/6] COPY src/ /src/",
+            "an earlier step changed: [stage-0 4/6] RUN echo $V > /v",
+            "an earlier step changed: [stage-0 5/6] COPY other.txt /",
+        ]
+    );
+    // A build arg.
+    let (_, out) = env.build(&["--build-arg", "V=2"]);
+    assert_eq!(miss(&out)[0], "build arg / ENV changed: V=\"1\" → \"2\"");
+    // An instruction, and --no-cache.
+    env.write(
+        "Dockerfile",
+        "FROM busybox\nARG V=1\nCOPY src/ /src/\nRUN echo $V > /v\nCOPY other.txt /\nRUN cat /other.txt /v\n",
+    );
+    let (_, out) = env.build(&["--build-arg", "V=2"]);
+    assert_eq!(
+        miss(&out),
+        ["the instruction changed (was: RUN cat /v /other.txt)"]
+    );
+    let (_, out) = env.build(&["--no-cache", "--build-arg", "V=2"]);
+    assert!(miss(&out).iter().all(|r| r == "--no-cache"), "{out}");
+    // Fully cached: nothing to explain.
+    let (_, out) = env.build(&["--build-arg", "V=2"]);
+    assert!(miss(&out).is_empty(), "{out}");
+}

@@ -166,6 +166,15 @@ impl Store {
         self.db().cache_put(key, &text, time::now())
     }
 
+    /// What a build step was when it last ran (JSON; see `--explain`).
+    pub fn step_info(&self, step: &str) -> Result<Option<String>> {
+        self.db().step_info(step)
+    }
+
+    pub fn set_step_info(&self, step: &str, info: &str) -> Result<()> {
+        self.db().set_step_info(step, info)
+    }
+
     /// Records a result that came from another machine's cache export,
     /// keeping the time it was first made there (the image's `created`,
     /// so both machines build the same image ID). Every blob must be here.

@@ -20,6 +20,9 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
+/// (path, short checksum) of each file in a selection.
+pub type FileSums = Vec<(String, String)>;
+
 /// How much work a checksum took.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ContextStats {
@@ -35,6 +38,8 @@ struct Walk<'a> {
     memo: HashMap<(u64, u64), MemoRow>,
     fresh: Vec<((u64, u64), MemoRow)>,
     stats: ContextStats,
+    /// (path, short checksum) of every file and symlink walked.
+    files: FileSums,
 }
 
 impl Walk<'_> {
@@ -74,7 +79,12 @@ impl Walk<'_> {
             h.update(b"other\0");
             h.update(u64::from(ft.is_fifo()).to_be_bytes());
         }
-        Ok(h.finalize().into())
+        let sum: [u8; 32] = h.finalize().into();
+        if !ft.is_dir() {
+            self.files
+                .push((rel.to_string_lossy().into_owned(), hex::encode(&sum[..8])));
+        }
+        Ok(sum)
     }
 
     /// The content hash, from the memo when (size, mtime, ctime) still match.
@@ -113,6 +123,19 @@ impl Store {
         paths: &[String],
         excluded: &dyn Fn(&Path) -> bool,
     ) -> Result<(Digest, ContextStats)> {
+        self.context_checksum_files(root, paths, excluded)
+            .map(|(d, stats, _)| (d, stats))
+    }
+
+    /// [`Store::context_checksum`], also giving each file's (and symlink's)
+    /// path and short checksum: what `--explain` compares to say which
+    /// file changed.
+    pub fn context_checksum_files(
+        &self,
+        root: &Path,
+        paths: &[String],
+        excluded: &dyn Fn(&Path) -> bool,
+    ) -> Result<(Digest, ContextStats, FileSums)> {
         let memo = self.db().context_memo()?;
         let mut walk = Walk {
             root: root.to_path_buf(),
@@ -120,6 +143,7 @@ impl Store {
             memo,
             fresh: Vec::new(),
             stats: ContextStats::default(),
+            files: Vec::new(),
         };
         let mut h = Sha256::new();
         for p in paths {
@@ -149,6 +173,6 @@ impl Store {
         }
         let stats = walk.stats;
         self.db().save_context_memo(&walk.fresh)?;
-        Ok((Digest::from_hasher(h), stats))
+        Ok((Digest::from_hasher(h), stats, walk.files))
     }
 }

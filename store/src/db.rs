@@ -43,6 +43,10 @@ CREATE TABLE IF NOT EXISTS blob_sources (
     repository TEXT NOT NULL,       -- where it lives: host/path (for cross-repo mounts)
     PRIMARY KEY (digest, repository)
 );
+CREATE TABLE IF NOT EXISTS step_history (
+    step     TEXT PRIMARY KEY,      -- a Dockerfile step's identity (project, stage, position)
+    info     TEXT NOT NULL          -- JSON: what the step was when it last ran (for --explain)
+);
 CREATE TABLE IF NOT EXISTS build_cache (
     key      TEXT PRIMARY KEY,      -- a build step's cache key
     layers   TEXT NOT NULL,         -- JSON layer stack: null | {digest, diff_id, size, media_type}
@@ -334,6 +338,26 @@ impl Db {
             .prepare("SELECT repository FROM blob_sources WHERE digest = ?1")?;
         let rows = stmt.query_map([digest.to_string()], |r| r.get::<_, String>(0))?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    pub fn step_info(&self, step: &str) -> Result<Option<String>> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT info FROM step_history WHERE step = ?1",
+                [step],
+                |r| r.get(0),
+            )
+            .optional()?)
+    }
+
+    pub fn set_step_info(&mut self, step: &str, info: &str) -> Result<()> {
+        self.conn.execute(
+            "INSERT INTO step_history (step, info) VALUES (?1, ?2)
+             ON CONFLICT(step) DO UPDATE SET info = excluded.info",
+            params![step, info],
+        )?;
+        Ok(())
     }
 
     /// SQLite's own consistency check.

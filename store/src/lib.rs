@@ -34,7 +34,7 @@ pub use archive::{ImportOptions, LoadReport};
 pub use blobs::{BlobWriter, Blobs};
 pub use build::{chain_id, stack_layers, LayerStack};
 pub use check::{CheckReport, DiskUsage, PruneReport};
-pub use context::ContextStats;
+pub use context::{ContextStats, FileSums};
 pub use digest::{Digest, DigestError, HashingReader, HashingWriter};
 pub use error::{Result, StoreError};
 pub use image::{
