@@ -201,16 +201,30 @@ impl Proxy {
         format!("127.0.0.1:{}", self.port)
     }
 
-    /// How many tokens the proxy's token server handed out.
-    pub fn tokens_issued(&self) -> u64 {
-        let mut s = std::net::TcpStream::connect(("127.0.0.1", self.port)).unwrap();
+    fn get(&self, path: &str) -> String {
         use std::io::{Read, Write};
-        s.write_all(b"GET /stats HTTP/1.0\r\nHost: x\r\n\r\n")
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", self.port)).unwrap();
+        s.write_all(format!("GET {path} HTTP/1.0\r\nHost: x\r\n\r\n").as_bytes())
             .unwrap();
         let mut out = String::new();
         s.read_to_string(&mut out).unwrap();
-        let body = out.split("\r\n\r\n").nth(1).unwrap_or("");
-        body.trim().parse().unwrap()
+        out.split("\r\n\r\n")
+            .nth(1)
+            .unwrap_or("")
+            .trim()
+            .to_string()
+    }
+
+    /// How many tokens the proxy's token server handed out.
+    pub fn tokens_issued(&self) -> u64 {
+        self.get("/stats").parse().unwrap()
+    }
+
+    /// (manifest GETs, blob GETs) forwarded so far.
+    pub fn gets(&self) -> (u64, u64) {
+        let body = self.get("/requests");
+        let (m, b) = body.split_once(' ').unwrap();
+        (m.parse().unwrap(), b.parse().unwrap())
     }
 }
 

@@ -10,7 +10,8 @@ Modes (combinable):
   --flaky             the first try of each manifest gets 429 (Retry-After),
                       of each blob 503: clients must retry.
 
-GET /stats answers how many tokens were issued (token reuse is tested).
+GET /stats answers how many tokens were issued (token reuse is tested);
+GET /requests, how many manifest and blob GETs were forwarded ("M B").
 Everything else is forwarded to --upstream unchanged, Host included, so the
 registry's Location headers point back here.
 """
@@ -32,6 +33,8 @@ class State:
         self.issued = {}  # token -> set of granted scopes
         self.count = 0
         self.seen = set()  # (method, path) already failed once (--flaky)
+        self.manifest_gets = 0
+        self.blob_gets = 0
 
 
 def needed_scopes(method, path, query):
@@ -123,6 +126,9 @@ def make_handler(args, state):
             if url.path == "/stats":
                 self.reply(200, str(state.count).encode())
                 return
+            if url.path == "/requests":
+                self.reply(200, f"{state.manifest_gets} {state.blob_gets}".encode())
+                return
             body = self.body()
             if args.token:
                 if url.path == "/token":
@@ -140,6 +146,12 @@ def make_handler(args, state):
                 if first:
                     self.reply(503, b"try again")
                     return
+            if self.command == "GET":
+                with state.lock:
+                    if "/manifests/" in url.path:
+                        state.manifest_gets += 1
+                    elif "/blobs/sha256:" in url.path:
+                        state.blob_gets += 1
             headers = {k: v for k, v in self.headers.items()
                        if k.lower() not in HOP and k.lower() != "authorization"}
             up = http.client.HTTPConnection(args.upstream, timeout=60)

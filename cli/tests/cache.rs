@@ -301,6 +301,19 @@ fn registry_and_inline_caches() {
     ]);
     assert_eq!(b.runs(), Vec::<String>::new());
 
+    // A miss costs one manifest and one config fetch, nothing more.
+    let counter = kiln_tests::Proxy::start(reg.port, &[]);
+    let d = Machine::new(&base, "d");
+    fs::write(d.checkout.join("src/a.txt"), "other content\n").unwrap();
+    d.build(&[
+        "--target",
+        "test",
+        "--cache-from",
+        &format!("type=registry,ref={}/cache:app", counter.host()),
+    ]);
+    assert_eq!(d.runs(), ["test"]);
+    assert_eq!(counter.gets(), (1, 1), "(manifest GETs, blob GETs)");
+
     // Inline: the pushed image carries its own cache records.
     let image = format!("{host}/app:inline");
     let (id_inline, _) = a.build(&["-t", &image, "--push", "--cache-to", "type=inline"]);
