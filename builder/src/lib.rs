@@ -228,7 +228,7 @@ impl BuildWorker {
     fn visible(&self, id: VertexId) -> bool {
         !matches!(
             self.def.vertex(id).op,
-            Op::Source(Source::Scratch) | Op::Source(Source::Image { .. })
+            Op::Source(Source::Scratch) | Op::Source(Source::Image { .. }) | Op::Merge
         ) && !self.label(id).starts_with("[internal] heredoc")
     }
 
@@ -635,6 +635,17 @@ impl Worker for BuildWorker {
                 .and_then(|o| o.ok_or_else(|| "internal error: no source".to_string())),
             Op::Exec(x) => self.exec(id, x, &inputs, cancel),
             Op::File(f) => self.file(f, &inputs),
+            Op::Merge => {
+                let mut stack = inputs
+                    .first()
+                    .ok_or("internal error: merge without a base")?
+                    .stack()?
+                    .clone();
+                for input in &inputs[1..] {
+                    stack.extend(input.stack()?.iter().cloned());
+                }
+                Ok(Output::Stack(Arc::new(stack)))
+            }
         };
         if visible {
             match &result {

@@ -862,3 +862,43 @@ fn explain_says_why_each_step_missed() {
     let (_, out) = env.build(&["--build-arg", "V=2"]);
     assert!(miss(&out).is_empty(), "{out}");
 }
+
+#[test]
+fn copy_link_is_reused_when_the_base_changes() {
+    let env = Env::new();
+    env.write("data.txt", "linked data\n");
+    env.write(
+        "Dockerfile",
+        "FROM busybox\nARG BASE=1\nRUN echo $BASE > /base\n\
+         COPY --link --chmod=640 data.txt /data/\n\
+         RUN cat /base /data/data.txt > /both\n",
+    );
+    let (id1, _) = env.build(&["-t", "l1"]);
+    let (id2, out) = env.build(&["-t", "l2", "--build-arg", "BASE=2"]);
+    assert_ne!(id1, id2);
+    // The base changed, so its RUN reran; the linked copy did not.
+    let copy_line = out
+        .lines()
+        .find(|l| l.contains("COPY --link"))
+        .unwrap_or_else(|| panic!("no COPY line in:\n{out}"));
+    let n = copy_line.split_whitespace().next().unwrap();
+    assert!(out.contains(&format!("{n} CACHED")), "{out}");
+    assert_eq!(env.run(&["l2", "cat", "/both"]), "2\nlinked data\n");
+    assert_eq!(
+        env.run(&["l2", "stat", "-c", "%a", "/data/data.txt"]),
+        "640\n"
+    );
+    // The same layer blob sits on both bases.
+    let layers = |img: &str| -> Vec<String> {
+        env.inspect(img)["RootFS"]["Layers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap().to_string())
+            .collect()
+    };
+    let (a, b) = (layers("l1"), layers("l2"));
+    assert_eq!(a.len(), 4);
+    assert_ne!(a[1], b[1], "the RUN layers differ");
+    assert_eq!(a[2], b[2], "the --link layer is the same");
+}

@@ -135,6 +135,10 @@ pub enum Op {
     Exec(Exec),
     /// Changes files in input 0.
     File(FileOp),
+    /// Input 1's layers stacked on input 0's, with no work (`COPY
+    /// --link`): the copy is made and cached apart from the base, so a new
+    /// base reuses it instead of copying again.
+    Merge,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -177,7 +181,7 @@ impl Definition {
                 vertex.name, bad
             )));
         }
-        let needs_root = matches!(vertex.op, Op::Exec(_) | Op::File(_));
+        let needs_root = matches!(vertex.op, Op::Exec(_) | Op::File(_) | Op::Merge);
         if needs_root && vertex.inputs.is_empty() {
             return Err(GraphError(format!(
                 "vertex {:?} needs an input filesystem",
@@ -346,6 +350,9 @@ fn encode_op(e: &mut Encoder, op: &Op, purpose: Purpose) {
                     MountKind::Secret { id, required } => e.str("secret").str(id).bool(*required),
                 };
             }
+        }
+        Op::Merge => {
+            e.tag("merge");
         }
         Op::File(f) => {
             e.tag("file");

@@ -1391,8 +1391,16 @@ impl Lowerer<'_> {
         let mut fs = state.fs;
         let single = steps.len() == 1;
         let groups = steps.len();
+        // `--link` (one source group, ids not names: names need the base's
+        // /etc/passwd): copy onto scratch, then merge onto the stage, so
+        // the copy's cache key does not depend on the base.
+        let numeric_chown = chown
+            .as_deref()
+            .is_none_or(|c| c.split(':').all(|p| p.parse::<u32>().is_ok()));
+        let linked = a.link && single && numeric_chown;
         for (src, paths, unpack) in steps {
-            fs = self.add(
+            let onto = if linked { self.scratch()? } else { fs };
+            let copy = self.add(
                 Vertex {
                     op: Op::File(FileOp::Copy {
                         src: 1,
@@ -1405,7 +1413,7 @@ impl Lowerer<'_> {
                         unpack,
                         link: a.link && single,
                     }),
-                    inputs: vec![fs, src],
+                    inputs: vec![onto, src],
                     name: text.trim().to_string(),
                 },
                 StepInfo {
@@ -1414,6 +1422,22 @@ impl Lowerer<'_> {
                     text: text.to_string(),
                 },
             )?;
+            fs = if linked {
+                self.add(
+                    Vertex {
+                        op: Op::Merge,
+                        inputs: vec![fs, copy],
+                        name: format!("link {}", text.trim()),
+                    },
+                    StepInfo {
+                        label: format!("[internal] link {}", text.trim()),
+                        span: Some(span),
+                        text: text.to_string(),
+                    },
+                )?
+            } else {
+                copy
+            };
         }
         state.fs = fs;
         // One history entry per layer place (more than one only when a
