@@ -3,13 +3,12 @@
 //! image record is written last; layers are unpacked only when a build or
 //! `kiln run` needs their files.
 
-use crate::client::{lock, status_message, Target};
+use crate::client::{status_message, Target};
 use crate::{Client, Error};
 use kiln_store::{
     Digest, Image, Reference, Store, MEDIA_DOCKER_MANIFEST, MEDIA_OCI_INDEX, MEDIA_OCI_MANIFEST,
 };
 use serde_json::Value;
-use std::sync::Mutex;
 
 pub(crate) const MEDIA_DOCKER_LIST: &str =
     "application/vnd.docker.distribution.manifest.list.v2+json";
@@ -323,42 +322,13 @@ impl Client {
         blobs: &[BlobDesc],
         what: &str,
     ) -> Result<(usize, u64), Error> {
-        let queue: Mutex<Vec<&BlobDesc>> = Mutex::new(blobs.iter().rev().collect());
-        let done: Mutex<(usize, u64)> = Mutex::new((0, 0));
-        let failed: Mutex<Option<Error>> = Mutex::new(None);
-        let workers = self
-            .options
-            .parallel_transfers
-            .clamp(1, 16)
-            .min(blobs.len());
-        std::thread::scope(|s| {
-            for _ in 0..workers {
-                s.spawn(|| loop {
-                    if lock(&failed).is_some() {
-                        return;
-                    }
-                    let Some(blob) = lock(&queue).pop() else {
-                        return;
-                    };
-                    match self.fetch_blob(store, reference, blob, what) {
-                        Ok(true) => {
-                            let mut d = lock(&done);
-                            d.0 += 1;
-                            d.1 += blob.size;
-                        }
-                        Ok(false) => {}
-                        Err(e) => {
-                            lock(&failed).get_or_insert(e);
-                            return;
-                        }
-                    }
-                });
-            }
-        });
-        if let Some(e) = failed.into_inner().unwrap_or_else(|p| p.into_inner()) {
-            return Err(e);
-        }
-        Ok(done.into_inner().unwrap_or_else(|p| p.into_inner()))
+        // The size of each blob that was downloaded (None: already here).
+        let fetched = self.in_parallel(blobs, |blob| {
+            self.fetch_blob(store, reference, blob, what)
+                .map(|new| new.then_some(blob.size))
+        })?;
+        let sizes: Vec<u64> = fetched.into_iter().flatten().collect();
+        Ok((sizes.len(), sizes.iter().sum()))
     }
 
     /// Brings one blob of `reference`'s repository into the store (unless

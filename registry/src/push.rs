@@ -3,12 +3,11 @@
 //! else uploaded in one PUT or, past `chunk_size`, in PATCH chunks; then
 //! the manifest, byte for byte as stored, so its digest is unchanged.
 
-use crate::client::{lock, status_message, Target};
+use crate::client::{status_message, Target};
 use crate::pull::BlobDesc;
 use crate::{Client, Error};
 use kiln_store::{Digest, Image, Reference, Store, MEDIA_OCI_MANIFEST};
 use std::io::Read;
-use std::sync::Mutex;
 use ureq::http::Response;
 use ureq::Body;
 
@@ -96,49 +95,24 @@ impl Client {
             .collect();
         blobs.sort_by(|a, b| a.digest.cmp(&b.digest));
         blobs.dedup_by(|a, b| a.digest == b.digest);
-        let report = Mutex::new(Pushed::default());
-        let failed: Mutex<Option<Error>> = Mutex::new(None);
-        let queue: Mutex<Vec<&BlobDesc>> = Mutex::new(blobs.iter().rev().collect());
-        let workers = self
-            .options
-            .parallel_transfers
-            .clamp(1, 16)
-            .min(blobs.len());
-        std::thread::scope(|s| {
-            for _ in 0..workers {
-                s.spawn(|| loop {
-                    if lock(&failed).is_some() {
-                        return;
-                    }
-                    let Some(blob) = lock(&queue).pop() else {
-                        return;
-                    };
-                    match self.push_blob(store, reference, blob, &what) {
-                        Ok(outcome) => {
-                            let mut r = lock(&report);
-                            match outcome {
-                                BlobOutcome::Existing => r.existing += 1,
-                                BlobOutcome::Mounted => r.mounted += 1,
-                                BlobOutcome::Uploaded => {
-                                    r.uploaded += 1;
-                                    r.bytes_uploaded += blob.size;
-                                }
-                            }
-                        }
-                        Err(e) => {
-                            lock(&failed).get_or_insert(e);
-                            return;
-                        }
-                    }
-                });
+        let outcomes = self.in_parallel(&blobs, |blob| {
+            self.push_blob(store, reference, blob, &what)
+                .map(|o| (o, blob.size))
+        })?;
+        let mut report = Pushed::default();
+        for (outcome, size) in outcomes {
+            match outcome {
+                BlobOutcome::Existing => report.existing += 1,
+                BlobOutcome::Mounted => report.mounted += 1,
+                BlobOutcome::Uploaded => {
+                    report.uploaded += 1;
+                    report.bytes_uploaded += size;
+                }
             }
-        });
-        if let Some(e) = failed.into_inner().unwrap_or_else(|p| p.into_inner()) {
-            return Err(e);
         }
         let all: Vec<Digest> = blobs.iter().map(|b| b.digest.clone()).collect();
         let _ = store.record_blob_sources(&all, &reference.repository());
-        Ok(report.into_inner().unwrap_or_else(|p| p.into_inner()))
+        Ok(report)
     }
 
     /// PUTs a manifest (its blobs must be there) under the reference's tag
