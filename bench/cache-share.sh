@@ -8,25 +8,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 shared=${KILN_SHARED:-../shared}
-cargo build -q --release -p kiln-cli
-kiln=$PWD/target/release/kiln
-work=$(mktemp -d /var/tmp/kiln-cache-bench.XXXXXX)
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-cleanup() { [ -n "${reg_pid:-}" ] && kill "$reg_pid" 2>/dev/null; rm -rf "$work"; }
-trap cleanup EXIT
-cat >"$work/config.yml" <<YML
-version: 0.1
-log:
-  level: error
-storage:
-  filesystem:
-    rootdirectory: $work/registry
-http:
-  addr: 127.0.0.1:$port
-YML
-docker-registry serve "$work/config.yml" >/dev/null 2>&1 &
-reg_pid=$!
-for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/$port) 2>/dev/null && break; sleep 0.05; done
+source bench/lib-registry.sh cache-bench
 
 ctx_a=$work/a/checkout/copytree
 ctx_b=$work/b/elsewhere/ci-42
