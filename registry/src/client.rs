@@ -181,14 +181,10 @@ impl Client {
             let status = resp.status().as_u16();
             if status == 401 && !challenged {
                 challenged = true;
-                let header = resp
-                    .headers()
-                    .get("www-authenticate")
-                    .and_then(|v| v.to_str().ok())
-                    .unwrap_or("")
-                    .to_string();
-                authorization = Some(self.authorize(target, &header)?);
-                lock(&self.authorizations).insert(key.clone(), authorization.clone().unwrap());
+                let cred = self.credential(target.domain)?;
+                let answer = self.authorize(target, challenge_header(&resp), cred.as_ref())?;
+                lock(&self.authorizations).insert(key.clone(), answer.clone());
+                authorization = Some(answer);
                 attempt -= 1;
                 continue;
             }
@@ -202,8 +198,12 @@ impl Client {
     }
 
     /// Answers a challenge: the `Authorization` value to send.
-    fn authorize(&self, target: &Target<'_>, header: &str) -> Result<String, Error> {
-        let cred = self.credential(target.domain)?;
+    fn authorize(
+        &self,
+        target: &Target<'_>,
+        header: &str,
+        cred: Option<&Credential>,
+    ) -> Result<String, Error> {
         let challenge = auth::parse_challenge(header).ok_or_else(|| {
             Error::new(
                 target.what,
@@ -221,7 +221,7 @@ impl Client {
                     ),
                 )),
             },
-            "bearer" => self.fetch_token(target, &challenge, cred.as_ref()),
+            "bearer" => self.fetch_token(target, &challenge, cred),
             other => Err(Error::new(
                 target.what,
                 format!("unsupported auth scheme {other:?}"),
@@ -317,24 +317,13 @@ impl Client {
         if resp.status().as_u16() != 401 {
             return Ok(()); // no auth needed
         }
-        let header = resp
-            .headers()
-            .get("www-authenticate")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("");
-        let challenge = auth::parse_challenge(header)
-            .ok_or_else(|| Error::new(domain, "401 without a WWW-Authenticate challenge"))?;
-        let authorization = if challenge.scheme == "bearer" {
-            let target = Target {
-                domain,
-                scopes: vec![],
-                what: domain,
-                retry: false,
-            };
-            self.fetch_token(&target, &challenge, Some(cred))?
-        } else {
-            cred.basic()
+        let target = Target {
+            domain,
+            scopes: vec![],
+            what: domain,
+            retry: false,
         };
+        let authorization = self.authorize(&target, challenge_header(&resp), Some(cred))?;
         let resp = self
             .agent
             .get(&url)
@@ -350,9 +339,7 @@ impl Client {
             s => Err(Error::new(domain, format!("registry answered {s}"))),
         }
     }
-}
 
-impl Client {
     /// Runs `work` on each item, `parallel_transfers` at a time; stops
     /// handing out items at the first error and returns it. Results come
     /// back in the items' order.
@@ -402,11 +389,21 @@ impl Client {
     }
 }
 
+/// A 401's `WWW-Authenticate` value ("" when absent).
+fn challenge_header(resp: &Response<Body>) -> &str {
+    resp.headers()
+        .get("www-authenticate")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+}
+
 pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-fn backoff(attempt: u32) -> Duration {
+/// The wait after failed attempt `attempt` (1-based): 400 ms, doubling,
+/// at most 12.8 s.
+pub(crate) fn backoff(attempt: u32) -> Duration {
     Duration::from_millis(200u64 << attempt.min(6))
 }
 

@@ -1,12 +1,12 @@
 //! Plain downloads (`ADD https://...`): the body streams into a file while
 //! it is hashed; `Last-Modified` becomes the file's mtime, as docker does.
 
-use crate::client::transport_message;
+use crate::client::{backoff, transport_message};
 use crate::{Client, Error};
 use kiln_store::{Digest, HashingWriter};
 use std::io::Write;
 use std::path::Path;
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 /// A finished download.
 #[derive(Debug, Clone)]
@@ -29,14 +29,14 @@ impl Client {
             let resp = match self.agent().get(url).call() {
                 Ok(r) => r,
                 Err(e) if !last && !matches!(e, ureq::Error::HostNotFound) => {
-                    std::thread::sleep(Duration::from_millis(200 << attempt));
+                    std::thread::sleep(backoff(attempt));
                     continue;
                 }
                 Err(e) => return Err(Error::new(url, transport_message(&e))),
             };
             let status = resp.status().as_u16();
             if status >= 500 && !last {
-                std::thread::sleep(Duration::from_millis(200 << attempt));
+                std::thread::sleep(backoff(attempt));
                 continue;
             }
             if status != 200 {
@@ -59,7 +59,7 @@ impl Client {
             match std::io::copy(&mut body, &mut w).and_then(|_| w.flush()) {
                 Ok(()) => {}
                 Err(_) if !last => {
-                    std::thread::sleep(Duration::from_millis(200 << attempt));
+                    std::thread::sleep(backoff(attempt));
                     continue;
                 }
                 Err(e) => return Err(Error::new(url, format!("download failed: {e}"))),

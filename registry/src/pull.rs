@@ -3,7 +3,7 @@
 //! image record is written last; layers are unpacked only when a build or
 //! `kiln run` needs their files.
 
-use crate::client::{status_message, Target};
+use crate::client::{backoff, status_message, Target};
 use crate::{Client, Error};
 use kiln_store::{
     Digest, Image, Reference, Store, MEDIA_DOCKER_MANIFEST, MEDIA_OCI_INDEX, MEDIA_OCI_MANIFEST,
@@ -403,7 +403,7 @@ impl Client {
                             ),
                         ));
                     }
-                    std::thread::sleep(std::time::Duration::from_millis(200 << attempt));
+                    std::thread::sleep(backoff(attempt));
                 }
                 Err(e) => return Err(Error::new(what, e.to_string())),
             }
