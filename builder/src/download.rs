@@ -19,6 +19,19 @@ pub struct Fetched {
     pub download: Download,
 }
 
+impl Fetched {
+    /// What a download contributes to its cache key: the content digest
+    /// and the time the file gets.
+    pub fn content_key(&self) -> String {
+        let secs = self
+            .download
+            .last_modified
+            .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+            .map_or(0, |d| d.as_secs());
+        format!("{} mtime={secs}", self.download.digest)
+    }
+}
+
 type Slot = Arc<OnceLock<Result<Arc<Fetched>, String>>>;
 
 /// The downloads of a build; the files go when the build ends.
@@ -89,17 +102,6 @@ impl Downloads {
         f.set_modified(mtime)
             .map_err(|e| format!("{}: {e}", file.display()))?;
         Ok(Fetched { dir, download })
-    }
-
-    /// What a download contributes to its cache key: the content digest
-    /// and the time the file gets.
-    pub fn content_key(&self, fetched: &Fetched) -> String {
-        let secs = fetched
-            .download
-            .last_modified
-            .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-            .map_or(0, |d| d.as_secs());
-        format!("{} mtime={secs}", fetched.download.digest)
     }
 }
 

@@ -63,17 +63,6 @@ pub struct StoreImages<'a> {
 }
 
 impl<'a> StoreImages<'a> {
-    /// The store only, no pulls.
-    pub fn offline(store: &'a Store) -> StoreImages<'a> {
-        StoreImages {
-            store,
-            registry: None,
-            always_pull: false,
-            platform: kiln_registry::Platform::host(),
-            verbose: false,
-        }
-    }
-
     /// The image `reference` names: from the store, else pulled.
     pub fn image(&self, reference: &str) -> Result<kiln_store::Image, String> {
         let local = if self.always_pull {
@@ -137,9 +126,13 @@ pub struct BuildWorker {
     pub downloads: Arc<download::Downloads>,
     /// Other machines' caches (`--cache-from`), asked after the store.
     pub imports: Vec<remote_cache::Imported>,
-    /// Why steps miss: the project's identity (see [`explain::step_id`]),
-    /// every vertex's key, the context files each context source reads,
-    /// and the vertices `--no-cache` covers.
+    /// Every vertex's cache key, by vertex index.
+    pub keys: Vec<Fingerprint>,
+    /// Vertices never looked up (`--no-cache`: all; `--no-cache-filter`:
+    /// those stages').
+    pub no_cache: std::collections::BTreeSet<VertexId>,
+    /// Why steps miss: the project's identity (see [`explain::step_id`])
+    /// and the context files each context source reads.
     pub explain: Explain,
 }
 
@@ -147,9 +140,7 @@ pub struct BuildWorker {
 #[derive(Default)]
 pub struct Explain {
     pub project: String,
-    pub keys: Vec<Fingerprint>,
     pub context_files: ContextFiles,
-    pub no_cache: std::collections::BTreeSet<VertexId>,
 }
 
 /// Per context source: (path, short checksum) of each file it selects.
@@ -201,12 +192,7 @@ impl BuildWorker {
             if let Some(list) = self.explain.context_files.get(input) {
                 files.extend(list.iter().cloned());
             }
-            let input_key = self
-                .explain
-                .keys
-                .get(input.0)
-                .map(|k| k.hex())
-                .unwrap_or_default();
+            let input_key = self.keys.get(input.0).map(|k| k.hex()).unwrap_or_default();
             inputs.push((input_key, self.label(*input)));
         }
         explain::StepState {
@@ -606,7 +592,7 @@ impl Worker for BuildWorker {
         id: VertexId,
         vertex: &Vertex,
         inputs: Vec<Output>,
-        _key: &Fingerprint,
+        key: &Fingerprint,
         cancel: &Cancel,
     ) -> Result<Output, String> {
         let visible = self.visible(id);
@@ -616,15 +602,14 @@ impl Worker for BuildWorker {
             if let Some(step) = explain::step_id(&self.explain.project, &self.label(id))
                 .filter(|_| !matches!(vertex.op, Op::Source(_)))
             {
-                let now = self.step_state(id, vertex, _key);
+                let now = self.step_state(id, vertex, key);
                 let before = self
                     .store
                     .step_info(&step)
                     .ok()
                     .flatten()
                     .and_then(|t| serde_json::from_str::<explain::StepState>(&t).ok());
-                let reason =
-                    explain::why(before.as_ref(), &now, self.explain.no_cache.contains(&id));
+                let reason = explain::why(before.as_ref(), &now, self.no_cache.contains(&id));
                 self.progress.note(id, &format!("cache miss: {reason}"));
                 explained = Some((step, now));
             }
@@ -718,7 +703,7 @@ pub fn cache_records(
                 r.layers
                     .iter()
                     .flatten()
-                    .all(|l| l.digest.parse().is_ok_and(|d| store.blobs().contains(&d)))
+                    .all(|l| store.blobs().contains(&l.digest))
             });
             out.extend(imported.cloned());
             continue;
@@ -726,10 +711,7 @@ pub fn cache_records(
         let created = store.cache_created(&key).ok().flatten().unwrap_or(0);
         out.push(remote_cache::CacheRecord {
             key,
-            layers: stack
-                .iter()
-                .map(|l| l.as_ref().map(remote_cache::LayerDesc::of))
-                .collect(),
+            layers: stack,
             created,
             inputs: v.inputs.iter().map(|i| keys[i.0].hex()).collect(),
             step: lowered
@@ -856,7 +838,7 @@ pub fn cache_keys(
                 Some(sum) => sum.clone(),
                 None if needed.contains(&id) => {
                     let fetched = downloads.get(url, filename, None).map_err(|e| (id, e))?;
-                    downloads.content_key(&fetched)
+                    fetched.content_key()
                 }
                 None => continue,
             };
@@ -887,16 +869,10 @@ pub fn cache_keys(
 pub fn solve(
     worker: Arc<BuildWorker>,
     lowered: &Lowered,
-    keys: Vec<Fingerprint>,
-    no_cache_all: bool,
 ) -> Result<LayerStack, (VertexId, String)> {
     let def = worker.def.clone();
     let options = kiln_solver::SolveOptions {
-        no_cache: if no_cache_all {
-            def.vertices().map(|(id, _)| id).collect()
-        } else {
-            lowered.no_cache.clone()
-        },
+        no_cache: worker.no_cache.clone(),
         ..Default::default()
     };
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -904,6 +880,7 @@ pub fn solve(
         .enable_all()
         .build()
         .map_err(|e| (lowered.target, e.to_string()))?;
+    let keys = worker.keys.clone();
     let out = rt.block_on(kiln_solver::solve(
         worker,
         def,

@@ -30,15 +30,6 @@ const MOUNT_TYPE: &str = "application/vnd.kiln.cache.mount.v1.tar+gzip";
 /// Where inline cache lives in an image config.
 pub const INLINE_KEY: &str = "kiln.cache.v1";
 
-/// A layer as records name it.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-pub struct LayerDesc {
-    pub digest: String,
-    pub diff_id: String,
-    pub size: u64,
-    pub media_type: String,
-}
-
 /// One cached result.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CacheRecord {
@@ -46,7 +37,7 @@ pub struct CacheRecord {
     pub key: String,
     /// The layer stack, base first; `null` marks a step that changed
     /// nothing.
-    pub layers: Vec<Option<LayerDesc>>,
+    pub layers: Vec<Option<LayerRef>>,
     /// Unix seconds the result was first built (the image's `created`).
     pub created: i64,
     /// Cache keys of the step's inputs.
@@ -177,25 +168,6 @@ pub fn parse_cache_from(spec: &str) -> Result<Location, String> {
         }
     }
     location(&o, "src")
-}
-
-impl LayerDesc {
-    pub fn of(l: &LayerRef) -> LayerDesc {
-        LayerDesc {
-            digest: l.digest.to_string(),
-            diff_id: l.diff_id.to_string(),
-            size: l.size,
-            media_type: l.media_type.clone(),
-        }
-    }
-    fn to_ref(&self) -> Result<LayerRef, String> {
-        Ok(LayerRef {
-            digest: self.digest.parse().map_err(|e| format!("{e}"))?,
-            diff_id: self.diff_id.parse().map_err(|e| format!("{e}"))?,
-            size: self.size,
-            media_type: self.media_type.clone(),
-        })
-    }
 }
 
 /// An imported cache: the records, and where their blobs are.
@@ -354,11 +326,7 @@ impl Imported {
     /// The record's layers, fetched into the store and recorded in its
     /// cache index under `key`.
     pub fn restore(&self, store: &Store, record: &CacheRecord) -> Result<LayerStack, String> {
-        let stack: LayerStack = record
-            .layers
-            .iter()
-            .map(|l| l.as_ref().map(LayerDesc::to_ref).transpose())
-            .collect::<Result<_, _>>()?;
+        let stack: LayerStack = record.layers.clone();
         for l in stack.iter().flatten() {
             self.fetch_blob(store, &l.digest, l.size)?;
         }
@@ -413,7 +381,7 @@ pub struct Exported {
 }
 
 /// Layers of the records, deduplicated, in first-use order.
-fn record_layers(records: &[CacheRecord]) -> Vec<LayerDesc> {
+fn record_layers(records: &[CacheRecord]) -> Vec<LayerRef> {
     let mut seen = std::collections::HashSet::new();
     records
         .iter()
@@ -479,7 +447,7 @@ pub fn export(
     let manifest = manifest_for(&config_bytes, config);
     let mut blobs: Vec<(Digest, u64)> = Vec::new();
     for l in record_layers(&config.records) {
-        blobs.push((l.digest.parse().map_err(|e| fail(format!("{e}")))?, l.size));
+        blobs.push((l.digest, l.size));
     }
     for m in &config.mounts {
         blobs.push((m.digest.parse().map_err(|e| fail(format!("{e}")))?, m.size));

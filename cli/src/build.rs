@@ -410,20 +410,20 @@ pub fn build(
         write_opts: Default::default(),
         downloads,
         imports,
+        no_cache: if o.no_cache {
+            def.vertices().map(|(id, _)| id).collect()
+        } else {
+            lowered.no_cache.clone()
+        },
+        keys: keys.clone(),
         explain: kiln_builder::Explain {
             // The project: where its context is and which Dockerfile.
             project: format!("{}\0{}", context.display(), name),
-            keys: keys.clone(),
             context_files,
-            no_cache: if o.no_cache {
-                def.vertices().map(|(id, _)| id).collect()
-            } else {
-                lowered.no_cache.clone()
-            },
         },
     });
     let target_key = keys[lowered.target.0].hex();
-    let solved = kiln_builder::solve(worker.clone(), &lowered, keys.clone(), o.no_cache);
+    let solved = kiln_builder::solve(worker.clone(), &lowered);
     progress.finish();
     let stack = match solved {
         Ok(s) => s,

@@ -35,28 +35,18 @@ pub fn chain_id<'a>(diff_ids: impl IntoIterator<Item = &'a Digest>) -> Option<Di
     chain
 }
 
-fn layer_json(l: &Option<LayerRef>) -> Value {
-    match l {
-        None => Value::Null,
-        Some(l) => json!({
-            "digest": l.digest.to_string(),
-            "diff_id": l.diff_id.to_string(),
-            "size": l.size,
-            "media_type": l.media_type,
-        }),
-    }
+/// A layer stack as the cache index stores it. Going through a `Value`
+/// sorts the keys, so equal stacks always give equal text (`cache_put`
+/// compares it to keep `created`).
+fn stack_text(stack: &[Option<LayerRef>]) -> String {
+    serde_json::to_value(stack)
+        .expect("a layer stack is plain data")
+        .to_string()
 }
 
-fn layer_from_json(v: &Value) -> Option<Option<LayerRef>> {
-    if v.is_null() {
-        return Some(None);
-    }
-    Some(Some(LayerRef {
-        digest: v.get("digest")?.as_str()?.parse().ok()?,
-        diff_id: v.get("diff_id")?.as_str()?.parse().ok()?,
-        size: v.get("size")?.as_u64()?,
-        media_type: v.get("media_type")?.as_str()?.to_string(),
-    }))
+/// A stored stack; None if the record cannot be read.
+fn stack_from_text(text: &str) -> Option<LayerStack> {
+    serde_json::from_str(text).ok()
 }
 
 impl Store {
@@ -129,10 +119,7 @@ impl Store {
         let Some((text, _)) = row else {
             return Ok(None);
         };
-        let parsed: Option<LayerStack> = serde_json::from_str::<Vec<Value>>(&text)
-            .ok()
-            .and_then(|vs| vs.iter().map(layer_from_json).collect());
-        let Some(stack) = parsed else {
+        let Some(stack) = stack_from_text(&text) else {
             return Ok(None);
         };
         if stack
@@ -153,17 +140,12 @@ impl Store {
     /// Every cache record's stack (unreadable records are skipped).
     pub(crate) fn cache_stacks(&self) -> Result<Vec<LayerStack>> {
         let texts = self.db().cache_records()?;
-        Ok(texts
-            .iter()
-            .filter_map(|t| serde_json::from_str::<Vec<Value>>(t).ok())
-            .filter_map(|vs| vs.iter().map(layer_from_json).collect())
-            .collect())
+        Ok(texts.iter().filter_map(|t| stack_from_text(t)).collect())
     }
 
     /// Records a build step's result under its cache key.
     pub fn cache_put(&self, key: &str, stack: &[Option<LayerRef>]) -> Result<()> {
-        let text = Value::Array(stack.iter().map(layer_json).collect()).to_string();
-        self.db().cache_put(key, &text, time::now())
+        self.db().cache_put(key, &stack_text(stack), time::now())
     }
 
     /// What a build step was when it last ran (JSON; see `--explain`).
@@ -186,8 +168,7 @@ impl Store {
                 });
             }
         }
-        let text = Value::Array(stack.iter().map(layer_json).collect()).to_string();
-        self.db().cache_put(key, &text, created)
+        self.db().cache_put(key, &stack_text(stack), created)
     }
 
     /// Stores a built image: `config` is the whole image config except
@@ -236,4 +217,32 @@ impl Store {
 /// The layer stack's non-empty layers.
 pub fn stack_layers(stack: &[Option<LayerRef>]) -> Vec<LayerRef> {
     stack.iter().flatten().cloned().collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The index's text form is what earlier kiln versions wrote, so a
+    /// record's `created` survives an upgrade (`cache_put` compares text).
+    #[test]
+    fn stack_text_is_stable_and_round_trips() {
+        let l = LayerRef {
+            digest: Digest::of(b"a"),
+            diff_id: Digest::of(b"b"),
+            size: 7,
+            media_type: "application/vnd.oci.image.layer.v1.tar+gzip".into(),
+        };
+        let stack = vec![Some(l.clone()), None];
+        let text = stack_text(&stack);
+        assert_eq!(
+            text,
+            format!(
+                r#"[{{"diff_id":"{}","digest":"{}","media_type":"application/vnd.oci.image.layer.v1.tar+gzip","size":7}},null]"#,
+                l.diff_id, l.digest
+            )
+        );
+        assert_eq!(stack_from_text(&text), Some(stack));
+        assert_eq!(stack_from_text("[{\"digest\":1}]"), None);
+    }
 }

@@ -24,8 +24,10 @@ pub struct Image {
     pub names: Vec<String>,
 }
 
-/// A layer as the manifest and the config see it together.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A layer as the manifest and the config see it together. Its JSON form
+/// (`{digest, diff_id, size, media_type}`) is how the cache index and
+/// cache exports name layers.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct LayerRef {
     pub digest: Digest,
     pub diff_id: Digest,
