@@ -11,7 +11,7 @@ use rustix::mount::{
     FsMountFlags, FsOpenFlags, MountAttrFlags, MoveMountFlags, OpenTreeFlags,
 };
 use std::ffi::CStr;
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, AsRawFd};
 
 type R<T = ()> = Result<T, i32>;
 
@@ -109,10 +109,12 @@ fn mount_rootfs(p: &Prepared) -> R {
     fsconfig_set_string(fs.as_fd(), c"redirect_dir", c"off").map_err(e)?;
     fsconfig_set_string(fs.as_fd(), c"metacopy", c"off").map_err(e)?;
     fsconfig_create(fs.as_fd()).map_err(e)?;
+    // nodev: a device node in an image or made with mknod cannot be
+    // opened; the only usable devices are the ones bound into /dev.
     let mnt = fsmount(
         fs.as_fd(),
         FsMountFlags::FSMOUNT_CLOEXEC,
-        MountAttrFlags::empty(),
+        MountAttrFlags::MOUNT_ATTR_NODEV,
     )
     .map_err(e)?;
     move_mount(
@@ -140,8 +142,23 @@ fn setup(p: &Prepared, step: &mut Step) -> R {
         // OCI backend: the runtime does the rest.
         *step = Step::Rootfs;
         mount_rootfs(p)?;
+        // We are PID 1 of a new PID namespace: the runtime reads
+        // /proc/<pid> of its children, so /proc must be this namespace's.
+        *step = Step::Proc;
+        mount_new(
+            c"proc",
+            &[],
+            &[],
+            MountAttrFlags::MOUNT_ATTR_NOSUID
+                | MountAttrFlags::MOUNT_ATTR_NODEV
+                | MountAttrFlags::MOUNT_ATTR_NOEXEC,
+            c"/proc",
+        )?;
         *step = Step::Stdio;
-        return connect_stdio(p);
+        connect_stdio(p)?;
+        *step = Step::Privileges;
+        tie_to_parent(p)?;
+        return sys::cloexec_from(3);
     }
     rustix::process::umask(Mode::empty());
     if p.network_none {
@@ -157,14 +174,25 @@ fn setup(p: &Prepared, step: &mut Step) -> R {
     *step = Step::Mounts;
     for m in &p.mounts {
         match &m.kind {
-            // Trees cloned by the caller are ready to attach.
-            crate::PreparedMountKind::Bind { tree, .. } if tree.get().is_some() => {}
             crate::PreparedMountKind::Bind { source, tree } => {
-                let flags = OpenTreeFlags::OPEN_TREE_CLONE
-                    | OpenTreeFlags::OPEN_TREE_CLOEXEC
-                    | OpenTreeFlags::AT_RECURSIVE;
-                let fd = rustix::mount::open_tree(CWD, source.as_c_str(), flags).map_err(e)?;
-                let _ = tree.set(fd);
+                // Trees cloned by the caller are ready; host paths are
+                // cloned now.
+                if tree.get().is_none() {
+                    let flags = OpenTreeFlags::OPEN_TREE_CLONE
+                        | OpenTreeFlags::OPEN_TREE_CLOEXEC
+                        | OpenTreeFlags::AT_RECURSIVE;
+                    let fd = rustix::mount::open_tree(CWD, source.as_c_str(), flags).map_err(e)?;
+                    let _ = tree.set(fd);
+                }
+                // nodev on the whole tree (a bind source is a host
+                // directory: a node made in it must not open), and ro on
+                // every mount in it, not just the top one.
+                let fd = tree.get().ok_or(libc::EBADF)?;
+                let mut attrs = MountAttrFlags::MOUNT_ATTR_NODEV;
+                if m.readonly {
+                    attrs |= MountAttrFlags::MOUNT_ATTR_RDONLY;
+                }
+                sys::mount_setattr_recursive(fd.as_raw_fd(), attrs.bits() as u64)?;
             }
             crate::PreparedMountKind::Copy {
                 lower,
@@ -177,16 +205,24 @@ fn setup(p: &Prepared, step: &mut Step) -> R {
                 fsconfig_set_string(fs.as_fd(), c"upperdir", upper.as_c_str()).map_err(e)?;
                 fsconfig_set_string(fs.as_fd(), c"workdir", work.as_c_str()).map_err(e)?;
                 fsconfig_create(fs.as_fd()).map_err(e)?;
-                let attrs = if m.readonly {
-                    MountAttrFlags::MOUNT_ATTR_RDONLY
-                } else {
-                    MountAttrFlags::empty()
-                };
+                let mut attrs = MountAttrFlags::MOUNT_ATTR_NODEV;
+                if m.readonly {
+                    attrs |= MountAttrFlags::MOUNT_ATTR_RDONLY;
+                }
                 let mnt = fsmount(fs.as_fd(), FsMountFlags::FSMOUNT_CLOEXEC, attrs).map_err(e)?;
                 let _ = tree.set(mnt);
             }
             crate::PreparedMountKind::Tmpfs { .. } => {}
         }
+    }
+    // The devices the container may use, cloned from the host's /dev.
+    *step = Step::Dev;
+    for dev in &p.devices {
+        let flags = OpenTreeFlags::OPEN_TREE_CLONE | OpenTreeFlags::OPEN_TREE_CLOEXEC;
+        let fd = rustix::mount::open_tree(CWD, dev.host, flags).map_err(e)?;
+        let attrs = MountAttrFlags::MOUNT_ATTR_NOSUID | MountAttrFlags::MOUNT_ATTR_NOEXEC;
+        sys::mount_setattr_recursive(fd.as_raw_fd(), attrs.bits() as u64)?;
+        let _ = dev.tree.set(fd);
     }
 
     *step = Step::PivotRoot;
@@ -217,27 +253,27 @@ fn setup(p: &Prepared, step: &mut Step) -> R {
     )?;
 
     *step = Step::Dev;
+    // /dev is nodev too: mknod there makes a node nobody can open. The
+    // allowed devices are bind mounts of the host's nodes (see
+    // `crate::devices`), the only device-capable mounts in the container.
     mount_new(
         c"tmpfs",
         &[(c"mode", c"755"), (c"size", c"65536k")],
         &[],
-        MountAttrFlags::MOUNT_ATTR_NOSUID | MountAttrFlags::MOUNT_ATTR_STRICTATIME,
+        MountAttrFlags::MOUNT_ATTR_NOSUID
+            | MountAttrFlags::MOUNT_ATTR_NODEV
+            | MountAttrFlags::MOUNT_ATTR_STRICTATIME,
         c"/dev",
     )?;
-    for (name, major, minor) in [
-        (c"/dev/null", 1, 3),
-        (c"/dev/zero", 1, 5),
-        (c"/dev/full", 1, 7),
-        (c"/dev/random", 1, 8),
-        (c"/dev/urandom", 1, 9),
-        (c"/dev/tty", 5, 0),
-    ] {
-        rustix::fs::mknodat(
+    for dev in &p.devices {
+        touch(dev.target)?;
+        let tree = dev.tree.get().ok_or(libc::EBADF)?;
+        move_mount(
+            tree.as_fd(),
+            c"",
             CWD,
-            name,
-            rustix::fs::FileType::CharacterDevice,
-            Mode::from_raw_mode(0o666),
-            rustix::fs::makedev(major, minor),
+            dev.target,
+            MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH,
         )
         .map_err(e)?;
     }
@@ -286,8 +322,8 @@ fn setup(p: &Prepared, step: &mut Step) -> R {
         match &m.kind {
             crate::PreparedMountKind::Copy { tree, .. }
             | crate::PreparedMountKind::Bind { tree, .. } => {
-                // Attach the tree detached before pivot_root. A read-only
-                // copy was made read-only by fsmount already.
+                // Attach the tree detached before pivot_root (its nodev and
+                // read-only attributes were set then).
                 let tree = tree.get().ok_or(libc::EBADF)?;
                 move_mount(
                     tree.as_fd(),
@@ -297,14 +333,6 @@ fn setup(p: &Prepared, step: &mut Step) -> R {
                     MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH,
                 )
                 .map_err(e)?;
-                if m.readonly && matches!(m.kind, crate::PreparedMountKind::Bind { .. }) {
-                    rustix::mount::mount_remount(
-                        m.target.as_c_str(),
-                        rustix::mount::MountFlags::BIND | rustix::mount::MountFlags::RDONLY,
-                        c"",
-                    )
-                    .map_err(e)?;
-                }
             }
             crate::PreparedMountKind::Tmpfs { size } => {
                 let attrs = if m.readonly {
@@ -426,6 +454,8 @@ fn setup(p: &Prepared, step: &mut Step) -> R {
         .map_err(e)?;
     }
     rustix::thread::set_no_new_privs(true).map_err(e)?;
+    // After the uid/gid change, which would clear it.
+    tie_to_parent(p)?;
 
     if let Some(gate) = &p.start_gate {
         // Wait until the parent has put us in our cgroup (EOF = it gave up).
@@ -437,6 +467,10 @@ fn setup(p: &Prepared, step: &mut Step) -> R {
         }
     }
 
+    // No descriptor kiln or its caller had open survives exec: a leaked
+    // directory fd is a way out of the root (runc CVE-2024-21626).
+    sys::cloexec_from(3)?;
+
     *step = Step::Seccomp;
     if let Some(programs) = p.seccomp {
         for program in programs {
@@ -446,9 +480,35 @@ fn setup(p: &Prepared, step: &mut Step) -> R {
     Ok(())
 }
 
+/// The container dies with kiln: SIGKILL when the thread that cloned us
+/// exits (PR_SET_PDEATHSIG), and if kiln died before that was set, we
+/// see EOF on the life pipe (kiln holds its only other write end) and go.
+fn tie_to_parent(p: &Prepared) -> R {
+    rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL))
+        .map_err(e)?;
+    sys::close(p.life_write);
+    let mut b = [0u8; 1];
+    match rustix::io::read(&p.life_read, &mut b) {
+        Ok(0) => Err(libc::ESRCH),
+        Ok(_) | Err(rustix::io::Errno::AGAIN) => Ok(()),
+        Err(err) => Err(e(err)),
+    }
+}
+
 /// `--init`: fork the command, then stay as PID 1 reaping every child and
 /// forwarding signals to the command; leave with the command's status.
+///
+/// The init is a fork of kiln that never execs, so it sheds everything a
+/// container could reach through /proc/1: every descriptor (kiln's store
+/// database among them), its capabilities, and dumpability, which makes
+/// /proc/1/{fd,mem,exe,root,environ} refuse every process in the container.
 fn init_then_exec(p: &Prepared) -> i32 {
+    if let Err(err) =
+        rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::NotDumpable)
+    {
+        return e(err);
+    }
+    let _ = rustix::thread::set_name(c"kiln-init");
     let old_mask = match sys::block_all_signals() {
         Ok(m) => m,
         Err(errno) => return errno,
@@ -461,9 +521,18 @@ fn init_then_exec(p: &Prepared) -> i32 {
         sys::set_signal_mask(&old_mask);
         return exec(p);
     }
-    // The command is running: its exec errors are reported by itself on
-    // the error pipe, which we must not hold open.
-    drop_error_pipe(p);
+    // The command reports its own exec errors on the error pipe; the init
+    // keeps no descriptor at all (the error pipe included).
+    sys::close_from(0);
+    let none = rustix::thread::CapabilitySet::empty();
+    let _ = rustix::thread::set_capabilities(
+        None,
+        rustix::thread::CapabilitySets {
+            effective: none,
+            permitted: none,
+            inheritable: none,
+        },
+    );
     let Some(command) = rustix::process::Pid::from_raw(child) else {
         sys::exit_now(1)
     };
@@ -488,15 +557,6 @@ fn init_then_exec(p: &Prepared) -> i32 {
             }
         }
     }
-}
-
-/// Closes our copy of the error pipe's write end (it is close-on-exec, but
-/// the init never execs).
-fn drop_error_pipe(p: &Prepared) {
-    let _ = sys::dup2(
-        std::os::fd::AsRawFd::as_raw_fd(&p.error_pipe_null),
-        std::os::fd::AsRawFd::as_raw_fd(&p.error_pipe),
-    );
 }
 
 /// Tries each candidate path (a `$PATH` search done with prepared

@@ -18,6 +18,7 @@
 
 mod cgroup;
 mod child;
+mod devices;
 mod oci;
 mod seccomp;
 #[allow(unsafe_code)]
@@ -379,8 +380,20 @@ pub(crate) struct Prepared {
     _envp: Vec<CString>,
     envp_ptrs: Vec<*const c_char>,
     error_pipe: OwnedFd,
-    /// /dev/null, dup'd over `error_pipe` by an init that never execs.
-    error_pipe_null: OwnedFd,
+    /// The allowed device nodes, each cloned from the host before
+    /// `pivot_root` and attached in the container's /dev.
+    devices: Vec<PreparedDevice>,
+    /// Read end of a pipe whose write end only kiln holds: EOF means kiln
+    /// is gone (see `child::tie_to_parent`). Non-blocking.
+    life_read: OwnedFd,
+    /// The number of our inherited copy of that write end, closed first.
+    life_write: std::os::fd::RawFd,
+}
+
+pub(crate) struct PreparedDevice {
+    host: &'static std::ffi::CStr,
+    target: &'static std::ffi::CStr,
+    tree: std::cell::OnceCell<OwnedFd>,
 }
 
 /// `/dev/null`, read-only and close-on-exec.
@@ -791,6 +804,14 @@ pub fn spawn(spec: Spec) -> Result<Running, ExecError> {
             let (r, w) = pipe()?;
             (Some(r), Some(w))
         };
+    // Only kiln keeps the write end (close-on-exec, never in `prepared`).
+    let (life_read, life_write) = rustix::pipe::pipe_with(
+        rustix::pipe::PipeFlags::CLOEXEC | rustix::pipe::PipeFlags::NONBLOCK,
+    )
+    .map_err(|e| ExecError::Setup {
+        step: "creating pipes",
+        source: e.into(),
+    })?;
     let mut prepared = Prepared {
         lowers_top_first: lowers
             .iter()
@@ -841,7 +862,16 @@ pub fn spawn(spec: Spec) -> Result<Running, ExecError> {
         envp_ptrs: ptrs(&envp),
         _envp: envp,
         error_pipe: err_write,
-        error_pipe_null: dev_null()?,
+        devices: devices::ALLOWED
+            .iter()
+            .map(|d| PreparedDevice {
+                host: d.host,
+                target: d.target,
+                tree: std::cell::OnceCell::new(),
+            })
+            .collect(),
+        life_read,
+        life_write: std::os::fd::AsRawFd::as_raw_fd(&life_write),
     };
 
     // The OCI backend: the bundle describes the container; our child only
@@ -980,9 +1010,11 @@ pub fn spawn(spec: Spec) -> Result<Running, ExecError> {
         flags |= libc::CLONE_NEWNET;
     }
     if oci_runtime.is_some() {
-        // The runtime makes the container's namespaces; the helper only
-        // needs a mount namespace of its own for the rootfs.
-        flags = libc::CLONE_NEWNS;
+        // The runtime makes the container's namespaces. The helper needs a
+        // mount namespace of its own for the rootfs, and is PID 1 of its
+        // own PID namespace: when it dies (with kiln, by PDEATHSIG) the
+        // kernel kills everything below it, the runtime's container too.
+        flags = libc::CLONE_NEWNS | libc::CLONE_NEWPID;
     }
     let pid = sys::clone_fork(flags).map_err(|e| ExecError::Setup {
         step: "creating namespaces",
@@ -1014,6 +1046,8 @@ pub fn spawn(spec: Spec) -> Result<Running, ExecError> {
     let pty = tty_parent.and_then(|sock| receive_fd(&sock));
     let mut report = Vec::new();
     let _ = std::fs::File::from(err_read).read_to_end(&mut report);
+    // The child has checked the life pipe by now (before exec, or failed).
+    drop(life_write);
     let cleanup = Cleanup {
         upper: upper.clone(),
         lowers: lowers.clone(),

@@ -102,20 +102,29 @@ pub(crate) fn write_bundle(
         .collect();
     let mut mounts = vec![
         json!({"destination": "/proc", "type": "proc", "source": "proc", "options": ["nosuid", "noexec", "nodev"]}),
-        json!({"destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]}),
+        // nodev, with the allowed devices bound from the host's /dev (the
+        // runtime then finds them and makes none): runc's own cgroup list
+        // adds tun, so the cgroup alone would not hold (see devices.rs).
+        json!({"destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "nodev", "strictatime", "mode=755", "size=65536k"]}),
         json!({"destination": "/dev/pts", "type": "devpts", "source": "devpts", "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]}),
         json!({"destination": "/dev/shm", "type": "tmpfs", "source": "shm", "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]}),
         json!({"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["nosuid", "noexec", "nodev", "ro"]}),
     ];
+    for d in crate::devices::ALLOWED {
+        mounts.push(json!({
+            "destination": d.target.to_string_lossy(), "type": "bind",
+            "source": d.host.to_string_lossy(), "options": ["bind", "nosuid", "noexec"],
+        }));
+    }
     for m in &i.mounts {
         mounts.push(match m {
             OciMount::Bind { source, target, readonly } => json!({
                 "destination": target, "type": "bind", "source": source,
-                "options": ["rbind", if *readonly { "ro" } else { "rw" }],
+                "options": ["rbind", "nodev", if *readonly { "ro" } else { "rw" }],
             }),
             OciMount::Overlay { lower, upper, work, target } => json!({
                 "destination": target, "type": "overlay", "source": "overlay",
-                "options": [format!("lowerdir={lower}"), format!("upperdir={upper}"), format!("workdir={work}")],
+                "options": ["nodev".to_string(), format!("lowerdir={lower}"), format!("upperdir={upper}"), format!("workdir={work}")],
             }),
             OciMount::Tmpfs { size, target, readonly } => json!({
                 "destination": target, "type": "tmpfs", "source": "tmpfs",
@@ -140,6 +149,18 @@ pub(crate) fn write_bundle(
     if let Some(p) = i.limits.pids {
         resources["pids"] = json!({"limit": p});
     }
+    // The same device list as the native executor, as cgroup rules:
+    // everything denied, then the allowed nodes and the ptys.
+    let mut devices = vec![json!({"allow": false, "access": "rwm"})];
+    for d in crate::devices::ALLOWED {
+        devices.push(json!({"allow": true, "type": "c", "major": d.major, "minor": d.minor, "access": "rwm"}));
+    }
+    let (ptmx_major, ptmx_minor) = crate::devices::PTMX;
+    devices.push(json!({"allow": true, "type": "c", "major": ptmx_major, "minor": ptmx_minor, "access": "rwm"}));
+    devices.push(
+        json!({"allow": true, "type": "c", "major": crate::devices::PTS_MAJOR, "access": "rwm"}),
+    );
+    resources["devices"] = json!(devices);
     let config = json!({
         "ociVersion": "1.0.2",
         "root": {"path": rootfs.display().to_string(), "readonly": false},

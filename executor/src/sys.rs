@@ -140,3 +140,101 @@ pub(crate) fn wait_signal() -> i32 {
         libc::sigwaitinfo(&all, &mut info)
     }
 }
+
+/// Marks every descriptor from `first` up close-on-exec
+/// (`close_range(first, ~0, CLOSE_RANGE_CLOEXEC)`, Linux 5.11), so none
+/// the caller inherited reaches the container's command. On older kernels
+/// falls back to `fcntl(F_SETFD)` over the whole descriptor range.
+pub(crate) fn cloexec_from(first: u32) -> Result<(), i32> {
+    // SAFETY: close_range only changes flags in the descriptor table.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_close_range,
+            first,
+            u32::MAX,
+            libc::CLOSE_RANGE_CLOEXEC,
+        )
+    };
+    if rc == 0 {
+        return Ok(());
+    }
+    let limit = open_files_limit();
+    for fd in first as i32..limit {
+        // SAFETY: F_SETFD on a number that may not be open only fails with
+        // EBADF; it touches nothing else.
+        unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
+    }
+    Ok(())
+}
+
+/// Closes every descriptor from `first` up (`close_range(first, ~0, 0)`;
+/// a `close` loop on older kernels). For a process that never execs.
+pub(crate) fn close_from(first: u32) {
+    // SAFETY: close_range only removes entries from the descriptor table;
+    // the caller (the container's init) holds no Rust object that would
+    // use or close them again.
+    let rc = unsafe { libc::syscall(libc::SYS_close_range, first, u32::MAX, 0u32) };
+    if rc == 0 {
+        return;
+    }
+    for fd in first as i32..open_files_limit() {
+        // SAFETY: as above; EBADF for numbers that are not open.
+        unsafe { libc::close(fd) };
+    }
+}
+
+/// The soft RLIMIT_NOFILE (descriptor numbers are below it).
+fn open_files_limit() -> i32 {
+    // SAFETY: getrlimit writes only the struct passed.
+    let mut lim: libc::rlimit = unsafe { std::mem::zeroed() };
+    // SAFETY: `lim` is a valid rlimit to write into.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
+        return 1 << 20;
+    }
+    lim.rlim_cur.min(1 << 20) as i32
+}
+
+/// Closes one descriptor number (the child's copy of a descriptor the
+/// parent keeps; the child never drops the Rust owner).
+pub(crate) fn close(fd: RawFd) {
+    // SAFETY: closing a number we own a copy of in this (forked) process.
+    unsafe { libc::close(fd) };
+}
+
+/// `struct mount_attr` (linux/mount.h), for `mount_setattr(2)`.
+#[repr(C)]
+struct MountAttr {
+    attr_set: u64,
+    attr_clr: u64,
+    propagation: u64,
+    userns_fd: u64,
+}
+
+/// Sets mount attributes (`MOUNT_ATTR_*` bits) on the mount `fd` refers
+/// to, and on every mount below it (`AT_RECURSIVE`). Works on detached
+/// trees from `open_tree(OPEN_TREE_CLONE)` before they are attached.
+pub(crate) fn mount_setattr_recursive(fd: RawFd, set: u64) -> Result<(), i32> {
+    let attr = MountAttr {
+        attr_set: set,
+        attr_clr: 0,
+        propagation: 0,
+        userns_fd: 0,
+    };
+    // SAFETY: `attr` is a valid mount_attr of the size passed; the path is
+    // an empty C string, used with AT_EMPTY_PATH to mean `fd` itself.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            fd,
+            c"".as_ptr(),
+            (libc::AT_EMPTY_PATH | libc::AT_RECURSIVE) as libc::c_uint,
+            &attr as *const MountAttr,
+            std::mem::size_of::<MountAttr>(),
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(errno())
+    }
+}
