@@ -1,6 +1,12 @@
 //! Build progress: `plain` (BuildKit's `#N` lines, for CI logs), `tty` (a
 //! compact live view redrawn in place) and `quiet`.
+//!
+//! Everything shown comes from untrusted input (Dockerfile text, a RUN
+//! step's output, error messages naming archive entries), so it passes
+//! through `kiln_parser::terminal_safe` on the way in: no escape sequence
+//! from a build reaches the user's terminal.
 
+use kiln_parser::{terminal_safe, terminal_safe_line};
 use kiln_solver::VertexId;
 use std::collections::{HashMap, VecDeque};
 use std::io::Write;
@@ -76,7 +82,7 @@ impl Progress {
             let number = inner.steps.len() + 1;
             inner.steps.push(Step {
                 number,
-                label: label.to_string(),
+                label: terminal_safe_line(label).into_owned(),
                 state: State::Running(Instant::now()),
                 tail: VecDeque::new(),
             });
@@ -110,7 +116,7 @@ impl Progress {
         };
         let step = &mut inner.steps[i];
         let text = String::from_utf8_lossy(text);
-        let text = text.trim_end_matches(['\n', '\r']).to_string();
+        let text = terminal_safe_line(text.trim_end_matches(['\n', '\r'])).into_owned();
         if step.tail.len() == TAIL_LINES {
             step.tail.pop_front();
         }
@@ -145,7 +151,7 @@ impl Progress {
             }
             Some(message) => {
                 step.state = State::Failed(took);
-                format!("#{} ERROR: {message}\n", step.number)
+                format!("#{} ERROR: {}\n", step.number, terminal_safe(message))
             }
         };
         self.emit(&mut inner, &line, false);
@@ -158,6 +164,7 @@ impl Progress {
         let Some(&i) = inner.by_vertex.get(&id) else {
             return;
         };
+        let text = terminal_safe_line(text);
         let line = format!("#{} {text}\n", inner.steps[i].number);
         match self.mode {
             Mode::Plain => {
@@ -191,7 +198,7 @@ impl Progress {
     /// A warning for the user: always shown (also with `-q`), above the
     /// live view in tty mode.
     pub fn warn(&self, message: &str) {
-        self.above(&format!("WARNING: {message}\n"));
+        self.above(&format!("WARNING: {}\n", terminal_safe(message)));
     }
 
     /// The last output lines of a step (for the failure report).

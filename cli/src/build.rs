@@ -1,6 +1,6 @@
 //! `kiln build`: flags → frontend → solver → exporter.
 
-use crate::{emit, Reported};
+use crate::{emit, fail, Reported};
 use kiln_builder::fileop;
 use kiln_builder::remote_cache::{self, CacheTo};
 use kiln_builder::{BuildWorker, ProgressMode, StoreImages};
@@ -89,11 +89,6 @@ pub struct BuildOptions {
     /// The build context directory.
     #[arg(value_name = "CONTEXT")]
     context: PathBuf,
-}
-
-fn fail(msg: impl std::fmt::Display) -> Reported {
-    eprintln!("error: {msg}");
-    Reported
 }
 
 enum OutputSpec {
@@ -220,7 +215,9 @@ fn report_step(
             "{}",
             ParseError::new(span.start, message).render(name, source)
         ),
-        None => eprintln!("error: {message}"),
+        None => {
+            let _ = fail(message);
+        }
     }
     Reported
 }
@@ -489,7 +486,7 @@ fn report_failure(
     let step = lowered.steps.get(&id);
     let label = step.map(|s| s.label.clone()).unwrap_or_default();
     eprintln!("------");
-    eprintln!(" > {label}:");
+    eprintln!(" > {}:", kiln_parser::terminal_safe_line(&label));
     for line in progress.tail(id) {
         eprintln!("   {line}");
     }

@@ -1,16 +1,11 @@
 //! The image commands: load, save, import, images, inspect, history, tag,
 //! rmi, prune, system df/check.
 
-use crate::{emit, Reported};
+use crate::{emit, fail, Reported};
 use kiln_store::{Reference, Store};
 use std::fs;
 use std::io::{self, IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
-
-fn fail(e: impl std::fmt::Display) -> Reported {
-    eprintln!("error: {e}");
-    Reported
-}
 
 pub fn open_store(root: Option<PathBuf>) -> Result<Store, Reported> {
     let root = root.unwrap_or_else(Store::default_root);
@@ -319,7 +314,7 @@ pub fn inspect(store: &Store, names: &[String]) -> Result<(), Reported> {
         match store.resolve(n) {
             Ok(img) => out.push(img.inspect()),
             Err(e) => {
-                eprintln!("error: {e}");
+                let _ = fail(&e);
                 failed = true;
             }
         }
@@ -366,7 +361,7 @@ pub fn rmi(store: &Store, names: &[String], force: bool) -> Result<(), Reported>
                 }
             }
             Err(e) => {
-                eprintln!("error: {e}");
+                let _ = fail(&e);
                 failed = true;
             }
         }

@@ -183,6 +183,14 @@ enum Debug {
 /// A failure already reported to the user: just the exit code remains.
 pub(crate) struct Reported;
 
+/// Reports an error (`error: ...` on stderr). Messages carry untrusted
+/// text (Dockerfile words, archive entry names, registry answers), so
+/// control characters are escaped on the way out.
+pub(crate) fn fail(msg: impl std::fmt::Display) -> Reported {
+    eprintln!("error: {}", kiln_parser::terminal_safe(&msg.to_string()));
+    Reported
+}
+
 fn read_source(file: &Path) -> anyhow::Result<(String, Vec<u8>)> {
     if file == Path::new("-") {
         let mut buf = Vec::new();
@@ -205,10 +213,7 @@ pub(crate) struct Loaded {
 /// Reads and parses the file; on error prints `FILE:LINE:COL: message` and
 /// the line; prints parser warnings.
 pub(crate) fn load_dockerfile(file: &Path) -> Result<Loaded, Reported> {
-    let (name, bytes) = read_source(file).map_err(|e| {
-        eprintln!("error: {e}");
-        Reported
-    })?;
+    let (name, bytes) = read_source(file).map_err(fail)?;
     let text = String::from_utf8_lossy(&bytes).into_owned();
     let df = kiln_parser::parse_bytes(&bytes).map_err(|e| {
         eprint!("{}", e.render(&name, &text));
@@ -216,8 +221,11 @@ pub(crate) fn load_dockerfile(file: &Path) -> Result<Loaded, Reported> {
     })?;
     for w in &df.warnings {
         eprintln!(
-            "{name}:{}:{}: warning: {}",
-            w.pos.line, w.pos.col, w.message
+            "{}:{}:{}: warning: {}",
+            kiln_parser::terminal_safe_line(&name),
+            w.pos.line,
+            w.pos.col,
+            kiln_parser::terminal_safe(&w.message)
         );
     }
     Ok(Loaded { name, text, df })
@@ -234,10 +242,7 @@ pub(crate) fn emit(text: &str) -> Result<(), Reported> {
     match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
-        Err(e) => {
-            eprintln!("error: cannot write output: {e}");
-            Err(Reported)
-        }
+        Err(e) => Err(fail(format!("cannot write output: {e}"))),
     }
 }
 

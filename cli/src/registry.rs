@@ -1,14 +1,9 @@
 //! `kiln pull`, `kiln push`, `kiln login`, `kiln logout`.
 
-use crate::{emit, Reported};
+use crate::{emit, fail, Reported};
 use kiln_registry::{Client, ClientOptions, Credential, DockerConfig, Platform};
 use kiln_store::{Reference, Store};
 use std::io::{BufRead, IsTerminal};
-
-fn fail(msg: impl std::fmt::Display) -> Reported {
-    eprintln!("error: {msg}");
-    Reported
-}
 
 /// A client that may speak plain HTTP to `insecure` hosts (and always to
 /// localhost).

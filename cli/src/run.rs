@@ -2,7 +2,7 @@
 //! docker applies them, the executor underneath, signals forwarded, and the
 //! container's exit code as kiln's.
 
-use crate::Reported;
+use crate::{fail, Reported};
 use kiln_executor::{terminal, ExecError, Exit, Mount, MountSource, Network, Spec, Stdio};
 use kiln_store::Store;
 use serde_json::Value;
@@ -86,11 +86,6 @@ pub fn parse_bytes(s: &str) -> Option<u64> {
         _ => return None,
     };
     n.checked_mul(mult)
-}
-
-fn fail(msg: impl std::fmt::Display) -> Reported {
-    eprintln!("error: {msg}");
-    Reported
 }
 
 fn strings(v: Option<&Value>) -> Vec<String> {
@@ -365,7 +360,7 @@ pub fn run(store: &Store, client: &kiln_registry::Client, o: RunOptions) -> Resu
         Ok(r) => r,
         Err(e) => {
             cleanup(true);
-            eprintln!("error: {e}");
+            let _ = fail(&e);
             return Ok(e.exit_code());
         }
     };
@@ -455,7 +450,7 @@ pub fn run(store: &Store, client: &kiln_registry::Client, o: RunOptions) -> Resu
         Ok(Exit::Code(c)) => Ok(c),
         Ok(e @ Exit::Signal(_)) => Ok(e.code()),
         Err(e @ ExecError::NotFound(_)) | Err(e @ ExecError::PermissionDenied(_)) | Err(e) => {
-            eprintln!("error: {e}");
+            let _ = fail(&e);
             Ok(e.exit_code())
         }
     }

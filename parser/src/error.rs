@@ -36,10 +36,16 @@ impl ParseError {
     ///       |      ^
     /// hint: did you mean --from?
     /// ```
+    ///
+    /// Untrusted text in it (the file name, the line, the message) is
+    /// printed with its control characters escaped.
     pub fn render(&self, file: &str, source: &str) -> String {
         let mut out = format!(
             "{}:{}:{}: {}\n",
-            file, self.pos.line, self.pos.col, self.message
+            crate::terminal_safe_line(file),
+            self.pos.line,
+            self.pos.col,
+            crate::terminal_safe(&self.message)
         );
         let source = source.strip_prefix('\u{feff}').unwrap_or(source);
         if let Some(line) = source
@@ -47,23 +53,54 @@ impl ParseError {
             .nth(self.pos.line.saturating_sub(1) as usize)
         {
             let line = line.trim_end_matches(['\r', '\n']);
+            let (shown, caret) = excerpt(line, self.pos.col.saturating_sub(1) as usize);
             let num = self.pos.line.to_string();
             let pad = " ".repeat(num.len());
-            out.push_str(&format!(" {num} | {line}\n"));
-            // The caret goes under the character, with tabs kept so it lines up.
-            let prefix: String = line
-                .chars()
-                .take(self.pos.col.saturating_sub(1) as usize)
-                .map(|c| if c == '\t' { '\t' } else { ' ' })
-                .collect();
-            out.push_str(&format!(" {pad} | {prefix}^\n"));
+            out.push_str(&format!(" {num} | {shown}\n"));
+            out.push_str(&format!(" {pad} | {caret}^\n"));
         }
         if let Some(hint) = &self.hint {
-            out.push_str(&format!("hint: {hint}\n"));
+            out.push_str(&format!("hint: {}\n", crate::terminal_safe(hint)));
         }
         out
     }
 }
+
+/// The line as printed under an error: control characters escaped, and a
+/// window of at most [`EXCERPT`] characters around column `col` (0-based)
+/// when the line is longer; plus the whitespace that puts a caret under
+/// that column (tabs kept, so it lines up).
+fn excerpt(line: &str, col: usize) -> (String, String) {
+    let chars: Vec<char> = line.chars().collect();
+    let col = col.min(chars.len());
+    let (start, end) = if chars.len() <= EXCERPT {
+        (0, chars.len())
+    } else {
+        let start = col.saturating_sub(EXCERPT / 4);
+        (start, (start + EXCERPT).min(chars.len()))
+    };
+    let mut shown = String::new();
+    let mut caret = String::new();
+    if start > 0 {
+        shown.push('…');
+        caret.push(' ');
+    }
+    for (i, c) in chars[start..end].iter().enumerate() {
+        let text = crate::safe_text::shown(*c);
+        if start + i < col {
+            let filler = if *c == '\t' { '\t' } else { ' ' };
+            caret.extend(std::iter::repeat_n(filler, text.chars().count()));
+        }
+        shown.push_str(&text);
+    }
+    if end < chars.len() {
+        shown.push('…');
+    }
+    (shown, caret)
+}
+
+/// The most characters of a source line an error shows.
+const EXCERPT: usize = 120;
 
 /// A non-fatal finding, e.g. an empty line inside a continuation.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -75,5 +112,26 @@ pub struct Warning {
 impl fmt::Display for Warning {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}: {}", self.pos, self.message)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_lines_are_cut_around_the_column_and_controls_escaped() {
+        let e = ParseError::new(Pos { line: 1, col: 3 }, "bad \x1b[2J");
+        assert_eq!(
+            e.render("Dockerfile", "A\x1bB C\n"),
+            "Dockerfile:1:3: bad \\x1b[2J\n 1 | A\\x1bB C\n   |      ^\n"
+        );
+        let line = format!("ENV X={}", "y".repeat(1000));
+        let e = ParseError::new(Pos { line: 1, col: 500 }, "here");
+        let out = e.render("Dockerfile", &line);
+        let shown = out.lines().nth(1).unwrap();
+        assert!(shown.chars().count() < 140, "{shown}");
+        let caret = out.lines().nth(2).unwrap();
+        assert_eq!(caret.find('^').unwrap() - 5, 1 + EXCERPT / 4, "{out}");
     }
 }

@@ -16,6 +16,7 @@ pub mod instructions;
 mod json;
 mod parser;
 pub mod print;
+mod safe_text;
 pub mod shell;
 mod span;
 mod split;
@@ -24,6 +25,7 @@ mod suggest;
 pub use ast::{Args, Directive, Dockerfile, Flag, Heredoc, KeyValue, Node, Word};
 pub use error::{ParseError, Warning};
 pub use parser::{parse, parse_bytes};
+pub use safe_text::{terminal_safe, terminal_safe_line};
 pub use span::{LineMap, Pos, Span};
 
 /// Entry point for fuzzers: parse, validate, dump and re-print arbitrary

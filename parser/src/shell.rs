@@ -178,7 +178,14 @@ struct WordProcessor<'a> {
     pos: usize,
     matched: BTreeSet<String>,
     unmatched: BTreeSet<String>,
+    /// How many `${...}` we are inside (bounded: nesting recurses).
+    depth: usize,
 }
+
+/// The deepest `${...}` nesting accepted. Real Dockerfiles nest a few
+/// levels; each level is a stack frame, and an untrusted Dockerfile must
+/// not be able to overflow the stack.
+pub const MAX_NESTING: usize = 100;
 
 impl<'a> WordProcessor<'a> {
     fn new(lexer: &'a Lexer, word: &str, env: &'a dyn Env) -> Self {
@@ -189,6 +196,7 @@ impl<'a> WordProcessor<'a> {
             pos: 0,
             matched: BTreeSet::new(),
             unmatched: BTreeSet::new(),
+            depth: 0,
         }
     }
 
@@ -409,6 +417,18 @@ impl<'a> WordProcessor<'a> {
     }
 
     fn process_dollar(&mut self) -> Result<String, ShellError> {
+        if self.depth >= MAX_NESTING {
+            return Err(self.error(format!(
+                "variable expansion is nested deeper than {MAX_NESTING} levels"
+            )));
+        }
+        self.depth += 1;
+        let result = self.process_dollar_inner();
+        self.depth -= 1;
+        result
+    }
+
+    fn process_dollar_inner(&mut self) -> Result<String, ShellError> {
         self.next(); // '$'
         if self.peek() != Some('{') {
             let name = self.process_name();
@@ -704,6 +724,24 @@ mod tests {
         assert_eq!(x("${FILE#\\*}").unwrap(), "archive.tar.gz");
         assert!(x("${FILE#\\q}").is_err());
         assert!(x("${FILE:#x}").is_err());
+    }
+
+    #[test]
+    fn deep_nesting_is_an_error_not_a_stack_overflow() {
+        let deep = format!("{}x{}", "${a:-".repeat(30_000), "}".repeat(30_000));
+        let err = x(&deep).unwrap_err();
+        assert!(err.message.contains("nested deeper than 100"), "{err:?}");
+        assert_eq!(
+            err.offset,
+            5 * MAX_NESTING,
+            "points at the first level too deep"
+        );
+        let ok = format!(
+            "{}x{}",
+            "${a:-".repeat(MAX_NESTING),
+            "}".repeat(MAX_NESTING)
+        );
+        assert_eq!(x(&ok).unwrap(), "x");
     }
 
     #[test]

@@ -5,7 +5,7 @@
 //! memory. A failed load leaves no image record and removes the blobs it
 //! added.
 
-use crate::digest::{Digest, HashingReader};
+use crate::digest::{Digest, HashingReader, VerifyingReader};
 use crate::error::{IoContext, Result, StoreError};
 use crate::image::{
     self, canonical_json, descriptor, Image, MEDIA_OCI_CONFIG, MEDIA_OCI_INDEX, MEDIA_OCI_MANIFEST,
@@ -86,7 +86,7 @@ impl Store {
         let result = self.load_inner(reader, source, &mut added);
         // On failure nothing stays; on success, neither do files that were
         // not blobs (legacy `VERSION`, `<id>/json` in old docker archives).
-        self.remove_unreferenced(&added);
+        self.collect_blobs(&added);
         result
     }
 
@@ -147,7 +147,7 @@ impl Store {
             let (files, json_files) = ingest.finish();
             self.assemble(files, json_files, &source)
         })();
-        self.remove_unreferenced(&added);
+        self.collect_blobs(&added);
         result
     }
 
@@ -383,32 +383,31 @@ impl Store {
         self.db().blob_sources(digest)
     }
 
-    /// Deletes blobs a failed load added, unless an image uses them.
-    fn remove_unreferenced(&self, added: &HashSet<Digest>) {
-        let used = self.referenced_blobs().unwrap_or_default();
-        for d in added {
-            if !used.contains(d) {
-                let _ = fs::remove_file(self.blobs.path(d));
-            }
-        }
-    }
-
     /// What a save writes: every blob, `index.json`, and the docker
     /// `manifest.json` / `repositories`.
     fn save_plan(&self, images: &[(Image, Option<Reference>)]) -> Result<SavePlan> {
-        let mut blobs: BTreeMap<String, Digest> = BTreeMap::new();
+        let mut blobs: BTreeMap<String, (Digest, u64)> = BTreeMap::new();
         let mut index_manifests = Vec::new();
         let mut docker_manifest = Vec::new();
         let mut repositories: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
         for (img, reference) in images {
             let mut layer_paths = Vec::new();
+            // Held while we write them; sizes are the manifest's, so a
+            // blob that changed on disk is caught as it streams.
+            self.image_stack(img)?;
             for l in img.layers()? {
                 layer_paths.push(format!("blobs/sha256/{}", l.digest.hex()));
-                blobs.insert(l.digest.hex(), l.digest.clone());
+                blobs.insert(l.digest.hex(), (l.digest.clone(), l.size));
             }
-            blobs.insert(img.config_digest.hex(), img.config_digest.clone());
-            blobs.insert(img.manifest_digest.hex(), img.manifest_digest.clone());
+            blobs.insert(
+                img.config_digest.hex(),
+                (img.config_digest.clone(), img.manifest.config().size()),
+            );
             let manifest_size = self.blobs.size(&img.manifest_digest)?;
+            blobs.insert(
+                img.manifest_digest.hex(),
+                (img.manifest_digest.clone(), manifest_size),
+            );
             let mut annotations = BTreeMap::new();
             let mut repo_tags = Vec::new();
             if let Some(r) = reference {
@@ -465,10 +464,9 @@ impl Store {
         };
         dir(&mut tar, "blobs/").at("save")?;
         dir(&mut tar, "blobs/sha256/").at("save")?;
-        for (hex, digest) in &blobs {
-            let size = self.blobs.size(digest)?;
-            let mut h = fixed_header(tar::EntryType::Regular, 0o644, size);
-            let file = self.blobs.open_blob(digest)?;
+        for (hex, (digest, size)) in &blobs {
+            let mut h = fixed_header(tar::EntryType::Regular, 0o644, *size);
+            let file = VerifyingReader::new(self.blobs.open_blob(digest)?, digest.clone(), *size);
             tar.append_data(&mut h, format!("blobs/sha256/{hex}"), file)
                 .at(self.blobs.path(digest))?;
         }
@@ -514,11 +512,14 @@ impl Store {
         let result = (|| -> Result<()> {
             let blob_dir = tmp.join("blobs/sha256");
             fs::create_dir_all(&blob_dir).at(&blob_dir)?;
-            for (hex, digest) in &plan.blobs {
+            for (hex, (digest, size)) in &plan.blobs {
                 // Copied, not hardlinked: an edit in the layout must never
-                // change a blob in the store.
+                // change a blob in the store. Verified as it is copied.
                 let dest = blob_dir.join(hex);
-                fs::copy(self.blobs.path(digest), &dest).at(&dest)?;
+                let mut from =
+                    VerifyingReader::new(self.blobs.open_blob(digest)?, digest.clone(), *size);
+                let mut to = fs::File::create(&dest).at(&dest)?;
+                io::copy(&mut from, &mut to).at(self.blobs.path(digest))?;
             }
             fs::write(tmp.join("index.json"), &plan.index).at(tmp.join("index.json"))?;
             fs::write(tmp.join("oci-layout"), br#"{"imageLayoutVersion":"1.0.0"}"#)
@@ -530,34 +531,11 @@ impl Store {
         }
         result
     }
-
-    /// Every blob some image or build cache record needs.
-    pub(crate) fn referenced_blobs(&self) -> Result<HashSet<Digest>> {
-        let mut used = HashSet::new();
-        for stack in self.cache_stacks()? {
-            used.extend(stack.into_iter().flatten().map(|l| l.digest));
-        }
-        let rows_images = self.db().images()?;
-
-        for row in rows_images {
-            used.insert(row.manifest.clone());
-            used.insert(row.config.clone());
-            if let Ok(bytes) = self.blobs.read(&row.manifest) {
-                if let Ok(m) = serde_json::from_slice::<ImageManifest>(&bytes) {
-                    for l in m.layers() {
-                        if let Ok(d) = image::kiln_digest(l.digest(), "layer") {
-                            used.insert(d);
-                        }
-                    }
-                }
-            }
-        }
-        Ok(used)
-    }
 }
 
 struct SavePlan {
-    blobs: BTreeMap<String, Digest>,
+    /// hex → (digest, size the manifest gives).
+    blobs: BTreeMap<String, (Digest, u64)>,
     index: Vec<u8>,
     docker_manifest: Vec<u8>,
     repositories: Option<Vec<u8>>,

@@ -5,6 +5,7 @@
 
 use crate::digest::{Digest, HashingWriter};
 use crate::error::{IoContext, Result, StoreError};
+use crate::lease::{Keeper, Kind};
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
@@ -23,10 +24,18 @@ pub(crate) fn temp_path(dir: &Path, what: &str) -> PathBuf {
     dir.join(format!("{what}-{}-{n}-{nanos:x}", std::process::id()))
 }
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Blobs {
     dir: PathBuf,
     tmp: PathBuf,
+    /// The store's lease: every blob looked up or written is held.
+    pub(crate) keeper: Option<Keeper>,
+}
+
+impl std::fmt::Debug for Blobs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Blobs").field("dir", &self.dir).finish()
+    }
 }
 
 /// A blob being written: hash as you go, then [`BlobWriter::commit`].
@@ -94,6 +103,10 @@ impl BlobWriter {
             Ok(())
         };
         check()?; // on error, Drop removes the temp file
+        if let Some(keeper) = &self.blobs.keeper {
+            // Held before it appears, so no prune can take it in between.
+            keeper.hold_new(Kind::Blob, &digest)?;
+        }
         let dest = self.blobs.path(&digest);
         let created = !dest.exists();
         fs::rename(&tmp, &dest).at(&dest)?;
@@ -114,15 +127,27 @@ impl Blobs {
         let tmp = root.join("tmp");
         fs::create_dir_all(&dir).at(&dir)?;
         fs::create_dir_all(&tmp).at(&tmp)?;
-        Ok(Blobs { dir, tmp })
+        Ok(Blobs {
+            dir,
+            tmp,
+            keeper: None,
+        })
     }
 
     pub fn path(&self, digest: &Digest) -> PathBuf {
         self.dir.join(digest.hex())
     }
 
+    /// Whether the blob is here. Asking means using it: the blob is held
+    /// (see lease.rs), so it stays until the store is closed.
     pub fn contains(&self, digest: &Digest) -> bool {
-        self.path(digest).is_file()
+        let present = |_: Kind, d: &Digest| self.path(d).is_file();
+        match &self.keeper {
+            Some(k) => k
+                .hold(&[(Kind::Blob, digest.clone())], &present)
+                .is_ok_and(|p| p[0]),
+            None => self.path(digest).is_file(),
+        }
     }
 
     pub fn open_blob(&self, digest: &Digest) -> Result<File> {

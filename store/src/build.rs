@@ -12,6 +12,7 @@ use crate::digest::Digest;
 use crate::error::{IoContext, Result, StoreError};
 use crate::image::{canonical_json, descriptor, Image, LayerRef, MEDIA_OCI_CONFIG};
 use crate::layer::{self, WriteOptions};
+use crate::lease::Kind;
 use crate::{blobs, time, Reference, Store};
 use oci_spec::image::{ImageManifestBuilder, SCHEMA_VERSION};
 use serde_json::{json, Value};
@@ -45,7 +46,7 @@ fn stack_text(stack: &[Option<LayerRef>]) -> String {
 }
 
 /// A stored stack; None if the record cannot be read.
-fn stack_from_text(text: &str) -> Option<LayerStack> {
+pub(crate) fn stack_from_text(text: &str) -> Option<LayerStack> {
     serde_json::from_str(text).ok()
 }
 
@@ -91,6 +92,8 @@ impl Store {
         let parent = chain_id(below.iter().flatten().map(|l| &l.diff_id));
         let chain = chain_id(parent.iter().chain([&layer.diff_id])).expect("non-empty");
         let final_dir = self.snapshots.join(chain.hex());
+        // Held before it appears (see lease.rs).
+        self.keeper.hold_new(Kind::Snapshot, &chain)?;
         let known = self.db().snapshot(&chain)?.is_some() && final_dir.is_dir();
         if known {
             fs::remove_dir_all(dir).at(dir)?;
@@ -122,25 +125,18 @@ impl Store {
         let Some(stack) = stack_from_text(&text) else {
             return Ok(None);
         };
-        if stack
-            .iter()
-            .flatten()
-            .any(|l| !self.blobs.contains(&l.digest))
-        {
-            return Ok(None);
+        // Held with the check, in one transaction: a hit stays a hit.
+        let digests: Vec<Digest> = stack.iter().flatten().map(|l| l.digest.clone()).collect();
+        match self.hold_blobs(&digests) {
+            Ok(()) => Ok(Some(stack)),
+            Err(StoreError::BlobMissing { .. }) => Ok(None),
+            Err(e) => Err(e),
         }
-        Ok(Some(stack))
     }
 
     /// When the result under a cache key was first recorded (unix seconds).
     pub fn cache_created(&self, key: &str) -> Result<Option<i64>> {
         Ok(self.db().cache_get(key)?.map(|(_, created)| created))
-    }
-
-    /// Every cache record's stack (unreadable records are skipped).
-    pub(crate) fn cache_stacks(&self) -> Result<Vec<LayerStack>> {
-        let texts = self.db().cache_records()?;
-        Ok(texts.iter().filter_map(|t| stack_from_text(t)).collect())
     }
 
     /// Records a build step's result under its cache key.
@@ -208,9 +204,14 @@ impl Store {
         self.commit_image(&canonical_json(&manifest), names)
     }
 
-    /// The layers of the image with this manifest digest, as a stack.
+    /// The layers of an image, as a stack. Its blobs are held (an image
+    /// removed and pruned since it was resolved gives BlobMissing).
     pub fn image_stack(&self, image: &Image) -> Result<LayerStack> {
-        Ok(image.layers()?.into_iter().map(Some).collect())
+        let layers = image.layers()?;
+        let mut digests = vec![image.manifest_digest.clone(), image.config_digest.clone()];
+        digests.extend(layers.iter().map(|l| l.digest.clone()));
+        self.hold_blobs(&digests)?;
+        Ok(layers.into_iter().map(Some).collect())
     }
 }
 

@@ -2,6 +2,7 @@
 
 use crate::digest::{Digest, HashingReader};
 use crate::error::{IoContext, Result};
+use crate::gc::dir_size;
 use crate::{image, Store};
 use std::collections::HashSet;
 use std::fs;
@@ -25,22 +26,6 @@ pub struct PruneReport {
     pub bytes_freed: u64,
 }
 
-fn dir_size(path: &std::path::Path) -> u64 {
-    let mut total = 0;
-    let mut stack = vec![path.to_path_buf()];
-    while let Some(p) = stack.pop() {
-        let Ok(rd) = fs::read_dir(&p) else { continue };
-        for e in rd.flatten() {
-            match e.metadata() {
-                Ok(m) if m.is_dir() => stack.push(e.path()),
-                Ok(m) => total += m.len(),
-                Err(_) => {}
-            }
-        }
-    }
-    total
-}
-
 impl Store {
     /// Verifies every blob's digest, that every image's manifest, config
     /// and layers are present, every name points at an image, and every
@@ -52,6 +37,7 @@ impl Store {
         for problem in rows_integrity_check {
             report.problems.push(format!("database: {problem}"));
         }
+        report.problems.extend(crate::loose_modes(&self.root));
         for (name, path) in self.blobs.list()? {
             report.blobs_checked += 1;
             let Ok(expected) = format!("sha256:{name}").parse::<Digest>() else {
@@ -123,89 +109,6 @@ impl Store {
                 report
                     .problems
                     .push(format!("snapshot {} has no directory", snap.chain_id));
-            }
-        }
-        Ok(report)
-    }
-
-    /// Removes images without names (all images and the build cache with
-    /// `all`), then every blob and snapshot no remaining image or cache
-    /// record needs.
-    pub fn prune(&self, all: bool) -> Result<PruneReport> {
-        let mut report = PruneReport::default();
-        if all {
-            report.cache_records_removed = self.db().cache_clear()?;
-        }
-        let named: HashSet<Digest> = self.db().names()?.into_iter().map(|(_, m)| m).collect();
-        let rows_images = self.db().images()?;
-
-        for row in rows_images {
-            if all || !named.contains(&row.manifest) {
-                self.db().remove_image(&row.manifest)?;
-                report.images_removed += 1;
-            }
-        }
-        let used = self.referenced_blobs()?;
-        for (name, path) in self.blobs.list()? {
-            let keep = format!("sha256:{name}")
-                .parse::<Digest>()
-                .is_ok_and(|d| used.contains(&d));
-            if !keep {
-                report.bytes_freed += fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
-                fs::remove_file(&path).at(&path)?;
-                report.blobs_removed += 1;
-            }
-        }
-        // Snapshots in use: the chain of every remaining image and cache
-        // record.
-        let mut live = HashSet::new();
-        let mut stacks: Vec<Vec<Digest>> = self
-            .images()?
-            .iter()
-            .map(|img| {
-                img.layers()
-                    .unwrap_or_default()
-                    .into_iter()
-                    .map(|l| l.diff_id)
-                    .collect()
-            })
-            .collect();
-        stacks.extend(
-            self.cache_stacks()?
-                .iter()
-                .map(|s| s.iter().flatten().map(|l| l.diff_id.clone()).collect()),
-        );
-        for diff_ids in stacks {
-            for n in 1..=diff_ids.len() {
-                live.extend(crate::build::chain_id(&diff_ids[..n]));
-            }
-        }
-        let rows_snapshots = self.db().snapshots()?;
-
-        for snap in rows_snapshots {
-            if !live.contains(&snap.chain_id) {
-                let dir = self.snapshots.join(&snap.dir);
-                report.bytes_freed += dir_size(&dir);
-                // The record goes first: a crash then leaves a stray
-                // directory (swept below next time), never a record without one.
-                self.db().remove_snapshot(&snap.chain_id)?;
-                if dir.exists() {
-                    fs::remove_dir_all(&dir).at(&dir)?;
-                }
-                report.snapshots_removed += 1;
-            }
-        }
-        // Directories no record knows (e.g. a crash between the two steps).
-        let known: HashSet<String> = self.db().snapshots()?.into_iter().map(|s| s.dir).collect();
-        for e in fs::read_dir(&self.snapshots).at(&self.snapshots)?.flatten() {
-            let name = e.file_name().to_string_lossy().into_owned();
-            if !known.contains(&name)
-                && name.len() == 64
-                && name.bytes().all(|b| b.is_ascii_hexdigit())
-            {
-                report.bytes_freed += dir_size(&e.path());
-                fs::remove_dir_all(e.path()).at(e.path())?;
-                report.snapshots_removed += 1;
             }
         }
         Ok(report)

@@ -8,7 +8,8 @@
 
 use crate::digest::Digest;
 use crate::error::Result;
-use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+use crate::lease::{Kind, Lease, ProcessId};
+use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
 use std::path::Path;
 use std::time::Duration;
 
@@ -46,6 +47,17 @@ CREATE TABLE IF NOT EXISTS blob_sources (
 CREATE TABLE IF NOT EXISTS step_history (
     step     TEXT PRIMARY KEY,      -- a Dockerfile step's identity (project, stage, position)
     info     TEXT NOT NULL          -- JSON: what the step was when it last ran (for --explain)
+);
+CREATE TABLE IF NOT EXISTS leases (
+    id       TEXT PRIMARY KEY,      -- a store instance: pid:start:n (see lease.rs)
+    pid      INTEGER NOT NULL,      -- its process, alive while /proc/<pid>/stat
+    start    INTEGER NOT NULL       -- still shows this start time
+);
+CREATE TABLE IF NOT EXISTS lease_items (
+    lease    TEXT NOT NULL,         -- what a live process uses: never collected
+    kind     TEXT NOT NULL,         -- blob | snapshot
+    digest   TEXT NOT NULL,         -- blob digest or snapshot chain id
+    PRIMARY KEY (lease, kind, digest)
 );
 CREATE TABLE IF NOT EXISTS build_cache (
     key      TEXT PRIMARY KEY,      -- a build step's cache key
@@ -92,24 +104,48 @@ impl Db {
         Ok(Db { conn })
     }
 
-    /// Records an image and points `names` at it, in one transaction.
-    pub fn add_image(&mut self, row: &ImageRow, names: &[String]) -> Result<()> {
+    /// Runs `f` in an immediate (write-locked) transaction, committed if
+    /// it returns Ok. Other processes' writes wait (up to the busy timeout).
+    pub fn immediate<T>(&mut self, f: impl FnOnce(&Transaction<'_>) -> Result<T>) -> Result<T> {
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        tx.execute(
-            "INSERT OR IGNORE INTO images (manifest, config, added) VALUES (?1, ?2, ?3)",
-            params![row.manifest.to_string(), row.config.to_string(), row.added],
-        )?;
-        for name in names {
-            tx.execute(
-                "INSERT INTO names (name, manifest) VALUES (?1, ?2)
-                 ON CONFLICT(name) DO UPDATE SET manifest = excluded.manifest",
-                params![name, row.manifest.to_string()],
-            )?;
-        }
+        let out = f(&tx)?;
         tx.commit()?;
-        Ok(())
+        Ok(out)
+    }
+
+    /// Records `new` under the lease, then answers `present` for each of
+    /// `all`, in one immediate transaction (see lease.rs for why).
+    pub(crate) fn hold(
+        &mut self,
+        lease: &Lease,
+        new: &[(Kind, Digest)],
+        all: &[(Kind, Digest)],
+        present: &dyn Fn(Kind, &Digest) -> bool,
+    ) -> Result<Vec<bool>> {
+        self.immediate(|tx| {
+            tx.execute(
+                "INSERT OR IGNORE INTO leases (id, pid, start) VALUES (?1, ?2, ?3)",
+                params![lease.id, lease.owner.pid, lease.owner.start as i64],
+            )?;
+            let mut stmt = tx.prepare_cached(
+                "INSERT OR IGNORE INTO lease_items (lease, kind, digest) VALUES (?1, ?2, ?3)",
+            )?;
+            for (kind, digest) in new {
+                stmt.execute(params![lease.id, kind.as_str(), digest.to_string()])?;
+            }
+            Ok(all.iter().map(|(k, d)| present(*k, d)).collect())
+        })
+    }
+
+    /// Ends a lease (its store is closing).
+    pub(crate) fn release(&mut self, lease: &str) -> Result<()> {
+        self.immediate(|tx| {
+            tx.execute("DELETE FROM lease_items WHERE lease = ?1", [lease])?;
+            tx.execute("DELETE FROM leases WHERE id = ?1", [lease])?;
+            Ok(())
+        })
     }
 
     pub fn image(&self, manifest: &Digest) -> Result<Option<ImageRow>> {
@@ -130,17 +166,7 @@ impl Db {
     }
 
     pub fn images(&self) -> Result<Vec<ImageRow>> {
-        let mut stmt = self
-            .conn
-            .prepare("SELECT manifest, config, added FROM images ORDER BY added DESC, manifest")?;
-        let rows = stmt.query_map([], |r| {
-            Ok(ImageRow {
-                manifest: digest(r.get(0)?)?,
-                config: digest(r.get(1)?)?,
-                added: r.get(2)?,
-            })
-        })?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
+        image_rows(&self.conn)
     }
 
     pub fn resolve_name(&self, name: &str) -> Result<Option<Digest>> {
@@ -179,19 +205,7 @@ impl Db {
 
     /// Removes an image record and every name pointing at it.
     pub fn remove_image(&mut self, manifest: &Digest) -> Result<()> {
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        tx.execute(
-            "DELETE FROM names WHERE manifest = ?1",
-            [manifest.to_string()],
-        )?;
-        tx.execute(
-            "DELETE FROM images WHERE manifest = ?1",
-            [manifest.to_string()],
-        )?;
-        tx.commit()?;
-        Ok(())
+        self.immediate(|tx| remove_image(tx, manifest))
     }
 
     pub fn add_snapshot(&mut self, row: &SnapshotRow) -> Result<()> {
@@ -220,19 +234,7 @@ impl Db {
     }
 
     pub fn snapshots(&self) -> Result<Vec<SnapshotRow>> {
-        let mut stmt = self.conn.prepare(
-            "SELECT chain_id, parent, diff_id, dir, size FROM snapshots ORDER BY chain_id",
-        )?;
-        let rows = stmt.query_map([], snapshot_row)?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
-    }
-
-    pub fn remove_snapshot(&mut self, chain_id: &Digest) -> Result<()> {
-        self.conn.execute(
-            "DELETE FROM snapshots WHERE chain_id = ?1",
-            [chain_id.to_string()],
-        )?;
-        Ok(())
+        snapshot_rows(&self.conn)
     }
 
     /// The whole context memo: (dev, ino) → (size, mtime_ns, ctime_ns, sha256).
@@ -309,13 +311,7 @@ impl Db {
 
     /// Every cache record's layer stack (JSON).
     pub fn cache_records(&self) -> Result<Vec<String>> {
-        let mut stmt = self.conn.prepare("SELECT layers FROM build_cache")?;
-        let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
-    }
-
-    pub fn cache_clear(&mut self) -> Result<usize> {
-        Ok(self.conn.execute("DELETE FROM build_cache", [])?)
+        cache_texts(&self.conn)
     }
 
     /// Remembers that `repository` holds these blobs.
@@ -367,6 +363,128 @@ impl Db {
         let out: Vec<String> = rows.collect::<rusqlite::Result<_>>()?;
         Ok(out.into_iter().filter(|r| r != "ok").collect())
     }
+}
+
+/// Records an image and points `names` at it.
+pub(crate) fn add_image(conn: &Connection, row: &ImageRow, names: &[String]) -> Result<()> {
+    conn.execute(
+        "INSERT OR IGNORE INTO images (manifest, config, added) VALUES (?1, ?2, ?3)",
+        params![row.manifest.to_string(), row.config.to_string(), row.added],
+    )?;
+    for name in names {
+        conn.execute(
+            "INSERT INTO names (name, manifest) VALUES (?1, ?2)
+             ON CONFLICT(name) DO UPDATE SET manifest = excluded.manifest",
+            params![name, row.manifest.to_string()],
+        )?;
+    }
+    Ok(())
+}
+
+pub(crate) fn remove_image(conn: &Connection, manifest: &Digest) -> Result<()> {
+    conn.execute(
+        "DELETE FROM names WHERE manifest = ?1",
+        [manifest.to_string()],
+    )?;
+    conn.execute(
+        "DELETE FROM images WHERE manifest = ?1",
+        [manifest.to_string()],
+    )?;
+    Ok(())
+}
+
+/// Every image row, newest first.
+pub(crate) fn image_rows(conn: &Connection) -> Result<Vec<ImageRow>> {
+    let mut stmt =
+        conn.prepare("SELECT manifest, config, added FROM images ORDER BY added DESC, manifest")?;
+    let rows = stmt.query_map([], |r| {
+        Ok(ImageRow {
+            manifest: digest(r.get(0)?)?,
+            config: digest(r.get(1)?)?,
+            added: r.get(2)?,
+        })
+    })?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// Manifest digests that some name points at.
+pub(crate) fn named_manifests(conn: &Connection) -> Result<Vec<Digest>> {
+    let mut stmt = conn.prepare("SELECT DISTINCT manifest FROM names")?;
+    let rows = stmt.query_map([], |r| digest(r.get(0)?))?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// Every cache record's layer stack (JSON).
+pub(crate) fn cache_texts(conn: &Connection) -> Result<Vec<String>> {
+    let mut stmt = conn.prepare("SELECT layers FROM build_cache")?;
+    let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+pub(crate) fn snapshot_rows(conn: &Connection) -> Result<Vec<SnapshotRow>> {
+    let mut stmt = conn
+        .prepare("SELECT chain_id, parent, diff_id, dir, size FROM snapshots ORDER BY chain_id")?;
+    let rows = stmt.query_map([], snapshot_row)?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// What live leases hold, by kind; leases of dead processes are deleted.
+/// `except` (a lease id) is left out: the caller is letting those go.
+pub(crate) fn live_holds(
+    conn: &Connection,
+    except: Option<&str>,
+) -> Result<std::collections::HashSet<(Kind, Digest)>> {
+    let leases: Vec<(String, i32, i64)> = {
+        let mut stmt = conn.prepare("SELECT id, pid, start FROM leases")?;
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+        rows.collect::<rusqlite::Result<_>>()?
+    };
+    let mut live = Vec::new();
+    for (id, pid, start) in leases {
+        let owner = ProcessId {
+            pid,
+            start: start as u64,
+        };
+        if owner.alive() {
+            live.push(id);
+        } else {
+            conn.execute("DELETE FROM lease_items WHERE lease = ?1", [&id])?;
+            conn.execute("DELETE FROM leases WHERE id = ?1", [&id])?;
+        }
+    }
+    let mut out = std::collections::HashSet::new();
+    let mut stmt = conn.prepare("SELECT kind, digest FROM lease_items WHERE lease = ?1")?;
+    for id in live.iter().filter(|id| Some(id.as_str()) != except) {
+        let rows = stmt.query_map([id], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+        })?;
+        for row in rows {
+            let (kind, d) = row?;
+            let kind = if kind == "snapshot" {
+                Kind::Snapshot
+            } else {
+                Kind::Blob
+            };
+            if let Ok(d) = d.parse() {
+                out.insert((kind, d));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Drops some of a lease's items.
+pub(crate) fn release_items(
+    conn: &Connection,
+    lease: &str,
+    items: &[(Kind, Digest)],
+) -> Result<()> {
+    let mut stmt =
+        conn.prepare("DELETE FROM lease_items WHERE lease = ?1 AND kind = ?2 AND digest = ?3")?;
+    for (kind, d) in items {
+        stmt.execute(params![lease, kind.as_str(), d.to_string()])?;
+    }
+    Ok(())
 }
 
 /// A memoized context file hash and the metadata it is valid for.

@@ -138,9 +138,89 @@ impl<R: io::Read> io::Read for HashingReader<R> {
     }
 }
 
+/// Reads a blob that must hash to `expected` and be `size` bytes long:
+/// the read that reaches the end (or a byte past `size`) fails with
+/// `InvalidData` when it does not, so a corrupt blob is never passed on
+/// as good (a save or copy fails instead).
+pub struct VerifyingReader<R> {
+    inner: HashingReader<io::Take<R>>,
+    expected: Digest,
+    size: u64,
+}
+
+impl<R: io::Read> VerifyingReader<R> {
+    pub fn new(inner: R, expected: Digest, size: u64) -> Self {
+        VerifyingReader {
+            // One byte more than expected shows a blob that grew.
+            inner: HashingReader::new(inner.take(size + 1)),
+            expected,
+            size,
+        }
+    }
+}
+
+impl<R: io::Read> io::Read for VerifyingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        let bad = |what: String| io::Error::new(io::ErrorKind::InvalidData, what);
+        if self.inner.size > self.size {
+            return Err(bad(format!(
+                "blob {} is corrupt: longer than its {} bytes",
+                self.expected, self.size
+            )));
+        }
+        if n == 0 && !buf.is_empty() {
+            if self.inner.size != self.size {
+                return Err(bad(format!(
+                    "blob {} is corrupt: {} bytes, expected {}",
+                    self.expected, self.inner.size, self.size
+                )));
+            }
+            let actual = Digest::from_hasher(self.inner.hasher.clone());
+            if actual != self.expected {
+                return Err(bad(format!(
+                    "blob {} is corrupt: its content hashes to {actual}",
+                    self.expected
+                )));
+            }
+        }
+        Ok(n)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::Read;
+
+    #[test]
+    fn verifying_reader_refuses_changed_short_and_long_blobs() {
+        let data = b"layer bytes".to_vec();
+        let d = Digest::of(&data);
+        let read = |bytes: &[u8], size: u64| {
+            let mut out = Vec::new();
+            VerifyingReader::new(bytes, d.clone(), size)
+                .read_to_end(&mut out)
+                .map(|_| out)
+        };
+        assert_eq!(read(&data, data.len() as u64).unwrap(), data);
+        let mut flipped = data.clone();
+        flipped[0] ^= 1;
+        assert!(read(&flipped, data.len() as u64)
+            .unwrap_err()
+            .to_string()
+            .contains("hashes to"));
+        assert!(read(&data[..4], data.len() as u64)
+            .unwrap_err()
+            .to_string()
+            .contains("4 bytes"));
+        let mut longer = data.clone();
+        longer.push(b'!');
+        assert!(read(&longer, data.len() as u64)
+            .unwrap_err()
+            .to_string()
+            .contains("longer"));
+    }
 
     #[test]
     fn parses_and_prints() {

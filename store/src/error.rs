@@ -34,6 +34,19 @@ pub enum StoreError {
     UnsupportedMediaType { what: String, media_type: String },
     #[error("layer entry {entry:?}: {reason}")]
     UnsafeEntry { entry: String, reason: String },
+    #[error("layer {digest}: {source}")]
+    Layer {
+        digest: String,
+        #[source]
+        source: Box<StoreError>,
+    },
+    #[error("the store at {} holds {blobs} blobs and {snapshots} snapshots, but its metadata database (meta.db) is {state}: every image and cache record is gone, so kiln will not use it (a prune would delete everything)\nhint: restore meta.db from a backup, or move {} away to start a new store", root.display(), root.display())]
+    MetadataLost {
+        root: PathBuf,
+        state: &'static str,
+        blobs: usize,
+        snapshots: usize,
+    },
     #[error(transparent)]
     Reference(#[from] crate::reference::ReferenceError),
     #[error("{0}")]

@@ -205,7 +205,7 @@ fn xattrs(path: &Path) -> Vec<(String, Vec<u8>)> {
     for name in names[..n].split(|b| *b == 0).filter(|n| !n.is_empty()) {
         let name = String::from_utf8_lossy(name).into_owned();
         // overlay's own bookkeeping is not part of the image.
-        if name.starts_with("trusted.overlay.") {
+        if is_overlay_xattr(&name) {
             continue;
         }
         let mut value = vec![0u8; 64 * 1024];
@@ -216,6 +216,12 @@ fn xattrs(path: &Path) -> Vec<(String, Vec<u8>)> {
     }
     out.sort();
     out
+}
+
+/// overlayfs's private xattrs: `trusted.overlay.*`, and `user.overlay.*`
+/// (what it uses when mounted with `userxattr`, e.g. rootless).
+fn is_overlay_xattr(name: &str) -> bool {
+    name.starts_with("trusted.overlay.") || name.starts_with("user.overlay.")
 }
 
 fn is_opaque(path: &Path) -> bool {
@@ -608,6 +614,13 @@ pub fn apply_layer(reader: impl Read, target: &Path) -> Result<Applied> {
                 for ext in exts.flatten() {
                     let Ok(key) = ext.key() else { continue };
                     if let Some(xname) = key.strip_prefix("SCHILY.xattr.") {
+                        // overlayfs reads its own xattrs off the layers
+                        // (redirect, metacopy, opaque, origin...): a layer
+                        // must not steer the overlay a container runs on.
+                        // Opaque dirs come only from `.wh..wh..opq`.
+                        if is_overlay_xattr(xname) {
+                            continue;
+                        }
                         // Best effort, as docker: unsupported namespaces are skipped.
                         let _ = rustix::fs::lsetxattr(
                             proc_path(&dir, name_os),

@@ -25,8 +25,10 @@ mod context;
 mod db;
 mod digest;
 mod error;
+mod gc;
 mod image;
 pub mod layer;
+mod lease;
 mod reference;
 mod time;
 
@@ -35,28 +37,44 @@ pub use blobs::{BlobWriter, Blobs};
 pub use build::{chain_id, stack_layers, LayerStack};
 pub use check::{CheckReport, DiskUsage, PruneReport};
 pub use context::{ContextStats, FileSums};
-pub use digest::{Digest, DigestError, HashingReader, HashingWriter};
+pub use digest::{Digest, DigestError, HashingReader, HashingWriter, VerifyingReader};
 pub use error::{Result, StoreError};
 pub use image::{
     host_platform, HistoryRow, Image, LayerRef, MEDIA_DOCKER_MANIFEST, MEDIA_OCI_CONFIG,
     MEDIA_OCI_INDEX, MEDIA_OCI_MANIFEST,
 };
+pub use lease::ProcessId;
 pub use reference::{Reference, ReferenceError};
 pub use time::rfc3339;
 
 use crate::db::{Db, ImageRow, SnapshotRow};
 use crate::error::IoContext;
+use crate::lease::{Keeper, Kind, Lease};
 use oci_spec::image::ImageManifest;
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 pub struct Store {
     root: PathBuf,
     blobs: Blobs,
-    db: Mutex<Db>,
+    /// The database and this instance's lease on what it uses.
+    keeper: Keeper,
     snapshots: PathBuf,
 }
+
+impl Drop for Store {
+    fn drop(&mut self) {
+        // A failure only leaves a lease that dies with this process.
+        let _ = self.db().release(&self.keeper.lease.id);
+    }
+}
+
+/// Directories of the store that no other user may enter: snapshots hold
+/// setuid binaries and device nodes from images, blobs hold every layer.
+pub(crate) const PRIVATE_DIRS: [&str; 5] = ["", "blobs", "snapshots", "tmp", "containers"];
+/// The metadata database and SQLite's companions.
+pub(crate) const PRIVATE_FILES: [&str; 3] = ["meta.db", "meta.db-wal", "meta.db-shm"];
 
 impl Store {
     /// The default root: `/var/lib/kiln` for root, `$XDG_DATA_HOME/kiln`
@@ -74,17 +92,38 @@ impl Store {
         home.join(".local/share/kiln")
     }
 
-    /// Opens (creating if needed) the store at `root`.
+    /// Opens (creating if needed) the store at `root`. Its directories
+    /// are made (or tightened to) mode 0700 and its database 0600.
     pub fn open(root: &Path) -> Result<Store> {
         fs::create_dir_all(root).at(root)?;
-        let blobs = Blobs::open(root)?;
+        let mut blobs = Blobs::open(root)?;
         let snapshots = root.join("snapshots");
         fs::create_dir_all(&snapshots).at(&snapshots)?;
-        let db = Db::open(&root.join("meta.db"))?;
+        fs::create_dir_all(root.join("containers")).at(root.join("containers"))?;
+        let db_path = root.join("meta.db");
+        check_metadata_present(root, &db_path, &blobs, &snapshots)?;
+        if !db_path.exists() {
+            // Created private: SQLite gives -wal and -shm the same mode.
+            use std::os::unix::fs::OpenOptionsExt;
+            fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .mode(0o600)
+                .open(&db_path)
+                .at(&db_path)?;
+        }
+        let db = Db::open(&db_path)?;
+        tighten_modes(root)?;
+        let keeper = Keeper {
+            db: Arc::new(Mutex::new(db)),
+            lease: Arc::new(Lease::new()),
+        };
+        blobs.keeper = Some(keeper.clone());
         let store = Store {
             root: root.to_path_buf(),
             blobs,
-            db: Mutex::new(db),
+            keeper,
             snapshots,
         };
         store.sweep_temp()?;
@@ -102,7 +141,22 @@ impl Store {
     /// The database, locked. Never hold the guard across another call that
     /// locks it (e.g. in a `for` header): std mutexes are not reentrant.
     fn db(&self) -> std::sync::MutexGuard<'_, Db> {
-        self.db.lock().unwrap_or_else(|p| p.into_inner())
+        self.keeper.db()
+    }
+
+    /// Holds the blobs (see lease.rs): a prune in any process keeps them
+    /// while this store is open. Errors name the first one already gone.
+    pub fn hold_blobs(&self, digests: &[Digest]) -> Result<()> {
+        let items: Vec<(Kind, Digest)> = digests.iter().map(|d| (Kind::Blob, d.clone())).collect();
+        let present = self
+            .keeper
+            .hold(&items, &|_, d| self.blobs.path(d).is_file())?;
+        match digests.iter().zip(present).find(|(_, p)| !p) {
+            Some((d, _)) => Err(StoreError::BlobMissing {
+                digest: d.to_string(),
+            }),
+            None => Ok(()),
+        }
     }
 
     /// Removes temp files and directories left by processes that died.
@@ -143,14 +197,26 @@ impl Store {
         }
         let manifest_digest = self.blobs.put(manifest_bytes)?;
         let names: Vec<String> = names.iter().map(|r| r.to_string()).collect();
-        self.db().add_image(
-            &ImageRow {
-                manifest: manifest_digest.clone(),
-                config: config_digest,
-                added: time::now(),
-            },
-            &names,
-        )?;
+        let row = ImageRow {
+            manifest: manifest_digest.clone(),
+            config: config_digest,
+            added: time::now(),
+        };
+        let needed: Vec<Digest> = std::iter::once(manifest.config())
+            .chain(manifest.layers().iter())
+            .map(|d| image::kiln_digest(d.digest(), "blob"))
+            .chain([Ok(manifest_digest.clone())])
+            .collect::<Result<_>>()?;
+        // Checked again in the transaction that records the image: a
+        // collection is ordered before or after it, never in between.
+        self.db().immediate(|tx| {
+            if let Some(d) = needed.iter().find(|d| !self.blobs.path(d).is_file()) {
+                return Err(StoreError::BlobMissing {
+                    digest: d.to_string(),
+                });
+            }
+            db::add_image(tx, &row, &names)
+        })?;
         self.image_by_manifest(&manifest_digest)
     }
 
@@ -163,25 +229,32 @@ impl Store {
     }
 
     fn load_image(&self, row: ImageRow) -> Result<Image> {
-        let manifest_bytes = self.blobs.read(&row.manifest)?;
-        let manifest: ImageManifest = serde_json::from_slice(&manifest_bytes)
-            .map_err(|e| StoreError::Invalid(format!("manifest {}: {e}", row.manifest)))?;
-        let config_bytes = self.blobs.read(&row.config)?;
-        let config = serde_json::from_slice(&config_bytes)
-            .map_err(|e| StoreError::Invalid(format!("config {}: {e}", row.config)))?;
-        let names = self
+        let mut image = self.image_from_blobs(&row)?;
+        image.names = self
             .db()
             .names()?
             .into_iter()
             .filter(|(_, m)| *m == row.manifest)
             .map(|(n, _)| n)
             .collect();
+        Ok(image)
+    }
+
+    /// An image from its manifest and config blobs alone (no names; no
+    /// database access, so the collector can use it inside its lock).
+    pub(crate) fn image_from_blobs(&self, row: &ImageRow) -> Result<Image> {
+        let manifest_bytes = self.blobs.read(&row.manifest)?;
+        let manifest: ImageManifest = serde_json::from_slice(&manifest_bytes)
+            .map_err(|e| StoreError::Invalid(format!("manifest {}: {e}", row.manifest)))?;
+        let config_bytes = self.blobs.read(&row.config)?;
+        let config = serde_json::from_slice(&config_bytes)
+            .map_err(|e| StoreError::Invalid(format!("config {}: {e}", row.config)))?;
         Ok(Image {
-            manifest_digest: row.manifest,
+            manifest_digest: row.manifest.clone(),
             manifest,
-            config_digest: row.config,
+            config_digest: row.config.clone(),
             config,
-            names,
+            names: Vec::new(),
         })
     }
 
@@ -286,16 +359,42 @@ impl Store {
         parent: Option<&Digest>,
     ) -> Result<PathBuf> {
         let final_dir = self.snapshots.join(chain_id.hex());
-        if let Some(row) = self.db().snapshot(chain_id)? {
-            let dir = self.snapshots.join(&row.dir);
-            if dir.is_dir() {
-                return Ok(dir);
-            }
+        // Held before it is looked at: a prune then cannot take it (or the
+        // blob it is unpacked from) while we use it.
+        let snapshot_present = |d: &Digest| self.snapshots.join(d.hex()).is_dir();
+        let present = self.keeper.hold(
+            &[
+                (Kind::Snapshot, chain_id.clone()),
+                (Kind::Blob, layer.digest.clone()),
+            ],
+            &|kind, d| match kind {
+                Kind::Snapshot => snapshot_present(d),
+                Kind::Blob => self.blobs.path(d).is_file(),
+            },
+        )?;
+        if present[0] && self.db().snapshot(chain_id)?.is_some() {
+            return Ok(final_dir);
+        }
+        if !present[1] {
+            return Err(StoreError::BlobMissing {
+                digest: layer.digest.to_string(),
+            });
+        }
+        // Something that is not a snapshot directory (a file, a link) in
+        // its place is moved aside; the snapshot is made again from its blob.
+        if fs::symlink_metadata(&final_dir).is_ok_and(|m| !m.is_dir()) {
+            let aside = blobs::temp_path(self.blobs.tmp_dir(), "trash");
+            fs::rename(&final_dir, &aside).at(&final_dir)?;
+            let _ = fs::remove_file(&aside);
         }
         let tmp = blobs::temp_path(&self.snapshots, "unpack");
         let result = (|| -> Result<u64> {
             let blob = self.blobs.open_blob(&layer.digest)?;
-            let applied = layer::apply_layer(blob, &tmp)?;
+            // Errors name the layer, not the temp directory it went to.
+            let applied = layer::apply_layer(blob, &tmp).map_err(|e| StoreError::Layer {
+                digest: layer.digest.to_string(),
+                source: Box::new(e),
+            })?;
             if applied.diff_id != layer.diff_id {
                 return Err(StoreError::DigestMismatch {
                     what: format!("layer {} (uncompressed)", layer.digest),
@@ -332,6 +431,69 @@ impl Store {
         })?;
         Ok(final_dir)
     }
+}
+
+/// A store whose blobs or snapshots outlive its database has lost every
+/// image and cache record: using it would look like an empty store, and
+/// the first prune would delete everything. Refuse, and say so.
+fn check_metadata_present(root: &Path, db: &Path, blobs: &Blobs, snapshots: &Path) -> Result<()> {
+    let db_len = fs::metadata(db).map(|m| m.len()).unwrap_or(0);
+    if db_len > 0 {
+        return Ok(());
+    }
+    let blob_count = blobs.list()?.len();
+    let snapshot_count = fs::read_dir(snapshots)
+        .at(snapshots)?
+        .flatten()
+        .filter(|e| e.file_name().len() == 64)
+        .count();
+    if blob_count == 0 && snapshot_count == 0 {
+        return Ok(());
+    }
+    Err(StoreError::MetadataLost {
+        root: root.to_path_buf(),
+        state: if db.exists() { "empty" } else { "missing" },
+        blobs: blob_count,
+        snapshots: snapshot_count,
+    })
+}
+
+/// Mode 0700 on the store's directories, 0600 on its database files,
+/// for a new store and an old one made before kiln did this.
+fn tighten_modes(root: &Path) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    for (names, mode) in [(&PRIVATE_DIRS[..], 0o700), (&PRIVATE_FILES[..], 0o600)] {
+        for name in names {
+            let path = root.join(name);
+            let Ok(meta) = fs::metadata(&path) else {
+                continue;
+            };
+            if meta.permissions().mode() & 0o077 != 0 {
+                fs::set_permissions(&path, fs::Permissions::from_mode(mode)).at(&path)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Store paths whose mode lets other users in (for `system check`).
+pub(crate) fn loose_modes(root: &Path) -> Vec<String> {
+    use std::os::unix::fs::PermissionsExt;
+    let mut out = Vec::new();
+    for name in PRIVATE_DIRS.iter().chain(PRIVATE_FILES.iter()) {
+        let path = root.join(name);
+        if let Ok(meta) = fs::metadata(&path) {
+            let mode = meta.permissions().mode() & 0o7777;
+            if mode & 0o077 != 0 {
+                out.push(format!(
+                    "{} has mode {mode:04o}: other users can reach the store (want {})",
+                    path.display(),
+                    if meta.is_dir() { "0700" } else { "0600" }
+                ));
+            }
+        }
+    }
+    out
 }
 
 fn process_alive(pid: i32) -> bool {

@@ -460,3 +460,45 @@ fn truncated_layer_is_an_error() {
     data.truncate(data.len() / 2);
     assert!(apply_layer(data.as_slice(), &tmp.path().join("t")).is_err());
 }
+
+/// overlayfs reads `trusted.overlay.*` (redirect, metacopy, opaque) off
+/// its layers: a layer that carries them could steer the overlay a
+/// container runs on, so they never reach a snapshot. Other xattrs do.
+#[test]
+fn overlay_xattrs_from_a_layer_are_not_applied() {
+    if !is_root() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let mut builder = tar::Builder::new(Vec::new());
+    builder
+        .append_pax_extensions([
+            ("SCHILY.xattr.trusted.overlay.redirect", &b"/etc"[..]),
+            ("SCHILY.xattr.trusted.overlay.opaque", &b"y"[..]),
+            ("SCHILY.xattr.user.overlay.metacopy", &b""[..]),
+            ("SCHILY.xattr.user.kept", &b"yes"[..]),
+        ])
+        .unwrap();
+    let mut h = tar::Header::new_ustar();
+    h.set_entry_type(tar::EntryType::Directory);
+    h.set_path("d").unwrap();
+    h.set_mode(0o755);
+    h.set_size(0);
+    h.set_cksum();
+    builder.append(&h, std::io::empty()).unwrap();
+    let tar = builder.into_inner().unwrap();
+    let target = tmp.path().join("t");
+    apply_layer(tar.as_slice(), &target).unwrap();
+    let mut names = vec![0u8; 4096];
+    let n = rustix::fs::llistxattr(target.join("d"), &mut names).unwrap();
+    let names: Vec<String> = names[..n]
+        .split(|b| *b == 0)
+        .filter(|n| !n.is_empty())
+        .map(|n| String::from_utf8_lossy(n).into_owned())
+        .collect();
+    assert!(names.contains(&"user.kept".to_string()), "{names:?}");
+    assert!(
+        !names.iter().any(|n| n.contains("overlay")),
+        "overlay xattrs applied: {names:?}"
+    );
+}

@@ -522,7 +522,7 @@ impl Lowerer<'_> {
     fn expand(&self, word: &str, state: &StageState, pos: Pos) -> Result<String, ParseError> {
         self.lexer
             .process_word(word, &state.scope.vars())
-            .map_err(|e| err(pos, format!("{word}: {e}")))
+            .map_err(|e| err(pos, format!("{}: {e}", abbreviate(word))))
     }
 
     fn workdir(state: &StageState) -> String {
@@ -1446,6 +1446,16 @@ impl Lowerer<'_> {
             Self::history(state, format!("{} # kiln", text.trim()), LayerSlot::Step);
         }
         Ok(())
+    }
+}
+
+/// A word for an error message: whole when short, else its start (an
+/// untrusted Dockerfile's 100 kB word should not fill the terminal).
+fn abbreviate(word: &str) -> String {
+    const MAX: usize = 60;
+    match word.char_indices().nth(MAX) {
+        Some((at, _)) => format!("{}…", &word[..at]),
+        None => word.to_string(),
     }
 }
 

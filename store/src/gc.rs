@@ -1,0 +1,238 @@
+//! Garbage collection: `kiln prune`, and the cleanup after a failed load.
+//!
+//! Live is what an image record or a build cache record needs, and what
+//! any live process holds (lease.rs). Everything else goes. The decision
+//! and the moves that make it real (each doomed blob and snapshot renamed
+//! into a trash directory under `tmp/`) happen inside one immediate
+//! transaction, so they are ordered against every hold, image commit and
+//! cache record; the trash is deleted afterwards, outside the lock (and by
+//! the next open's temp sweep if we die first).
+
+use crate::check::PruneReport;
+use crate::db::{self, ImageRow};
+use crate::digest::Digest;
+use crate::error::{IoContext, Result};
+use crate::image::{Image, LayerRef};
+use crate::lease::Kind;
+use crate::{blobs, build, Store};
+use std::collections::HashSet;
+use std::fs;
+use std::path::Path;
+
+/// What a collection may remove.
+#[derive(Clone, Copy)]
+enum Scope<'a> {
+    /// `kiln prune`: unnamed images (every image and the whole build cache
+    /// with `all`), then every blob and snapshot nothing live needs.
+    Everything { all: bool },
+    /// Only these blobs (a failed load's), if nothing else needs them.
+    Blobs(&'a HashSet<Digest>),
+}
+
+pub(crate) fn dir_size(path: &Path) -> u64 {
+    let mut total = 0;
+    let mut stack = vec![path.to_path_buf()];
+    while let Some(p) = stack.pop() {
+        let Ok(rd) = fs::read_dir(&p) else { continue };
+        for e in rd.flatten() {
+            match e.metadata() {
+                Ok(m) if m.is_dir() => stack.push(e.path()),
+                Ok(m) => total += m.len(),
+                Err(_) => {}
+            }
+        }
+    }
+    total
+}
+
+impl Store {
+    /// Removes images without names (all images and the build cache with
+    /// `all`), then every blob and snapshot that no remaining image, no
+    /// cache record and no live kiln process needs.
+    pub fn prune(&self, all: bool) -> Result<PruneReport> {
+        self.collect(Scope::Everything { all })
+    }
+
+    /// Deletes blobs a failed load added, unless something else needs
+    /// them (an image, a cache record, another process).
+    pub(crate) fn collect_blobs(&self, candidates: &HashSet<Digest>) {
+        let _ = self.collect(Scope::Blobs(candidates));
+    }
+
+    fn collect(&self, scope: Scope<'_>) -> Result<PruneReport> {
+        let trash = blobs::temp_path(self.blobs.tmp_dir(), "trash");
+        fs::create_dir_all(&trash).at(&trash)?;
+        let lease = self.keeper.lease.clone();
+        let result = self.db().immediate(|tx| {
+            let mut report = PruneReport::default();
+            // Our own holds go (on the candidates, or all with a prune):
+            // the process collecting is the one giving them up.
+            match scope {
+                Scope::Blobs(candidates) => {
+                    let items: Vec<(Kind, Digest)> =
+                        candidates.iter().map(|d| (Kind::Blob, d.clone())).collect();
+                    db::release_items(tx, &lease.id, &items)?;
+                    lease.forget(&items);
+                }
+                Scope::Everything { .. } => {
+                    tx.execute("DELETE FROM lease_items WHERE lease = ?1", [&lease.id])?;
+                    lease.forget_all();
+                }
+            }
+            let holds = db::live_holds(tx, None)?;
+            if let Scope::Everything { all } = scope {
+                if all {
+                    report.cache_records_removed = tx.execute("DELETE FROM build_cache", [])?;
+                }
+                let named: HashSet<Digest> = db::named_manifests(tx)?.into_iter().collect();
+                for row in db::image_rows(tx)? {
+                    if all || !named.contains(&row.manifest) {
+                        db::remove_image(tx, &row.manifest)?;
+                        report.images_removed += 1;
+                    }
+                }
+            }
+            let (live_blobs, live_snapshots) =
+                self.live(&db::image_rows(tx)?, &db::cache_texts(tx)?, &holds);
+            let mut doomed_blobs = Vec::new();
+            match scope {
+                Scope::Blobs(candidates) => doomed_blobs.extend(
+                    candidates
+                        .iter()
+                        .filter(|d| !live_blobs.contains(*d))
+                        .map(|d| self.blobs.path(d)),
+                ),
+                Scope::Everything { .. } => {
+                    for (name, path) in self.blobs.list()? {
+                        let keep = format!("sha256:{name}")
+                            .parse::<Digest>()
+                            .is_ok_and(|d| live_blobs.contains(&d));
+                        if !keep {
+                            doomed_blobs.push(path);
+                        }
+                    }
+                }
+            }
+            for (n, path) in doomed_blobs.iter().enumerate() {
+                let Ok(meta) = fs::metadata(path) else {
+                    continue;
+                };
+                fs::rename(path, trash.join(format!("b{n}"))).at(path)?;
+                report.bytes_freed += meta.len();
+                report.blobs_removed += 1;
+            }
+            if let Scope::Everything { .. } = scope {
+                let mut n = 0;
+                for snap in db::snapshot_rows(tx)? {
+                    if live_snapshots.contains(&snap.chain_id) {
+                        continue;
+                    }
+                    tx.execute(
+                        "DELETE FROM snapshots WHERE chain_id = ?1",
+                        [snap.chain_id.to_string()],
+                    )?;
+                    let dir = self.snapshots.join(&snap.dir);
+                    if dir.exists() {
+                        report.bytes_freed += dir_size(&dir);
+                        fs::rename(&dir, trash.join(format!("s{n}"))).at(&dir)?;
+                        n += 1;
+                    }
+                    report.snapshots_removed += 1;
+                }
+                // Directories no record knows (a crash between rename and
+                // record), unless a live process holds them.
+                for e in fs::read_dir(&self.snapshots).at(&self.snapshots)?.flatten() {
+                    let name = e.file_name().to_string_lossy().into_owned();
+                    let Ok(chain) = format!("sha256:{name}").parse::<Digest>() else {
+                        continue;
+                    };
+                    if live_snapshots.contains(&chain)
+                        || tx
+                            .query_row(
+                                "SELECT 1 FROM snapshots WHERE chain_id = ?1",
+                                [chain.to_string()],
+                                |_| Ok(()),
+                            )
+                            .is_ok()
+                    {
+                        continue;
+                    }
+                    report.bytes_freed += dir_size(&e.path());
+                    fs::rename(e.path(), trash.join(format!("s{n}"))).at(e.path())?;
+                    n += 1;
+                    report.snapshots_removed += 1;
+                }
+            }
+            Ok(report)
+        });
+        let _ = fs::remove_dir_all(&trash);
+        result
+    }
+
+    /// Blobs and snapshots that the images, the cache records and the
+    /// live holds need. Reads only blob files and the given rows (it runs
+    /// inside the collector's transaction, with the database locked).
+    fn live(
+        &self,
+        images: &[ImageRow],
+        cache: &[String],
+        holds: &HashSet<(Kind, Digest)>,
+    ) -> (HashSet<Digest>, HashSet<Digest>) {
+        let mut blobs: HashSet<Digest> = HashSet::new();
+        let mut snapshots: HashSet<Digest> = HashSet::new();
+        let mut stacks: Vec<Vec<LayerRef>> = Vec::new();
+        for row in images {
+            blobs.insert(row.manifest.clone());
+            blobs.insert(row.config.clone());
+            match self
+                .image_from_blobs(row)
+                .and_then(|img: Image| img.layers())
+            {
+                Ok(layers) => stacks.push(layers),
+                // An image whose config cannot be read still keeps the
+                // layers its manifest names (check reports the damage).
+                Err(_) => blobs.extend(self.manifest_layer_digests(&row.manifest)),
+            }
+        }
+        for text in cache {
+            if let Some(stack) = build::stack_from_text(text) {
+                stacks.push(stack.into_iter().flatten().collect());
+            }
+        }
+        for layers in &stacks {
+            blobs.extend(layers.iter().map(|l| l.digest.clone()));
+            let diff_ids: Vec<&Digest> = layers.iter().map(|l| &l.diff_id).collect();
+            for n in 1..=diff_ids.len() {
+                snapshots.extend(build::chain_id(diff_ids[..n].iter().copied()));
+            }
+        }
+        for (kind, d) in holds {
+            match kind {
+                Kind::Blob => blobs.insert(d.clone()),
+                Kind::Snapshot => snapshots.insert(d.clone()),
+            };
+        }
+        (blobs, snapshots)
+    }
+
+    fn manifest_layer_digests(&self, manifest: &Digest) -> Vec<Digest> {
+        let Ok(bytes) = self.blobs.read(manifest) else {
+            return Vec::new();
+        };
+        let Ok(m) = serde_json::from_slice::<oci_spec::image::ImageManifest>(&bytes) else {
+            return Vec::new();
+        };
+        m.layers()
+            .iter()
+            .filter_map(|l| crate::image::kiln_digest(l.digest(), "layer").ok())
+            .collect()
+    }
+
+    /// Every blob some image or build cache record needs (not counting
+    /// holds): what `system df` calls in use.
+    pub(crate) fn referenced_blobs(&self) -> Result<HashSet<Digest>> {
+        let images = self.db().images()?;
+        let cache = self.db().cache_records()?;
+        Ok(self.live(&images, &cache, &HashSet::new()).0)
+    }
+}
