@@ -425,3 +425,122 @@ pub const PROBE_INIT: &[&str] = &[
     "proc1-root",
     "proc1-environ",
 ];
+
+/// What a finished command printed.
+#[derive(Debug)]
+pub struct Output {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// A kiln binary with a store of its own in a temp directory: the CLI
+/// tests' harness. The binary's path comes from the caller
+/// (`env!("CARGO_BIN_EXE_kiln")`, which Cargo sets only for the cli
+/// crate's tests).
+pub struct Kiln {
+    pub dir: tempfile::TempDir,
+    bin: PathBuf,
+}
+
+impl Kiln {
+    /// An empty store.
+    pub fn new(bin: impl Into<PathBuf>) -> Kiln {
+        Kiln {
+            dir: tempfile::tempdir().unwrap(),
+            bin: bin.into(),
+        }
+    }
+
+    /// A store holding `busybox` (from Debian's busybox-static).
+    pub fn with_busybox(bin: impl Into<PathBuf>) -> Kiln {
+        let k = Kiln::new(bin);
+        let rootfs = k.path("busybox-rootfs.tar");
+        write_busybox_rootfs(&rootfs);
+        k.ok(&["import", rootfs.to_str().unwrap(), "busybox"]);
+        k
+    }
+
+    pub fn root(&self) -> PathBuf {
+        self.dir.path().join("store")
+    }
+
+    /// A path in the test's directory.
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    /// Writes a file (and its parents) in the test's directory.
+    pub fn write(&self, rel: &str, data: impl AsRef<[u8]>) -> PathBuf {
+        let p = self.path(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(&p, data).unwrap();
+        p
+    }
+
+    /// `kiln --root ROOT`, without the caller's SOURCE_DATE_EPOCH.
+    pub fn cmd(&self) -> std::process::Command {
+        let mut c = std::process::Command::new(&self.bin);
+        c.arg("--root").arg(self.root());
+        c.env_remove("SOURCE_DATE_EPOCH");
+        c
+    }
+
+    pub fn bin(&self) -> &Path {
+        &self.bin
+    }
+
+    /// Runs kiln with `args`; whatever happens.
+    pub fn out(&self, args: &[&str]) -> Output {
+        let out = self.cmd().args(args).output().unwrap();
+        Output {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
+    /// Runs kiln with `args`, which must succeed; returns stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.out(args);
+        assert_eq!(out.code, 0, "kiln {args:?} failed:\n{}", out.stderr);
+        out.stdout
+    }
+
+    /// Runs kiln with `args`, which must fail cleanly (exit 1..=125, no
+    /// panic); returns stderr.
+    pub fn fails(&self, args: &[&str]) -> String {
+        let out = self.out(args);
+        assert!(
+            (1..=125).contains(&out.code),
+            "kiln {args:?} should fail cleanly, got {}:\n{}",
+            out.code,
+            out.stderr
+        );
+        assert!(
+            !out.stderr.contains("panicked"),
+            "kiln panicked:\n{}",
+            out.stderr
+        );
+        out.stderr
+    }
+}
+
+/// The probe's report lines (`ok ...`, `skip ...`, `ESCAPE ...`, `probe
+/// done ...`) out of `kiln build --progress plain` output, where each
+/// comes as `#N 0.123 <line>`.
+pub fn probe_lines(progress: &str) -> String {
+    let mut out = String::new();
+    for line in progress.lines() {
+        for marker in ["ok ", "skip ", "ESCAPE ", "probe done"] {
+            if let Some(at) = line.find(&format!(" {marker}")) {
+                if line.starts_with('#') {
+                    out.push_str(&line[at + 1..]);
+                    out.push('\n');
+                }
+                break;
+            }
+        }
+    }
+    out
+}

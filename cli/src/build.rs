@@ -42,6 +42,10 @@ pub struct BuildOptions {
     /// Network for RUN steps: `default` (the host's, as buildkitd without CNI), `host` or `none`.
     #[arg(long, default_value = "default", value_parser = ["default", "host", "none"])]
     network: String,
+    /// Allow an entitlement: `network.host` lets `RUN --network=host` use
+    /// the host's network (refused otherwise, as BuildKit does).
+    #[arg(long = "allow", value_name = "ENTITLEMENT", value_parser = ["network.host"])]
+    allow: Vec<String>,
     /// A secret for `RUN --mount=type=secret`: `id=ID,src=FILE` or `id=ID,env=VAR`.
     #[arg(long = "secret", value_name = "SPEC")]
     secrets: Vec<String>,
@@ -330,6 +334,7 @@ pub fn build(
         platform,
         labels,
         network: o.network.clone(),
+        allow_host_network: o.allow.iter().any(|a| a == "network.host"),
         no_cache_stages: o.no_cache_filter.clone(),
         ignore: ignore.patterns().to_vec(),
     };

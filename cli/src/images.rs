@@ -203,7 +203,9 @@ pub fn import(
         created_by: message.map(str::to_string).unwrap_or_default(),
         compression: None,
     };
-    let img = store.import(reader, &reference, &opts).map_err(fail)?;
+    let img = store
+        .import(reader, &reference, &opts)
+        .map_err(|e| fail(format!("{input}: {e}")))?;
     emit(&format!("{}\n", img.config_digest))
 }
 
@@ -374,41 +376,8 @@ pub fn rmi(store: &Store, names: &[String], force: bool) -> Result<(), Reported>
     }
 }
 
-/// Removes kept containers (`kiln run` without `--rm`) whose process has
-/// exited, with their names. Returns how many.
-fn prune_containers(store: &Store) -> usize {
-    let dir = store.root().join("containers");
-    let Ok(entries) = fs::read_dir(&dir) else {
-        return 0;
-    };
-    let mut removed = Vec::new();
-    for e in entries.flatten() {
-        let name = e.file_name().to_string_lossy().into_owned();
-        if name == "names" {
-            continue;
-        }
-        let pid = fs::read_to_string(e.path().join("pid"))
-            .ok()
-            .and_then(|p| p.trim().parse::<u32>().ok());
-        // Still running while its recorded PID is alive (a reused pid only
-        // delays the removal to a later prune).
-        let running = pid.is_some_and(|p| Path::new(&format!("/proc/{p}")).exists());
-        if !running && fs::remove_dir_all(e.path()).is_ok() {
-            removed.push(name);
-        }
-    }
-    if let Ok(names) = fs::read_dir(dir.join("names")) {
-        for n in names.flatten() {
-            if fs::read_link(n.path()).is_ok_and(|t| removed.iter().any(|r| t == Path::new(r))) {
-                let _ = fs::remove_file(n.path());
-            }
-        }
-    }
-    removed.len()
-}
-
 pub fn prune(store: &Store, all: bool) -> Result<(), Reported> {
-    let containers = prune_containers(store);
+    let containers = crate::containers::sweep(store, false);
     let r = store.prune(all).map_err(fail)?;
     emit(&format!(
         "Deleted containers: {containers}\nDeleted images: {}\nDeleted build cache records: {}\nDeleted blobs: {}\nDeleted snapshots: {}\nTotal reclaimed space: {}\n",
@@ -467,6 +436,9 @@ pub fn check(store: &Store) -> Result<(), Reported> {
         "checked {} blobs, {} images, {} snapshots\n",
         r.blobs_checked, r.images_checked, r.snapshots_checked
     );
+    for f in &r.fixed {
+        out.push_str(&format!("fixed: {f}\n"));
+    }
     for p in &r.problems {
         out.push_str(&format!("problem: {p}\n"));
     }

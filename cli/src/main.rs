@@ -3,6 +3,7 @@
 
 mod build;
 mod change;
+mod containers;
 mod images;
 mod registry;
 mod run;

@@ -275,8 +275,10 @@ pub fn run(store: &Store, client: &kiln_registry::Client, o: RunOptions) -> Resu
         Some(path) => kiln_executor::Runtime::Oci(path.clone()),
     };
 
+    // --rm containers whose kiln was killed before it could clean up.
+    crate::containers::sweep(store, true);
     let id = random_id();
-    let containers = store.root().join("containers");
+    let containers = crate::containers::dir(store);
     let state_dir = containers.join(&id);
     fs::create_dir_all(&state_dir).map_err(|e| fail(format!("{}: {e}", state_dir.display())))?;
     let name_link = o.name.as_ref().map(|n| containers.join("names").join(n));
@@ -300,8 +302,16 @@ pub fn run(store: &Store, client: &kiln_registry::Client, o: RunOptions) -> Resu
     }
     let _ = fs::write(
         state_dir.join("config.json"),
-        serde_json::json!({ "Image": image.config_digest.to_string(), "Name": o.name, "Cmd": argv }).to_string(),
+        serde_json::json!({
+            "Image": image.config_digest.to_string(),
+            "Name": o.name,
+            "Cmd": argv,
+            "AutoRemove": o.rm,
+        })
+        .to_string(),
     );
+    crate::containers::claim(&state_dir)
+        .map_err(|e| fail(format!("{}: {e}", state_dir.display())))?;
 
     let stop_signal = config
         .get("StopSignal")

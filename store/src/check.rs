@@ -15,6 +15,8 @@ pub struct CheckReport {
     pub images_checked: usize,
     pub snapshots_checked: usize,
     pub problems: Vec<String>,
+    /// What opening the store repaired (modes it tightened).
+    pub fixed: Vec<String>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -38,6 +40,7 @@ impl Store {
             report.problems.push(format!("database: {problem}"));
         }
         report.problems.extend(crate::loose_modes(&self.root));
+        report.fixed.extend(self.tightened.iter().cloned());
         for (name, path) in self.blobs.list()? {
             report.blobs_checked += 1;
             let Ok(expected) = format!("sha256:{name}").parse::<Digest>() else {

@@ -34,6 +34,9 @@ pub enum StoreError {
     UnsupportedMediaType { what: String, media_type: String },
     #[error("layer entry {entry:?}: {reason}")]
     UnsafeEntry { entry: String, reason: String },
+    /// A layer tar that cannot be read (the caller says which layer).
+    #[error("{0}")]
+    BadLayer(String),
     #[error("layer {digest}: {source}")]
     Layer {
         digest: String,

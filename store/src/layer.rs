@@ -369,7 +369,6 @@ fn unsafe_entry(raw: &[u8], reason: impl Into<String>) -> StoreError {
 /// (only for messages and procfs paths).
 struct Target {
     root: OwnedFd,
-    root_path: PathBuf,
     is_root_user: bool,
 }
 
@@ -403,10 +402,16 @@ impl Target {
         Ok(fd)
     }
 
+    /// An error on one entry, named by its path in the layer (the
+    /// directory it is unpacked into is the caller's business).
     fn io_err(&self, raw: &[u8], e: rustix::io::Errno) -> StoreError {
-        StoreError::Io {
-            path: self.root_path.join(OsStr::from_bytes(raw)),
-            source: e.into(),
+        self.entry_err(raw, e.into())
+    }
+
+    fn entry_err(&self, raw: &[u8], e: io::Error) -> StoreError {
+        StoreError::UnsafeEntry {
+            entry: String::from_utf8_lossy(raw).into_owned(),
+            reason: e.to_string(),
         }
     }
 }
@@ -447,18 +452,17 @@ pub fn apply_layer(reader: impl Read, target: &Path) -> Result<Applied> {
     })?;
     let t = Target {
         root,
-        root_path: target.to_path_buf(),
         is_root_user: rustix::process::geteuid().is_root(),
     };
-    let mut hashing = HashingReader::new(decompress(reader).at(target)?);
+    let mut hashing = HashingReader::new(decompress(reader).map_err(bad_tar)?);
     let mut size = 0u64;
     let mut skipped_devices = 0;
     let mut dir_times: Vec<(Vec<Vec<u8>>, u64)> = Vec::new();
     {
         let mut archive = tar::Archive::new(&mut hashing);
-        let entries = archive.entries().map_err(|e| bad_tar(target, e))?;
+        let entries = archive.entries().map_err(bad_tar)?;
         for entry in entries {
-            let mut entry = entry.map_err(|e| bad_tar(target, e))?;
+            let mut entry = entry.map_err(bad_tar)?;
             let raw = entry.path_bytes().into_owned();
             let parts = components(&raw, "path")?;
             let Some((name, parents)) = parts.split_last() else {
@@ -482,7 +486,7 @@ pub fn apply_layer(reader: impl Read, target: &Path) -> Result<Applied> {
             }
             if let Some(hidden) = name.strip_prefix(WHITEOUT_PREFIX.as_bytes()) {
                 let hidden = OsStr::from_bytes(hidden);
-                remove_existing(&dir, hidden).at(t.root_path.join(OsStr::from_bytes(&raw)))?;
+                remove_existing(&dir, hidden).map_err(|e| t.entry_err(&raw, e))?;
                 rustix::fs::mknodat(
                     &dir,
                     hidden,
@@ -503,7 +507,7 @@ pub fn apply_layer(reader: impl Read, target: &Path) -> Result<Applied> {
                 Ok(st) if rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::Directory
             );
             if !(kind.is_dir() && existing_dir) {
-                remove_existing(&dir, name_os).at(t.root_path.join(OsStr::from_bytes(&raw)))?;
+                remove_existing(&dir, name_os).map_err(|e| t.entry_err(&raw, e))?;
             }
             let mode = Mode::from_raw_mode(header.mode().unwrap_or(0o644) & 0o7777);
             match kind {
@@ -528,7 +532,7 @@ pub fn apply_layer(reader: impl Read, target: &Path) -> Result<Applied> {
                     )
                     .map_err(|e| t.io_err(&raw, e))?;
                     let mut file = fs::File::from(fd);
-                    size += io::copy(&mut entry, &mut file).map_err(|e| bad_tar(target, e))?;
+                    size += io::copy(&mut entry, &mut file).map_err(bad_tar)?;
                 }
                 tar::EntryType::Symlink => {
                     let link = entry
@@ -647,7 +651,7 @@ pub fn apply_layer(reader: impl Read, target: &Path) -> Result<Applied> {
         }
     }
     // Hash the rest of the stream (tar end blocks) so the diff ID is whole.
-    io::copy(&mut hashing, &mut io::sink()).map_err(|e| bad_tar(target, e))?;
+    io::copy(&mut hashing, &mut io::sink()).map_err(bad_tar)?;
     let (diff_id, _) = hashing.finish();
     Ok(Applied {
         diff_id,
@@ -672,9 +676,6 @@ fn set_mtime(dir: &impl AsFd, name: &OsStr, mtime: u64) -> rustix::io::Result<()
     )
 }
 
-fn bad_tar(target: &Path, e: io::Error) -> StoreError {
-    StoreError::BadArchive {
-        file: format!("layer for {}", target.display()),
-        reason: format!("corrupt or truncated tar: {e}"),
-    }
+fn bad_tar(e: io::Error) -> StoreError {
+    StoreError::BadLayer(format!("corrupt or truncated tar: {e}"))
 }

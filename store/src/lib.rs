@@ -61,6 +61,8 @@ pub struct Store {
     /// The database and this instance's lease on what it uses.
     keeper: Keeper,
     snapshots: PathBuf,
+    /// Paths whose modes `open` had to tighten (for `system check`).
+    tightened: Vec<String>,
 }
 
 impl Drop for Store {
@@ -114,7 +116,7 @@ impl Store {
                 .at(&db_path)?;
         }
         let db = Db::open(&db_path)?;
-        tighten_modes(root)?;
+        let tightened = tighten_modes(root)?;
         let keeper = Keeper {
             db: Arc::new(Mutex::new(db)),
             lease: Arc::new(Lease::new()),
@@ -125,6 +127,7 @@ impl Store {
             blobs,
             keeper,
             snapshots,
+            tightened,
         };
         store.sweep_temp()?;
         Ok(store)
@@ -459,21 +462,28 @@ fn check_metadata_present(root: &Path, db: &Path, blobs: &Blobs, snapshots: &Pat
 }
 
 /// Mode 0700 on the store's directories, 0600 on its database files,
-/// for a new store and an old one made before kiln did this.
-fn tighten_modes(root: &Path) -> Result<()> {
+/// for a new store and an old one made before kiln did this. Says what
+/// it changed.
+fn tighten_modes(root: &Path) -> Result<Vec<String>> {
     use std::os::unix::fs::PermissionsExt;
+    let mut changed = Vec::new();
     for (names, mode) in [(&PRIVATE_DIRS[..], 0o700), (&PRIVATE_FILES[..], 0o600)] {
         for name in names {
             let path = root.join(name);
             let Ok(meta) = fs::metadata(&path) else {
                 continue;
             };
-            if meta.permissions().mode() & 0o077 != 0 {
+            let old = meta.permissions().mode() & 0o7777;
+            if old & 0o077 != 0 {
                 fs::set_permissions(&path, fs::Permissions::from_mode(mode)).at(&path)?;
+                changed.push(format!(
+                    "{} had mode {old:04o} (other users could reach the store); now {mode:04o}",
+                    path.display()
+                ));
             }
         }
     }
-    Ok(())
+    Ok(changed)
 }
 
 /// Store paths whose mode lets other users in (for `system check`).

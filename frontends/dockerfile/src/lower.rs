@@ -31,6 +31,11 @@ pub struct Options {
     pub labels: BTreeMap<String, String>,
     /// `--network` default for RUN: `default` (host), `host` or `none`.
     pub network: String,
+    /// `--allow network.host`: a RUN step may ask for the host's network
+    /// (`RUN --network=host`). Without it that is an error: a Dockerfile
+    /// never chooses more network than the invoker allowed (BuildKit's
+    /// entitlement rule).
+    pub allow_host_network: bool,
     /// `--no-cache-filter`: stages (by name or index) whose steps never
     /// come from the cache.
     pub no_cache_stages: Vec<String>,
@@ -117,7 +122,8 @@ struct Lowerer<'a> {
     plan: Plan,
     platform: Platform,
     lexer: Lexer,
-    nodes: &'a [kiln_parser::Node],
+    /// Each instruction's source text, by its span.
+    node_text: HashMap<Span, String>,
     steps: HashMap<VertexId, StepInfo>,
     no_cache: BTreeSet<VertexId>,
     image_cache: HashMap<String, (VertexId, ResolvedImage)>,
@@ -221,7 +227,11 @@ pub fn lower(
         plan,
         platform,
         lexer: Lexer::new(df.escape),
-        nodes: &df.instructions,
+        node_text: df
+            .instructions
+            .iter()
+            .map(|n| (n.span, n.original.clone()))
+            .collect(),
         steps: HashMap::new(),
         no_cache: BTreeSet::new(),
         image_cache: HashMap::new(),
@@ -507,21 +517,18 @@ impl Lowerer<'_> {
             let text = self.text_of(ins.span);
             self.instruction(&mut state, ins, &text, n + 2, total)?;
         }
+        set_env_list(&mut state.config, state.scope.env());
         Ok(state)
     }
 
     /// The instruction's source text (its logical line).
     fn text_of(&self, span: Span) -> String {
-        self.nodes
-            .iter()
-            .find(|n| n.span == span)
-            .map(|n| n.original.clone())
-            .unwrap_or_default()
+        self.node_text.get(&span).cloned().unwrap_or_default()
     }
 
     fn expand(&self, word: &str, state: &StageState, pos: Pos) -> Result<String, ParseError> {
         self.lexer
-            .process_word(word, &state.scope.vars())
+            .process_word(word, &state.scope)
             .map_err(|e| err(pos, format!("{}: {e}", abbreviate(word))))
     }
 
@@ -579,15 +586,18 @@ impl Lowerer<'_> {
                 }
             }
             Instruction::Env(pairs) => {
-                let mut env = env_list(&state.config);
+                // Every pair sees the variables as they were before this
+                // instruction (`ENV A=new B=$A` gives B the old A). The
+                // config's Env is written from the scope when the stage ends.
+                let mut set = Vec::with_capacity(pairs.len());
                 for p in pairs {
                     let value = self.expand(&p.value, state, pos)?;
                     let key = self.expand(&p.key, state, pos)?;
-                    state.scope.set_env(&key, value.clone());
-                    env.retain(|(k, _)| *k != key);
-                    env.push((key, value));
+                    set.push((key, value));
                 }
-                set_env_list(&mut state.config, &env);
+                for (key, value) in set {
+                    state.scope.set_env(&key, value);
+                }
                 Self::history(state, text.trim().to_string(), LayerSlot::None);
             }
             Instruction::Label(pairs) => {
@@ -595,11 +605,11 @@ impl Lowerer<'_> {
                 for p in pairs {
                     let key = self
                         .lexer
-                        .process_word(&p.key, &state.scope.vars())
+                        .process_word(&p.key, &state.scope)
                         .map_err(|e| err(pos, e.message))?;
                     let value = self
                         .lexer
-                        .process_word(&p.value, &state.scope.vars())
+                        .process_word(&p.value, &state.scope)
                         .map_err(|e| err(pos, e.message))?;
                     expanded.push((key, value));
                 }
@@ -864,9 +874,24 @@ impl Lowerer<'_> {
             let m = self.mount(&spec, state, &mut inputs, span)?;
             mounts.push(m);
         }
-        let network = match run.network.as_deref().unwrap_or(&self.opts.network) {
-            "" | "default" | "host" => "host",
+        // The build's default network is the invoker's (`--network`); a
+        // step may ask for less (none), or for the host's only when the
+        // invoker allowed it.
+        let default_network = match self.opts.network.as_str() {
             "none" => "none",
+            _ => "host",
+        };
+        let network = match run.network.as_deref().unwrap_or("default") {
+            "" | "default" => default_network,
+            "none" => "none",
+            "host" if self.opts.allow_host_network => "host",
+            "host" => {
+                return Err(err(
+                    pos,
+                    "RUN --network=host: network.host is not allowed for this build",
+                )
+                .with_hint("allow it with: kiln build --allow network.host"))
+            }
             other => {
                 return Err(
                     err(pos, format!("RUN --network={other}: unknown network mode"))
@@ -886,7 +911,7 @@ impl Lowerer<'_> {
         let mut env = Vec::new();
         let mut proxy_env = Vec::new();
         for (k, v) in state.scope.run_env() {
-            if PROXY_ARGS.contains(&k.as_str()) && !state.scope.env().iter().any(|(e, _)| *e == k) {
+            if PROXY_ARGS.contains(&k.as_str()) && !state.scope.env_has(&k) {
                 proxy_env.push((k, v));
             } else {
                 env.push((k, v));
@@ -1312,7 +1337,7 @@ impl Lowerer<'_> {
                     if doc.expand {
                         doc.content = self
                             .lexer
-                            .process_word(&doc.content, &state.scope.vars())
+                            .process_word(&doc.content, &state.scope)
                             .unwrap_or(doc.content);
                     }
                     let mode = 0o644;
@@ -1461,7 +1486,78 @@ fn abbreviate(word: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::url_filename;
+    use super::*;
+
+    struct NoImages;
+
+    impl ImageSource for NoImages {
+        fn resolve(&self, reference: &str) -> Result<ResolvedImage, String> {
+            Err(format!("{reference}: not here"))
+        }
+    }
+
+    fn config_env(src: &str) -> Vec<String> {
+        let df = kiln_parser::parse(src).unwrap();
+        let opts = Options {
+            network: "default".into(),
+            ..Default::default()
+        };
+        let lowered = lower(&df, &opts, &NoImages).unwrap();
+        lowered.config["config"]["Env"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap().to_string())
+            .collect()
+    }
+
+    /// BuildKit: every pair of one ENV sees the values from before it, and
+    /// a key set again keeps its place (an inherited PATH stays first).
+    #[test]
+    fn env_pairs_see_the_old_values_and_keys_keep_their_place() {
+        let env =
+            config_env("FROM scratch\nENV A=first B=x\nENV A=changed H=$A\nENV PATH=/bin:$PATH\n");
+        assert_eq!(
+            env,
+            [
+                format!("PATH=/bin:{DEFAULT_PATH}"),
+                "A=changed".into(),
+                "B=x".into(),
+                "H=first".into()
+            ]
+        );
+    }
+
+    #[test]
+    fn run_host_network_needs_the_entitlement() {
+        let df = kiln_parser::parse("FROM scratch\nRUN --network=host true\n").unwrap();
+        let mut opts = Options {
+            network: "none".into(),
+            ..Default::default()
+        };
+        let e = lower(&df, &opts, &NoImages).unwrap_err();
+        assert!(e.message.contains("network.host is not allowed"), "{e:?}");
+        assert_eq!(e.pos.line, 2);
+        opts.allow_host_network = true;
+        let lowered = lower(&df, &opts, &NoImages).unwrap();
+        let net = lowered
+            .definition
+            .vertices()
+            .find_map(|(_, v)| match &v.op {
+                kiln_solver::Op::Exec(x) => Some(x.network.clone()),
+                _ => None,
+            })
+            .unwrap();
+        assert_eq!(net, "host");
+        // The invoker's none is the default for RUN steps.
+        let df = kiln_parser::parse("FROM scratch\nRUN --network=default true\n").unwrap();
+        opts.allow_host_network = false;
+        let lowered = lower(&df, &opts, &NoImages).unwrap();
+        assert!(lowered
+            .definition
+            .vertices()
+            .any(|(_, v)| matches!(&v.op, kiln_solver::Op::Exec(x) if x.network == "none")));
+    }
 
     #[test]
     fn downloads_are_named_like_buildkit_names_them() {

@@ -17,7 +17,7 @@ use crate::split_stages;
 use kiln_parser::instructions::{Instruction, Spanned};
 use kiln_parser::shell::Lexer;
 use kiln_parser::{ParseError, Pos};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 /// The proxy args: passed to RUN, kept out of the image and cache keys.
 pub const PROXY_ARGS: [&str; 10] = [
@@ -83,6 +83,50 @@ impl Platform {
             os: "linux".into(),
             arch: arch.into(),
             variant: String::new(),
+        }
+    }
+
+    /// `os/arch[/variant]`, as BuildKit's platform parser accepts it
+    /// (lower-case; `x86_64` and `aarch64` are the usual aliases).
+    pub fn parse(s: &str) -> Result<Platform, String> {
+        const OSES: [&str; 8] = [
+            "linux", "windows", "darwin", "freebsd", "netbsd", "openbsd", "solaris", "illumos",
+        ];
+        const ARCHES: [&str; 12] = [
+            "amd64", "arm64", "arm", "386", "ppc64le", "ppc64", "s390x", "riscv64", "mips64le",
+            "mips64", "mipsle", "loong64",
+        ];
+        let lower = s.to_ascii_lowercase();
+        let parts: Vec<&str> = lower.split('/').collect();
+        let (os, arch, variant) = match parts.as_slice() {
+            [os, arch] => (*os, *arch, ""),
+            [os, arch, variant] => (*os, *arch, *variant),
+            _ => return Err(format!("{s:?}: expected OS/ARCH[/VARIANT]")),
+        };
+        let arch = match arch {
+            "x86_64" | "x86-64" => "amd64",
+            "aarch64" => "arm64",
+            a => a,
+        };
+        if !OSES.contains(&os) {
+            return Err(format!("{s:?}: unknown operating system {os:?}"));
+        }
+        if !ARCHES.contains(&arch) {
+            return Err(format!("{s:?}: unknown architecture {arch:?}"));
+        }
+        Ok(Platform {
+            os: os.into(),
+            arch: arch.into(),
+            variant: variant.into(),
+        })
+    }
+
+    /// `os/arch[/variant]`.
+    pub fn name(&self) -> String {
+        if self.variant.is_empty() {
+            format!("{}/{}", self.os, self.arch)
+        } else {
+            format!("{}/{}/{}", self.os, self.arch, self.variant)
         }
     }
 
@@ -171,6 +215,21 @@ pub fn plan(
             .map(|p| lexer.process_word(p, &global))
             .transpose()
             .map_err(|e| err(stage.from.span.start, format!("FROM --platform: {e}")))?;
+        if let Some(p) = &platform_flag {
+            let wanted = Platform::parse(p)
+                .map_err(|e| err(stage.from.span.start, format!("FROM --platform: {e}")))?;
+            // Until kiln builds for other platforms (with emulation), a
+            // stage for another one is an error, never a silent host build.
+            if wanted.os != platform.os || wanted.arch != platform.arch {
+                return Err(err(
+                    stage.from.span.start,
+                    format!(
+                        "FROM --platform={p}: this build is for {}, and kiln does not build for other platforms yet",
+                        platform.name()
+                    ),
+                ));
+            }
+        }
         let base = if image.eq_ignore_ascii_case("scratch") {
             Base::Scratch
         } else if let Some(&i) = names.get(&image.to_ascii_lowercase()) {
@@ -295,20 +354,68 @@ pub(crate) fn resolve_ref(
     Ok(None)
 }
 
+/// Variables in the order they were first set; setting one again
+/// replaces its value in place (so an inherited `PATH` stays first, as in
+/// BuildKit's config `Env`). Lookups are by hash: a stage with 10,000 ENV
+/// lines stays linear.
+#[derive(Debug, Clone, Default)]
+pub struct Vars {
+    items: Vec<(String, String)>,
+    index: HashMap<String, usize>,
+}
+
+impl Vars {
+    pub fn from_list(list: Vec<(String, String)>) -> Vars {
+        let mut v = Vars::default();
+        for (k, val) in list {
+            v.set(&k, val);
+        }
+        v
+    }
+
+    pub fn set(&mut self, name: &str, value: String) {
+        match self.index.get(name) {
+            Some(&i) => self.items[i].1 = value,
+            None => {
+                self.index.insert(name.to_string(), self.items.len());
+                self.items.push((name.to_string(), value));
+            }
+        }
+    }
+
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.index.get(name).map(|&i| self.items[i].1.as_str())
+    }
+
+    pub fn contains(&self, name: &str) -> bool {
+        self.index.contains_key(name)
+    }
+
+    pub fn as_slice(&self) -> &[(String, String)] {
+        &self.items
+    }
+}
+
 /// The variables visible at one point of a stage: ARGs declared so far
 /// (with build-arg overrides), then ENV, which wins.
 #[derive(Debug, Clone, Default)]
 pub struct Scope {
-    args: Vec<(String, String)>,
-    env: Vec<(String, String)>,
+    args: Vars,
+    env: Vars,
+}
+
+impl kiln_parser::shell::Env for Scope {
+    fn lookup(&self, name: &str) -> Option<&str> {
+        self.env.get(name).or_else(|| self.args.get(name))
+    }
 }
 
 impl Scope {
     /// A stage's starting scope: the base stage's (or image's) ENV.
     pub fn new(env: Vec<(String, String)>) -> Scope {
         Scope {
-            args: Vec::new(),
-            env,
+            args: Vars::default(),
+            env: Vars::from_list(env),
         }
     }
 
@@ -321,50 +428,53 @@ impl Scope {
         plan: &Plan,
         platform: &Platform,
     ) -> Result<(), String> {
-        let predefined: Vec<(String, String)> = platform
-            .args("TARGET")
-            .into_iter()
-            .chain(platform.args("BUILD"))
-            .collect();
         let value = if let Some(v) = build_args.get(name) {
             Some(v.clone())
         } else if let Some(d) = default {
             Some(
                 Lexer::new('\\')
-                    .process_word(d, &self.vars())
+                    .process_word(d, self)
                     .map_err(|e| format!("ARG {name}: {e}"))?,
             )
         } else if let Some(v) = plan.global_args.get(name) {
             Some(v.clone())
         } else {
-            predefined
-                .iter()
+            platform
+                .args("TARGET")
+                .into_iter()
+                .chain(platform.args("BUILD"))
                 .find(|(k, _)| k == name)
-                .map(|(_, v)| v.clone())
+                .map(|(_, v)| v)
         };
         if let Some(v) = value {
-            self.args.retain(|(k, _)| k != name);
-            self.args.push((name.to_string(), v));
+            self.args.set(name, v);
         }
         Ok(())
     }
 
     pub fn set_env(&mut self, name: &str, value: String) {
-        self.env.retain(|(k, _)| k != name);
-        self.env.push((name.to_string(), value));
+        self.env.set(name, value);
     }
 
-    /// For `$var` expansion: ARGs, then ENV (later entries win).
+    /// For tests and `--explain`: every visible variable (ENV shadowing ARG).
     pub fn vars(&self) -> Vec<(String, String)> {
-        self.args.iter().chain(self.env.iter()).cloned().collect()
+        let mut out: Vec<(String, String)> = self
+            .args
+            .as_slice()
+            .iter()
+            .filter(|(k, _)| !self.env.contains(k))
+            .cloned()
+            .collect();
+        out.extend(self.env.as_slice().iter().cloned());
+        out
     }
 
     /// The environment a RUN sees: ENV plus declared ARGs not shadowed by
     /// ENV (ARGs are not saved in the image).
     pub fn run_env(&self) -> Vec<(String, String)> {
-        let mut out = self.env.clone();
-        for (k, v) in &self.args {
-            if !out.iter().any(|(e, _)| e == k) {
+        let mut out = self.env.as_slice().to_vec();
+        for (k, v) in self.args.as_slice() {
+            if !self.env.contains(k) {
                 out.push((k.clone(), v.clone()));
             }
         }
@@ -372,7 +482,12 @@ impl Scope {
     }
 
     pub fn env(&self) -> &[(String, String)] {
-        &self.env
+        self.env.as_slice()
+    }
+
+    /// Whether ENV (not only an ARG) sets `name`.
+    pub fn env_has(&self, name: &str) -> bool {
+        self.env.contains(name)
     }
 }
 
@@ -419,6 +534,36 @@ mod tests {
         .unwrap();
         assert_eq!(p.stages[0].base, Base::Image("debian".into()));
         assert_eq!(p.needed, [0, 1]);
+    }
+
+    #[test]
+    fn from_platform_must_be_a_platform_and_the_build_s() {
+        let e = plan(
+            parse("FROM --platform=foo/bar busybox\n"),
+            &BTreeMap::new(),
+            None,
+            &host(),
+        )
+        .unwrap_err();
+        assert!(
+            e.message.contains("unknown operating system \"foo\""),
+            "{e:?}"
+        );
+        let e = plan(
+            parse("FROM --platform=linux/arm64 busybox\n"),
+            &BTreeMap::new(),
+            None,
+            &host(),
+        )
+        .unwrap_err();
+        assert!(e.message.contains("for linux/amd64"), "{e:?}");
+        assert!(plan(
+            parse("FROM --platform=linux/x86_64 busybox\n"),
+            &BTreeMap::new(),
+            None,
+            &host()
+        )
+        .is_ok());
     }
 
     #[test]
