@@ -64,13 +64,22 @@ impl Store {
     /// stack, unpacking any that are missing.
     pub fn snapshot_chain(&self, stack: &[Option<LayerRef>]) -> Result<Vec<PathBuf>> {
         let mut parent: Option<Digest> = None;
-        let mut dirs = Vec::new();
+        let mut chain = Vec::new();
         for layer in stack.iter().flatten() {
-            let chain = chain_id(parent.iter().chain([&layer.diff_id])).expect("non-empty");
-            dirs.push(self.ensure_snapshot(layer, &chain, parent.as_ref())?);
-            parent = Some(chain);
+            let id = chain_id(parent.iter().chain([&layer.diff_id])).expect("non-empty");
+            chain.push((layer, id.clone(), parent.replace(id)));
         }
-        Ok(dirs)
+        // One transaction holds the whole chain (each snapshot and the blob
+        // it comes from); `ensure_snapshot` then finds them held.
+        let items: Vec<(Kind, Digest)> = chain
+            .iter()
+            .flat_map(|(l, id, _)| [(Kind::Snapshot, id.clone()), (Kind::Blob, l.digest.clone())])
+            .collect();
+        self.keeper.hold(&items, &|_, _| true)?;
+        chain
+            .iter()
+            .map(|(layer, id, parent)| self.ensure_snapshot(layer, id, parent.as_ref()))
+            .collect()
     }
 
     /// Turns `dir` (a container's upper directory, or a file op's) into a
