@@ -193,7 +193,7 @@ fn source_date_epoch_builds_are_reproducible_and_valid_oci() {
     env.write("f.txt", "content\n");
     env.write(
         "Dockerfile",
-        "FROM busybox\nCOPY f.txt /f.txt\nRUN date > /now && echo made > /made\nCMD [\"cat\", \"/made\"]\n",
+        "FROM busybox\nCOPY f.txt /f.txt\nRUN touch /now && echo made > /made\nCMD [\"cat\", \"/made\"]\n",
     );
     let build = |out: &str| {
         let o = env

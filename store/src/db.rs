@@ -100,7 +100,6 @@ impl Db {
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
-
         conn.execute_batch(SCHEMA)?;
         Ok(Db { conn })
     }
