@@ -12,6 +12,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::UNIX_EPOCH;
 
+/// A download (`ADD <url>`) that failed or did not match its checksum.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct DownloadError(pub String);
+
 /// A finished download: `dir` holds one file.
 #[derive(Debug)]
 pub struct Fetched {
@@ -43,7 +48,11 @@ pub struct Downloads {
 }
 
 impl Downloads {
-    pub fn new(store: &Store, client: Arc<Client>) -> Result<Downloads, String> {
+    pub fn new(store: &Store, client: Arc<Client>) -> Result<Downloads, DownloadError> {
+        Self::new_inner(store, client).map_err(DownloadError)
+    }
+
+    fn new_inner(store: &Store, client: Arc<Client>) -> Result<Downloads, String> {
         // A pid-tagged scratch dir: a crashed build's leftovers are swept.
         let root = store.scratch_dir("download").map_err(|e| e.to_string())?;
         Ok(Downloads {
@@ -57,6 +66,16 @@ impl Downloads {
     /// Downloads `url` as `filename` (once per build), checking `checksum`
     /// (`sha256:<hex>`) when given.
     pub fn get(
+        &self,
+        url: &str,
+        filename: &str,
+        checksum: Option<&str>,
+    ) -> Result<Arc<Fetched>, DownloadError> {
+        self.get_inner(url, filename, checksum)
+            .map_err(DownloadError)
+    }
+
+    fn get_inner(
         &self,
         url: &str,
         filename: &str,

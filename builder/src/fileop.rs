@@ -12,34 +12,43 @@ use rustix::fs::{
     openat2, AtFlags, Dir, FileType, Mode, OFlags, ResolveFlags, Stat, Timespec, Timestamps,
 };
 use rustix::io::Errno;
-use std::ffi::{CString, OsStr, OsString};
+use std::ffi::{OsStr, OsString};
 use std::fs::File;
 use std::io::{self, Read};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStringExt;
 use std::path::{Path, PathBuf};
 
-/// Why a file op failed, in words for the user.
-pub type OpResult<T> = Result<T, String>;
+/// Why a file op failed: the path and what happened, in words for the user.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct FileOpError(pub String);
 
-fn errno(what: impl std::fmt::Display) -> impl FnOnce(Errno) -> String {
-    move |e| format!("{what}: {}", io::Error::from(e))
+impl From<String> for FileOpError {
+    fn from(s: String) -> Self {
+        FileOpError(s)
+    }
 }
 
-/// Splits a slash path into its normal components (`.`/empty dropped,
-/// `..` resolved lexically, never above the root).
-pub fn components(p: &str) -> Vec<String> {
-    let mut out: Vec<String> = Vec::new();
-    for c in p.split('/') {
-        match c {
-            "" | "." => {}
-            ".." => {
-                out.pop();
-            }
-            c => out.push(c.to_string()),
-        }
+impl From<&str> for FileOpError {
+    fn from(s: &str) -> Self {
+        FileOpError(s.to_string())
     }
-    out
+}
+
+pub type OpResult<T> = Result<T, FileOpError>;
+
+fn errno(what: impl std::fmt::Display) -> impl FnOnce(Errno) -> FileOpError {
+    move |e| FileOpError(format!("{what}: {}", io::Error::from(e)))
+}
+
+/// A slash path's normal components (`.`/empty dropped, `..` resolved
+/// lexically, never above the root), by the frontend's path rules.
+pub fn components(p: &str) -> Vec<String> {
+    kiln_frontend_dockerfile::path::components(p)
+        .into_iter()
+        .map(str::to_string)
+        .collect()
 }
 
 fn rel_of(parts: &[String]) -> String {
@@ -177,7 +186,7 @@ pub fn ensure_dir(root: BorrowedFd<'_>, parts: &[String], attrs: &Attrs) -> OpRe
                 open_dir_in(root, &rel).map_err(errno(format!("/{rel}")))?
             }
             Err(Errno::NOTDIR) => {
-                return Err(format!("/{rel} exists and is not a directory"));
+                return Err(FileOpError(format!("/{rel} exists and is not a directory")));
             }
             Err(e) => return Err(errno(format!("/{rel}"))(e)),
         };
@@ -242,11 +251,15 @@ pub fn expand_source(
     if !parts.iter().any(|p| has_glob(p)) {
         let rel = parts.join("/");
         if !rel.is_empty() && filter.excluded(&rel) {
-            return Err(format!("\"/{rel}\": not found (excluded by .dockerignore)"));
+            return Err(FileOpError(format!(
+                "\"/{rel}\": not found (excluded by .dockerignore)"
+            )));
         }
         return match stat_in(root, &rel) {
             Ok(_) => Ok(vec![rel]),
-            Err(Errno::NOENT) | Err(Errno::NOTDIR) => Err(format!("\"/{rel}\": not found")),
+            Err(Errno::NOENT) | Err(Errno::NOTDIR) => {
+                Err(FileOpError(format!("\"/{rel}\": not found")))
+            }
             Err(e) => Err(errno(format!("/{rel}"))(e)),
         };
     }
@@ -289,9 +302,9 @@ pub fn expand_source(
         .filter(|p| !filter.excluded(p))
         .collect();
     if out.is_empty() {
-        return Err(format!(
+        return Err(FileOpError(format!(
             "no source files were specified: nothing matches {pattern:?}"
-        ));
+        )));
     }
     Ok(out)
 }
@@ -489,7 +502,16 @@ pub fn copy(
             if is_archive(&mut f).unwrap_or(false) {
                 let dst = ensure_dir(dst_root, &dest_parts, &spec.attrs)?;
                 io::Seek::rewind(&mut f).map_err(|e| format!("/{m}: {e}"))?;
-                extract(f, dst.as_fd(), &spec.attrs).map_err(|e| format!("unpacking /{m}: {e}"))?;
+                let _ = dst;
+                // The store's extractor, the one layers are applied with.
+                let opts = kiln_store::apply::ExtractOptions {
+                    whiteouts: false,
+                    under: rel_of(&dest_parts),
+                    owner: spec.attrs.chown,
+                    mode: spec.attrs.chmod,
+                };
+                kiln_store::apply::extract(f, dst_root, &opts)
+                    .map_err(|e| format!("unpacking /{m}: {e}"))?;
                 continue;
             }
         }
@@ -516,7 +538,9 @@ pub fn copy(
             rustix::fs::statat(dst.as_fd(), dst_name.as_str(), AtFlags::SYMLINK_NOFOLLOW).is_ok();
         if FileType::from_raw_mode(lst.st_mode) == FileType::Symlink {
             if FileType::from_raw_mode(st.st_mode) != FileType::RegularFile {
-                return Err(format!("/{m}: a symlink to something that is not a file"));
+                return Err(FileOpError(format!(
+                    "/{m}: a symlink to something that is not a file"
+                )));
             }
             let src = open_in(src_root, &m, OFlags::RDONLY).map_err(errno(format!("/{m}")))?;
             write_file_from(
@@ -555,119 +579,6 @@ fn is_archive(f: &mut File) -> io::Result<bool> {
         }
     }
     Ok(n == 512 && &header[257..262] == b"ustar")
-}
-
-/// Unpacks a tar into `dst`, entries resolved inside the view.
-fn extract(f: File, dst: BorrowedFd<'_>, attrs: &Attrs) -> OpResult<()> {
-    let r = kiln_store::layer::decompress(f).map_err(|e| e.to_string())?;
-    let mut ar = tar::Archive::new(r);
-    let mut dirs: Vec<(Vec<String>, Stat)> = Vec::new();
-    for entry in ar.entries().map_err(|e| e.to_string())? {
-        let mut entry = entry.map_err(|e| e.to_string())?;
-        let raw = entry.path_bytes().into_owned();
-        let raw = String::from_utf8_lossy(&raw).into_owned();
-        let parts = components(&raw);
-        if raw.split('/').any(|c| c == "..") {
-            return Err(format!("{raw}: path contains '..'"));
-        }
-        let Some((name, parent)) = parts.split_last() else {
-            continue;
-        };
-        let h = entry.header().clone();
-        let mode = h.mode().unwrap_or(0o644) & 0o7777;
-        let (uid, gid) = attrs
-            .chown
-            .unwrap_or((h.uid().unwrap_or(0) as u32, h.gid().unwrap_or(0) as u32));
-        let mtime = h.mtime().unwrap_or(0);
-        let pdir = ensure_dir(dst, parent, attrs)?;
-        let n = OsStr::new(name);
-        let existing = rustix::fs::statat(pdir.as_fd(), n, AtFlags::SYMLINK_NOFOLLOW).ok();
-        let mut st: Stat = rustix::fs::fstat(&pdir).map_err(errno(&raw))?;
-        st.st_mtime = mtime as _;
-        st.st_mtime_nsec = 0;
-        match h.entry_type() {
-            tar::EntryType::Directory => {
-                if !existing.as_ref().is_some_and(is_dir) {
-                    if existing.is_some() {
-                        remove_all_at(pdir.as_fd(), n)?;
-                    }
-                    mkdir(pdir.as_fd(), n)?;
-                }
-                set_owner(pdir.as_fd(), n, (uid, gid))?;
-                chmod(pdir.as_fd(), n, attrs.chmod.unwrap_or(mode))?;
-                dirs.push((parts.clone(), st));
-            }
-            tar::EntryType::Regular | tar::EntryType::Continuous => {
-                if existing.is_some() {
-                    remove_all_at(pdir.as_fd(), n)?;
-                }
-                let fd = rustix::fs::openat(
-                    pdir.as_fd(),
-                    n,
-                    OFlags::WRONLY
-                        | OFlags::CREATE
-                        | OFlags::EXCL
-                        | OFlags::NOFOLLOW
-                        | OFlags::CLOEXEC,
-                    Mode::from_raw_mode(0o600),
-                )
-                .map_err(errno(&raw))?;
-                io::copy(&mut entry, &mut File::from(fd)).map_err(|e| format!("{raw}: {e}"))?;
-                set_owner(pdir.as_fd(), n, (uid, gid))?;
-                chmod(pdir.as_fd(), n, attrs.chmod.unwrap_or(mode))?;
-                set_times(pdir.as_fd(), n, &st)?;
-            }
-            tar::EntryType::Symlink => {
-                if existing.is_some() {
-                    remove_all_at(pdir.as_fd(), n)?;
-                }
-                let target = entry
-                    .link_name_bytes()
-                    .ok_or_else(|| format!("{raw}: symlink without a target"))?
-                    .into_owned();
-                let target = CString::new(target).map_err(|_| format!("{raw}: bad target"))?;
-                rustix::fs::symlinkat(target.as_c_str(), pdir.as_fd(), n).map_err(errno(&raw))?;
-                set_owner(pdir.as_fd(), n, (uid, gid))?;
-                set_times(pdir.as_fd(), n, &st)?;
-            }
-            tar::EntryType::Link => {
-                let target = entry
-                    .link_name_bytes()
-                    .ok_or_else(|| format!("{raw}: hard link without a target"))?
-                    .into_owned();
-                let target = String::from_utf8_lossy(&target).into_owned();
-                if target.split('/').any(|c| c == "..") {
-                    return Err(format!("{raw}: link target contains '..'"));
-                }
-                let t_parts = components(&target);
-                let Some((t_name, t_parent)) = t_parts.split_last() else {
-                    return Err(format!("{raw}: empty link target"));
-                };
-                let t_dir = open_dir_in(dst, &rel_of(t_parent)).map_err(errno(&target))?;
-                if existing.is_some() {
-                    remove_all_at(pdir.as_fd(), n)?;
-                }
-                rustix::fs::linkat(
-                    t_dir.as_fd(),
-                    t_name.as_str(),
-                    pdir.as_fd(),
-                    n,
-                    AtFlags::empty(),
-                )
-                .map_err(errno(&raw))?;
-            }
-            // Devices, fifos, GNU extensions: skipped, as docker does for
-            // ADD without privileges.
-            _ => {}
-        }
-    }
-    // Directory times last: creating entries inside changed them.
-    for (parts, st) in dirs.iter().rev() {
-        let (name, parent) = parts.split_last().expect("non-empty");
-        let pdir = open_dir_in(dst, &rel_of(parent)).map_err(errno(name))?;
-        set_times(pdir.as_fd(), OsStr::new(name), st)?;
-    }
-    Ok(())
 }
 
 /// `WORKDIR`: the directory and its missing parents.

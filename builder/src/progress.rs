@@ -49,7 +49,7 @@ struct Inner {
 pub struct Progress {
     mode: Mode,
     /// `--explain`: say why steps miss the cache in every mode.
-    pub explain: bool,
+    explain: std::sync::atomic::AtomicBool,
     started: Instant,
     inner: Mutex<Inner>,
 }
@@ -61,7 +61,7 @@ impl Progress {
     pub fn new(mode: Mode, out: Box<dyn Write + Send>) -> Progress {
         Progress {
             mode,
-            explain: false,
+            explain: std::sync::atomic::AtomicBool::new(false),
             started: Instant::now(),
             inner: Mutex::new(Inner {
                 steps: Vec::new(),
@@ -171,7 +171,7 @@ impl Progress {
                 let _ = inner.out.write_all(line.as_bytes());
                 let _ = inner.out.flush();
             }
-            Mode::Tty | Mode::Quiet if self.explain => {
+            Mode::Tty | Mode::Quiet if self.explain.load(std::sync::atomic::Ordering::Relaxed) => {
                 let label = inner.steps[i].label.clone();
                 drop(inner);
                 self.above(&format!("{label}: {text}\n"));
@@ -192,6 +192,30 @@ impl Progress {
         let _ = inner.out.flush();
         if self.mode == Mode::Tty {
             self.draw(&mut inner);
+        }
+    }
+
+    /// `--explain`: say why steps miss the cache in every mode.
+    pub fn set_explain(&self, on: bool) {
+        self.explain.store(on, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// A parser warning at its Dockerfile position (always shown).
+    pub fn dockerfile_warning(&self, file: &str, w: &kiln_parser::Warning) {
+        self.above(&format!(
+            "{}:{}:{}: warning: {}\n",
+            terminal_safe_line(file),
+            w.pos.line,
+            w.pos.col,
+            terminal_safe(&w.message)
+        ));
+    }
+
+    /// Something the user may want to know (a base image being pulled);
+    /// not in quiet mode.
+    pub fn info(&self, message: &str) {
+        if self.mode != Mode::Quiet {
+            self.above(&format!("{}\n", terminal_safe(message)));
         }
     }
 

@@ -25,6 +25,11 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+/// An exported cache that cannot be read or written, or a bad `--cache-to`/`--cache-from` value (the message says which).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct CacheError(pub String);
+
 pub const CACHE_CONFIG_TYPE: &str = "application/vnd.kiln.cache.config.v1+json";
 const MOUNT_TYPE: &str = "application/vnd.kiln.cache.mount.v1.tar+gzip";
 /// Where inline cache lives in an image config.
@@ -119,7 +124,11 @@ fn location(o: &HashMap<String, String>, dir_key: &str) -> Result<Location, Stri
 
 /// Parses `--cache-to type=local,dest=DIR[,mode=min|max][,mounts=true]`,
 /// `type=registry,ref=REF[,...]` or `type=inline`.
-pub fn parse_cache_to(spec: &str) -> Result<CacheTo, String> {
+pub fn parse_cache_to(spec: &str) -> Result<CacheTo, CacheError> {
+    parse_cache_to_inner(spec).map_err(CacheError)
+}
+
+fn parse_cache_to_inner(spec: &str) -> Result<CacheTo, String> {
     let o = options(spec)?;
     let max = match o.get("mode").map(String::as_str) {
         None | Some("min") => false,
@@ -155,7 +164,11 @@ pub fn parse_cache_to(spec: &str) -> Result<CacheTo, String> {
 
 /// Parses `--cache-from type=local,src=DIR` or `type=registry,ref=REF`
 /// (a bare reference means type=registry).
-pub fn parse_cache_from(spec: &str) -> Result<Location, String> {
+pub fn parse_cache_from(spec: &str) -> Result<Location, CacheError> {
+    parse_cache_from_inner(spec).map_err(CacheError)
+}
+
+fn parse_cache_from_inner(spec: &str) -> Result<Location, String> {
     if !spec.contains('=') {
         return Reference::parse(spec)
             .map(Location::Registry)
@@ -189,7 +202,11 @@ fn layout_blob(dir: &Path, digest: &str) -> PathBuf {
 }
 
 /// Reads a cache's manifest and config (nothing else).
-pub fn import(store: &Store, client: Arc<Client>, from: &Location) -> Result<Imported, String> {
+pub fn import(store: &Store, client: Arc<Client>, from: &Location) -> Result<Imported, CacheError> {
+    import_inner(store, client, from).map_err(CacheError)
+}
+
+fn import_inner(store: &Store, client: Arc<Client>, from: &Location) -> Result<Imported, String> {
     let fail = |m: String| format!("--cache-from {from}: {m}");
     let (manifest, config_bytes): (Value, Vec<u8>) = match from {
         Location::Local(dir) => {
@@ -325,7 +342,11 @@ impl Imported {
 
     /// The record's layers, fetched into the store and recorded in its
     /// cache index under `key`.
-    pub fn restore(&self, store: &Store, record: &CacheRecord) -> Result<LayerStack, String> {
+    pub fn restore(&self, store: &Store, record: &CacheRecord) -> Result<LayerStack, CacheError> {
+        self.restore_inner(store, record).map_err(CacheError)
+    }
+
+    fn restore_inner(&self, store: &Store, record: &CacheRecord) -> Result<LayerStack, String> {
         let stack: LayerStack = record.layers.clone();
         for l in stack.iter().flatten() {
             self.fetch_blob(store, &l.digest, l.size)?;
@@ -392,7 +413,17 @@ fn record_layers(records: &[CacheRecord]) -> Vec<LayerRef> {
 }
 
 /// Tars each cache-mount directory into a blob.
-pub fn mount_blobs(store: &Store, mounts: &[(String, PathBuf)]) -> Result<Vec<MountBlob>, String> {
+pub fn mount_blobs(
+    store: &Store,
+    mounts: &[(String, PathBuf)],
+) -> Result<Vec<MountBlob>, CacheError> {
+    mount_blobs_inner(store, mounts).map_err(CacheError)
+}
+
+fn mount_blobs_inner(
+    store: &Store,
+    mounts: &[(String, PathBuf)],
+) -> Result<Vec<MountBlob>, String> {
     let mut out = Vec::new();
     for (id, dir) in mounts {
         if !dir.is_dir() {
@@ -437,6 +468,15 @@ fn manifest_for(config_bytes: &[u8], config: &CacheConfig) -> Vec<u8> {
 /// Writes the export to a directory (an OCI layout; blobs already there
 /// are kept) or a registry.
 pub fn export(
+    store: &Store,
+    client: &Client,
+    location: &Location,
+    config: &CacheConfig,
+) -> Result<Exported, CacheError> {
+    export_inner(store, client, location, config).map_err(CacheError)
+}
+
+fn export_inner(
     store: &Store,
     client: &Client,
     location: &Location,
@@ -536,9 +576,11 @@ mod tests {
         assert!(parse_cache_to("type=inline,mode=max").is_err());
         assert!(parse_cache_to("type=local")
             .unwrap_err()
+            .0
             .contains("dest=DIR"));
         assert!(parse_cache_to("type=s3,ref=x")
             .unwrap_err()
+            .0
             .contains("unknown cache type"));
         assert!(parse_cache_to("type=local,dest=/c,mode=all").is_err());
         assert!(matches!(

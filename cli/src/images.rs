@@ -1,13 +1,13 @@
 //! The image commands: load, save, import, images, inspect, history, tag,
 //! rmi, prune, system df/check.
 
-use crate::{emit, fail, Reported};
+use crate::{emit, fail, CliError};
 use kiln_store::{Reference, Store};
 use std::fs;
 use std::io::{self, IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
 
-pub fn open_store(root: Option<PathBuf>) -> Result<Store, Reported> {
+pub fn open_store(root: Option<PathBuf>) -> Result<Store, CliError> {
     let root = root.unwrap_or_else(Store::default_root);
     Store::open(&root)
         .map_err(|e| fail(format!("cannot open the store at {}: {e}", root.display())))
@@ -35,10 +35,10 @@ pub fn human_size(bytes: u64) -> String {
 
 /// "3 days ago" from an RFC 3339 timestamp (seconds precision).
 fn ago(created: &str) -> String {
-    let Some(secs) = parse_rfc3339(created) else {
+    let Some(secs) = kiln_store::time::parse_rfc3339(created) else {
         return "N/A".into();
     };
-    let d = (kiln_store_now() - secs).max(0);
+    let d = (kiln_store::now() - secs).max(0);
     match d {
         0..=59 => "Less than a minute ago".into(),
         60..=119 => "About a minute ago".into(),
@@ -52,29 +52,7 @@ fn ago(created: &str) -> String {
     }
 }
 
-fn kiln_store_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
-}
-
-/// Seconds since the epoch of `YYYY-MM-DDTHH:MM:SS...`.
-fn parse_rfc3339(s: &str) -> Option<i64> {
-    let num = |r: std::ops::Range<usize>| s.get(r)?.parse::<i64>().ok();
-    let (y, m, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
-    let (hh, mm, ss) = (num(11..13)?, num(14..16)?, num(17..19)?);
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    Some(days * 86_400 + hh * 3600 + mm * 60 + ss)
-}
-
-fn open_input(path: &str) -> Result<Box<dyn Read>, Reported> {
+fn open_input(path: &str) -> Result<Box<dyn Read>, CliError> {
     if path == "-" {
         if io::stdin().is_terminal() {
             return Err(fail(
@@ -88,7 +66,7 @@ fn open_input(path: &str) -> Result<Box<dyn Read>, Reported> {
         .map_err(|e| fail(format!("cannot read {path}: {e}")))
 }
 
-pub fn load(store: &Store, input: &str, quiet: bool) -> Result<(), Reported> {
+pub fn load(store: &Store, input: &str, quiet: bool) -> Result<(), CliError> {
     let report = if input != "-" && Path::new(input).is_dir() {
         store.load_dir(Path::new(input)).map_err(fail)?
     } else {
@@ -119,7 +97,7 @@ pub fn save(
     output: Option<&Path>,
     images: &[String],
     oci_dir: bool,
-) -> Result<(), Reported> {
+) -> Result<(), CliError> {
     let mut list = Vec::new();
     for what in images {
         let img = store.resolve(what).map_err(fail)?;
@@ -191,7 +169,7 @@ pub fn import(
     name: &str,
     changes: &[String],
     message: Option<&str>,
-) -> Result<(), Reported> {
+) -> Result<(), CliError> {
     let reference = Reference::parse(name).map_err(fail)?;
     let mut config = serde_json::Map::new();
     for change in changes {
@@ -202,11 +180,26 @@ pub fn import(
         config,
         created_by: message.map(str::to_string).unwrap_or_default(),
         compression: None,
+        epoch: source_date_epoch()?,
     };
     let img = store
         .import(reader, &reference, &opts)
         .map_err(|e| fail(format!("{input}: {e}")))?;
     emit(&format!("{}\n", img.config_digest))
+}
+
+/// `SOURCE_DATE_EPOCH`, when set: the imported image's time.
+pub(crate) fn source_date_epoch() -> Result<Option<i64>, CliError> {
+    match std::env::var("SOURCE_DATE_EPOCH") {
+        Ok(v) if !v.trim().is_empty() => {
+            kiln_store::time::parse_epoch(&v).map(Some).ok_or_else(|| {
+                fail(format!(
+                    "SOURCE_DATE_EPOCH={v:?}: want seconds since 1970 (an integer ≥ 0)"
+                ))
+            })
+        }
+        _ => Ok(None),
+    }
 }
 
 /// One (REPOSITORY, TAG) row per name of the image, or `<none>` twice.
@@ -241,7 +234,7 @@ fn repo_tags(img: &kiln_store::Image) -> Vec<(String, String)> {
     }
 }
 
-pub fn images(store: &Store, json: bool, quiet: bool) -> Result<(), Reported> {
+pub fn images(store: &Store, json: bool, quiet: bool) -> Result<(), CliError> {
     let images = store.images().map_err(fail)?;
     if json {
         let mut out = String::new();
@@ -309,14 +302,14 @@ fn table<const N: usize>(rows: &[[String; N]]) -> String {
     out
 }
 
-pub fn inspect(store: &Store, names: &[String]) -> Result<(), Reported> {
+pub fn inspect(store: &Store, names: &[String]) -> Result<(), CliError> {
     let mut out = Vec::new();
     let mut failed = false;
     for n in names {
         match store.resolve(n) {
             Ok(img) => out.push(img.inspect()),
             Err(e) => {
-                let _ = fail(&e);
+                crate::print_error(&e);
                 failed = true;
             }
         }
@@ -326,13 +319,13 @@ pub fn inspect(store: &Store, names: &[String]) -> Result<(), Reported> {
         serde_json::to_string_pretty(&out).unwrap_or_default()
     ))?;
     if failed {
-        Err(Reported)
+        Err(CliError::Reported)
     } else {
         Ok(())
     }
 }
 
-pub fn history(store: &Store, name: &str) -> Result<(), Reported> {
+pub fn history(store: &Store, name: &str) -> Result<(), CliError> {
     let img = store.resolve(name).map_err(fail)?;
     let mut rows = vec![[
         "CREATED".to_string(),
@@ -347,11 +340,11 @@ pub fn history(store: &Store, name: &str) -> Result<(), Reported> {
     emit(&table(&rows))
 }
 
-pub fn tag(store: &Store, source: &str, target: &str) -> Result<(), Reported> {
+pub fn tag(store: &Store, source: &str, target: &str) -> Result<(), CliError> {
     store.tag(source, target).map(|_| ()).map_err(fail)
 }
 
-pub fn rmi(store: &Store, names: &[String], force: bool) -> Result<(), Reported> {
+pub fn rmi(store: &Store, names: &[String], force: bool) -> Result<(), CliError> {
     let mut failed = false;
     let mut out = String::new();
     for n in names {
@@ -363,20 +356,20 @@ pub fn rmi(store: &Store, names: &[String], force: bool) -> Result<(), Reported>
                 }
             }
             Err(e) => {
-                let _ = fail(&e);
+                crate::print_error(&e);
                 failed = true;
             }
         }
     }
     emit(&out)?;
     if failed {
-        Err(Reported)
+        Err(CliError::Reported)
     } else {
         Ok(())
     }
 }
 
-pub fn prune(store: &Store, all: bool) -> Result<(), Reported> {
+pub fn prune(store: &Store, all: bool) -> Result<(), CliError> {
     let containers = crate::containers::sweep(store, false);
     let r = store.prune(all).map_err(fail)?;
     emit(&format!(
@@ -389,7 +382,7 @@ pub fn prune(store: &Store, all: bool) -> Result<(), Reported> {
     ))
 }
 
-pub fn df(store: &Store) -> Result<(), Reported> {
+pub fn df(store: &Store) -> Result<(), CliError> {
     let u = store.disk_usage().map_err(fail)?;
     emit(&table(&[
         [
@@ -419,7 +412,7 @@ pub fn df(store: &Store) -> Result<(), Reported> {
     ]))
 }
 
-pub fn snapshots(store: &Store, name: &str) -> Result<(), Reported> {
+pub fn snapshots(store: &Store, name: &str) -> Result<(), CliError> {
     let img = store.resolve(name).map_err(fail)?;
     let dirs = store.snapshots_for(&img).map_err(fail)?;
     emit(
@@ -430,7 +423,7 @@ pub fn snapshots(store: &Store, name: &str) -> Result<(), Reported> {
     )
 }
 
-pub fn check(store: &Store) -> Result<(), Reported> {
+pub fn check(store: &Store) -> Result<(), CliError> {
     let r = store.check().map_err(fail)?;
     let mut out = format!(
         "checked {} blobs, {} images, {} snapshots\n",
@@ -446,7 +439,7 @@ pub fn check(store: &Store) -> Result<(), Reported> {
     if r.problems.is_empty() {
         Ok(())
     } else {
-        Err(Reported)
+        Err(CliError::Reported)
     }
 }
 
@@ -455,11 +448,9 @@ mod tests {
     use super::*;
 
     #[test]
-    fn sizes_and_times() {
+    fn sizes() {
         assert_eq!(human_size(999), "999B");
         assert_eq!(human_size(4_260_000), "4.26MB");
         assert_eq!(human_size(42_600_000), "42.6MB");
-        assert_eq!(parse_rfc3339("1970-01-02T00:00:01Z"), Some(86_401));
-        assert_eq!(parse_rfc3339("2000-02-29T00:00:00Z"), Some(951_782_400));
     }
 }

@@ -181,15 +181,53 @@ enum Debug {
     },
 }
 
-/// A failure already reported to the user: just the exit code remains.
-pub(crate) struct Reported;
+/// Why a command failed. Rendered once, by [`report`]: Dockerfile
+/// positions shown at their line, untrusted text escaped.
+#[derive(Debug)]
+pub(crate) enum CliError {
+    /// Already shown (a command that reports several failures itself).
+    Reported,
+    /// `error: <message>`.
+    Message(String),
+    /// A build that failed, shown at its Dockerfile line.
+    Build {
+        error: Box<kiln_builder::BuildError>,
+        file: String,
+        text: String,
+    },
+    /// A container that could not start (`kiln run`): exits 125, 126 or
+    /// 127 as docker does.
+    Exec(kiln_executor::ExecError),
+    /// A Dockerfile that does not parse.
+    Dockerfile {
+        error: kiln_parser::ParseError,
+        file: String,
+        text: String,
+    },
+}
 
-/// Reports an error (`error: ...` on stderr). Messages carry untrusted
-/// text (Dockerfile words, archive entry names, registry answers), so
-/// control characters are escaped on the way out.
-pub(crate) fn fail(msg: impl std::fmt::Display) -> Reported {
+/// A failure with a message (errors carry the file, line or reference).
+pub(crate) fn fail(msg: impl std::fmt::Display) -> CliError {
+    CliError::Message(msg.to_string())
+}
+
+/// Prints one failure now, for a command that goes on (and then returns
+/// [`CliError::Reported`]) or picks its own exit code.
+pub(crate) fn print_error(msg: impl std::fmt::Display) {
     eprintln!("error: {}", kiln_parser::terminal_safe(&msg.to_string()));
-    Reported
+}
+
+/// Prints an error the way a user wants to read it. Messages carry
+/// untrusted text (Dockerfile words, archive entry names, registry
+/// answers), so control characters are escaped on the way out.
+fn report(e: &CliError) {
+    match e {
+        CliError::Reported => {}
+        CliError::Message(m) => print_error(m),
+        CliError::Exec(e) => print_error(e),
+        CliError::Dockerfile { error, file, text } => eprint!("{}", error.render(file, text)),
+        CliError::Build { error, file, text } => build::report(error, file, text),
+    }
 }
 
 fn read_source(file: &Path) -> anyhow::Result<(String, Vec<u8>)> {
@@ -213,12 +251,13 @@ pub(crate) struct Loaded {
 
 /// Reads and parses the file; on error prints `FILE:LINE:COL: message` and
 /// the line; prints parser warnings.
-pub(crate) fn load_dockerfile(file: &Path) -> Result<Loaded, Reported> {
+pub(crate) fn load_dockerfile(file: &Path) -> Result<Loaded, CliError> {
     let (name, bytes) = read_source(file).map_err(fail)?;
     let text = String::from_utf8_lossy(&bytes).into_owned();
-    let df = kiln_parser::parse_bytes(&bytes).map_err(|e| {
-        eprint!("{}", e.render(&name, &text));
-        Reported
+    let df = kiln_parser::parse_bytes(&bytes).map_err(|error| CliError::Dockerfile {
+        error,
+        file: name.clone(),
+        text: text.clone(),
     })?;
     for w in &df.warnings {
         eprintln!(
@@ -232,13 +271,13 @@ pub(crate) fn load_dockerfile(file: &Path) -> Result<Loaded, Reported> {
     Ok(Loaded { name, text, df })
 }
 
-fn parse_file(file: &Path) -> Result<kiln_parser::Dockerfile, Reported> {
+fn parse_file(file: &Path) -> Result<kiln_parser::Dockerfile, CliError> {
     Ok(load_dockerfile(file)?.df)
 }
 
 /// Writes command output. A reader that went away (`kiln ... | head`) is
 /// not an error worth a message, and never a panic.
-pub(crate) fn emit(text: &str) -> Result<(), Reported> {
+pub(crate) fn emit(text: &str) -> Result<(), CliError> {
     let mut out = std::io::stdout().lock();
     match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
         Ok(()) => Ok(()),
@@ -247,7 +286,7 @@ pub(crate) fn emit(text: &str) -> Result<(), Reported> {
     }
 }
 
-fn run(cli: Cli) -> Result<i32, Reported> {
+fn run(cli: Cli) -> Result<i32, CliError> {
     let store = || images::open_store(cli.root.clone());
     let client = || std::sync::Arc::new(registry::client(&cli.insecure_registries));
     match cli.command {
@@ -298,9 +337,12 @@ fn run(cli: Cli) -> Result<i32, Reported> {
         Command::Debug(Debug::DumpInstructions { file }) => {
             let loaded = load_dockerfile(&file)?;
             let instructions =
-                kiln_parser::instructions::parse_instructions(&loaded.df).map_err(|e| {
-                    eprint!("{}", e.render(&loaded.name, &loaded.text));
-                    Reported
+                kiln_parser::instructions::parse_instructions(&loaded.df).map_err(|error| {
+                    CliError::Dockerfile {
+                        error,
+                        file: loaded.name.clone(),
+                        text: loaded.text.clone(),
+                    }
                 })?;
             let text: String = instructions
                 .iter()
@@ -316,9 +358,51 @@ fn run(cli: Cli) -> Result<i32, Reported> {
     Ok(0)
 }
 
+/// docker's convention: `docker run` exits 125 when docker itself fails
+/// (a bad flag, an image it cannot find), 126/127 when the command cannot
+/// be run, else the container's code; other commands exit 1 on failure.
+fn exit_code(e: &CliError, runs_a_container: bool) -> u8 {
+    match e {
+        CliError::Exec(e) => e.exit_code().clamp(1, 255) as u8,
+        _ if runs_a_container => 125,
+        _ => 1,
+    }
+}
+
+/// The subcommand on a command line clap refused: the first word that
+/// is neither a flag nor a global flag's value.
+fn subcommand_word() -> Option<String> {
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        match a.as_str() {
+            "--root" | "--insecure-registry" => {
+                args.next();
+            }
+            _ if a.starts_with('-') => {}
+            _ => return Some(a),
+        }
+    }
+    None
+}
+
 fn main() -> ExitCode {
-    match run(Cli::parse()) {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let runs_a_container = subcommand_word().as_deref() == Some("run");
+            let _ = e.print();
+            return match e.use_stderr() {
+                true if runs_a_container => ExitCode::from(125),
+                _ => ExitCode::from(e.exit_code().clamp(0, 255) as u8),
+            };
+        }
+    };
+    let runs_a_container = matches!(cli.command, Command::Run(_));
+    match run(cli) {
         Ok(code) => ExitCode::from(code.clamp(0, 255) as u8),
-        Err(Reported) => ExitCode::FAILURE,
+        Err(e) => {
+            report(&e);
+            ExitCode::from(exit_code(&e, runs_a_container))
+        }
     }
 }

@@ -1,6 +1,6 @@
 //! `kiln pull`, `kiln push`, `kiln login`, `kiln logout`.
 
-use crate::{emit, fail, Reported};
+use crate::{emit, fail, CliError};
 use kiln_registry::{Client, ClientOptions, Credential, DockerConfig, Platform};
 use kiln_store::{Reference, Store};
 use std::io::{BufRead, IsTerminal};
@@ -24,14 +24,14 @@ pub fn client(insecure: &[String]) -> Client {
     Client::new(options)
 }
 
-pub fn parse_platform(flag: &str, p: Option<&str>) -> Result<Platform, Reported> {
+pub fn parse_platform(flag: &str, p: Option<&str>) -> Result<Platform, CliError> {
     match p {
         None => Ok(Platform::host()),
         Some(p) => Platform::parse(p).map_err(|e| fail(format!("{flag}: {e}"))),
     }
 }
 
-fn parse_reference(what: &str) -> Result<Reference, Reported> {
+fn parse_reference(what: &str) -> Result<Reference, CliError> {
     Reference::parse(what).map_err(fail)
 }
 
@@ -45,7 +45,7 @@ pub fn pull(
     reference: &str,
     platform: Option<&str>,
     quiet: bool,
-) -> Result<(), Reported> {
+) -> Result<(), CliError> {
     let r = parse_reference(reference)?;
     let platform = parse_platform("--platform", platform)?;
     let start = std::time::Instant::now();
@@ -70,7 +70,7 @@ pub fn push(
     image: &str,
     dest: Option<&str>,
     quiet: bool,
-) -> Result<(), Reported> {
+) -> Result<(), CliError> {
     let img = store.resolve(image).map_err(fail)?;
     let r = parse_reference(dest.unwrap_or(image))?;
     push_image(store, client, &img, &r, quiet)
@@ -82,7 +82,7 @@ pub fn push_image(
     img: &kiln_store::Image,
     r: &Reference,
     quiet: bool,
-) -> Result<(), Reported> {
+) -> Result<(), CliError> {
     let start = std::time::Instant::now();
     let pushed = client.push(store, img, r).map_err(fail)?;
     if !quiet {
@@ -109,7 +109,7 @@ pub fn login(
     host: &str,
     username: Option<String>,
     password_stdin: bool,
-) -> Result<(), Reported> {
+) -> Result<(), CliError> {
     let host = registry_host(host);
     let stdin = std::io::stdin();
     let username = match username {
@@ -148,7 +148,7 @@ pub fn login(
     Ok(())
 }
 
-pub fn logout(host: &str) -> Result<(), Reported> {
+pub fn logout(host: &str) -> Result<(), CliError> {
     let host = registry_host(host);
     let path = kiln_registry::auth::default_config_path();
     let mut cfg = DockerConfig::load(&path).map_err(fail)?;
@@ -169,7 +169,7 @@ fn registry_host(s: &str) -> String {
     s.split('/').next().unwrap_or(s).to_string()
 }
 
-fn read_line(r: &mut impl BufRead) -> Result<String, Reported> {
+fn read_line(r: &mut impl BufRead) -> Result<String, CliError> {
     let mut line = String::new();
     r.read_line(&mut line)
         .map_err(|e| fail(format!("reading stdin: {e}")))?;
@@ -177,7 +177,7 @@ fn read_line(r: &mut impl BufRead) -> Result<String, Reported> {
 }
 
 /// Reads a line with the terminal's echo off.
-fn read_password() -> Result<String, Reported> {
+fn read_password() -> Result<String, CliError> {
     use rustix::termios::{tcgetattr, tcsetattr, LocalModes, OptionalActions};
     let stdin = std::io::stdin();
     let saved = tcgetattr(&stdin).ok();

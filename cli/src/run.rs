@@ -2,8 +2,8 @@
 //! docker applies them, the executor underneath, signals forwarded, and the
 //! container's exit code as kiln's.
 
-use crate::{fail, Reported};
-use kiln_executor::{terminal, ExecError, Exit, Mount, MountSource, Network, Spec, Stdio};
+use crate::{fail, CliError};
+use kiln_executor::{terminal, Exit, Mount, MountSource, Network, Spec, Stdio};
 use kiln_store::Store;
 use serde_json::Value;
 use std::fs;
@@ -70,24 +70,6 @@ pub struct RunOptions {
     pub args: Vec<String>,
 }
 
-/// `512m`, `1g`, `100k`, `4096` (docker's units, powers of 1024).
-pub fn parse_bytes(s: &str) -> Option<u64> {
-    let s = s.trim().to_ascii_lowercase();
-    let (num, unit) = match s.find(|c: char| !c.is_ascii_digit()) {
-        Some(i) => (&s[..i], s[i..].trim_end_matches('b')),
-        None => (s.as_str(), ""),
-    };
-    let n: u64 = num.parse().ok()?;
-    let mult: u64 = match unit {
-        "" => 1,
-        "k" => 1 << 10,
-        "m" => 1 << 20,
-        "g" => 1 << 30,
-        _ => return None,
-    };
-    n.checked_mul(mult)
-}
-
 fn strings(v: Option<&Value>) -> Vec<String> {
     v.and_then(Value::as_array)
         .map(|a| {
@@ -97,39 +79,6 @@ fn strings(v: Option<&Value>) -> Vec<String> {
                 .collect()
         })
         .unwrap_or_default()
-}
-
-/// Signal name or number (`SIGTERM`, `TERM`, `15`) → number.
-pub fn signal_number(s: &str) -> Option<i32> {
-    if let Ok(n) = s.parse::<i32>() {
-        return Some(n);
-    }
-    let name = s.trim_start_matches("SIG");
-    let table = [
-        ("HUP", 1),
-        ("INT", 2),
-        ("QUIT", 3),
-        ("ILL", 4),
-        ("TRAP", 5),
-        ("ABRT", 6),
-        ("BUS", 7),
-        ("FPE", 8),
-        ("KILL", 9),
-        ("USR1", 10),
-        ("SEGV", 11),
-        ("USR2", 12),
-        ("PIPE", 13),
-        ("ALRM", 14),
-        ("TERM", 15),
-        ("CHLD", 17),
-        ("CONT", 18),
-        ("STOP", 19),
-        ("TSTP", 20),
-        ("TTIN", 21),
-        ("TTOU", 22),
-        ("WINCH", 28),
-    ];
-    table.iter().find(|(n, _)| *n == name).map(|(_, v)| *v)
 }
 
 /// `-e K=V` or `-e K` (value from kiln's own environment, skipped if unset).
@@ -155,7 +104,7 @@ fn random_id() -> String {
     buf.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-pub fn run(store: &Store, client: &kiln_registry::Client, o: RunOptions) -> Result<i32, Reported> {
+pub fn run(store: &Store, client: &kiln_registry::Client, o: RunOptions) -> Result<i32, CliError> {
     // As docker run: an image the store lacks is pulled first.
     let image = match store.resolve(&o.image) {
         Ok(image) => image,
@@ -165,7 +114,7 @@ pub fn run(store: &Store, client: &kiln_registry::Client, o: RunOptions) -> Resu
                 registry: Some(client),
                 always_pull: false,
                 platform: kiln_registry::Platform::host(),
-                verbose: true,
+                on_pull: Some(&|r: &kiln_store::Reference| eprintln!("pulling {}", r.familiar())),
             };
             images.image(&o.image).map_err(fail)?
         }
@@ -249,11 +198,15 @@ pub fn run(store: &Store, client: &kiln_registry::Client, o: RunOptions) -> Resu
 
     let memory = match &o.memory {
         None => None,
-        Some(m) => Some(parse_bytes(m).filter(|b| *b >= 6 << 20).ok_or_else(|| {
-            fail(format!(
-                "--memory {m}: expected a size of at least 6m, like 512m or 1g"
-            ))
-        })?),
+        Some(m) => Some(
+            kiln_parser::units::ram_in_bytes(m)
+                .filter(|b| *b >= 6 << 20)
+                .ok_or_else(|| {
+                    fail(format!(
+                        "--memory {m}: expected a size of at least 6m, like 512m or 1g"
+                    ))
+                })?,
+        ),
     };
     let limits = kiln_executor::Limits {
         memory,
@@ -316,7 +269,7 @@ pub fn run(store: &Store, client: &kiln_registry::Client, o: RunOptions) -> Resu
     let stop_signal = config
         .get("StopSignal")
         .and_then(Value::as_str)
-        .and_then(signal_number)
+        .and_then(kiln_parser::units::signal_number)
         .unwrap_or(15);
     let lowers = store.snapshots_for(&image).map_err(fail)?;
 
@@ -370,8 +323,7 @@ pub fn run(store: &Store, client: &kiln_registry::Client, o: RunOptions) -> Resu
         Ok(r) => r,
         Err(e) => {
             cleanup(true);
-            let _ = fail(&e);
-            return Ok(e.exit_code());
+            return Err(CliError::Exec(e));
         }
     };
     let _ = fs::write(state_dir.join("pid"), running.pid().to_string());
@@ -459,21 +411,6 @@ pub fn run(store: &Store, client: &kiln_registry::Client, o: RunOptions) -> Resu
     match exit {
         Ok(Exit::Code(c)) => Ok(c),
         Ok(e @ Exit::Signal(_)) => Ok(e.code()),
-        Err(e @ ExecError::NotFound(_)) | Err(e @ ExecError::PermissionDenied(_)) | Err(e) => {
-            let _ = fail(&e);
-            Ok(e.exit_code())
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn sizes() {
-        assert_eq!(super::parse_bytes("512m"), Some(512 << 20));
-        assert_eq!(super::parse_bytes("1G"), Some(1 << 30));
-        assert_eq!(super::parse_bytes("100kb"), Some(100 << 10));
-        assert_eq!(super::parse_bytes("4096"), Some(4096));
-        assert_eq!(super::parse_bytes("12x"), None);
+        Err(e) => Err(CliError::Exec(e)),
     }
 }

@@ -183,7 +183,7 @@ fn oci_runtime_backend() {
     assert_eq!(code, 3, "{err}");
     assert_eq!(out, "1 via-runc 1 /w 65534\n");
     let (code, _, err) = env.run(&["--rm", "--oci-runtime", "/nonexistent/runc", "bb", "true"]);
-    assert_eq!(code, 1);
+    assert_eq!(code, 125);
     assert!(err.contains("no such runtime binary"), "{err}");
 }
 
@@ -211,7 +211,7 @@ fn memory_and_pids_limits() {
     ]);
     assert!(err.contains("can't fork"), "{err}");
     let (code, _, err) = env.run(&["--rm", "-m", "lots", "bb", "true"]);
-    assert_eq!(code, 1);
+    assert_eq!(code, 125);
     assert!(err.contains("--memory lots"), "{err}");
 }
 
@@ -230,13 +230,13 @@ fn exit_codes_and_errors() {
     assert_eq!(code, 125);
     assert!(err.contains("unable to find user ghost"), "{err}");
     let (code, _, err) = env.run(&["--rm", "-v", "/nonexistent:/x", "bb", "true"]);
-    assert_eq!(code, 1);
+    assert_eq!(code, 125);
     assert!(
         err.contains("-v /nonexistent:/x: bind source /nonexistent does not exist"),
         "{err}"
     );
     let (code, _, err) = env.run(&["--rm", "nope"]);
-    assert_eq!(code, 1);
+    assert_eq!(code, 125);
     // Not in the store: pulled, which fails here (no docker.io).
     assert!(err.contains("error: nope:latest: "), "{err}");
     assert!(err.contains("not in the local store either"), "{err}");
@@ -298,7 +298,7 @@ fn signals_are_forwarded_and_nothing_is_left_behind() {
     assert_eq!(&buf, b"ready\n");
     // A second container cannot take the same name meanwhile.
     let (code, _, err) = env.run(&["--rm", "--name", "sig", "bb", "true"]);
-    assert_eq!(code, 1);
+    assert_eq!(code, 125);
     assert!(err.contains("already in use"), "{err}");
     rustix_kill(child.id(), 15);
     let status = child.wait().unwrap();

@@ -3,8 +3,9 @@
 //! data prepared beforehand: no allocation, no locks, no formatting. Any
 //! failure is reported as (step, errno) on the error pipe, then `_exit`.
 
+use crate::error::Step;
+use crate::prepare::Prepared;
 use crate::sys;
-use crate::{Prepared, Step};
 use rustix::fs::{Mode, CWD};
 use rustix::mount::{
     fsconfig_create, fsconfig_set_flag, fsconfig_set_string, fsmount, fsopen, move_mount,
@@ -139,42 +140,129 @@ fn connect_stdio(p: &Prepared) -> R {
 
 fn setup(p: &Prepared, step: &mut Step) -> R {
     if p.runtime_helper {
-        // OCI backend: the runtime does the rest.
-        *step = Step::Rootfs;
-        mount_rootfs(p)?;
-        // We are PID 1 of a new PID namespace: the runtime reads
-        // /proc/<pid> of its children, so /proc must be this namespace's.
-        *step = Step::Proc;
-        mount_new(
-            c"proc",
-            &[],
-            &[],
-            MountAttrFlags::MOUNT_ATTR_NOSUID
-                | MountAttrFlags::MOUNT_ATTR_NODEV
-                | MountAttrFlags::MOUNT_ATTR_NOEXEC,
-            c"/proc",
-        )?;
-        *step = Step::Stdio;
-        connect_stdio(p)?;
-        *step = Step::Privileges;
-        tie_to_parent(p)?;
-        return sys::cloexec_from(3);
+        return setup_runtime_helper(p, step);
     }
     rustix::process::umask(Mode::empty());
     if p.network_none {
         *step = Step::Network;
         sys::loopback_up()?;
     }
-
     *step = Step::Rootfs;
     mount_rootfs(p)?;
-
-    // Host paths end here: clone each bind source into a detached mount
-    // tree now, to attach inside the container afterwards.
+    // Host paths end here: everything from the host is cloned into a
+    // detached mount tree now, to attach inside the container afterwards.
     *step = Step::Mounts;
+    detach_mount_sources(p)?;
+    *step = Step::Dev;
+    detach_devices(p)?;
+    *step = Step::PivotRoot;
+    rustix::process::chdir(p.rootfs.as_c_str()).map_err(e)?;
+    rustix::process::pivot_root(c".", c".").map_err(e)?;
+    rustix::mount::unmount(c".", rustix::mount::UnmountFlags::DETACH).map_err(e)?;
+    rustix::process::chdir(c"/").map_err(e)?;
+    // From here on every path is inside the container: symlinks in the
+    // image resolve within it.
+    *step = Step::Mountpoints;
+    for dir in &p.mkdirs {
+        mkdir(dir, 0o755)?;
+    }
+    for file in &p.mkfiles {
+        touch(file)?;
+    }
+    *step = Step::Proc;
+    mount_proc()?;
+    *step = Step::Dev;
+    mount_dev(p)?;
+    *step = Step::Sys;
+    mount_new(
+        c"sysfs",
+        &[],
+        &[],
+        MountAttrFlags::MOUNT_ATTR_RDONLY
+            | MountAttrFlags::MOUNT_ATTR_NOSUID
+            | MountAttrFlags::MOUNT_ATTR_NODEV
+            | MountAttrFlags::MOUNT_ATTR_NOEXEC,
+        c"/sys",
+    )?;
+    *step = Step::Mounts;
+    attach_mounts(p)?;
+    *step = Step::Mask;
+    mask_kernel_paths()?;
+    *step = Step::Hostname;
+    rustix::system::sethostname(p.hostname.as_bytes()).map_err(e)?;
+    *step = Step::Workdir;
+    for dir in &p.cwd_mkdirs {
+        mkdir(dir, 0o755)?;
+    }
+    rustix::process::chdir(p.cwd.as_c_str()).map_err(e)?;
+    *step = Step::Rlimits;
+    for (resource, limit) in &p.rlimits {
+        rustix::process::setrlimit(*resource, *limit).map_err(e)?;
+    }
+    *step = Step::Stdio;
+    match &p.tty_socket {
+        Some(sock) => attach_terminal(sock)?,
+        None => connect_stdio(p)?,
+    }
+    rustix::process::umask(Mode::from_raw_mode(0o022));
+    *step = Step::Privileges;
+    drop_privileges(p)?;
+    // After the uid/gid change, which would clear it.
+    tie_to_parent(p)?;
+    if let Some(gate) = &p.start_gate {
+        // Wait until the parent has put us in our cgroup (EOF = it gave up).
+        let mut b = [0u8; 1];
+        match rustix::io::read(gate, &mut b) {
+            Ok(1) => {}
+            Ok(_) => return Err(libc::ECANCELED),
+            Err(err) => return Err(e(err)),
+        }
+    }
+    // No descriptor kiln or its caller had open survives exec: a leaked
+    // directory fd is a way out of the root (runc CVE-2024-21626).
+    sys::cloexec_from(3)?;
+    *step = Step::Seccomp;
+    if let Some(programs) = p.seccomp {
+        for program in programs {
+            seccompiler::apply_filter(program).map_err(|_| libc::EPERM)?;
+        }
+    }
+    Ok(())
+}
+
+/// The OCI backend's helper: the runtime does the rest.
+fn setup_runtime_helper(p: &Prepared, step: &mut Step) -> R {
+    *step = Step::Rootfs;
+    mount_rootfs(p)?;
+    // We are PID 1 of a new PID namespace: the runtime reads /proc/<pid>
+    // of its children, so /proc must be this namespace's.
+    *step = Step::Proc;
+    mount_proc()?;
+    *step = Step::Stdio;
+    connect_stdio(p)?;
+    *step = Step::Privileges;
+    tie_to_parent(p)?;
+    sys::cloexec_from(3)
+}
+
+fn mount_proc() -> R {
+    mount_new(
+        c"proc",
+        &[],
+        &[],
+        MountAttrFlags::MOUNT_ATTR_NOSUID
+            | MountAttrFlags::MOUNT_ATTR_NODEV
+            | MountAttrFlags::MOUNT_ATTR_NOEXEC,
+        c"/proc",
+    )
+}
+
+/// Clones each bind source into a detached tree (or makes a copy mount's
+/// overlay), with its attributes set before it is ever attached.
+fn detach_mount_sources(p: &Prepared) -> R {
     for m in &p.mounts {
         match &m.kind {
-            crate::PreparedMountKind::Bind { source, tree } => {
+            crate::prepare::PreparedMountKind::Bind { source, tree } => {
                 // Trees cloned by the caller are ready; host paths are
                 // cloned now.
                 if tree.get().is_none() {
@@ -194,7 +282,7 @@ fn setup(p: &Prepared, step: &mut Step) -> R {
                 }
                 sys::mount_setattr_recursive(fd.as_raw_fd(), attrs.bits() as u64)?;
             }
-            crate::PreparedMountKind::Copy {
+            crate::prepare::PreparedMountKind::Copy {
                 lower,
                 upper,
                 work,
@@ -212,11 +300,14 @@ fn setup(p: &Prepared, step: &mut Step) -> R {
                 let mnt = fsmount(fs.as_fd(), FsMountFlags::FSMOUNT_CLOEXEC, attrs).map_err(e)?;
                 let _ = tree.set(mnt);
             }
-            crate::PreparedMountKind::Tmpfs { .. } => {}
+            crate::prepare::PreparedMountKind::Tmpfs { .. } => {}
         }
     }
-    // The devices the container may use, cloned from the host's /dev.
-    *step = Step::Dev;
+    Ok(())
+}
+
+/// The devices the container may use, cloned from the host's /dev.
+fn detach_devices(p: &Prepared) -> R {
     for dev in &p.devices {
         let flags = OpenTreeFlags::OPEN_TREE_CLONE | OpenTreeFlags::OPEN_TREE_CLOEXEC;
         let fd = rustix::mount::open_tree(CWD, dev.host, flags).map_err(e)?;
@@ -224,38 +315,13 @@ fn setup(p: &Prepared, step: &mut Step) -> R {
         sys::mount_setattr_recursive(fd.as_raw_fd(), attrs.bits() as u64)?;
         let _ = dev.tree.set(fd);
     }
+    Ok(())
+}
 
-    *step = Step::PivotRoot;
-    rustix::process::chdir(p.rootfs.as_c_str()).map_err(e)?;
-    rustix::process::pivot_root(c".", c".").map_err(e)?;
-    rustix::mount::unmount(c".", rustix::mount::UnmountFlags::DETACH).map_err(e)?;
-    rustix::process::chdir(c"/").map_err(e)?;
-
-    // From here on every path is inside the container: symlinks in the image
-    // resolve within it.
-    *step = Step::Mountpoints;
-    for dir in &p.mkdirs {
-        mkdir(dir, 0o755)?;
-    }
-    for file in &p.mkfiles {
-        touch(file)?;
-    }
-
-    *step = Step::Proc;
-    mount_new(
-        c"proc",
-        &[],
-        &[],
-        MountAttrFlags::MOUNT_ATTR_NOSUID
-            | MountAttrFlags::MOUNT_ATTR_NODEV
-            | MountAttrFlags::MOUNT_ATTR_NOEXEC,
-        c"/proc",
-    )?;
-
-    *step = Step::Dev;
-    // /dev is nodev too: mknod there makes a node nobody can open. The
-    // allowed devices are bind mounts of the host's nodes (see
-    // `crate::devices`), the only device-capable mounts in the container.
+/// /dev: a nodev tmpfs (mknod there makes a node nobody can open), the
+/// allowed devices bound from the host (see `crate::devices`: the only
+/// device-capable mounts in the container), devpts, shm and the links.
+fn mount_dev(p: &Prepared) -> R {
     mount_new(
         c"tmpfs",
         &[(c"mode", c"755"), (c"size", c"65536k")],
@@ -305,23 +371,16 @@ fn setup(p: &Prepared, step: &mut Step) -> R {
         rustix::fs::symlink(target, link).map_err(e)?;
     }
 
-    *step = Step::Sys;
-    mount_new(
-        c"sysfs",
-        &[],
-        &[],
-        MountAttrFlags::MOUNT_ATTR_RDONLY
-            | MountAttrFlags::MOUNT_ATTR_NOSUID
-            | MountAttrFlags::MOUNT_ATTR_NODEV
-            | MountAttrFlags::MOUNT_ATTR_NOEXEC,
-        c"/sys",
-    )?;
+    Ok(())
+}
 
-    *step = Step::Mounts;
+/// Attaches the trees detached before `pivot_root` (their nodev and
+/// read-only attributes were set then) and mounts the tmpfs mounts.
+fn attach_mounts(p: &Prepared) -> R {
     for m in &p.mounts {
         match &m.kind {
-            crate::PreparedMountKind::Copy { tree, .. }
-            | crate::PreparedMountKind::Bind { tree, .. } => {
+            crate::prepare::PreparedMountKind::Copy { tree, .. }
+            | crate::prepare::PreparedMountKind::Bind { tree, .. } => {
                 // Attach the tree detached before pivot_root (its nodev and
                 // read-only attributes were set then).
                 let tree = tree.get().ok_or(libc::EBADF)?;
@@ -334,7 +393,7 @@ fn setup(p: &Prepared, step: &mut Step) -> R {
                 )
                 .map_err(e)?;
             }
-            crate::PreparedMountKind::Tmpfs { size } => {
+            crate::prepare::PreparedMountKind::Tmpfs { size } => {
                 let attrs = if m.readonly {
                     MountAttrFlags::MOUNT_ATTR_RDONLY
                 } else {
@@ -351,7 +410,11 @@ fn setup(p: &Prepared, step: &mut Step) -> R {
         }
     }
 
-    *step = Step::Mask;
+    Ok(())
+}
+
+/// Docker's masked and read-only kernel paths.
+fn mask_kernel_paths() -> R {
     for path in MASKED_FILES {
         optional(rustix::mount::mount_bind(c"/dev/null", *path).map_err(e))?;
     }
@@ -376,59 +439,43 @@ fn setup(p: &Prepared, step: &mut Step) -> R {
         )?;
     }
 
-    *step = Step::Hostname;
-    rustix::system::sethostname(p.hostname.as_bytes()).map_err(e)?;
+    Ok(())
+}
 
-    *step = Step::Workdir;
-    for dir in &p.cwd_mkdirs {
-        mkdir(dir, 0o755)?;
+/// A pty from the container's own devpts: its primary end goes back to
+/// kiln, the secondary becomes our controlling terminal and stdio.
+fn attach_terminal(sock: &std::os::fd::OwnedFd) -> R {
+    use rustix::pty::OpenptFlags;
+    let primary =
+        rustix::pty::openpt(OpenptFlags::RDWR | OpenptFlags::NOCTTY | OpenptFlags::CLOEXEC)
+            .map_err(e)?;
+    rustix::pty::unlockpt(&primary).map_err(e)?;
+    let secondary =
+        rustix::pty::ioctl_tiocgptpeer(&primary, OpenptFlags::RDWR | OpenptFlags::NOCTTY)
+            .map_err(e)?;
+    let mut space = [core::mem::MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
+    let mut control = rustix::net::SendAncillaryBuffer::new(&mut space);
+    let fds = [primary.as_fd()];
+    control.push(rustix::net::SendAncillaryMessage::ScmRights(&fds));
+    rustix::net::sendmsg(
+        sock,
+        &[std::io::IoSlice::new(b"t")],
+        &mut control,
+        rustix::net::SendFlags::empty(),
+    )
+    .map_err(e)?;
+    drop(primary);
+    rustix::process::setsid().map_err(e)?;
+    rustix::process::ioctl_tiocsctty(&secondary).map_err(e)?;
+    for fd in 0..3 {
+        sys::dup2(std::os::fd::AsRawFd::as_raw_fd(&secondary), fd)?;
     }
-    rustix::process::chdir(p.cwd.as_c_str()).map_err(e)?;
+    Ok(())
+}
 
-    *step = Step::Rlimits;
-    for (resource, limit) in &p.rlimits {
-        rustix::process::setrlimit(*resource, *limit).map_err(e)?;
-    }
-
-    *step = Step::Stdio;
-    if let Some(sock) = &p.tty_socket {
-        // A pty from the container's own devpts; its primary end goes back
-        // to kiln, the secondary becomes our terminal.
-        use rustix::pty::OpenptFlags;
-        let primary =
-            rustix::pty::openpt(OpenptFlags::RDWR | OpenptFlags::NOCTTY | OpenptFlags::CLOEXEC)
-                .map_err(e)?;
-        rustix::pty::unlockpt(&primary).map_err(e)?;
-        let secondary =
-            rustix::pty::ioctl_tiocgptpeer(&primary, OpenptFlags::RDWR | OpenptFlags::NOCTTY)
-                .map_err(e)?;
-        let mut space = [core::mem::MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
-        let mut control = rustix::net::SendAncillaryBuffer::new(&mut space);
-        let fds = [primary.as_fd()];
-        control.push(rustix::net::SendAncillaryMessage::ScmRights(&fds));
-        rustix::net::sendmsg(
-            sock,
-            &[std::io::IoSlice::new(b"t")],
-            &mut control,
-            rustix::net::SendFlags::empty(),
-        )
-        .map_err(e)?;
-        drop(primary);
-        rustix::process::setsid().map_err(e)?;
-        rustix::process::ioctl_tiocsctty(&secondary).map_err(e)?;
-        for fd in 0..3 {
-            sys::dup2(std::os::fd::AsRawFd::as_raw_fd(&secondary), fd)?;
-        }
-    } else {
-        for (fd, src) in [(1, &p.stdout), (2, &p.stderr), (0, &p.stdin)] {
-            if let Some(src) = src {
-                sys::dup2(std::os::fd::AsRawFd::as_raw_fd(src), fd)?;
-            }
-        }
-    }
-    rustix::process::umask(Mode::from_raw_mode(0o022));
-
-    *step = Step::Privileges;
+/// Docker's capability set (bounding set dropped first), the groups, the
+/// ids, and `no_new_privs`.
+fn drop_privileges(p: &Prepared) -> R {
     for cap in 0..64u32 {
         if p.capabilities & (1u64 << cap) == 0 {
             match sys::capbset_drop(cap) {
@@ -454,29 +501,6 @@ fn setup(p: &Prepared, step: &mut Step) -> R {
         .map_err(e)?;
     }
     rustix::thread::set_no_new_privs(true).map_err(e)?;
-    // After the uid/gid change, which would clear it.
-    tie_to_parent(p)?;
-
-    if let Some(gate) = &p.start_gate {
-        // Wait until the parent has put us in our cgroup (EOF = it gave up).
-        let mut b = [0u8; 1];
-        match rustix::io::read(gate, &mut b) {
-            Ok(1) => {}
-            Ok(_) => return Err(libc::ECANCELED),
-            Err(err) => return Err(e(err)),
-        }
-    }
-
-    // No descriptor kiln or its caller had open survives exec: a leaked
-    // directory fd is a way out of the root (runc CVE-2024-21626).
-    sys::cloexec_from(3)?;
-
-    *step = Step::Seccomp;
-    if let Some(programs) = p.seccomp {
-        for program in programs {
-            seccompiler::apply_filter(program).map_err(|_| libc::EPERM)?;
-        }
-    }
     Ok(())
 }
 

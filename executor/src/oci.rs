@@ -8,6 +8,7 @@
 //! lands in the host's namespace.
 
 use crate::{ExecError, Limits, Network, DEFAULT_CAPABILITIES};
+use rustix::process::Resource;
 use serde_json::{json, Value};
 use std::fs;
 use std::path::Path;
@@ -221,4 +222,159 @@ pub(crate) fn write_bundle(
     let path = bundle.join("config.json");
     let text = serde_json::to_vec_pretty(&spec).map_err(|e| ExecError::Invalid(e.to_string()))?;
     fs::write(&path, text).map_err(|source| ExecError::Io { path, source })
+}
+
+/// Turns `prepared` into the OCI helper: a child that only mounts the
+/// overlay at the bundle's rootfs and execs `RUNTIME run` on a bundle
+/// that describes the rest (the same capabilities, seccomp rules, masks,
+/// namespaces, mounts and limits as the native executor). Returns what
+/// signalling the container needs: (runtime, its state root, the id).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn helper(
+    runtime: &Path,
+    spec: &crate::Spec,
+    dirs: &crate::prepare::StateDirs,
+    resolved: &[crate::Mount],
+    env: &[String],
+    cwd: &str,
+    user: &crate::user::ResolvedUser,
+    prepared: &mut crate::prepare::Prepared,
+) -> Result<(std::path::PathBuf, std::path::PathBuf, String), ExecError> {
+    use crate::prepare::{container_path, cstring};
+    use crate::MountSource;
+    use std::os::unix::ffi::OsStrExt;
+    // Unique per spawn: runtimes derive cgroup paths from the id, so two
+    // containers must never share one.
+    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let id = format!(
+        "kiln-{}-{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    );
+    let state = &spec.state_dir;
+    let runtime_state = state.join("runtime-state");
+    let mut mounts = Vec::new();
+    for name in ["hosts", "resolv.conf", "hostname"] {
+        mounts.push(OciMount::Bind {
+            source: dirs.etc.join(name).display().to_string(),
+            target: format!("/etc/{name}"),
+            readonly: false,
+        });
+    }
+    for (n, m) in resolved.iter().enumerate() {
+        let target = container_path(&m.target)?;
+        mounts.push(match &m.source {
+            MountSource::Bind(src) => OciMount::Bind {
+                source: src.display().to_string(),
+                target,
+                readonly: m.readonly,
+            },
+            MountSource::Copy(src) => {
+                let (up, wk) = (
+                    state.join(format!("oci-mounts/{n}/upper")),
+                    state.join(format!("oci-mounts/{n}/work")),
+                );
+                for d in [&up, &wk] {
+                    fs::create_dir_all(d).map_err(|source| ExecError::Io {
+                        path: d.clone(),
+                        source,
+                    })?;
+                }
+                OciMount::Overlay {
+                    lower: src.display().to_string(),
+                    upper: up.display().to_string(),
+                    work: wk.display().to_string(),
+                    target,
+                }
+            }
+            MountSource::Tmpfs { size } => OciMount::Tmpfs {
+                size: if *size == 0 {
+                    "50%".to_string()
+                } else {
+                    size.to_string()
+                },
+                target,
+                readonly: m.readonly,
+            },
+            MountSource::Tree(_) => {
+                return Err(ExecError::Invalid(
+                    "mount trees need the native runtime".into(),
+                ))
+            }
+            MountSource::Secret(_) | MountSource::Cache { .. } => {
+                return Err(ExecError::Invalid(
+                    "internal error: secret and cache mounts must be resolved first".into(),
+                ))
+            }
+        });
+    }
+    let bundle = state.join("bundle");
+    write_bundle(
+        &bundle,
+        &dirs.rootfs,
+        BundleInputs {
+            argv: &spec.argv,
+            env,
+            cwd,
+            uid: user.uid,
+            gid: user.gid,
+            groups: &user.groups,
+            hostname: &spec.hostname,
+            network: spec.network,
+            mounts,
+            limits: spec.limits,
+            rlimits: prepared
+                .rlimits
+                .iter()
+                .map(|(r, l)| {
+                    let max = u64::MAX;
+                    (
+                        format!("RLIMIT_{}", rlimit_name(*r)),
+                        l.current.unwrap_or(max),
+                        l.maximum.unwrap_or(max),
+                    )
+                })
+                .collect(),
+        },
+    )?;
+    let argv = [
+        runtime.as_os_str().as_bytes(),
+        b"--root",
+        runtime_state.as_os_str().as_bytes(),
+        b"run",
+        b"--bundle",
+        bundle.as_os_str().as_bytes(),
+        id.as_bytes(),
+    ]
+    .iter()
+    .map(|a| cstring(a, "runtime argument"))
+    .collect::<Result<_, _>>()?;
+    let envp = vec![cstring(format!("PATH={}", crate::DEFAULT_PATH), "PATH")?];
+    prepared.runtime_helper = true;
+    prepared.set_command(runtime.as_os_str().as_bytes(), argv, envp)?;
+    prepared.mounts.clear();
+    Ok((runtime.to_path_buf(), runtime_state, id))
+}
+
+/// The OCI name of an rlimit (without `RLIMIT_`).
+fn rlimit_name(r: Resource) -> &'static str {
+    match r {
+        Resource::Cpu => "CPU",
+        Resource::Fsize => "FSIZE",
+        Resource::Data => "DATA",
+        Resource::Stack => "STACK",
+        Resource::Core => "CORE",
+        Resource::Rss => "RSS",
+        Resource::Nproc => "NPROC",
+        Resource::Nofile => "NOFILE",
+        Resource::Memlock => "MEMLOCK",
+        Resource::As => "AS",
+        Resource::Locks => "LOCKS",
+        Resource::Sigpending => "SIGPENDING",
+        Resource::Msgqueue => "MSGQUEUE",
+        Resource::Nice => "NICE",
+        Resource::Rtprio => "RTPRIO",
+        Resource::Rttime => "RTTIME",
+        _ => "NOFILE",
+    }
 }

@@ -2,8 +2,11 @@
 //!
 //! Owns: the syntax tree with exact positions ([`parse`], [`ast`]), the
 //! BuildKit-compatible dump ([`dump`]), a printer ([`mod@print`]), the
-//! shell-word lexer used for `$var` expansion ([`shell`]), and typed,
-//! validated instructions ([`instructions`]).
+//! shell-word lexer used for `$var` expansion ([`shell`]), typed,
+//! validated instructions ([`instructions`]) and `RUN --mount` values
+//! ([`mount`]), the value syntaxes Dockerfiles share with docker's command
+//! line ([`units`]: sizes, signals), and terminal-safe display of
+//! untrusted text.
 //!
 //! Must not depend on any other kiln crate, on I/O beyond what callers hand
 //! in, or on anything platform-specific: it is pure text → structure.
@@ -14,6 +17,7 @@ pub mod dump;
 mod error;
 pub mod instructions;
 mod json;
+pub mod mount;
 mod parser;
 pub mod print;
 mod safe_text;
@@ -21,6 +25,7 @@ pub mod shell;
 mod span;
 mod split;
 mod suggest;
+pub mod units;
 
 pub use ast::{Args, Directive, Dockerfile, Flag, Heredoc, KeyValue, Node, Word};
 pub use error::{ParseError, Warning};

@@ -73,9 +73,19 @@ fn normalize_key(key: &str) -> &str {
     k.split('/').next().unwrap_or(k)
 }
 
+/// A docker config file that cannot be read or written, or a credential
+/// helper that failed (the message names the file or the helper).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct ConfigError(pub String);
+
 impl DockerConfig {
     /// Reads `path`; a missing file is an empty config.
-    pub fn load(path: &Path) -> Result<DockerConfig, String> {
+    pub fn load(path: &Path) -> Result<DockerConfig, ConfigError> {
+        Self::load_impl(path).map_err(ConfigError)
+    }
+
+    fn load_impl(path: &Path) -> Result<DockerConfig, String> {
         let json = match std::fs::read(path) {
             Ok(bytes) => match serde_json::from_slice::<Value>(&bytes) {
                 Ok(Value::Object(m)) => m,
@@ -109,7 +119,11 @@ impl DockerConfig {
 
     /// The credential for `host`, if the config has one. A per-registry
     /// helper wins, then an `auths` entry, then the default `credsStore`.
-    pub fn credential(&self, host: &str) -> Result<Option<Credential>, String> {
+    pub fn credential(&self, host: &str) -> Result<Option<Credential>, ConfigError> {
+        self.credential_impl(host).map_err(ConfigError)
+    }
+
+    fn credential_impl(&self, host: &str) -> Result<Option<Credential>, String> {
         let key = config_key(host);
         let per_host_helper = self
             .json
@@ -141,7 +155,11 @@ impl DockerConfig {
 
     /// Saves a credential (`kiln login`): through the helper if one is
     /// configured, else base64 in `auths`, file mode 0600.
-    pub fn store(&mut self, host: &str, cred: &Credential) -> Result<(), String> {
+    pub fn store(&mut self, host: &str, cred: &Credential) -> Result<(), ConfigError> {
+        self.store_impl(host, cred).map_err(ConfigError)
+    }
+
+    fn store_impl(&mut self, host: &str, cred: &Credential) -> Result<(), String> {
         let key = config_key(host);
         if let Some(helper) = self.helper_for(host) {
             let input =
@@ -163,7 +181,11 @@ impl DockerConfig {
     }
 
     /// Forgets `host`'s credential (`kiln logout`); false if there was none.
-    pub fn erase(&mut self, host: &str) -> Result<bool, String> {
+    pub fn erase(&mut self, host: &str) -> Result<bool, ConfigError> {
+        self.erase_impl(host).map_err(ConfigError)
+    }
+
+    fn erase_impl(&mut self, host: &str) -> Result<bool, String> {
         let key = config_key(host);
         let mut removed = false;
         if let Some(auths) = self.json.get_mut("auths").and_then(Value::as_object_mut) {

@@ -147,11 +147,12 @@ impl Client {
         if cfg.is_none() {
             *cfg = Some(
                 DockerConfig::load(&self.options.docker_config)
-                    .map_err(|e| Error::new(domain, e))?,
+                    .map_err(|e| Error::local(domain, e.0))?,
             );
         }
         let cfg = cfg.as_ref().expect("loaded above");
-        cfg.credential(domain).map_err(|e| Error::new(domain, e))
+        cfg.credential(domain)
+            .map_err(|e| Error::local(domain, e.0))
     }
 
     /// Sends a request built by `build` (given the base URL and an
@@ -176,7 +177,7 @@ impl Client {
                     std::thread::sleep(backoff(attempt));
                     continue;
                 }
-                Err(e) => return Err(Error::new(target.what, transport_message(&e))),
+                Err(e) => return Err(Error::transport(target.what, transport_message(&e))),
             };
             let status = resp.status().as_u16();
             if status == 401 && !challenged {
@@ -205,7 +206,7 @@ impl Client {
         cred: Option<&Credential>,
     ) -> Result<String, Error> {
         let challenge = auth::parse_challenge(header).ok_or_else(|| {
-            Error::new(
+            Error::auth(
                 target.what,
                 "unauthorized, and the registry sent no usable WWW-Authenticate challenge",
             )
@@ -213,7 +214,7 @@ impl Client {
         match challenge.scheme.as_str() {
             "basic" => match cred {
                 Some(c) => Ok(c.basic()),
-                None => Err(Error::new(
+                None => Err(Error::auth(
                     target.what,
                     format!(
                         "unauthorized: authentication required (run `kiln login {}`)",
@@ -222,7 +223,7 @@ impl Client {
                 )),
             },
             "bearer" => self.fetch_token(target, &challenge, cred),
-            other => Err(Error::new(
+            other => Err(Error::auth(
                 target.what,
                 format!("unsupported auth scheme {other:?}"),
             )),
@@ -240,11 +241,11 @@ impl Client {
         let realm = challenge
             .params
             .get("realm")
-            .ok_or_else(|| Error::new(target.what, "bearer challenge without a realm"))?;
+            .ok_or_else(|| Error::auth(target.what, "bearer challenge without a realm"))?;
         if !(realm.starts_with("https://")
             || realm.starts_with("http://") && self.is_insecure(target.domain))
         {
-            return Err(Error::new(
+            return Err(Error::auth(
                 target.what,
                 format!("refusing token realm {realm}: not https"),
             ));
@@ -261,10 +262,10 @@ impl Client {
         }
         let mut resp = req
             .call()
-            .map_err(|e| Error::new(target.what, format!("token server {realm}: {e}")))?;
+            .map_err(|e| Error::auth(target.what, format!("token server {realm}: {e}")))?;
         let status = resp.status().as_u16();
         if status == 401 || status == 403 {
-            return Err(Error::new(
+            return Err(Error::auth(
                 target.what,
                 if cred.is_some() {
                     format!("unauthorized: the token server {realm} refused the credentials for {} (wrong username or password?)", target.domain)
@@ -277,7 +278,7 @@ impl Client {
             ));
         }
         if status != 200 {
-            return Err(Error::new(
+            return Err(Error::auth(
                 target.what,
                 format!("token server {realm} answered {status}"),
             ));
@@ -288,16 +289,16 @@ impl Client {
                 .with_config()
                 .limit(1 << 20)
                 .read_to_vec()
-                .map_err(|e| Error::new(target.what, format!("token server {realm}: {e}")))?,
+                .map_err(|e| Error::auth(target.what, format!("token server {realm}: {e}")))?,
         )
-        .map_err(|e| Error::new(target.what, format!("token server {realm}: {e}")))?;
+        .map_err(|e| Error::auth(target.what, format!("token server {realm}: {e}")))?;
         let token = body
             .get("token")
             .or_else(|| body.get("access_token"))
             .and_then(|t| t.as_str())
             .filter(|t| !t.is_empty())
             .ok_or_else(|| {
-                Error::new(
+                Error::auth(
                     target.what,
                     format!("token server {realm} returned no token"),
                 )
@@ -313,7 +314,7 @@ impl Client {
             .agent
             .get(&url)
             .call()
-            .map_err(|e| Error::new(domain, transport_message(&e)))?;
+            .map_err(|e| Error::transport(domain, transport_message(&e)))?;
         if resp.status().as_u16() != 401 {
             return Ok(()); // no auth needed
         }
@@ -329,14 +330,14 @@ impl Client {
             .get(&url)
             .header("Authorization", &authorization)
             .call()
-            .map_err(|e| Error::new(domain, transport_message(&e)))?;
+            .map_err(|e| Error::transport(domain, transport_message(&e)))?;
         match resp.status().as_u16() {
             200..=299 => Ok(()),
-            401 | 403 => Err(Error::new(
+            401 | 403 => Err(Error::auth(
                 domain,
                 "unauthorized: wrong username or password",
             )),
-            s => Err(Error::new(domain, format!("registry answered {s}"))),
+            s => Err(Error::protocol(domain, format!("registry answered {s}"))),
         }
     }
 

@@ -32,7 +32,7 @@ impl Client {
                     std::thread::sleep(backoff(attempt));
                     continue;
                 }
-                Err(e) => return Err(Error::new(url, transport_message(&e))),
+                Err(e) => return Err(Error::transport(url, transport_message(&e))),
             };
             let status = resp.status().as_u16();
             if status >= 500 && !last {
@@ -40,7 +40,11 @@ impl Client {
                 continue;
             }
             if status != 200 {
-                return Err(Error::new(url, format!("download failed: HTTP {status}")));
+                return Err(Error::status(
+                    url,
+                    status,
+                    format!("download failed: HTTP {status}"),
+                ));
             }
             let last_modified = resp
                 .headers()
@@ -53,7 +57,7 @@ impl Client {
                 .truncate(true)
                 .mode(0o600)
                 .open(dest)
-                .map_err(|e| Error::new(url, format!("{}: {e}", dest.display())))?;
+                .map_err(|e| Error::protocol(url, format!("{}: {e}", dest.display())))?;
             let mut w = HashingWriter::new(std::io::BufWriter::new(file));
             let mut body = resp.into_body().into_reader();
             match std::io::copy(&mut body, &mut w).and_then(|_| w.flush()) {
@@ -62,7 +66,7 @@ impl Client {
                     std::thread::sleep(backoff(attempt));
                     continue;
                 }
-                Err(e) => return Err(Error::new(url, format!("download failed: {e}"))),
+                Err(e) => return Err(Error::transport(url, format!("download failed: {e}"))),
             }
             let (_, digest, size) = w.finish();
             return Ok(Download {

@@ -14,7 +14,7 @@ mod download;
 mod pull;
 mod push;
 
-pub use auth::{Credential, DockerConfig};
+pub use auth::{ConfigError, Credential, DockerConfig};
 pub use client::{Client, ClientOptions};
 pub use download::Download;
 pub use pull::{Platform, Pulled};
@@ -27,13 +27,71 @@ pub use push::Pushed;
 pub struct Error {
     pub what: String,
     pub message: String,
+    pub kind: ErrorKind,
+}
+
+/// What sort of failure, for callers that react differently (a missing
+/// image, bad credentials, a network that is down, a registry that
+/// misbehaves).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// Credentials missing, refused, or a token that could not be had.
+    Auth,
+    /// No such repository, tag, blob or platform.
+    NotFound,
+    /// The registry could not be reached, or the connection broke.
+    Transport,
+    /// The registry (or a download) answered something it should not have:
+    /// a bad status, a digest or size mismatch, malformed JSON.
+    Protocol,
+    /// Local: the store, the docker config, a file.
+    Local,
 }
 
 impl Error {
-    pub(crate) fn new(what: impl Into<String>, message: impl Into<String>) -> Error {
+    pub(crate) fn new(
+        kind: ErrorKind,
+        what: impl Into<String>,
+        message: impl Into<String>,
+    ) -> Error {
         Error {
             what: what.into(),
             message: message.into(),
+            kind,
         }
+    }
+
+    pub(crate) fn auth(what: impl Into<String>, message: impl Into<String>) -> Error {
+        Error::new(ErrorKind::Auth, what, message)
+    }
+
+    pub(crate) fn not_found(what: impl Into<String>, message: impl Into<String>) -> Error {
+        Error::new(ErrorKind::NotFound, what, message)
+    }
+
+    pub(crate) fn transport(what: impl Into<String>, message: impl Into<String>) -> Error {
+        Error::new(ErrorKind::Transport, what, message)
+    }
+
+    pub(crate) fn protocol(what: impl Into<String>, message: impl Into<String>) -> Error {
+        Error::new(ErrorKind::Protocol, what, message)
+    }
+
+    pub(crate) fn local(what: impl Into<String>, message: impl Into<String>) -> Error {
+        Error::new(ErrorKind::Local, what, message)
+    }
+
+    /// A failed request, classified by its HTTP status.
+    pub(crate) fn status(
+        what: impl Into<String>,
+        status: u16,
+        message: impl Into<String>,
+    ) -> Error {
+        let kind = match status {
+            401 | 403 => ErrorKind::Auth,
+            404 => ErrorKind::NotFound,
+            _ => ErrorKind::Protocol,
+        };
+        Error::new(kind, what, message)
     }
 }

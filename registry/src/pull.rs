@@ -36,7 +36,7 @@ impl Platform {
     }
 
     /// `os/arch[/variant]`.
-    pub fn parse(s: &str) -> Result<Platform, String> {
+    pub fn parse(s: &str) -> Result<Platform, Error> {
         let parts: Vec<&str> = s.split('/').collect();
         match parts.as_slice() {
             [os, arch] | [os, arch, _] if !os.is_empty() && !arch.is_empty() => Ok(Platform {
@@ -44,7 +44,7 @@ impl Platform {
                 architecture: arch.to_string(),
                 variant: parts.get(2).map(|v| v.to_string()),
             }),
-            _ => Err(format!("invalid platform {s:?}: want os/arch[/variant]")),
+            _ => Err(Error::local(s, "invalid platform: want os/arch[/variant]")),
         }
     }
 
@@ -95,11 +95,11 @@ fn descriptor(v: &Value, what: &str) -> Result<BlobDesc, Error> {
         .and_then(Value::as_str)
         .unwrap_or("")
         .parse::<Digest>()
-        .map_err(|e| Error::new(what, format!("manifest: {e}")))?;
+        .map_err(|e| Error::protocol(what, format!("manifest: {e}")))?;
     let size = v
         .get("size")
         .and_then(Value::as_u64)
-        .ok_or_else(|| Error::new(what, "manifest: descriptor without a size"))?;
+        .ok_or_else(|| Error::protocol(what, "manifest: descriptor without a size"))?;
     Ok(BlobDesc { digest, size })
 }
 
@@ -136,7 +136,8 @@ impl Client {
             req.call()
         })?;
         if resp.status().as_u16() != 200 {
-            return Err(Error::new(what, status_message(&mut resp)));
+            let status = resp.status().as_u16();
+            return Err(Error::status(what, status, status_message(&mut resp)));
         }
         let header_digest = resp
             .headers()
@@ -148,12 +149,12 @@ impl Client {
             .with_config()
             .limit(MAX_MANIFEST)
             .read_to_vec()
-            .map_err(|e| Error::new(what, format!("reading the manifest: {e}")))?;
+            .map_err(|e| Error::protocol(what, format!("reading the manifest: {e}")))?;
         let digest = Digest::of(&bytes);
         let expected = tag_or_digest.parse::<Digest>().ok().or(header_digest);
         if let Some(want) = expected {
             if want != digest {
-                return Err(Error::new(
+                return Err(Error::protocol(
                     what,
                     format!("manifest digest mismatch: expected {want}, got {digest}"),
                 ));
@@ -177,7 +178,7 @@ impl Client {
         };
         let (bytes, repo_digest) = self.fetch_manifest(reference, &tag_or_digest, &what)?;
         let v: Value = serde_json::from_slice(&bytes)
-            .map_err(|e| Error::new(&what, format!("manifest is not JSON: {e}")))?;
+            .map_err(|e| Error::protocol(&what, format!("manifest is not JSON: {e}")))?;
         if v.get("manifests").is_none() {
             return Ok((bytes, repo_digest.clone(), repo_digest));
         }
@@ -197,7 +198,7 @@ impl Client {
                 })
                 .collect();
             have.dedup();
-            return Err(Error::new(
+            return Err(Error::not_found(
                 &what,
                 format!(
                     "no image for platform {platform} (the image has: {})",
@@ -208,7 +209,7 @@ impl Client {
         let d = descriptor(pick, &what)?;
         let (bytes, digest) = self.fetch_manifest(reference, &d.digest.to_string(), &what)?;
         if bytes.len() as u64 != d.size {
-            return Err(Error::new(
+            return Err(Error::protocol(
                 &what,
                 format!(
                     "manifest {digest}: size mismatch: the index says {}, got {}",
@@ -231,9 +232,9 @@ impl Client {
         let what = reference.familiar();
         let (manifest_bytes, _manifest_digest, repo_digest) = self.resolve(reference, platform)?;
         let manifest: Value = serde_json::from_slice(&manifest_bytes)
-            .map_err(|e| Error::new(&what, format!("manifest is not JSON: {e}")))?;
+            .map_err(|e| Error::protocol(&what, format!("manifest is not JSON: {e}")))?;
         if manifest.get("schemaVersion").and_then(Value::as_u64) == Some(1) {
-            return Err(Error::new(
+            return Err(Error::protocol(
                 &what,
                 "docker schema 1 manifests are not supported (re-push the image with a current tool)",
             ));
@@ -243,7 +244,7 @@ impl Client {
             .and_then(Value::as_str)
             .unwrap_or(MEDIA_OCI_MANIFEST);
         if mt != MEDIA_OCI_MANIFEST && mt != MEDIA_DOCKER_MANIFEST {
-            return Err(Error::new(
+            return Err(Error::protocol(
                 &what,
                 format!("unsupported manifest media type {mt:?}"),
             ));
@@ -268,16 +269,16 @@ impl Client {
             &store
                 .blobs()
                 .read(&config.digest)
-                .map_err(|e| Error::new(&what, e.to_string()))?,
+                .map_err(|e| Error::protocol(&what, e.to_string()))?,
         )
-        .map_err(|e| Error::new(&what, format!("image config is not JSON: {e}")))?;
+        .map_err(|e| Error::protocol(&what, format!("image config is not JSON: {e}")))?;
         let os = config_json.get("os").and_then(Value::as_str).unwrap_or("");
         let arch = config_json
             .get("architecture")
             .and_then(Value::as_str)
             .unwrap_or("");
         if !os.is_empty() && (os != platform.os || arch != platform.architecture) {
-            return Err(Error::new(
+            return Err(Error::not_found(
                 &what,
                 format!("the image is for {os}/{arch} only, not {platform}"),
             ));
@@ -299,7 +300,7 @@ impl Client {
         names.push(by_digest);
         let image = store
             .commit_pulled(&manifest_bytes, &names)
-            .map_err(|e| Error::new(&what, e.to_string()))?;
+            .map_err(|e| Error::protocol(&what, e.to_string()))?;
         let all: Vec<Digest> = std::iter::once(config.digest.clone())
             .chain(layers.iter().map(|l| l.digest.clone()))
             .collect();
@@ -380,8 +381,13 @@ impl Client {
                 req.call()
             })?;
             if resp.status().as_u16() != 200 {
+                let status = resp.status().as_u16();
                 let msg = status_message(&mut resp);
-                return Err(Error::new(what, format!("blob {}: {msg}", blob.digest)));
+                return Err(Error::status(
+                    what,
+                    status,
+                    format!("blob {}: {msg}", blob.digest),
+                ));
             }
             // One byte past the declared size is enough to know it lies.
             let mut body = std::io::Read::take(resp.into_body().into_reader(), blob.size + 1);
@@ -395,7 +401,7 @@ impl Client {
                 // from the start, a few times.
                 Err(kiln_store::StoreError::BadArchive { reason, .. }) => {
                     if attempt >= self.options.attempts {
-                        return Err(Error::new(
+                        return Err(Error::protocol(
                             what,
                             format!(
                                 "blob {}: the download broke off {attempt} times ({reason})",
@@ -405,7 +411,7 @@ impl Client {
                     }
                     std::thread::sleep(backoff(attempt));
                 }
-                Err(e) => return Err(Error::new(what, e.to_string())),
+                Err(e) => return Err(Error::protocol(what, e.to_string())),
             }
         }
     }

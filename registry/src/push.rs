@@ -60,11 +60,11 @@ impl Client {
         let what = reference.familiar();
         let layers = image
             .layers()
-            .map_err(|e| Error::new(&what, e.to_string()))?;
+            .map_err(|e| Error::protocol(&what, e.to_string()))?;
         let config_size = store
             .blobs()
             .size(&image.config_digest)
-            .map_err(|e| Error::new(&what, e.to_string()))?;
+            .map_err(|e| Error::protocol(&what, e.to_string()))?;
         let mut blobs: Vec<(Digest, u64)> =
             layers.iter().map(|l| (l.digest.clone(), l.size)).collect();
         blobs.push((image.config_digest.clone(), config_size));
@@ -72,7 +72,7 @@ impl Client {
         let manifest = store
             .blobs()
             .read(&image.manifest_digest)
-            .map_err(|e| Error::new(&what, e.to_string()))?;
+            .map_err(|e| Error::protocol(&what, e.to_string()))?;
         report.digest = Some(self.push_manifest(reference, &manifest)?);
         Ok(report)
     }
@@ -146,14 +146,14 @@ impl Client {
             req.send(manifest)
         })?;
         if resp.status().as_u16() != 201 {
-            return Err(Error::new(
+            return Err(Error::protocol(
                 &what,
                 format!("manifest upload: {}", status_message(&mut resp)),
             ));
         }
         if let Some(d) = header(&resp, "docker-content-digest") {
             if d != digest.to_string() {
-                return Err(Error::new(
+                return Err(Error::protocol(
                     &what,
                     format!("the registry stored the manifest as {d}, not {digest}"),
                 ));
@@ -170,7 +170,7 @@ impl Client {
         what: &str,
     ) -> Result<BlobOutcome, Error> {
         let path = &reference.path;
-        let fail = |msg: String| Error::new(what, format!("blob {}: {msg}", blob.digest));
+        let fail = |msg: String| Error::protocol(what, format!("blob {}: {msg}", blob.digest));
         let push_target = |extra: Option<String>| Target {
             domain: &reference.domain,
             scopes: std::iter::once(format!("repository:{path}:pull,push"))

@@ -45,6 +45,142 @@ pub enum Source {
     },
 }
 
+/// How concurrent users of one cache mount share it (BuildKit's modes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sharing {
+    /// Everyone writes the same directory at once.
+    Shared,
+    /// One writer at a time; others get a throwaway copy.
+    Private,
+    /// One writer at a time; others wait.
+    Locked,
+}
+
+impl Sharing {
+    /// BuildKit's spelling (also the encoded form).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Sharing::Shared => "shared",
+            Sharing::Private => "private",
+            Sharing::Locked => "locked",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Sharing> {
+        match s {
+            "shared" => Some(Sharing::Shared),
+            "private" => Some(Sharing::Private),
+            "locked" => Some(Sharing::Locked),
+            _ => None,
+        }
+    }
+}
+
+/// The network an exec op gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Network {
+    /// Whatever the worker gives by default (kiln's builder: the host's,
+    /// as buildkitd without CNI). The Dockerfile frontend resolves the
+    /// invoker's choice itself and never emits this.
+    #[default]
+    Default,
+    /// The host's network namespace.
+    Host,
+    /// A namespace with only loopback.
+    None,
+}
+
+impl Network {
+    /// The encoded form: `default`, `host`, `none`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Network::Default => "default",
+            Network::Host => "host",
+            Network::None => "none",
+        }
+    }
+}
+
+/// `--chmod`: an octal mode, or a symbolic one (`u+x,go-w`) applied to
+/// each file's own mode.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Chmod {
+    Octal(u32),
+    Symbolic(String),
+}
+
+impl Chmod {
+    /// The encoded form: four octal digits, or the symbolic text.
+    pub fn text(&self) -> String {
+        match self {
+            Chmod::Octal(m) => format!("{m:04o}"),
+            Chmod::Symbolic(s) => s.clone(),
+        }
+    }
+}
+
+/// One side of `--chown=user[:group]`: a number, or a name resolved in
+/// the image's /etc/passwd or /etc/group when the op runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Owner {
+    Id(u32),
+    Name(String),
+}
+
+impl Owner {
+    pub fn parse(s: &str) -> Owner {
+        match s.parse::<u32>() {
+            Ok(n) => Owner::Id(n),
+            Err(_) => Owner::Name(s.to_string()),
+        }
+    }
+}
+
+impl std::fmt::Display for Owner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Owner::Id(n) => write!(f, "{n}"),
+            Owner::Name(s) => f.write_str(s),
+        }
+    }
+}
+
+/// `--chown=user[:group]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Chown {
+    pub user: Owner,
+    pub group: Option<Owner>,
+}
+
+impl Chown {
+    pub fn parse(spec: &str) -> Chown {
+        match spec.split_once(':') {
+            Some((u, g)) => Chown {
+                user: Owner::parse(u),
+                group: Some(Owner::parse(g)),
+            },
+            None => Chown {
+                user: Owner::parse(spec),
+                group: None,
+            },
+        }
+    }
+
+    /// Both sides numeric: resolvable without the image's files.
+    pub fn is_numeric(&self) -> bool {
+        matches!(self.user, Owner::Id(_)) && matches!(self.group, None | Some(Owner::Id(_)))
+    }
+}
+
+impl std::fmt::Display for Chown {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.group {
+            Some(g) => write!(f, "{}:{g}", self.user),
+            None => write!(f, "{}", self.user),
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MountKind {
     /// Input `input` (a vertex result) at the target.
@@ -54,7 +190,7 @@ pub enum MountKind {
     /// A persistent cache directory.
     Cache {
         id: String,
-        sharing: String,
+        sharing: Sharing,
         uid: u32,
         gid: u32,
         mode: u32,
@@ -88,7 +224,7 @@ pub struct Exec {
     pub proxy_env: Vec<(String, String)>,
     pub cwd: String,
     pub user: String,
-    pub network: String,
+    pub network: Network,
     pub mounts: Vec<ExecMount>,
 }
 
@@ -99,8 +235,8 @@ pub enum FileOp {
         src: usize,
         paths: Vec<String>,
         dest: String,
-        chown: Option<String>,
-        chmod: Option<String>,
+        chown: Option<Chown>,
+        chmod: Option<Chmod>,
         exclude: Vec<String>,
         parents: bool,
         /// ADD of a local archive unpacks it.
@@ -212,17 +348,17 @@ impl Definition {
     }
 
     /// Every vertex's definition digest, indexed by [`VertexId`].
-    pub fn definition_digests(&self) -> Vec<Fingerprint> {
-        let mut out: Vec<Fingerprint> = Vec::with_capacity(self.vertices.len());
+    pub fn definition_digests(&self) -> Vec<DefinitionDigest> {
+        let mut out: Vec<DefinitionDigest> = Vec::with_capacity(self.vertices.len());
         for v in &self.vertices {
             let mut e = Encoder::new();
             e.tag("kiln.definition.v1");
             encode_op(&mut e, &v.op, Purpose::Definition);
             e.tag("inputs").u64(v.inputs.len() as u64);
             for i in &v.inputs {
-                e.digest(&out[i.0]);
+                e.digest(&out[i.0].0);
             }
-            out.push(e.finish());
+            out.push(DefinitionDigest(e.finish()));
         }
         out
     }
@@ -234,8 +370,8 @@ impl Definition {
     pub fn cache_keys(
         &self,
         content_checksum: impl Fn(VertexId, &Source) -> Option<Fingerprint>,
-    ) -> Vec<Fingerprint> {
-        let mut out: Vec<Fingerprint> = Vec::with_capacity(self.vertices.len());
+    ) -> Vec<CacheKey> {
+        let mut out: Vec<CacheKey> = Vec::with_capacity(self.vertices.len());
         for (i, v) in self.vertices.iter().enumerate() {
             let mut e = Encoder::new();
             e.tag("kiln.cache.v1");
@@ -248,11 +384,45 @@ impl Definition {
             }
             e.tag("inputs").u64(v.inputs.len() as u64);
             for input in &v.inputs {
-                e.digest(&out[input.0]);
+                e.digest(&out[input.0].0);
             }
-            out.push(e.finish());
+            out.push(CacheKey(e.finish()));
         }
         out
+    }
+}
+
+/// A vertex's definition digest: the op as written and its inputs'
+/// definition digests. Equal digests are the same work in one build.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Debug)]
+pub struct DefinitionDigest(pub Fingerprint);
+
+/// A vertex's cache key: what decides its result. Equal keys are
+/// interchangeable results, across builds and machines.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Debug)]
+pub struct CacheKey(pub Fingerprint);
+
+impl DefinitionDigest {
+    pub fn hex(&self) -> String {
+        self.0.hex()
+    }
+}
+
+impl CacheKey {
+    pub fn hex(&self) -> String {
+        self.0.hex()
+    }
+}
+
+impl std::fmt::Display for CacheKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl std::fmt::Display for DefinitionDigest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
     }
 }
 
@@ -323,7 +493,7 @@ fn encode_op(e: &mut Encoder, op: &Op, purpose: Purpose) {
                 .tag("user")
                 .str(&x.user)
                 .tag("network")
-                .str(&x.network);
+                .str(x.network.as_str());
             e.tag("mounts").u64(x.mounts.len() as u64);
             for m in &x.mounts {
                 e.tag("target")
@@ -342,7 +512,7 @@ fn encode_op(e: &mut Encoder, op: &Op, purpose: Purpose) {
                     } => e
                         .str("cache")
                         .str(id)
-                        .str(sharing)
+                        .str(sharing.as_str())
                         .u64(u64::from(*uid))
                         .u64(u64::from(*gid))
                         .u64(u64::from(*mode)),
@@ -372,8 +542,8 @@ fn encode_op(e: &mut Encoder, op: &Op, purpose: Purpose) {
                         .u64(*src as u64)
                         .strs(paths)
                         .str(dest)
-                        .opt_str(chown.as_deref())
-                        .opt_str(chmod.as_deref());
+                        .opt_str(chown.as_ref().map(Chown::to_string).as_deref())
+                        .opt_str(chmod.as_ref().map(Chmod::text).as_deref());
                     e.strs(exclude).bool(*parents).bool(*unpack).bool(*link);
                 }
                 FileOp::Mkdir {
@@ -424,7 +594,7 @@ mod tests {
                 proxy_env: vec![("HTTP_PROXY".into(), proxy.into())],
                 cwd: "/".into(),
                 user: "".into(),
-                network: "default".into(),
+                network: Network::Default,
                 mounts: vec![],
             }),
             inputs: vec![root],
@@ -454,7 +624,7 @@ mod tests {
                     paths: vec!["src/".into()],
                     dest: "/app/".into(),
                     chown: None,
-                    chmod: Some("0644".into()),
+                    chmod: Some(Chmod::Octal(0o644)),
                     exclude: vec![],
                     parents: false,
                     unpack: false,

@@ -8,9 +8,6 @@
 //! Must not depend on the Dockerfile frontend (the graph is
 //! frontend-neutral) nor call the kernel directly: running an op will go
 //! through the executor, storing results through the store, behind traits.
-//!
-//! Status: the graph format and the solver core exist (tested with fake
-//! workers); wiring them to the executor and store lands with `kiln build`.
 
 pub mod encode;
 pub mod graph;
@@ -18,6 +15,7 @@ pub mod solve;
 
 pub use encode::{Encoder, Fingerprint};
 pub use graph::{
-    Definition, Exec, ExecMount, FileOp, GraphError, MountKind, Op, Source, Vertex, VertexId,
+    CacheKey, Chmod, Chown, Definition, DefinitionDigest, Exec, ExecMount, FileOp, GraphError,
+    MountKind, Network, Op, Owner, Sharing, Source, Vertex, VertexId,
 };
-pub use solve::{needed, solve, Cancel, SolveError, SolveOptions, Worker};
+pub use solve::{needed, solve, Cancel, Failure, SolveError, SolveOptions, Worker};

@@ -11,28 +11,91 @@
 //! 5. The first failure cancels the build: nothing new starts, and the
 //!    worker is told to stop what runs.
 
-use crate::encode::Fingerprint;
-use crate::graph::{Definition, Op, Vertex, VertexId};
+use crate::graph::{CacheKey, Definition, DefinitionDigest, Op, Vertex, VertexId};
 use petgraph::graphmap::DiGraphMap;
 use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::sync::{OnceCell, Semaphore};
 
-/// Why solving failed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SolveError {
-    pub vertex: VertexId,
-    pub message: String,
+/// What went wrong at a vertex.
+#[derive(Debug)]
+pub enum Failure<E> {
+    /// The worker's own error running the vertex.
+    Worker(E),
+    /// Stopped because another vertex failed (or the caller cancelled).
+    Cancelled,
+    /// A task of the solver itself panicked or was refused.
+    Internal(String),
 }
 
-impl std::fmt::Display for SolveError {
+impl<E: std::fmt::Display> std::fmt::Display for Failure<E> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}", self.message)
+        match self {
+            Failure::Worker(e) => e.fmt(f),
+            Failure::Cancelled => f.write_str("cancelled"),
+            Failure::Internal(m) => write!(f, "internal error: {m}"),
+        }
     }
 }
 
-impl std::error::Error for SolveError {}
+impl<E: std::error::Error + 'static> std::error::Error for Failure<E> {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Failure::Worker(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+/// Why solving failed, and at which vertex. Shared (`Arc`) because every
+/// vertex that waited on the failed one reports the same failure.
+#[derive(Debug)]
+pub struct SolveError<E> {
+    pub vertex: VertexId,
+    pub source: Arc<Failure<E>>,
+}
+
+impl<E> Clone for SolveError<E> {
+    fn clone(&self) -> Self {
+        SolveError {
+            vertex: self.vertex,
+            source: self.source.clone(),
+        }
+    }
+}
+
+impl<E> SolveError<E> {
+    fn new(vertex: VertexId, failure: Failure<E>) -> Self {
+        SolveError {
+            vertex,
+            source: Arc::new(failure),
+        }
+    }
+
+    /// The worker's error, when the worker failed (not a cancellation).
+    pub fn worker_error(&self) -> Option<&E> {
+        match &*self.source {
+            Failure::Worker(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+impl<E: std::fmt::Display> std::fmt::Display for SolveError<E> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.source.fmt(f)
+    }
+}
+
+impl<E: std::error::Error + 'static> std::error::Error for SolveError<E> {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match &*self.source {
+            Failure::Worker(e) => Some(e),
+            _ => None,
+        }
+    }
+}
 
 /// Set once the build is cancelled; workers poll it to stop early.
 #[derive(Debug, Clone, Default)]
@@ -52,9 +115,11 @@ impl Cancel {
 pub trait Worker: Send + Sync + 'static {
     /// A vertex's result: a snapshot reference in real builds.
     type Output: Clone + Send + Sync + 'static;
+    /// Why running a vertex failed.
+    type Error: std::fmt::Debug + std::fmt::Display + Send + Sync + 'static;
 
     /// The cached result for `key`, if any. Must be cheap: no unpacking.
-    fn lookup(&self, key: &Fingerprint) -> Option<Self::Output>;
+    fn lookup(&self, key: &CacheKey) -> Option<Self::Output>;
 
     /// Runs `vertex` on its inputs' results. Blocking is fine (it runs on a
     /// blocking thread); `cancel` says when to give up.
@@ -63,12 +128,12 @@ pub trait Worker: Send + Sync + 'static {
         id: VertexId,
         vertex: &Vertex,
         inputs: Vec<Self::Output>,
-        key: &Fingerprint,
+        key: &CacheKey,
         cancel: &Cancel,
-    ) -> Result<Self::Output, String>;
+    ) -> Result<Self::Output, Self::Error>;
 
     /// Records a fresh result in the cache.
-    fn record(&self, key: &Fingerprint, output: &Self::Output);
+    fn record(&self, key: &CacheKey, output: &Self::Output);
 }
 
 /// Options for one build.
@@ -111,17 +176,27 @@ pub fn needed(def: &Definition, target: VertexId) -> BTreeSet<VertexId> {
     out
 }
 
-type Slot<O> = Arc<OnceCell<Result<O, SolveError>>>;
+type Slot<O, E> = Arc<OnceCell<Result<O, SolveError<E>>>>;
+/// The once-map: definition digest → the one solve of that work.
+type Inflight<W> =
+    Mutex<HashMap<DefinitionDigest, Slot<<W as Worker>::Output, <W as Worker>::Error>>>;
+/// A vertex's solve, boxed (it recurses).
+type Solving<W> = std::pin::Pin<
+    Box<
+        dyn std::future::Future<
+                Output = Result<<W as Worker>::Output, SolveError<<W as Worker>::Error>>,
+            > + Send,
+    >,
+>;
 
 struct Build<W: Worker> {
     worker: Arc<W>,
     def: Arc<Definition>,
-    keys: Vec<Fingerprint>,
-    digests: Vec<Fingerprint>,
+    keys: Vec<CacheKey>,
+    digests: Vec<DefinitionDigest>,
     options: SolveOptions,
     exec_slots: Semaphore,
-    /// Once-map: definition digest → the one solve of that work.
-    inflight: Mutex<HashMap<Fingerprint, Slot<W::Output>>>,
+    inflight: Inflight<W>,
     cancel: Cancel,
 }
 
@@ -129,11 +204,11 @@ struct Build<W: Worker> {
 pub async fn solve<W: Worker>(
     worker: Arc<W>,
     def: Arc<Definition>,
-    keys: Vec<Fingerprint>,
+    keys: Vec<CacheKey>,
     target: VertexId,
     options: SolveOptions,
     cancel: Cancel,
-) -> Result<W::Output, SolveError> {
+) -> Result<W::Output, SolveError<W::Error>> {
     let digests = def.definition_digests();
     let build = Arc::new(Build {
         worker,
@@ -152,10 +227,7 @@ pub async fn solve<W: Worker>(
     result
 }
 
-fn solve_vertex<W: Worker>(
-    build: Arc<Build<W>>,
-    id: VertexId,
-) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<W::Output, SolveError>> + Send>> {
+fn solve_vertex<W: Worker>(build: Arc<Build<W>>, id: VertexId) -> Solving<W> {
     Box::pin(async move {
         let slot = {
             let mut map = build.inflight.lock().unwrap_or_else(|p| p.into_inner());
@@ -168,12 +240,12 @@ fn solve_vertex<W: Worker>(
     })
 }
 
-async fn compute<W: Worker>(build: Arc<Build<W>>, id: VertexId) -> Result<W::Output, SolveError> {
+async fn compute<W: Worker>(
+    build: Arc<Build<W>>,
+    id: VertexId,
+) -> Result<W::Output, SolveError<W::Error>> {
     if build.cancel.is_cancelled() {
-        return Err(SolveError {
-            vertex: id,
-            message: "cancelled".into(),
-        });
+        return Err(SolveError::new(id, Failure::Cancelled));
     }
     let key = build.keys[id.0];
     if !build.options.no_cache.contains(&id) {
@@ -191,10 +263,8 @@ async fn compute<W: Worker>(build: Arc<Build<W>>, id: VertexId) -> Result<W::Out
     }
     let mut inputs: Vec<Option<W::Output>> = vec![None; vertex.inputs.len()];
     while let Some(joined) = tasks.join_next().await {
-        let (pos, result) = joined.map_err(|e| SolveError {
-            vertex: id,
-            message: format!("internal error: {e}"),
-        })?;
+        let (pos, result) =
+            joined.map_err(|e| SolveError::new(id, Failure::Internal(e.to_string())))?;
         match result {
             Ok(out) => inputs[pos] = Some(out),
             Err(e) => {
@@ -210,30 +280,24 @@ async fn compute<W: Worker>(build: Arc<Build<W>>, id: VertexId) -> Result<W::Out
         .map(|o| o.expect("every input solved"))
         .collect();
     let _permit = match vertex.op {
-        Op::Exec(_) => Some(build.exec_slots.acquire().await.map_err(|e| SolveError {
-            vertex: id,
-            message: e.to_string(),
-        })?),
+        Op::Exec(_) => Some(
+            build
+                .exec_slots
+                .acquire()
+                .await
+                .map_err(|e| SolveError::new(id, Failure::Internal(e.to_string())))?,
+        ),
         _ => None,
     };
     if build.cancel.is_cancelled() {
-        return Err(SolveError {
-            vertex: id,
-            message: "cancelled".into(),
-        });
+        return Err(SolveError::new(id, Failure::Cancelled));
     }
     let b = build.clone();
     let output =
         tokio::task::spawn_blocking(move || b.worker.run(id, &vertex, inputs, &key, &b.cancel))
             .await
-            .map_err(|e| SolveError {
-                vertex: id,
-                message: format!("internal error: {e}"),
-            })?
-            .map_err(|message| SolveError {
-                vertex: id,
-                message,
-            })?;
+            .map_err(|e| SolveError::new(id, Failure::Internal(e.to_string())))?
+            .map_err(|e| SolveError::new(id, Failure::Worker(e)))?;
     build.worker.record(&key, &output);
     Ok(output)
 }

@@ -2,7 +2,7 @@
 //! runs, what is looked up, what runs at once, and what a failure stops.
 
 use kiln_solver::{
-    needed, solve, Cancel, Definition, Exec, Fingerprint, Op, SolveOptions, Source, Vertex,
+    needed, solve, CacheKey, Cancel, Definition, Exec, Network, Op, SolveOptions, Source, Vertex,
     VertexId, Worker,
 };
 use std::collections::{BTreeSet, HashMap};
@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 #[derive(Default)]
 struct Fake {
-    cache: Mutex<HashMap<Fingerprint, String>>,
+    cache: Mutex<HashMap<CacheKey, String>>,
     runs: Mutex<Vec<String>>,
     lookups: AtomicUsize,
     running: AtomicUsize,
@@ -23,10 +23,21 @@ struct Fake {
     arrived: AtomicUsize,
 }
 
+/// The fake worker's failure: a message.
+#[derive(Debug)]
+struct FakeError(String);
+
+impl std::fmt::Display for FakeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 impl Worker for Fake {
     type Output = String;
+    type Error = FakeError;
 
-    fn lookup(&self, key: &Fingerprint) -> Option<String> {
+    fn lookup(&self, key: &CacheKey) -> Option<String> {
         self.lookups.fetch_add(1, Ordering::SeqCst);
         self.cache.lock().unwrap().get(key).cloned()
     }
@@ -36,9 +47,9 @@ impl Worker for Fake {
         _id: VertexId,
         v: &Vertex,
         inputs: Vec<String>,
-        _key: &Fingerprint,
+        _key: &CacheKey,
         cancel: &Cancel,
-    ) -> Result<String, String> {
+    ) -> Result<String, FakeError> {
         let now = self.running.fetch_add(1, Ordering::SeqCst) + 1;
         self.max_running.fetch_max(now, Ordering::SeqCst);
         self.runs.lock().unwrap().push(v.name.clone());
@@ -50,7 +61,7 @@ impl Worker for Fake {
                     while Instant::now() < end {
                         if cancel.is_cancelled() {
                             self.cancelled.fetch_add(1, Ordering::SeqCst);
-                            return Err("cancelled".to_string());
+                            return Err(FakeError("cancelled".to_string()));
                         }
                         std::thread::sleep(Duration::from_millis(5));
                     }
@@ -65,7 +76,10 @@ impl Worker for Fake {
                     // were running at once.
                     while self.arrived.load(Ordering::SeqCst) < n {
                         if Instant::now() > end {
-                            return Err(format!("{} never saw {n} parallel runs", v.name));
+                            return Err(FakeError(format!(
+                                "{} never saw {n} parallel runs",
+                                v.name
+                            )));
                         }
                         std::thread::sleep(Duration::from_millis(2));
                     }
@@ -76,7 +90,7 @@ impl Worker for Fake {
                     while !self.runs.lock().unwrap().iter().any(|r| r == after) {
                         std::thread::sleep(Duration::from_millis(2));
                     }
-                    return Err(format!("{} failed", v.name));
+                    return Err(FakeError(format!("{} failed", v.name)));
                 }
             }
             Ok(format!("{}({})", v.name, inputs.join(",")))
@@ -85,7 +99,7 @@ impl Worker for Fake {
         result
     }
 
-    fn record(&self, key: &Fingerprint, output: &String) {
+    fn record(&self, key: &CacheKey, output: &String) {
         self.cache.lock().unwrap().insert(*key, output.clone());
     }
 }
@@ -110,7 +124,7 @@ fn exec(d: &mut Definition, inputs: Vec<VertexId>, name: &str, cmd: &str) -> Ver
             proxy_env: vec![],
             cwd: "/".into(),
             user: String::new(),
-            network: "default".into(),
+            network: Network::Default,
             mounts: vec![],
         }),
         inputs,
@@ -124,7 +138,7 @@ fn go(
     d: &Definition,
     target: VertexId,
     options: SolveOptions,
-) -> Result<String, kiln_solver::SolveError> {
+) -> Result<String, kiln_solver::SolveError<FakeError>> {
     let keys = d.cache_keys(|_, _| None);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -256,7 +270,7 @@ fn a_failure_cancels_the_rest() {
         no_cache: BTreeSet::new(),
     };
     let err = go(&w, &d, t, options).unwrap_err();
-    assert_eq!(err.message, "bad failed");
+    assert_eq!(err.to_string(), "bad failed");
     assert_eq!(err.vertex, bad);
     // go() drops its runtime, which waits for the blocking run: it must
     // have stopped on the cancel flag, not slept out its 2 s.

@@ -34,6 +34,9 @@ pub struct ImportOptions {
     /// History `created_by` text.
     pub created_by: String,
     pub compression: Option<Compression>,
+    /// `SOURCE_DATE_EPOCH`: the image's `created` and the clamp on file
+    /// times; now when None.
+    pub epoch: Option<i64>,
 }
 
 /// What `load` added.
@@ -57,10 +60,10 @@ impl Store {
             layer::apply_layer(reader, &staging)?;
             let write_opts = WriteOptions {
                 compression: opts.compression.unwrap_or(Compression::Gzip),
-                ..WriteOptions::default()
+                source_date_epoch: opts.epoch.map(|e| e as u64),
             };
             let blob = layer::write_layer(&self.blobs, &staging, write_opts)?;
-            let created = time::rfc3339(time::now_or_epoch());
+            let created = time::rfc3339(opts.epoch.unwrap_or_else(time::now));
             let (os, arch) = image::host_platform();
             let created_by = if opts.created_by.is_empty() {
                 "kiln import".to_string()

@@ -1,26 +1,18 @@
 //! Layer tars: writing one from a directory (an overlay upper dir or a plain
-//! tree) and applying one onto a snapshot directory.
+//! tree); applying one onto a snapshot directory is `apply.rs`.
 //!
 //! Writing is deterministic: entries sorted by name, numeric uid/gid with no
 //! user names, mtimes clamped to `SOURCE_DATE_EPOCH` when set, hardlinks by
 //! inode (never for overlay whiteouts, which share one inode), xattrs as PAX
 //! records. The tar is hashed (diff ID), compressed and hashed again (blob
 //! digest) in one streaming pass; no layer is ever held in memory.
-//!
-//! Applying never writes outside the target: every parent directory is
-//! opened with `openat2(RESOLVE_IN_ROOT)`, so `..`, absolute paths and
-//! symlinks resolve inside the snapshot, and every entry is then created
-//! relative to that directory handle.
 
 use crate::blobs::{BlobWriter, Blobs};
-use crate::digest::{Digest, HashingReader, HashingWriter};
-use crate::error::{IoContext, Result, StoreError};
-use rustix::fs::{AtFlags, Mode, OFlags, ResolveFlags};
+use crate::digest::{Digest, HashingWriter};
+use crate::error::{IoContext, Result};
 use std::collections::HashMap;
-use std::ffi::OsStr;
 use std::fs;
 use std::io::{self, BufRead, BufReader, Read, Write};
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
@@ -31,9 +23,12 @@ pub const MEDIA_TAR_ZSTD: &str = "application/vnd.oci.image.layer.v1.tar+zstd";
 pub const DOCKER_LAYER_GZIP: &str = "application/vnd.docker.image.rootfs.diff.tar.gzip";
 pub const DOCKER_LAYER_TAR: &str = "application/vnd.docker.image.rootfs.diff.tar";
 
-const WHITEOUT_PREFIX: &str = ".wh.";
-const OPAQUE_MARKER: &str = ".wh..wh..opq";
-const OVERLAY_OPAQUE_XATTR: &str = "trusted.overlay.opaque";
+pub(crate) const WHITEOUT_PREFIX: &str = ".wh.";
+pub(crate) const OPAQUE_MARKER: &str = ".wh..wh..opq";
+pub(crate) const OVERLAY_OPAQUE_XATTR: &str = "trusted.overlay.opaque";
+
+/// Applying a layer lives in `apply.rs`, with the extractor ADD uses.
+pub use crate::apply::{apply_layer, extract, ExtractOptions};
 
 /// How a layer blob is compressed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -94,9 +89,7 @@ impl Default for WriteOptions {
     fn default() -> Self {
         WriteOptions {
             compression: Compression::Gzip,
-            source_date_epoch: std::env::var("SOURCE_DATE_EPOCH")
-                .ok()
-                .and_then(|v| v.trim().parse().ok()),
+            source_date_epoch: None,
         }
     }
 }
@@ -220,7 +213,7 @@ fn xattrs(path: &Path) -> Vec<(String, Vec<u8>)> {
 
 /// overlayfs's private xattrs: `trusted.overlay.*`, and `user.overlay.*`
 /// (what it uses when mounted with `userxattr`, e.g. rootless).
-fn is_overlay_xattr(name: &str) -> bool {
+pub(crate) fn is_overlay_xattr(name: &str) -> bool {
     name.starts_with("trusted.overlay.") || name.starts_with("user.overlay.")
 }
 
@@ -337,345 +330,4 @@ pub fn decompress<'a>(reader: impl Read + 'a) -> io::Result<Box<dyn Read + 'a>> 
         Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(buf)),
         Compression::Zstd => Box::new(zstd::Decoder::with_buffer(buf)?),
     })
-}
-
-/// Splits a tar path into safe components: leading `/` and `.` dropped,
-/// `..` refused.
-fn components(raw: &[u8], what: &str) -> Result<Vec<Vec<u8>>> {
-    let mut out = Vec::new();
-    for c in raw.split(|b| *b == b'/') {
-        match c {
-            b"" | b"." => {}
-            b".." => {
-                return Err(StoreError::UnsafeEntry {
-                    entry: String::from_utf8_lossy(raw).into_owned(),
-                    reason: format!("{what} contains '..'"),
-                })
-            }
-            c => out.push(c.to_vec()),
-        }
-    }
-    Ok(out)
-}
-
-fn unsafe_entry(raw: &[u8], reason: impl Into<String>) -> StoreError {
-    StoreError::UnsafeEntry {
-        entry: String::from_utf8_lossy(raw).into_owned(),
-        reason: reason.into(),
-    }
-}
-
-/// The applier's view of the target: a directory handle and the root path
-/// (only for messages and procfs paths).
-struct Target {
-    root: OwnedFd,
-    is_root_user: bool,
-}
-
-impl Target {
-    /// Opens (creating as needed) the directory `parts` inside the target.
-    /// Resolution stays inside the target whatever symlinks say.
-    fn dir(&self, parts: &[Vec<u8>], raw: &[u8]) -> Result<OwnedFd> {
-        let how = ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS;
-        let flags = OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC;
-        let mut fd = rustix::fs::openat2(&self.root, ".", flags, Mode::empty(), how)
-            .map_err(|e| self.io_err(raw, e))?;
-        for part in parts {
-            let name = OsStr::from_bytes(part);
-            match rustix::fs::openat2(&fd, name, flags, Mode::empty(), how) {
-                Ok(next) => fd = next,
-                Err(rustix::io::Errno::NOENT) => {
-                    rustix::fs::mkdirat(&fd, name, Mode::from_raw_mode(0o755))
-                        .map_err(|e| self.io_err(raw, e))?;
-                    fd = rustix::fs::openat2(&fd, name, flags, Mode::empty(), how)
-                        .map_err(|e| self.io_err(raw, e))?;
-                }
-                Err(rustix::io::Errno::NOTDIR) => {
-                    return Err(unsafe_entry(
-                        raw,
-                        "a parent path component is not a directory",
-                    ))
-                }
-                Err(e) => return Err(self.io_err(raw, e)),
-            }
-        }
-        Ok(fd)
-    }
-
-    /// An error on one entry, named by its path in the layer (the
-    /// directory it is unpacked into is the caller's business).
-    fn io_err(&self, raw: &[u8], e: rustix::io::Errno) -> StoreError {
-        self.entry_err(raw, e.into())
-    }
-
-    fn entry_err(&self, raw: &[u8], e: io::Error) -> StoreError {
-        StoreError::UnsafeEntry {
-            entry: String::from_utf8_lossy(raw).into_owned(),
-            reason: e.to_string(),
-        }
-    }
-}
-
-/// A path usable with path-based calls (xattrs) for `name` in `dir`.
-fn proc_path(dir: &OwnedFd, name: &OsStr) -> PathBuf {
-    PathBuf::from(format!("/proc/self/fd/{}", dir.as_raw_fd())).join(name)
-}
-
-/// Removes whatever is at `name` in `dir` (recursively for directories).
-fn remove_existing(dir: &OwnedFd, name: &OsStr) -> io::Result<()> {
-    match rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW) {
-        Err(rustix::io::Errno::NOENT) => Ok(()),
-        Err(e) => Err(e.into()),
-        Ok(st)
-            if rustix::fs::FileType::from_raw_mode(st.st_mode)
-                == rustix::fs::FileType::Directory =>
-        {
-            fs::remove_dir_all(proc_path(dir, name))
-        }
-        Ok(_) => rustix::fs::unlinkat(dir, name, AtFlags::empty()).map_err(Into::into),
-    }
-}
-
-/// Applies a layer tar stream (compressed or not) onto `target`, an overlay
-/// snapshot directory: whiteouts become overlay whiteouts (0/0 character
-/// devices) and opaque markers the `trusted.overlay.opaque` xattr.
-pub fn apply_layer(reader: impl Read, target: &Path) -> Result<Applied> {
-    fs::create_dir_all(target).at(target)?;
-    let root = rustix::fs::open(
-        target,
-        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
-        Mode::empty(),
-    )
-    .map_err(|e| StoreError::Io {
-        path: target.to_path_buf(),
-        source: e.into(),
-    })?;
-    let t = Target {
-        root,
-        is_root_user: rustix::process::geteuid().is_root(),
-    };
-    let mut hashing = HashingReader::new(decompress(reader).map_err(bad_tar)?);
-    let mut size = 0u64;
-    let mut skipped_devices = 0;
-    let mut dir_times: Vec<(Vec<Vec<u8>>, u64)> = Vec::new();
-    {
-        let mut archive = tar::Archive::new(&mut hashing);
-        let entries = archive.entries().map_err(bad_tar)?;
-        for entry in entries {
-            let mut entry = entry.map_err(bad_tar)?;
-            let raw = entry.path_bytes().into_owned();
-            let parts = components(&raw, "path")?;
-            let Some((name, parents)) = parts.split_last() else {
-                continue; // the root itself
-            };
-            let name_os = OsStr::from_bytes(name);
-            let header = entry.header().clone();
-            let kind = header.entry_type();
-            let dir = t.dir(parents, &raw)?;
-
-            // Whiteouts.
-            if name.as_slice() == OPAQUE_MARKER.as_bytes() {
-                rustix::fs::lsetxattr(
-                    proc_path(&dir, OsStr::new(".")),
-                    OVERLAY_OPAQUE_XATTR,
-                    b"y",
-                    rustix::fs::XattrFlags::empty(),
-                )
-                .map_err(|e| t.io_err(&raw, e))?;
-                continue;
-            }
-            if let Some(hidden) = name.strip_prefix(WHITEOUT_PREFIX.as_bytes()) {
-                let hidden = OsStr::from_bytes(hidden);
-                remove_existing(&dir, hidden).map_err(|e| t.entry_err(&raw, e))?;
-                rustix::fs::mknodat(
-                    &dir,
-                    hidden,
-                    rustix::fs::FileType::CharacterDevice,
-                    Mode::empty(),
-                    rustix::fs::makedev(0, 0),
-                )
-                .map_err(|e| t.io_err(&raw, e))?;
-                // Keep the whiteout's time too: a layer round-trips exactly.
-                set_mtime(&dir, hidden, header.mtime().unwrap_or(0))
-                    .map_err(|e| t.io_err(&raw, e))?;
-                continue;
-            }
-
-            // Replace an existing entry, except a directory by a directory.
-            let existing_dir = matches!(
-                rustix::fs::statat(&dir, name_os, AtFlags::SYMLINK_NOFOLLOW),
-                Ok(st) if rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::Directory
-            );
-            if !(kind.is_dir() && existing_dir) {
-                remove_existing(&dir, name_os).map_err(|e| t.entry_err(&raw, e))?;
-            }
-            let mode = Mode::from_raw_mode(header.mode().unwrap_or(0o644) & 0o7777);
-            match kind {
-                tar::EntryType::Directory => {
-                    if !existing_dir {
-                        rustix::fs::mkdirat(&dir, name_os, Mode::from_raw_mode(0o700))
-                            .map_err(|e| t.io_err(&raw, e))?;
-                    }
-                }
-                tar::EntryType::Regular
-                | tar::EntryType::Continuous
-                | tar::EntryType::GNUSparse => {
-                    let fd = rustix::fs::openat(
-                        &dir,
-                        name_os,
-                        OFlags::WRONLY
-                            | OFlags::CREATE
-                            | OFlags::EXCL
-                            | OFlags::NOFOLLOW
-                            | OFlags::CLOEXEC,
-                        Mode::from_raw_mode(0o600),
-                    )
-                    .map_err(|e| t.io_err(&raw, e))?;
-                    let mut file = fs::File::from(fd);
-                    size += io::copy(&mut entry, &mut file).map_err(bad_tar)?;
-                }
-                tar::EntryType::Symlink => {
-                    let link = entry
-                        .link_name_bytes()
-                        .ok_or_else(|| unsafe_entry(&raw, "symlink without a target"))?;
-                    rustix::fs::symlinkat(OsStr::from_bytes(&link), &dir, name_os)
-                        .map_err(|e| t.io_err(&raw, e))?;
-                }
-                tar::EntryType::Link => {
-                    let link = entry
-                        .link_name_bytes()
-                        .ok_or_else(|| unsafe_entry(&raw, "hardlink without a target"))?;
-                    let target_parts = components(&link, "hardlink target")?;
-                    let Some((tname, tparents)) = target_parts.split_last() else {
-                        return Err(unsafe_entry(&raw, "hardlink to the root"));
-                    };
-                    let tdir = t.dir(tparents, &link)?;
-                    rustix::fs::linkat(
-                        &tdir,
-                        OsStr::from_bytes(tname),
-                        &dir,
-                        name_os,
-                        AtFlags::empty(),
-                    )
-                    .map_err(|e| match e {
-                        rustix::io::Errno::NOENT => unsafe_entry(
-                            &raw,
-                            format!(
-                                "hardlink target {:?} is not in this layer",
-                                String::from_utf8_lossy(&link)
-                            ),
-                        ),
-                        e => t.io_err(&raw, e),
-                    })?;
-                    continue; // a hardlink shares its target's metadata
-                }
-                tar::EntryType::Char | tar::EntryType::Block | tar::EntryType::Fifo => {
-                    let ft = match kind {
-                        tar::EntryType::Char => rustix::fs::FileType::CharacterDevice,
-                        tar::EntryType::Block => rustix::fs::FileType::BlockDevice,
-                        _ => rustix::fs::FileType::Fifo,
-                    };
-                    let dev = rustix::fs::makedev(
-                        header.device_major().ok().flatten().unwrap_or(0),
-                        header.device_minor().ok().flatten().unwrap_or(0),
-                    );
-                    match rustix::fs::mknodat(&dir, name_os, ft, mode, dev) {
-                        Ok(()) => {}
-                        Err(rustix::io::Errno::PERM) if kind != tar::EntryType::Fifo => {
-                            skipped_devices += 1;
-                            continue;
-                        }
-                        Err(e) => return Err(t.io_err(&raw, e)),
-                    }
-                }
-                tar::EntryType::XGlobalHeader | tar::EntryType::XHeader => continue,
-                other => {
-                    return Err(unsafe_entry(
-                        &raw,
-                        format!("unsupported tar entry type {other:?}"),
-                    ))
-                }
-            }
-            let is_symlink = kind == tar::EntryType::Symlink;
-            if t.is_root_user {
-                let uid = header.uid().unwrap_or(0) as u32;
-                let gid = header.gid().unwrap_or(0) as u32;
-                rustix::fs::chownat(
-                    &dir,
-                    name_os,
-                    Some(rustix::fs::Uid::from_raw(uid)),
-                    Some(rustix::fs::Gid::from_raw(gid)),
-                    AtFlags::SYMLINK_NOFOLLOW,
-                )
-                .map_err(|e| t.io_err(&raw, e))?;
-            }
-            if !is_symlink {
-                // After chown, which clears set-id bits.
-                rustix::fs::chmodat(&dir, name_os, mode, AtFlags::empty())
-                    .map_err(|e| t.io_err(&raw, e))?;
-            }
-            if let Ok(Some(exts)) = entry.pax_extensions() {
-                for ext in exts.flatten() {
-                    let Ok(key) = ext.key() else { continue };
-                    if let Some(xname) = key.strip_prefix("SCHILY.xattr.") {
-                        // overlayfs reads its own xattrs off the layers
-                        // (redirect, metacopy, opaque, origin...): a layer
-                        // must not steer the overlay a container runs on.
-                        // Opaque dirs come only from `.wh..wh..opq`.
-                        if is_overlay_xattr(xname) {
-                            continue;
-                        }
-                        // Best effort, as docker: unsupported namespaces are skipped.
-                        let _ = rustix::fs::lsetxattr(
-                            proc_path(&dir, name_os),
-                            xname,
-                            ext.value_bytes(),
-                            rustix::fs::XattrFlags::empty(),
-                        );
-                    }
-                }
-            }
-            let mtime = header.mtime().unwrap_or(0);
-            if kind.is_dir() {
-                dir_times.push((parts.clone(), mtime));
-            } else {
-                set_mtime(&dir, name_os, mtime).map_err(|e| t.io_err(&raw, e))?;
-            }
-        }
-    }
-    // Directory times last: creating children changed them.
-    for (parts, mtime) in dir_times.iter().rev() {
-        if let Some((name, parents)) = parts.split_last() {
-            let dir = t.dir(parents, name)?;
-            let _ = set_mtime(&dir, OsStr::from_bytes(name), *mtime);
-        }
-    }
-    // Hash the rest of the stream (tar end blocks) so the diff ID is whole.
-    io::copy(&mut hashing, &mut io::sink()).map_err(bad_tar)?;
-    let (diff_id, _) = hashing.finish();
-    Ok(Applied {
-        diff_id,
-        size,
-        skipped_devices,
-    })
-}
-
-fn set_mtime(dir: &impl AsFd, name: &OsStr, mtime: u64) -> rustix::io::Result<()> {
-    let ts = rustix::fs::Timespec {
-        tv_sec: mtime as i64,
-        tv_nsec: 0,
-    };
-    rustix::fs::utimensat(
-        dir,
-        name,
-        &rustix::fs::Timestamps {
-            last_access: ts,
-            last_modification: ts,
-        },
-        AtFlags::SYMLINK_NOFOLLOW,
-    )
-}
-
-fn bad_tar(e: io::Error) -> StoreError {
-    StoreError::BadLayer(format!("corrupt or truncated tar: {e}"))
 }

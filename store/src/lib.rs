@@ -17,6 +17,7 @@
 //!                        build cache index (cache key → layer stack)
 //! ```
 
+pub mod apply;
 mod archive;
 mod blobs;
 mod build;
@@ -30,7 +31,7 @@ mod image;
 pub mod layer;
 mod lease;
 mod reference;
-mod time;
+pub mod time;
 
 pub use archive::{ImportOptions, LoadReport};
 pub use blobs::{BlobWriter, Blobs};
@@ -45,7 +46,7 @@ pub use image::{
 };
 pub use lease::ProcessId;
 pub use reference::{Reference, ReferenceError};
-pub use time::rfc3339;
+pub use time::{now, rfc3339};
 
 use crate::db::{Db, ImageRow, SnapshotRow};
 use crate::error::IoContext;

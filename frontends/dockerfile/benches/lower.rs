@@ -4,13 +4,15 @@
 //! the whole environment twice and every expansion cloned the scope).
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use kiln_frontend_dockerfile::lower::{self, ImageSource, Options, ResolvedImage};
+use kiln_frontend_dockerfile::lower::{self, ImageError, ImageSource, Options, ResolvedImage};
 
 struct NoImages;
 
 impl ImageSource for NoImages {
-    fn resolve(&self, reference: &str) -> Result<ResolvedImage, String> {
-        Err(format!("{reference}: no images in this benchmark"))
+    fn resolve(&self, reference: &str) -> Result<ResolvedImage, ImageError> {
+        Err(ImageError(format!(
+            "{reference}: no images in this benchmark"
+        )))
     }
 }
 
@@ -30,10 +32,7 @@ fn bench(c: &mut Criterion) {
     group.sample_size(10);
     for (lines, kind) in [(10_000, "env"), (20_000, "env"), (100_000, "label")] {
         let df = kiln_parser::parse(&dockerfile(lines, kind)).unwrap();
-        let options = Options {
-            network: "default".into(),
-            ..Default::default()
-        };
+        let options = Options::default();
         group.bench_function(format!("{lines} {kind}"), |b| {
             b.iter(|| lower::lower(std::hint::black_box(&df), &options, &NoImages).unwrap())
         });

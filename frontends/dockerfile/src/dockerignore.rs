@@ -4,6 +4,7 @@
 //! to re-include; the last matching pattern wins, and a path is excluded
 //! when it or any of its parent directories is.
 
+use crate::path::clean_rel;
 use globset::{GlobBuilder, GlobMatcher};
 use std::path::Path;
 
@@ -34,22 +35,6 @@ impl std::fmt::Display for IgnoreError {
 
 impl std::error::Error for IgnoreError {}
 
-/// `filepath.Clean` for relative slash paths: drops `.`, empty parts and
-/// resolves `..` lexically.
-fn clean(p: &str) -> String {
-    let mut parts: Vec<&str> = Vec::new();
-    for c in p.split('/') {
-        match c {
-            "" | "." => {}
-            ".." => {
-                parts.pop();
-            }
-            c => parts.push(c),
-        }
-    }
-    parts.join("/")
-}
-
 impl Ignore {
     pub fn parse(text: &str) -> Result<Ignore, IgnoreError> {
         let mut rules = Vec::new();
@@ -63,7 +48,7 @@ impl Ignore {
                 Some(rest) => (true, rest.trim()),
                 None => (false, line),
             };
-            let pattern = clean(pattern);
+            let pattern = clean_rel(pattern);
             if pattern.is_empty() {
                 continue;
             }
@@ -106,7 +91,7 @@ impl Ignore {
 
     /// Whether `rel` (relative to the context, `/`-separated) is excluded.
     pub fn excludes(&self, rel: &Path) -> bool {
-        let rel = clean(&rel.to_string_lossy());
+        let rel = clean_rel(&rel.to_string_lossy());
         if rel.is_empty() {
             return false;
         }

@@ -5,13 +5,19 @@
 //! Must not depend on the executor, the store or the registry: it only
 //! describes work; the solver decides what runs.
 //!
-//! Pipeline: [`split_stages`] → [`plan::plan`] (stages, bases, ARG scope,
-//! the needed set) → [`lower::lower`] (graph + image config + history).
-//! `.dockerignore` rules live in [`dockerignore`].
+//! Pipeline: [`split_stages`] → [`plan::plan`] (stages, bases, global
+//! ARGs, the target) → [`lower::lower`] (graph + image config + history,
+//! lowering the stages the target reads on demand). Errors are
+//! [`LowerError`]s at a Dockerfile position. `.dockerignore` rules live in
+//! [`dockerignore`]; lexical path cleaning, shared by both, in [`path`].
 
 pub mod dockerignore;
+mod error;
 pub mod lower;
+pub mod path;
 pub mod plan;
+
+pub use error::{LowerError, LowerErrorKind};
 
 use kiln_parser::instructions::{Instruction, Spanned};
 

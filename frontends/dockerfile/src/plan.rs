@@ -10,14 +10,19 @@
 //! - `ENV` wins over an `ARG` of the same name for expansion;
 //! - `FROM name` names an earlier stage (case-insensitive) or an image;
 //!   `COPY --from` takes a stage name, a stage index or an image;
-//! - the target (`--target`, else the last stage) decides which stages are
-//!   needed: stages it does not reach are never built.
+//! - the target is `--target`, else the last stage.
+//!
+//! Which stages a build needs is found by lowering itself (`lower.rs`):
+//! it lowers the target and, on demand, every stage it reads from (its
+//! base, `COPY --from`, `RUN --mount=from=`, ONBUILD triggers), with each
+//! value expanded in the scope where it appears. So there is one place
+//! that knows a stage's dependencies, and unused stages are never lowered.
 
 use crate::split_stages;
 use kiln_parser::instructions::{Instruction, Spanned};
 use kiln_parser::shell::Lexer;
 use kiln_parser::{ParseError, Pos};
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 
 /// The proxy args: passed to RUN, kept out of the image and cache keys.
 pub const PROXY_ARGS: [&str; 10] = [
@@ -47,21 +52,17 @@ pub struct StagePlan {
     pub name: Option<String>,
     pub base: Base,
     pub platform: Option<String>,
-    /// Stages this one reads from (its base and COPY --from).
-    pub deps: BTreeSet<usize>,
-    /// Images COPY --from names directly.
-    pub copy_images: BTreeSet<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Plan {
     pub stages: Vec<StagePlan>,
     pub target: usize,
-    /// The target and everything it depends on, in build order.
-    pub needed: Vec<usize>,
     /// Values of the global ARGs (after --build-arg), for the stages to
     /// re-declare.
     pub global_args: BTreeMap<String, String>,
+    /// The Dockerfile's escape character (`# escape=`).
+    pub escape: char,
 }
 
 /// Platform values for the predefined ARGs.
@@ -149,12 +150,14 @@ fn err(pos: Pos, message: impl Into<String>) -> ParseError {
     ParseError::new(pos, message)
 }
 
-/// Resolves stages, bases, dependencies and the needed set.
+/// Resolves stages, their names and bases, the global ARGs and the
+/// target. `escape` is the Dockerfile's escape character.
 pub fn plan(
     instructions: Vec<Spanned<Instruction>>,
     build_args: &BTreeMap<String, String>,
     target: Option<&str>,
     platform: &Platform,
+    escape: char,
 ) -> Result<(Plan, Vec<crate::Stage>), ParseError> {
     let (globals, stages) = split_stages(instructions);
     if stages.is_empty() {
@@ -171,7 +174,7 @@ pub fn plan(
     let mut global: Vec<(String, String)> = platform.args("TARGET");
     global.extend(platform.args("BUILD"));
     let mut global_args = BTreeMap::new();
-    let lexer = Lexer::new('\\');
+    let lexer = Lexer::new(escape);
     for g in &globals {
         let Instruction::Arg(decls) = &g.inner else {
             return Err(err(g.span.start, "only ARG may come before the first FROM"));
@@ -237,35 +240,6 @@ pub fn plan(
         } else {
             Base::Image(image)
         };
-        let mut deps = BTreeSet::new();
-        if let Base::Stage(i) = base {
-            deps.insert(i);
-        }
-        let mut copy_images = BTreeSet::new();
-        for ins in &stage.instructions {
-            // COPY --from and RUN --mount=...,from= read other stages.
-            let mut froms: Vec<&str> = Vec::new();
-            match &ins.inner {
-                Instruction::Copy(c) => froms.extend(c.from.as_deref()),
-                Instruction::Run(r) => {
-                    froms.extend(r.mounts.iter().filter_map(|m| {
-                        m.split(',').find_map(|kv| kv.trim().strip_prefix("from="))
-                    }))
-                }
-                _ => {}
-            }
-            for from in froms {
-                match resolve_ref(from, &plans, index) {
-                    Ok(Some(i)) => {
-                        deps.insert(i);
-                    }
-                    Ok(None) => {
-                        copy_images.insert(from.to_string());
-                    }
-                    Err(m) => return Err(err(ins.span.start, m)),
-                }
-            }
-        }
         if let Some(name) = &from.stage_name {
             if names.insert(name.clone(), index).is_some() {
                 return Err(err(
@@ -279,8 +253,6 @@ pub fn plan(
             name: from.stage_name.clone(),
             base,
             platform: platform_flag,
-            deps,
-            copy_images,
         });
     }
 
@@ -302,25 +274,12 @@ pub fn plan(
             ))
         })?,
     };
-    // Depth-first from the target: dependencies first, each once.
-    let mut needed = Vec::new();
-    let mut seen = BTreeSet::new();
-    fn visit(i: usize, plans: &[StagePlan], seen: &mut BTreeSet<usize>, out: &mut Vec<usize>) {
-        if !seen.insert(i) {
-            return;
-        }
-        for &d in &plans[i].deps {
-            visit(d, plans, seen, out);
-        }
-        out.push(i);
-    }
-    visit(target, &plans, &mut seen, &mut needed);
     Ok((
         Plan {
             stages: plans,
             target,
-            needed,
             global_args,
+            escape,
         },
         stages,
     ))
@@ -432,7 +391,7 @@ impl Scope {
             Some(v.clone())
         } else if let Some(d) = default {
             Some(
-                Lexer::new('\\')
+                Lexer::new(plan.escape)
                     .process_word(d, self)
                     .map_err(|e| format!("ARG {name}: {e}"))?,
             )
@@ -517,23 +476,22 @@ mod tests {
     #[test]
     fn stages_targets_and_needed() {
         let src = "ARG BASE=busybox\nFROM ${BASE} AS build\nRUN make\nFROM build AS test\nRUN test\nFROM scratch AS unused\nFROM alpine\nCOPY --from=build /out /out\nCOPY --from=0 /x /x\nCOPY --from=nginx:latest /etc/nginx /etc/nginx\n";
-        let (p, stages) = plan(parse(src), &BTreeMap::new(), None, &host()).unwrap();
+        let (p, stages) = plan(parse(src), &BTreeMap::new(), None, &host(), '\\').unwrap();
         assert_eq!(stages.len(), 4);
         assert_eq!(p.stages[0].base, Base::Image("busybox".into()));
         assert_eq!(p.stages[1].base, Base::Stage(0));
         assert_eq!(p.stages[2].base, Base::Scratch);
         assert_eq!(p.target, 3);
-        assert_eq!(p.needed, [0, 3], "test and unused are never built");
-        assert!(p.stages[3].copy_images.contains("nginx:latest"));
         let (p, _) = plan(
             parse(src),
             &args(&[("BASE", "debian")]),
             Some("TEST"),
             &host(),
+            '\\',
         )
         .unwrap();
         assert_eq!(p.stages[0].base, Base::Image("debian".into()));
-        assert_eq!(p.needed, [0, 1]);
+        assert_eq!(p.target, 1);
     }
 
     #[test]
@@ -543,6 +501,7 @@ mod tests {
             &BTreeMap::new(),
             None,
             &host(),
+            '\\',
         )
         .unwrap_err();
         assert!(
@@ -554,6 +513,7 @@ mod tests {
             &BTreeMap::new(),
             None,
             &host(),
+            '\\',
         )
         .unwrap_err();
         assert!(e.message.contains("for linux/amd64"), "{e:?}");
@@ -561,7 +521,8 @@ mod tests {
             parse("FROM --platform=linux/x86_64 busybox\n"),
             &BTreeMap::new(),
             None,
-            &host()
+            &host(),
+            '\\'
         )
         .is_ok());
     }
@@ -573,6 +534,7 @@ mod tests {
             &BTreeMap::new(),
             None,
             &host(),
+            '\\',
         )
         .unwrap();
         assert_eq!(p.stages[0].base, Base::Image("img-amd64".into()));
@@ -582,6 +544,7 @@ mod tests {
             &BTreeMap::new(),
             None,
             &host(),
+            '\\',
         )
         .unwrap_err();
         assert!(e.message.contains("expands to nothing"), "{}", e.message);
@@ -590,33 +553,34 @@ mod tests {
             &BTreeMap::new(),
             Some("nope"),
             &host(),
+            '\\',
         )
         .unwrap_err();
         assert!(e.message.contains("\"nope\" could not be found"));
-        let e = plan(
-            parse("FROM a\nCOPY --from=1 /x /y\n"),
-            &BTreeMap::new(),
-            None,
-            &host(),
-        )
-        .unwrap_err();
-        assert!(e.message.contains("earlier stage"));
         let e = plan(
             parse("FROM a AS x\nFROM b AS x\n"),
             &BTreeMap::new(),
             None,
             &host(),
+            '\\',
         )
         .unwrap_err();
         assert!(e.message.contains("duplicate stage name"));
-        let e = plan(parse("ENV A=1\nFROM a\n"), &BTreeMap::new(), None, &host()).unwrap_err();
+        let e = plan(
+            parse("ENV A=1\nFROM a\n"),
+            &BTreeMap::new(),
+            None,
+            &host(),
+            '\\',
+        )
+        .unwrap_err();
         assert!(e.message.contains("only ARG"));
     }
 
     #[test]
     fn arg_and_env_scoping() {
         let src = "ARG V=global\nFROM a\n";
-        let (p, _) = plan(parse(src), &BTreeMap::new(), None, &host()).unwrap();
+        let (p, _) = plan(parse(src), &BTreeMap::new(), None, &host(), '\\').unwrap();
         let mut s = Scope::new(vec![("PATH".into(), "/bin".into())]);
         // A global ARG is invisible until re-declared.
         assert!(!s.vars().iter().any(|(k, _)| k == "V"));

@@ -1,0 +1,292 @@
+//! One build, end to end, in the style of BuildKit's `llbsolver.Solve`:
+//! the Dockerfile parsed and lowered, cache keys computed, the graph
+//! solved by the worker, the result exported, the cache exported.
+
+use crate::download::Downloads;
+use crate::error::{BuildError, StepError};
+use crate::export;
+use crate::images::StoreImages;
+use crate::keys;
+use crate::progress::Progress;
+use crate::remote_cache::{self, Exported, Location};
+use crate::request::{BuildRequest, NoCache};
+use crate::worker::{BuildWorker, Output};
+use kiln_frontend_dockerfile::dockerignore::Ignore;
+use kiln_frontend_dockerfile::lower::{self, Lowered};
+use kiln_frontend_dockerfile::LowerError;
+use kiln_solver::{CacheKey, Cancel, Failure, VertexId};
+use kiln_store::{Image, LayerStack, Reference, Store};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// Runs builds.
+pub struct Build;
+
+/// What a build made.
+#[derive(Debug)]
+pub struct Built {
+    /// The image, for the image and archive outputs.
+    pub image: Option<Image>,
+    /// Each name pushed (`--push`), how the push went and how long it took.
+    pub pushed: Vec<(Reference, kiln_registry::Pushed, std::time::Duration)>,
+    /// Each `--cache-to` location, what was written and how long it took.
+    pub cache_exports: Vec<(Location, Exported, std::time::Duration)>,
+}
+
+impl Build {
+    /// Builds `request`. Progress (and warnings) go to `progress`; the
+    /// registry client pulls bases, downloads, pushes and moves caches.
+    pub fn run(
+        store: &Arc<Store>,
+        registry: &Arc<kiln_registry::Client>,
+        request: &BuildRequest,
+        progress: &Arc<Progress>,
+    ) -> Result<Built, BuildError> {
+        progress.set_explain(request.explain);
+        let context = request
+            .context
+            .canonicalize()
+            .map_err(|source| BuildError::Context {
+                path: request.context.clone(),
+                source,
+            })?;
+        if !context.is_dir() {
+            return Err(BuildError::Context {
+                path: request.context.clone(),
+                source: std::io::Error::other("not a directory"),
+            });
+        }
+        let ignore = dockerignore(request, &context)?;
+        let lowered = lower_dockerfile(store, registry, request, &ignore, progress)?;
+        let def = Arc::new(lowered.definition.clone());
+        let downloads = Arc::new(Downloads::new(store, registry.clone())?);
+        let (keys, context_files) =
+            keys::cache_keys(store, &def, lowered.target, &context, &downloads)
+                .map_err(|(id, e)| step_error(&lowered, id, Failure::Worker(e), Vec::new()))?;
+        let imports = import_caches(store, registry, &request.cache_from, progress);
+        let worker = Arc::new(BuildWorker {
+            store: store.clone(),
+            context: Arc::new(context.clone()),
+            ignore: Arc::new(ignore),
+            secrets: request.secrets.clone(),
+            progress: progress.clone(),
+            labels: lowered
+                .steps
+                .iter()
+                .map(|(id, s)| (*id, s.label.clone()))
+                .collect(),
+            by_key: by_key(&def, &keys),
+            def: def.clone(),
+            write_opts: kiln_store::layer::WriteOptions {
+                source_date_epoch: request.epoch.map(|e| e.max(0) as u64),
+                ..Default::default()
+            },
+            downloads,
+            imports,
+            no_cache: match request.no_cache {
+                NoCache::All => def.vertices().map(|(id, _)| id).collect(),
+                NoCache::Stages(_) | NoCache::None => lowered.no_cache.clone(),
+            },
+            keys: keys.clone(),
+            // The project: where its context is and which Dockerfile.
+            project: format!("{}\0{}", context.display(), request.dockerfile.name),
+            context_files,
+        });
+        let solved = solve(worker.clone(), &lowered);
+        progress.finish();
+        let stack = solved.map_err(|e| {
+            let output = progress.tail(e.vertex);
+            let source = e.source.clone();
+            step_error(&lowered, e.vertex, source, output)
+        })?;
+        // The image's time: SOURCE_DATE_EPOCH, else when the target's
+        // result was first made, so a fully cached rebuild gives the same
+        // image ID.
+        let target_key = keys[lowered.target.0].hex();
+        let created = kiln_store::rfc3339(request.epoch.unwrap_or_else(|| {
+            store
+                .cache_created(&target_key)
+                .ok()
+                .flatten()
+                .unwrap_or_else(kiln_store::now)
+        }));
+        let inline = request
+            .cache_to
+            .iter()
+            .any(|t| t.location.is_none())
+            .then(|| export::cache_records(store, &lowered, &keys, false, &worker.imports));
+        let exports = export::export(
+            store,
+            registry,
+            &lowered,
+            &stack,
+            &created,
+            &request.output,
+            inline,
+        )?;
+        let cache_exports = export::export_caches(
+            store,
+            registry,
+            &lowered,
+            &keys,
+            &worker.imports,
+            &request.cache_to,
+        )?;
+        Ok(Built {
+            image: exports.image,
+            pushed: exports.pushed,
+            cache_exports,
+        })
+    }
+}
+
+/// The ignore rules: `<Dockerfile>.dockerignore` wins over the context's
+/// `.dockerignore`.
+fn dockerignore(request: &BuildRequest, context: &Path) -> Result<Ignore, BuildError> {
+    let specific = request
+        .dockerfile
+        .path
+        .as_ref()
+        .map(|p| PathBuf::from(format!("{}.dockerignore", p.display())))
+        .filter(|p| p.is_file());
+    let Some(path) =
+        specific.or_else(|| Some(context.join(".dockerignore")).filter(|p| p.is_file()))
+    else {
+        return Ok(Ignore::empty());
+    };
+    let text = std::fs::read_to_string(&path).map_err(|e| BuildError::Dockerignore {
+        path: path.clone(),
+        message: e.to_string(),
+    })?;
+    Ignore::parse(&text).map_err(|e| BuildError::Dockerignore {
+        path,
+        message: e.to_string(),
+    })
+}
+
+/// Parses (warnings to progress) and lowers the Dockerfile, resolving
+/// base images from the store or the registry.
+fn lower_dockerfile(
+    store: &Store,
+    registry: &kiln_registry::Client,
+    request: &BuildRequest,
+    ignore: &Ignore,
+    progress: &Arc<Progress>,
+) -> Result<Lowered, BuildError> {
+    let df = kiln_parser::parse_bytes(&request.dockerfile.text).map_err(LowerError::from)?;
+    for w in &df.warnings {
+        progress.dockerfile_warning(&request.dockerfile.name, w);
+    }
+    let options = lower::Options {
+        build_args: request.build_args.clone(),
+        target: request.target.clone(),
+        platform: request.platform.clone(),
+        labels: request.labels.clone(),
+        network: request.network,
+        allow_host_network: request.allow_host_network,
+        no_cache_stages: match &request.no_cache {
+            NoCache::Stages(s) => s.clone(),
+            _ => Vec::new(),
+        },
+        ignore: ignore.patterns().to_vec(),
+    };
+    let pull_platform = match &request.platform {
+        Some(p) => kiln_registry::Platform {
+            os: p.os.clone(),
+            architecture: p.arch.clone(),
+            variant: Some(p.variant.clone()).filter(|v| !v.is_empty()),
+        },
+        None => kiln_registry::Platform::host(),
+    };
+    let tell = |r: &Reference| progress.info(&format!("pulling {}", r.familiar()));
+    let images = StoreImages {
+        store,
+        registry: Some(registry),
+        always_pull: request.pull,
+        platform: pull_platform,
+        on_pull: Some(&tell),
+    };
+    Ok(lower::lower(&df, &options, &images)?)
+}
+
+/// Other machines' caches: their records now, their layers on a hit. An
+/// unreachable cache is a warning, never a failed build.
+fn import_caches(
+    store: &Arc<Store>,
+    registry: &Arc<kiln_registry::Client>,
+    from: &[Location],
+    progress: &Progress,
+) -> Vec<remote_cache::Imported> {
+    let mut imports = Vec::new();
+    for location in from {
+        match remote_cache::import(store, registry.clone(), location) {
+            Ok(imported) => {
+                for w in
+                    imported.restore_mounts(store, &|id| crate::ops::cache_mount_dir(store, id))
+                {
+                    progress.warn(&w);
+                }
+                imports.push(imported);
+            }
+            Err(e) => progress.warn(&format!("{e}; building without it")),
+        }
+    }
+    imports
+}
+
+/// Which vertices each cache key answers.
+fn by_key(def: &kiln_solver::Definition, keys: &[CacheKey]) -> HashMap<CacheKey, Vec<VertexId>> {
+    let mut by_key: HashMap<CacheKey, Vec<VertexId>> = HashMap::new();
+    for (id, _) in def.vertices() {
+        by_key.entry(keys[id.0]).or_default().push(id);
+    }
+    by_key
+}
+
+fn step_error(
+    lowered: &Lowered,
+    id: VertexId,
+    failure: impl Into<Arc<Failure<StepError>>>,
+    output: Vec<String>,
+) -> BuildError {
+    BuildError::Step {
+        step: lowered.steps.get(&id).cloned(),
+        source: failure.into(),
+        output,
+    }
+}
+
+/// Runs the lowered graph; returns the target's layer stack.
+fn solve(
+    worker: Arc<BuildWorker>,
+    lowered: &Lowered,
+) -> Result<LayerStack, kiln_solver::SolveError<StepError>> {
+    let def = worker.def.clone();
+    let options = kiln_solver::SolveOptions {
+        no_cache: worker.no_cache.clone(),
+        ..Default::default()
+    };
+    let internal = |m: String| kiln_solver::SolveError {
+        vertex: lowered.target,
+        source: Arc::new(Failure::Internal(m)),
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| internal(e.to_string()))?;
+    let keys = worker.keys.clone();
+    let out = rt.block_on(kiln_solver::solve(
+        worker,
+        def,
+        keys,
+        lowered.target,
+        options,
+        Cancel::default(),
+    ))?;
+    match out {
+        Output::Stack(s) => Ok((*s).clone()),
+        Output::Dir(..) => Err(internal("the target is not a filesystem".into())),
+    }
+}

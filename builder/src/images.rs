@@ -1,0 +1,69 @@
+//! Base images for builds: the store first, then the registry (`FROM`
+//! pulls on demand; `--pull` always asks the registry).
+
+use kiln_frontend_dockerfile::lower::{ImageError, ImageSource, ResolvedImage};
+use kiln_store::{Reference, Store};
+
+/// The store as the frontend's image source; images it lacks are pulled
+/// when a registry client is given.
+pub struct StoreImages<'a> {
+    pub store: &'a Store,
+    /// None: offline, the store only.
+    pub registry: Option<&'a kiln_registry::Client>,
+    /// `--pull`: resolve every image against its registry again.
+    pub always_pull: bool,
+    pub platform: kiln_registry::Platform,
+    /// Told of each image before it is pulled.
+    pub on_pull: Option<&'a (dyn Fn(&Reference) + Sync)>,
+}
+
+impl<'a> StoreImages<'a> {
+    /// The image `reference` names: from the store, else pulled.
+    pub fn image(&self, reference: &str) -> Result<kiln_store::Image, ImageError> {
+        let local = if self.always_pull {
+            None
+        } else {
+            match self.store.resolve(reference) {
+                Ok(image) => return Ok(image),
+                Err(e) => Some(e),
+            }
+        };
+        let hint = "(kiln pull, kiln load or kiln import put images in the local store)";
+        let parsed = Reference::parse(reference);
+        match (self.registry, parsed) {
+            (Some(client), Ok(r)) => {
+                if let Some(tell) = self.on_pull {
+                    tell(&r);
+                }
+                client
+                    .pull(self.store, &r, &self.platform)
+                    .map(|p| p.image)
+                    .map_err(|e| {
+                        ImageError(match &local {
+                            Some(_) => format!("{e}; it is not in the local store either {hint}"),
+                            None => e.to_string(),
+                        })
+                    })
+            }
+            (_, Err(e)) => Err(ImageError(format!("{reference}: {e}"))),
+            (None, Ok(_)) => Err(ImageError(format!(
+                "{reference}: {} {hint}",
+                local.map_or("not in the store".to_string(), |e| e.to_string())
+            ))),
+        }
+    }
+}
+
+impl ImageSource for StoreImages<'_> {
+    fn resolve(&self, reference: &str) -> Result<ResolvedImage, ImageError> {
+        let image = self.image(reference)?;
+        let canonical = Reference::parse(reference)
+            .map(|r| r.to_string())
+            .unwrap_or_else(|_| reference.to_string());
+        Ok(ResolvedImage {
+            reference: canonical,
+            manifest_digest: image.manifest_digest.to_string(),
+            config: image.config.clone(),
+        })
+    }
+}

@@ -1,0 +1,192 @@
+//! RUN: the step's mounts made concrete (binds as detached trees cloned
+//! from views, caches, tmpfs, secrets), the container run with its output
+//! streamed to progress, killed on cancel, and its upper dir committed.
+
+use crate::error::StepError;
+use crate::fileop;
+use crate::worker::{BuildWorker, Output};
+use kiln_executor::{view, Mount, MountSource, Network, Sharing, Spec};
+use kiln_solver::{Cancel, Exec, ExecMount, MountKind, VertexId};
+use kiln_store::{LayerStack, Store};
+use sha2::Digest as _;
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// The host directory behind `RUN --mount=type=cache,id=ID`.
+pub fn cache_mount_dir(store: &Store, id: &str) -> PathBuf {
+    store
+        .root()
+        .join("cache-mounts")
+        .join(hex::encode(sha2::Sha256::digest(id.as_bytes())))
+}
+
+impl BuildWorker {
+    pub(crate) fn exec(
+        &self,
+        id: VertexId,
+        x: &Exec,
+        inputs: &[Output],
+        cancel: &Cancel,
+    ) -> Result<Output, StepError> {
+        let stack = inputs[0].stack()?;
+        let lowers = self.store.snapshot_chain(stack)?;
+        let state = self.store.scratch_dir("exec")?;
+        let result = self.exec_in(id, x, inputs, stack, lowers, &state, cancel);
+        let _ = std::fs::remove_dir_all(&state);
+        result
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn exec_in(
+        &self,
+        id: VertexId,
+        x: &Exec,
+        inputs: &[Output],
+        stack: &LayerStack,
+        lowers: Vec<PathBuf>,
+        state: &Path,
+        cancel: &Cancel,
+    ) -> Result<Output, StepError> {
+        // Views and pinned paths must outlive the container's setup.
+        let mut keep: Vec<(view::View, OwnedFd)> = Vec::new();
+        let mut mounts = Vec::new();
+        for m in &x.mounts {
+            if let Some(mount) = self.mount(m, inputs, state, &mut keep)? {
+                mounts.push(mount);
+            }
+        }
+        let mut spec = Spec::new(lowers, state.to_path_buf(), x.argv.clone());
+        spec.env = x
+            .env
+            .iter()
+            .chain(x.proxy_env.iter())
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        spec.cwd = x.cwd.clone();
+        spec.user = x.user.clone();
+        spec.network = match x.network {
+            kiln_solver::Network::None => Network::None,
+            kiln_solver::Network::Host | kiln_solver::Network::Default => Network::Host,
+        };
+        spec.mounts = mounts;
+        let running = kiln_executor::spawn(spec)?;
+        drop(keep);
+        let handle = running.handle();
+        // Kills the container when the build is cancelled; wakes at once
+        // when the container ends (the sender drops).
+        let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+        let watcher = {
+            let cancel = cancel.clone();
+            std::thread::spawn(move || loop {
+                match done_rx.recv_timeout(std::time::Duration::from_millis(50)) {
+                    Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                        if cancel.is_cancelled() {
+                            handle.kill();
+                            return;
+                        }
+                    }
+                    _ => return,
+                }
+            })
+        };
+        let exit = running.wait_with_lines(|_, line| self.progress.log(id, line));
+        drop(done_tx);
+        let _ = watcher.join();
+        let exit = exit?;
+        if cancel.is_cancelled() {
+            return Err(StepError::Cancelled);
+        }
+        if exit.code() != 0 {
+            return Err(StepError::Failed {
+                command: x.argv.join(" "),
+                exit: format!("exit code: {}", exit.code()),
+            });
+        }
+        let layer = self
+            .store
+            .commit_diff(&state.join("upper"), stack, self.write_opts)?;
+        let mut next = stack.clone();
+        next.push(layer);
+        Ok(Output::Stack(Arc::new(next)))
+    }
+
+    /// One `RUN --mount` as the executor's mount; None for an optional
+    /// secret that was not given.
+    fn mount(
+        &self,
+        m: &ExecMount,
+        inputs: &[Output],
+        state: &Path,
+        keep: &mut Vec<(view::View, OwnedFd)>,
+    ) -> Result<Option<Mount>, StepError> {
+        let source = match &m.kind {
+            MountKind::Bind { readonly } => {
+                let input = m
+                    .input
+                    .and_then(|i| inputs.get(i))
+                    .ok_or_else(|| StepError::Internal("bind mount without input".into()))?;
+                let v = self.view_of(input, state)?;
+                let (fd, path) = fileop::pin_path(v.root(), &m.selector)
+                    .map_err(|e| StepError::Invalid(format!("--mount source: {e}")))?;
+                let source = if *readonly {
+                    MountSource::Tree(kiln_executor::clone_tree(fd.as_fd()).map_err(|e| {
+                        StepError::Invalid(format!("--mount source {}: {e}", m.selector))
+                    })?)
+                } else {
+                    // Writes go to a throwaway upper: the source needs a
+                    // host path (the context, or a one-layer stack).
+                    let real = std::fs::read_link(&path)?;
+                    let single = match input {
+                        Output::Dir(..) => true,
+                        Output::Stack(s) => s.iter().flatten().count() <= 1,
+                    };
+                    if !single || !real.is_absolute() || !real.is_dir() {
+                        return Err(StepError::Invalid(format!(
+                            "--mount {}: rw bind mounts need a directory in the context or a one-layer stage (not supported yet otherwise)",
+                            m.target
+                        )));
+                    }
+                    MountSource::Copy(real)
+                };
+                keep.push((v, fd));
+                source
+            }
+            MountKind::Cache {
+                id: cache_id,
+                sharing,
+                uid,
+                gid,
+                mode,
+            } => MountSource::Cache {
+                dir: cache_mount_dir(&self.store, cache_id),
+                sharing: match sharing {
+                    kiln_solver::Sharing::Private => Sharing::Private,
+                    kiln_solver::Sharing::Locked => Sharing::Locked,
+                    kiln_solver::Sharing::Shared => Sharing::Shared,
+                },
+                uid: *uid,
+                gid: *gid,
+                mode: *mode,
+            },
+            MountKind::Tmpfs { size } => MountSource::Tmpfs { size: *size },
+            MountKind::Secret {
+                id: secret,
+                required,
+            } => match self.secrets.get(secret) {
+                Some(data) => MountSource::Secret(data.clone()),
+                None if *required => {
+                    return Err(StepError::Invalid(format!(
+                        "secret {secret:?} is required but was not given (--secret id={secret},src=FILE)"
+                    )))
+                }
+                None => return Ok(None),
+            },
+        };
+        Ok(Some(Mount {
+            source,
+            target: m.target.clone(),
+            readonly: matches!(m.kind, MountKind::Bind { readonly: true }),
+        }))
+    }
+}

@@ -1,0 +1,49 @@
+//! Sources: scratch, an image's layers (held in the store), the build
+//! context, a download.
+
+use crate::error::StepError;
+use crate::worker::{BuildWorker, Output};
+use kiln_executor::view;
+use kiln_frontend_dockerfile::dockerignore::Ignore;
+use kiln_solver::Source;
+use std::path::Path;
+use std::sync::Arc;
+
+impl BuildWorker {
+    pub(crate) fn source(&self, src: &Source) -> Result<Output, StepError> {
+        Ok(match src {
+            Source::Scratch => Output::Stack(Arc::new(Vec::new())),
+            Source::Image {
+                reference,
+                manifest_digest,
+            } => {
+                let image = self
+                    .store
+                    .resolve(manifest_digest)
+                    .map_err(|e| StepError::Invalid(format!("{reference}: {e}")))?;
+                Output::Stack(Arc::new(self.store.image_stack(&image)?))
+            }
+            Source::Context { .. } => Output::Dir(self.context.clone(), self.ignore.clone()),
+            Source::Http {
+                url,
+                checksum,
+                filename,
+            } => {
+                let fetched = self.downloads.get(url, filename, checksum.as_deref())?;
+                Output::Dir(Arc::new(fetched.dir.clone()), Arc::new(Ignore::empty()))
+            }
+        })
+    }
+
+    /// An input as a read-only tree: a host directory, or a stack's
+    /// snapshots as a detached overlay.
+    pub(crate) fn view_of(&self, input: &Output, scratch: &Path) -> Result<view::View, StepError> {
+        Ok(match input {
+            Output::Dir(dir, _) => view::host_dir(dir)?,
+            Output::Stack(stack) => {
+                let lowers = self.store.snapshot_chain(stack)?;
+                view::readonly(&lowers, &scratch.join("empty"))?
+            }
+        })
+    }
+}

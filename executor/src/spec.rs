@@ -1,0 +1,192 @@
+//! What a container is: its layers, state directory, command and
+//! environment, user, network, mounts, streams, limits and runtime.
+
+use crate::Limits;
+use rustix::process::Resource;
+use std::os::fd::OwnedFd;
+use std::path::PathBuf;
+
+/// Docker's default capabilities: CHOWN, DAC_OVERRIDE, FOWNER, FSETID,
+/// KILL, SETGID, SETUID, SETPCAP, NET_BIND_SERVICE, NET_RAW, SYS_CHROOT,
+/// MKNOD, AUDIT_WRITE, SETFCAP.
+pub const DEFAULT_CAPABILITIES: u64 = (1 << 0)
+    | (1 << 1)
+    | (1 << 3)
+    | (1 << 4)
+    | (1 << 5)
+    | (1 << 6)
+    | (1 << 7)
+    | (1 << 8)
+    | (1 << 10)
+    | (1 << 13)
+    | (1 << 18)
+    | (1 << 27)
+    | (1 << 29)
+    | (1 << 31);
+
+/// `PATH` when the image sets none (as docker).
+pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Network {
+    /// Share the host's network namespace.
+    Host,
+    /// A fresh network namespace with only `lo`, up.
+    None,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MountSource {
+    /// A host file or directory.
+    Bind(PathBuf),
+    /// A host directory seen through an overlay whose writes go to a
+    /// throwaway upper dir: `RUN --mount=type=bind,rw` (the source never
+    /// changes).
+    Copy(PathBuf),
+    /// A fresh tmpfs of at most this many bytes (0 = kernel default).
+    Tmpfs { size: u64 },
+    /// A secret: written to a file only the container's user can read
+    /// (mode 0400), bound read-only; never part of the diff.
+    Secret(Vec<u8>),
+    /// A mount tree the caller already cloned (`open_tree` with
+    /// `OPEN_TREE_CLONE`), e.g. a path inside a detached overlay view;
+    /// attached read-only or read-write as the mount says.
+    Tree(DetachedTree),
+    /// A persistent cache directory (`RUN --mount=type=cache`), created on
+    /// first use with `uid`/`gid`/`mode`.
+    Cache {
+        dir: PathBuf,
+        sharing: Sharing,
+        uid: u32,
+        gid: u32,
+        mode: u32,
+    },
+}
+
+/// A detached mount tree, shared by the specs that use it.
+#[derive(Debug, Clone)]
+pub struct DetachedTree(pub std::sync::Arc<OwnedFd>);
+
+impl PartialEq for DetachedTree {
+    fn eq(&self, other: &Self) -> bool {
+        std::sync::Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Eq for DetachedTree {}
+
+/// Clones the file or directory `at` (already resolved by the caller,
+/// e.g. with `RESOLVE_IN_ROOT`) into a detached mount for
+/// [`MountSource::Tree`].
+pub fn clone_tree(at: std::os::fd::BorrowedFd<'_>) -> std::io::Result<DetachedTree> {
+    use rustix::mount::OpenTreeFlags;
+    let fd = rustix::mount::open_tree(
+        at,
+        "",
+        OpenTreeFlags::OPEN_TREE_CLONE
+            | OpenTreeFlags::OPEN_TREE_CLOEXEC
+            | OpenTreeFlags::AT_RECURSIVE
+            | OpenTreeFlags::AT_EMPTY_PATH,
+    )?;
+    Ok(DetachedTree(std::sync::Arc::new(fd)))
+}
+
+/// How concurrent users of one cache mount share it (BuildKit's modes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sharing {
+    /// Everyone writes the same directory at once.
+    Shared,
+    /// One writer at a time; others wait.
+    Locked,
+    /// One writer at a time; others get a throwaway copy.
+    Private,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mount {
+    pub source: MountSource,
+    /// Absolute path in the container.
+    pub target: String,
+    pub readonly: bool,
+}
+
+/// Where the container's standard streams go.
+#[derive(Debug)]
+pub enum Stdio {
+    /// The caller's own stdout/stderr, and stdin when `stdin` (else
+    /// /dev/null), as `docker run` without and with `-i`.
+    Inherit { stdin: bool },
+    /// stdout and stderr through pipes (read with [`Running::wait_with_lines`]);
+    /// stdin is /dev/null.
+    Piped,
+    /// A terminal allocated inside the container's own devpts (so `tty`
+    /// can name it); its primary end comes back through
+    /// [`Running::take_pty`].
+    Tty,
+}
+
+/// Which engine runs the container.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Runtime {
+    /// kiln's own executor (this crate).
+    #[default]
+    Native,
+    /// An OCI runtime binary (runc, crun) on a bundle kiln writes.
+    Oci(PathBuf),
+}
+
+/// Everything needed to run one container.
+#[derive(Debug)]
+pub struct Spec {
+    /// Snapshot directories, base first (as the store returns them).
+    pub lowers: Vec<PathBuf>,
+    /// A directory the executor owns for this container: `upper/` (the
+    /// diff), `work/`, `rootfs/` and generated `/etc` files go here.
+    pub state_dir: PathBuf,
+    pub argv: Vec<String>,
+    pub env: Vec<String>,
+    /// Working directory in the container; created if missing.
+    pub cwd: String,
+    /// `name|uid[:group|gid]`; empty is root.
+    pub user: String,
+    pub hostname: String,
+    pub network: Network,
+    pub mounts: Vec<Mount>,
+    pub stdio: Stdio,
+    pub rlimits: Vec<(Resource, Option<u64>, Option<u64>)>,
+    /// Optional cgroup memory/pids limits.
+    pub limits: Limits,
+    /// Where cgroup hierarchies are mounted (normally /sys/fs/cgroup).
+    pub cgroup_root: PathBuf,
+    pub runtime: Runtime,
+    /// Run a minimal init as PID 1 that reaps orphaned zombies and
+    /// forwards signals to the command (docker's `--init`). Without it the
+    /// command itself is PID 1, as in docker by default.
+    pub init: bool,
+}
+
+impl Spec {
+    /// A container running `argv` on `lowers` (base first), its state in
+    /// `state_dir`; everything else as docker's defaults: root, `/`, the
+    /// host's network, no mounts, piped output, no limits, kiln's own
+    /// executor, the command as PID 1.
+    pub fn new(lowers: Vec<PathBuf>, state_dir: PathBuf, argv: Vec<String>) -> Spec {
+        Spec {
+            lowers,
+            state_dir,
+            argv,
+            env: Vec::new(),
+            cwd: "/".into(),
+            user: String::new(),
+            hostname: "kiln".into(),
+            network: Network::Host,
+            mounts: Vec::new(),
+            stdio: Stdio::Piped,
+            rlimits: Vec::new(),
+            limits: Limits::default(),
+            cgroup_root: "/sys/fs/cgroup".into(),
+            runtime: Runtime::Native,
+            init: false,
+        }
+    }
+}

@@ -1,0 +1,192 @@
+//! RUN: the command (exec form, shell form, heredocs), its mounts, its
+//! network, and the environment it sees (ENV, declared ARGs, and the
+//! proxy build args, which stay out of the cache key and the image).
+
+use super::{err, LayerSlot, Lowerer, StageState, StepInfo};
+use crate::error::LowerError;
+use crate::plan::PROXY_ARGS;
+use kiln_parser::instructions::{self, Command};
+use kiln_parser::{Heredoc, Span};
+use kiln_solver::{Exec, ExecMount, FileOp, MountKind, Network, Op, Vertex, VertexId};
+use serde_json::Value;
+
+impl Lowerer<'_> {
+    /// CMD/ENTRYPOINT/RUN argv: exec form as written, shell form through
+    /// the stage's SHELL.
+    pub(super) fn command_argv(c: &Command, state: &StageState) -> Vec<String> {
+        match c {
+            Command::Exec(argv) => argv.clone(),
+            Command::Shell(s) => {
+                let mut argv = state.shell.clone();
+                argv.push(s.clone());
+                argv
+            }
+        }
+    }
+
+    pub(super) fn run(
+        &mut self,
+        state: &mut StageState,
+        span: Span,
+        run: &instructions::Run,
+        text: &str,
+        n: usize,
+        total: usize,
+    ) -> Result<(), LowerError> {
+        let pos = span.start;
+        let mut inputs = vec![state.fs];
+        let mut mounts = Vec::new();
+        // Heredocs: a lone `<<EOF` runs the body as the script; otherwise
+        // the shell gets the command line with the bodies, as written.
+        let argv = match (&run.command, run.heredocs.as_slice()) {
+            (Command::Shell(cmd), [only]) if is_lone_heredoc(cmd, only) => {
+                let body = only.body();
+                if body.starts_with("#!") {
+                    let file = self.heredoc_file(only, 0o755, span)?;
+                    inputs.push(file);
+                    mounts.push(ExecMount {
+                        target: "/.kiln-heredoc".into(),
+                        input: Some(inputs.len() - 1),
+                        selector: format!("/{}", only.name),
+                        kind: MountKind::Bind { readonly: true },
+                    });
+                    vec!["/.kiln-heredoc".to_string()]
+                } else {
+                    let mut argv = state.shell.clone();
+                    argv.push(body);
+                    argv
+                }
+            }
+            (Command::Shell(cmd), docs) if !docs.is_empty() => {
+                let mut script = cmd.clone();
+                for d in docs {
+                    script.push('\n');
+                    script.push_str(&d.content);
+                    script.push_str(&d.name);
+                }
+                let mut argv = state.shell.clone();
+                argv.push(script);
+                argv
+            }
+            (c, _) => Self::command_argv(c, state),
+        };
+        for spec in &run.mounts {
+            let m = self.mount(spec, state, &mut inputs, span)?;
+            mounts.push(m);
+        }
+        // The build's default network is the invoker's (`--network`); a
+        // step may ask for less (none), or for the host's only when the
+        // invoker allowed it.
+        let default_network = match self.opts.network {
+            Network::None => Network::None,
+            Network::Host | Network::Default => Network::Host,
+        };
+        let network = match run.network.as_deref().unwrap_or("default") {
+            "" | "default" => default_network,
+            "none" => Network::None,
+            "host" if self.opts.allow_host_network => Network::Host,
+            "host" => {
+                return Err(err(
+                    pos,
+                    "RUN --network=host: network.host is not allowed for this build",
+                )
+                .with_hint("allow it with: kiln build --allow network.host"))
+            }
+            other => {
+                return Err(
+                    err(pos, format!("RUN --network={other}: unknown network mode"))
+                        .with_hint("use default, none or host"),
+                )
+            }
+        };
+        if let Some(sec) = &run.security {
+            if sec != "sandbox" {
+                return Err(err(
+                    pos,
+                    format!("RUN --security={sec}: only sandbox is allowed"),
+                )
+                .with_hint("kiln never runs build steps with extra privileges"));
+            }
+        }
+        let mut env = Vec::new();
+        let mut proxy_env = Vec::new();
+        for (k, v) in state.scope.run_env() {
+            if PROXY_ARGS.contains(&k.as_str()) && !state.scope.env_has(&k) {
+                proxy_env.push((k, v));
+            } else {
+                env.push((k, v));
+            }
+        }
+        // Proxy build args apply to every RUN even when undeclared.
+        for p in PROXY_ARGS {
+            if let Some(v) = self.opts.build_args.get(p) {
+                if !proxy_env.iter().any(|(k, _)| k == p) && !env.iter().any(|(k, _)| k == p) {
+                    proxy_env.push((p.to_string(), v.clone()));
+                }
+            }
+        }
+        let user = state
+            .config
+            .get("User")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
+        let created_by = format!("RUN {} # kiln", argv.join(" "));
+        let label = self.label(n, total, text);
+        state.fs = self.add(
+            Vertex {
+                op: Op::Exec(Exec {
+                    argv,
+                    env,
+                    proxy_env,
+                    cwd: Self::workdir(state),
+                    user,
+                    network,
+                    mounts,
+                }),
+                inputs,
+                name: text.trim().to_string(),
+            },
+            StepInfo {
+                label,
+                span: Some(span),
+                text: text.to_string(),
+            },
+        )?;
+        Self::history(state, created_by, LayerSlot::Step);
+        Ok(())
+    }
+
+    /// A one-file tree holding a heredoc body at `/<name>`.
+    pub(super) fn heredoc_file(
+        &mut self,
+        doc: &Heredoc,
+        mode: u32,
+        span: Span,
+    ) -> Result<VertexId, LowerError> {
+        let scratch = self.scratch()?;
+        self.add(
+            Vertex {
+                op: Op::File(FileOp::Mkfile {
+                    path: format!("/{}", doc.name),
+                    mode,
+                    data: doc.body().into_bytes(),
+                }),
+                inputs: vec![scratch],
+                name: format!("heredoc {}", doc.name),
+            },
+            StepInfo {
+                label: format!("[internal] heredoc {}", doc.name),
+                span: Some(span),
+                text: String::new(),
+            },
+        )
+    }
+}
+
+/// `RUN <<EOF` alone: the heredoc is the whole script.
+fn is_lone_heredoc(cmd: &str, doc: &Heredoc) -> bool {
+    let c = cmd.trim();
+    let rest = c.strip_prefix("<<-").or_else(|| c.strip_prefix("<<"));
+    rest.is_some_and(|r| r.trim_matches(|ch| ch == '"' || ch == '\'') == doc.name)
+}
