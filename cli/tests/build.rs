@@ -3,108 +3,20 @@
 //! `kiln inspect`, the files on disk, and independent tools (skopeo,
 //! umoci).
 
-use assert_cmd::Command;
-use kiln_tests::tool;
+use kiln_tests::{tool, FileServer, Kiln};
 use serde_json::Value;
 use sha2::Digest as _;
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-struct Env {
-    dir: tempfile::TempDir,
-}
-
-impl Env {
-    /// A store holding `busybox`, and an empty context directory.
-    fn new() -> Env {
-        let env = Env {
-            dir: tempfile::tempdir().unwrap(),
-        };
-        let rootfs = env.dir.path().join("rootfs.tar");
-        kiln_tests::write_busybox_rootfs(&rootfs);
-        env.ok(&["import", rootfs.to_str().unwrap(), "busybox"]);
-        fs::create_dir_all(env.ctx()).unwrap();
-        env
-    }
-    fn root(&self) -> PathBuf {
-        self.dir.path().join("store")
-    }
-    fn ctx(&self) -> PathBuf {
-        self.dir.path().join("ctx")
-    }
-    fn path(&self, p: &str) -> PathBuf {
-        self.dir.path().join(p)
-    }
-    fn write(&self, rel: &str, text: &str) {
-        let p = self.ctx().join(rel);
-        fs::create_dir_all(p.parent().unwrap()).unwrap();
-        fs::write(p, text).unwrap();
-    }
-    fn kiln(&self) -> Command {
-        let mut c = Command::cargo_bin("kiln").unwrap();
-        c.arg("--root").arg(self.root());
-        c.env_remove("SOURCE_DATE_EPOCH");
-        c
-    }
-    fn ok(&self, args: &[&str]) -> String {
-        let out = self.kiln().args(args).output().unwrap();
-        assert!(
-            out.status.success(),
-            "kiln {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap()
-    }
-    /// Builds the context with `extra` flags; returns (image ID, progress).
-    fn build(&self, extra: &[&str]) -> (String, String) {
-        let (code, out, err) = self.try_build(extra);
-        assert_eq!(code, 0, "build failed:\n{err}");
-        (out.trim().to_string(), err)
-    }
-    fn try_build(&self, extra: &[&str]) -> (i32, String, String) {
-        let out = self
-            .kiln()
-            .args(["build", "--progress", "plain", "--iidfile"])
-            .arg(self.path("iid"))
-            .args(extra)
-            .arg(self.ctx())
-            .output()
-            .unwrap();
-        let id = fs::read_to_string(self.path("iid")).unwrap_or_default();
-        let _ = fs::remove_file(self.path("iid"));
-        (
-            out.status.code().unwrap_or(-1),
-            id,
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
-    }
-    fn run(&self, args: &[&str]) -> String {
-        let mut full = vec!["run", "--rm"];
-        full.extend_from_slice(args);
-        self.ok(&full)
-    }
-    fn inspect(&self, image: &str) -> Value {
-        let v: Value = serde_json::from_str(&self.ok(&["inspect", image])).unwrap();
-        v[0].clone()
-    }
-    /// The host directory behind `RUN --mount=type=cache,id=ID`.
-    fn cache_dir(&self, id: &str) -> PathBuf {
-        self.root()
-            .join("cache-mounts")
-            .join(hex::encode(sha2::Sha256::digest(id.as_bytes())))
-    }
-    fn log(&self, id: &str) -> Vec<String> {
-        fs::read_to_string(self.cache_dir(id).join("log"))
-            .unwrap_or_default()
-            .lines()
-            .map(str::to_string)
-            .collect()
-    }
+/// A store holding `busybox`, and an empty context directory.
+fn env() -> Kiln {
+    Kiln::with_busybox(env!("CARGO_BIN_EXE_kiln"))
 }
 
 #[test]
 fn multi_stage_target_copy_from_and_parallel_stages() {
-    let env = Env::new();
+    let env = env();
     // Stages a and b meet at a rendezvous in a shared cache mount: each
     // waits for the other's marker, so the build only succeeds when they
     // run at the same time. The wait is bounded only so a sequential
@@ -116,9 +28,9 @@ fn multi_stage_target_copy_from_and_parallel_stages() {
              test -e /rv/{other} && echo {me} > /out"
         )
     };
-    env.write(
+    env.write_ctx(
         "Dockerfile",
-        &format!(
+        format!(
             "FROM busybox AS a\n{}\n\nFROM busybox AS b\n{}\n\n\
              FROM busybox AS unused\nRUN exit 1\n\n\
              FROM busybox\nCOPY --from=a /out /a\nCOPY --from=1 /out /b\n\
@@ -128,12 +40,12 @@ fn multi_stage_target_copy_from_and_parallel_stages() {
         ),
     );
     env.build(&["-t", "multi"]);
-    assert_eq!(env.run(&["multi"]), "a\nb\n");
+    assert_eq!(env.run_rm(&["multi"]), "a\nb\n");
     // --target builds only what the stage needs.
     env.build(&["--target", "a", "-t", "only-a"]);
-    assert_eq!(env.run(&["only-a", "cat", "/out"]), "a\n");
+    assert_eq!(env.run_rm(&["only-a", "cat", "/out"]), "a\n");
     assert!(env
-        .run(&["only-a", "sh", "-c", "ls /a 2>&1 || true"])
+        .run_rm(&["only-a", "sh", "-c", "ls /a 2>&1 || true"])
         .contains("No such file"));
     let (code, _, err) = env.try_build(&["--target", "nope"]);
     assert_ne!(code, 0);
@@ -145,11 +57,11 @@ fn multi_stage_target_copy_from_and_parallel_stages() {
 
 #[test]
 fn cache_reruns_exactly_the_invalidated_steps() {
-    let env = Env::new();
-    env.write("early.txt", "early\n");
-    env.write("late.txt", "late v1\n");
-    env.write("unrelated.txt", "not copied\n");
-    env.write(
+    let env = env();
+    env.write_ctx("early.txt", "early\n");
+    env.write_ctx("late.txt", "late v1\n");
+    env.write_ctx("unrelated.txt", "not copied\n");
+    env.write_ctx(
         "Dockerfile",
         "FROM busybox\n\
          COPY early.txt /\n\
@@ -158,30 +70,34 @@ fn cache_reruns_exactly_the_invalidated_steps() {
          RUN --mount=type=cache,target=/c,id=counter echo s2 >> /c/log && cat /one /late.txt > /two\n",
     );
     let (id1, _) = env.build(&["-t", "c"]);
-    assert_eq!(env.log("counter"), ["s1", "s2"]);
+    assert_eq!(env.cache_log("counter"), ["s1", "s2"]);
     // Identical: nothing runs, same image ID.
     let (id2, progress) = env.build(&["-t", "c"]);
-    assert_eq!(env.log("counter"), ["s1", "s2"]);
+    assert_eq!(env.cache_log("counter"), ["s1", "s2"]);
     assert_eq!(id1, id2);
     assert!(progress.contains("CACHED"), "{progress}");
     // A context file no COPY reads: still nothing runs.
-    env.write("unrelated.txt", "changed\n");
+    env.write_ctx("unrelated.txt", "changed\n");
     let (id3, _) = env.build(&["-t", "c"]);
-    assert_eq!(env.log("counter"), ["s1", "s2"]);
+    assert_eq!(env.cache_log("counter"), ["s1", "s2"]);
     assert_eq!(id1, id3);
     // The late file: only the steps from its COPY on.
-    env.write("late.txt", "late v2\n");
+    env.write_ctx("late.txt", "late v2\n");
     env.build(&["-t", "c"]);
-    assert_eq!(env.log("counter"), ["s1", "s2", "s2"]);
-    assert_eq!(env.run(&["c", "cat", "/two"]), "one\nlate v2\n");
+    assert_eq!(env.cache_log("counter"), ["s1", "s2", "s2"]);
+    assert_eq!(env.run_rm(&["c", "cat", "/two"]), "one\nlate v2\n");
     // --no-cache runs everything; --no-cache-filter only that stage.
     env.build(&["--no-cache", "-t", "c"]);
-    assert_eq!(env.log("counter"), ["s1", "s2", "s2", "s1", "s2"]);
+    assert_eq!(env.cache_log("counter"), ["s1", "s2", "s2", "s1", "s2"]);
     env.build(&["--no-cache-filter", "0", "-t", "c"]);
-    assert_eq!(env.log("counter").len(), 7, "the filtered stage reran");
+    assert_eq!(
+        env.cache_log("counter").len(),
+        7,
+        "the filtered stage reran"
+    );
     env.build(&["--no-cache-filter", "other", "-t", "c"]);
     assert_eq!(
-        env.log("counter").len(),
+        env.cache_log("counter").len(),
         7,
         "other stages' filters change nothing"
     );
@@ -189,9 +105,9 @@ fn cache_reruns_exactly_the_invalidated_steps() {
 
 #[test]
 fn source_date_epoch_builds_are_reproducible_and_valid_oci() {
-    let env = Env::new();
-    env.write("f.txt", "content\n");
-    env.write(
+    let env = env();
+    env.write_ctx("f.txt", "content\n");
+    env.write_ctx(
         "Dockerfile",
         "FROM busybox\nCOPY f.txt /f.txt\nRUN touch /now && echo made > /made\nCMD [\"cat\", \"/made\"]\n",
     );
@@ -256,8 +172,8 @@ fn source_date_epoch_builds_are_reproducible_and_valid_oci() {
 
 #[test]
 fn metadata_instructions_shape_the_config() {
-    let env = Env::new();
-    env.write(
+    let env = env();
+    env.write_ctx(
         "Dockerfile",
         "FROM busybox\n\
          MAINTAINER someone@example.com\n\
@@ -312,21 +228,21 @@ fn metadata_instructions_shape_the_config() {
     assert_eq!(c["Entrypoint"], serde_json::json!(["/bin/echo"]));
     assert_eq!(c["Cmd"], serde_json::json!(["/bin/sh", "-ec", "echo $P"]));
     // WORKDIR made the directory; the image runs as configured.
-    assert_eq!(env.run(&["meta"]), "/bin/sh -ec echo $P\n");
-    assert_eq!(env.run(&["--entrypoint", "pwd", "meta"]), "/srv/app\n");
+    assert_eq!(env.run_rm(&["meta"]), "/bin/sh -ec echo $P\n");
+    assert_eq!(env.run_rm(&["--entrypoint", "pwd", "meta"]), "/srv/app\n");
     // History: one entry per instruction, layers only where files changed.
     let history = env.ok(&["history", "meta"]);
     assert!(history.contains("LABEL a=1"), "{history}");
 
     // ONBUILD fires in a build that starts from the image.
-    env.write("Dockerfile", "FROM meta\nUSER root\nRUN cat /tmp/trig\n");
+    env.write_ctx("Dockerfile", "FROM meta\nUSER root\nRUN cat /tmp/trig\n");
     let (_, progress) = env.build(&["-t", "child"]);
     assert!(
         progress.contains("RUN echo triggered > /tmp/trig"),
         "{progress}"
     );
     assert_eq!(
-        env.run(&["--entrypoint", "cat", "child", "/tmp/trig"]),
+        env.run_rm(&["--entrypoint", "cat", "child", "/tmp/trig"]),
         "triggered\n"
     );
     let child = env.inspect("child");
@@ -338,8 +254,8 @@ fn metadata_instructions_shape_the_config() {
 
 #[test]
 fn args_env_and_proxy_scoping() {
-    let env = Env::new();
-    env.write(
+    let env = env();
+    env.write_ctx(
         "Dockerfile",
         "ARG BASE=busybox\n\
          ARG GLOBAL=g\n\
@@ -365,7 +281,7 @@ fn args_env_and_proxy_scoping() {
         a => a,
     };
     assert_eq!(
-        env.run(&["args", "cat", "/args"]),
+        env.run_rm(&["args", "cat", "/args"]),
         format!("g given {arch} env http://proxy.invalid:3128\n")
     );
     // Proxy values reach RUN but not the image or its history...
@@ -386,13 +302,13 @@ fn args_env_and_proxy_scoping() {
 
 #[test]
 fn copy_and_add_semantics() {
-    let env = Env::new();
-    env.write("src/a.txt", "a\n");
-    env.write("src/b.md", "b\n");
-    env.write("src/sub/c.txt", "c\n");
-    env.write("ignored.log", "no\n");
-    env.write("keep/x.log", "kept\n");
-    env.write(".dockerignore", "*.log\n**/*.log\n!keep/x.log\n");
+    let env = env();
+    env.write_ctx("src/a.txt", "a\n");
+    env.write_ctx("src/b.md", "b\n");
+    env.write_ctx("src/sub/c.txt", "c\n");
+    env.write_ctx("ignored.log", "no\n");
+    env.write_ctx("keep/x.log", "kept\n");
+    env.write_ctx(".dockerignore", "*.log\n**/*.log\n!keep/x.log\n");
     // A tar for ADD to unpack.
     let tarball = env.ctx().join("bundle.tar");
     {
@@ -405,7 +321,7 @@ fn copy_and_add_semantics() {
         b.append_data(&mut h, "inner/file", &b"inside"[..]).unwrap();
         b.finish().unwrap();
     }
-    env.write(
+    env.write_ctx(
         "Dockerfile",
         "FROM busybox\n\
          RUN mkdir -p /real && ln -s /real /linked\n\
@@ -424,7 +340,7 @@ fn copy_and_add_semantics() {
          COPY src/a.txt rel.txt\n",
     );
     env.build(&["-t", "cp"]);
-    let sh = |cmd: &str| env.run(&["cp", "sh", "-c", cmd]);
+    let sh = |cmd: &str| env.run_rm(&["cp", "sh", "-c", cmd]);
     assert_eq!(sh("ls /wild"), "a.txt\n");
     assert_eq!(
         sh("cd /contents && find . | sort"),
@@ -455,7 +371,7 @@ fn copy_and_add_semantics() {
     assert_eq!(sh("cat /w/rel.txt"), "a\n");
 
     // Several sources need a directory destination.
-    env.write(
+    env.write_ctx(
         "Dockerfile",
         "FROM busybox\nCOPY src/a.txt src/b.md /nodir\n",
     );
@@ -464,7 +380,7 @@ fn copy_and_add_semantics() {
     assert!(err.contains("Dockerfile:2:1"), "{err}");
     assert!(err.contains("must be a directory"), "{err}");
     // A missing source names the file and the line.
-    env.write("Dockerfile", "FROM busybox\n\nCOPY missing.txt /\n");
+    env.write_ctx("Dockerfile", "FROM busybox\n\nCOPY missing.txt /\n");
     let (code, _, err) = env.try_build(&[]);
     assert_ne!(code, 0);
     assert!(err.contains("Dockerfile:3:1"), "{err}");
@@ -473,10 +389,10 @@ fn copy_and_add_semantics() {
 
 #[test]
 fn run_forms_mounts_and_network() {
-    let env = Env::new();
-    env.write("data/in.txt", "from context\n");
+    let env = env();
+    env.write_ctx("data/in.txt", "from context\n");
     fs::write(env.path("secret"), "s3cret").unwrap();
-    env.write(
+    env.write_ctx(
         "Dockerfile",
         "FROM busybox AS tools\n\
          RUN echo tool > /tool\n\
@@ -502,7 +418,7 @@ fn run_forms_mounts_and_network() {
         "--secret",
         &format!("id=tok,src={}", env.path("secret").display()),
     ]);
-    let sh = |cmd: &str| env.run(&["runs", "sh", "-c", cmd]);
+    let sh = |cmd: &str| env.run_rm(&["runs", "sh", "-c", cmd]);
     assert_eq!(
         sh("cat /exec /heredoc /shebang"),
         "exec-form\nheredoc-script\nshebang\n"
@@ -528,8 +444,8 @@ fn run_forms_mounts_and_network() {
 
 #[test]
 fn failing_step_reports_command_exit_code_output_and_line() {
-    let env = Env::new();
-    env.write(
+    let env = env();
+    env.write_ctx(
         "Dockerfile",
         "FROM busybox\nRUN echo fine\nRUN echo about to fail && echo oops >&2 && exit 3\nRUN echo never\n",
     );
@@ -546,7 +462,7 @@ fn failing_step_reports_command_exit_code_output_and_line() {
     let images = env.ok(&["images"]);
     assert!(!images.contains("broken"), "no half-built image: {images}");
     // Unknown base image: the reference and the line.
-    env.write("Dockerfile", "FROM nosuch/image:1\n");
+    env.write_ctx("Dockerfile", "FROM nosuch/image:1\n");
     let (code, _, err) = env.try_build(&[]);
     assert_ne!(code, 0);
     assert!(
@@ -557,8 +473,8 @@ fn failing_step_reports_command_exit_code_output_and_line() {
 
 #[test]
 fn outputs_local_tar_and_quiet() {
-    let env = Env::new();
-    env.write(
+    let env = env();
+    env.write_ctx(
         "Dockerfile",
         "FROM busybox\nRUN echo out > /made && ln -s made /link\n",
     );
@@ -612,22 +528,20 @@ fn outputs_local_tar_and_quiet() {
 
 #[test]
 fn concurrent_builds_share_one_store() {
-    let env = Env::new();
-    env.write("shared.txt", "shared\n");
+    let env = env();
+    env.write_ctx("shared.txt", "shared\n");
     let ctx_b = env.path("ctx-b");
     fs::create_dir_all(&ctx_b).unwrap();
     fs::write(ctx_b.join("shared.txt"), "shared\n").unwrap();
     let common = "FROM busybox\nCOPY shared.txt /\nRUN echo common > /common\n";
-    env.write("Dockerfile", &format!("{common}RUN echo one > /one\n"));
+    env.write_ctx("Dockerfile", format!("{common}RUN echo one > /one\n"));
     fs::write(
         ctx_b.join("Dockerfile"),
         format!("{common}RUN echo two > /two\n"),
     )
     .unwrap();
     let spawn = |ctx: &Path, tag: &str| {
-        std::process::Command::new(assert_cmd::cargo::cargo_bin("kiln"))
-            .arg("--root")
-            .arg(env.root())
+        env.cmd()
             .args(["build", "-q", "-t", tag])
             .arg(ctx)
             .output()
@@ -640,65 +554,34 @@ fn concurrent_builds_share_one_store() {
     });
     assert!(a.status.success(), "{}", String::from_utf8_lossy(&a.stderr));
     assert!(b.status.success(), "{}", String::from_utf8_lossy(&b.stderr));
-    assert_eq!(env.run(&["one", "cat", "/common", "/one"]), "common\none\n");
-    assert_eq!(env.run(&["two", "cat", "/common", "/two"]), "common\ntwo\n");
+    assert_eq!(
+        env.run_rm(&["one", "cat", "/common", "/one"]),
+        "common\none\n"
+    );
+    assert_eq!(
+        env.run_rm(&["two", "cat", "/common", "/two"]),
+        "common\ntwo\n"
+    );
     env.ok(&["system", "check"]);
 }
 
 #[test]
 fn copy_exclude_never_hides_a_change_from_the_cache() {
-    let env = Env::new();
-    env.write("src/a.txt", "v1\n");
+    let env = env();
+    env.write_ctx("src/a.txt", "v1\n");
     // `src/*` is relative to the copied `src`, so it excludes nothing
     // here: a.txt is copied, and editing it must invalidate the COPY.
-    env.write("Dockerfile", "FROM busybox\nCOPY --exclude=src/* src /d/\n");
+    env.write_ctx("Dockerfile", "FROM busybox\nCOPY --exclude=src/* src /d/\n");
     env.build(&["-t", "ex"]);
-    assert_eq!(env.run(&["ex", "cat", "/d/a.txt"]), "v1\n");
-    env.write("src/a.txt", "v2\n");
+    assert_eq!(env.run_rm(&["ex", "cat", "/d/a.txt"]), "v1\n");
+    env.write_ctx("src/a.txt", "v2\n");
     env.build(&["-t", "ex"]);
-    assert_eq!(env.run(&["ex", "cat", "/d/a.txt"]), "v2\n");
-}
-
-/// `python3 -m http.server` serving `dir` on 127.0.0.1; stopped on drop.
-struct FileServer {
-    port: u16,
-    child: std::process::Child,
-}
-
-impl FileServer {
-    fn start(dir: &Path) -> FileServer {
-        let port = kiln_tests::free_port();
-        let child = std::process::Command::new("python3")
-            .args(["-m", "http.server", "--bind", "127.0.0.1"])
-            .arg(port.to_string())
-            .current_dir(dir)
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
-        for _ in 0..200 {
-            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                break;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(25));
-        }
-        FileServer { port, child }
-    }
-    fn url(&self, file: &str) -> String {
-        format!("http://127.0.0.1:{}/{file}", self.port)
-    }
-}
-
-impl Drop for FileServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+    assert_eq!(env.run_rm(&["ex", "cat", "/d/a.txt"]), "v2\n");
 }
 
 #[test]
 fn add_from_urls_with_checksums_and_cache() {
-    let env = Env::new();
+    let env = env();
     let www = env.path("www");
     fs::create_dir_all(&www).unwrap();
     let set = |name: &str, body: &[u8]| {
@@ -742,46 +625,46 @@ fn add_from_urls_with_checksums_and_cache() {
             tgz = server.url("a.tar.gz"),
         )
     };
-    env.write("Dockerfile", &dockerfile(&sum));
+    env.write_ctx("Dockerfile", dockerfile(&sum));
     env.build(&["-t", "web"]);
     assert_eq!(
-        env.run(&["web", "cat", "/dl/hello.txt"]),
+        env.run_rm(&["web", "cat", "/dl/hello.txt"]),
         "hello from the web\n"
     );
     assert_eq!(
-        env.run(&["web", "cat", "/pinned.txt"]),
+        env.run_rm(&["web", "cat", "/pinned.txt"]),
         "hello from the web\n"
     );
     // Downloads are 0600 and carry Last-Modified as their mtime, as in docker.
     assert_eq!(
-        env.run(&["web", "stat", "-c", "%a %Y", "/dl/hello.txt"]),
+        env.run_rm(&["web", "stat", "-c", "%a %Y", "/dl/hello.txt"]),
         "600 981173106\n"
     );
     assert_eq!(
-        env.run(&["web", "ls", "/archive"]),
+        env.run_rm(&["web", "ls", "/archive"]),
         "a.tar.gz\n",
         "remote archives are not unpacked"
     );
-    assert_eq!(env.log("add-url").len(), 1);
+    assert_eq!(env.cache_log("add-url").len(), 1);
 
     // Same content: everything cached. New content: the steps after rerun.
     env.build(&["-t", "web"]);
-    assert_eq!(env.log("add-url").len(), 1);
+    assert_eq!(env.cache_log("add-url").len(), 1);
     set("hello.txt", b"changed\n");
     let (code, _, err) = env.try_build(&[]);
     assert_ne!(code, 0, "the pinned checksum no longer matches");
     assert!(err.contains("checksum mismatch"), "{err}");
     assert!(err.contains("Dockerfile:3"), "{err}");
     let new_sum = format!("sha256:{}", hex::encode(sha2::Sha256::digest(b"changed\n")));
-    env.write("Dockerfile", &dockerfile(&new_sum));
+    env.write_ctx("Dockerfile", dockerfile(&new_sum));
     env.build(&["-t", "web2"]);
-    assert_eq!(env.log("add-url").len(), 2);
-    assert_eq!(env.run(&["web2", "cat", "/pinned.txt"]), "changed\n");
+    assert_eq!(env.cache_log("add-url").len(), 2);
+    assert_eq!(env.run_rm(&["web2", "cat", "/pinned.txt"]), "changed\n");
 
     // A pinned download is its checksum: cached, it needs no server.
-    env.write(
+    env.write_ctx(
         "Dockerfile",
-        &format!(
+        format!(
             "FROM busybox\nADD --checksum={new_sum} {} /pinned.txt\n",
             server.url("hello.txt")
         ),
@@ -792,7 +675,7 @@ fn add_from_urls_with_checksums_and_cache() {
     assert!(progress.contains("CACHED"), "{progress}");
 
     // Errors name the URL and the line.
-    env.write(
+    env.write_ctx(
         "Dockerfile",
         "FROM busybox\nADD http://127.0.0.1:1/nothing /x\n",
     );
@@ -800,7 +683,7 @@ fn add_from_urls_with_checksums_and_cache() {
     assert_ne!(code, 0);
     assert!(err.contains("http://127.0.0.1:1/nothing"), "{err}");
     assert!(err.contains("Dockerfile:2"), "{err}");
-    env.write(
+    env.write_ctx(
         "Dockerfile",
         "FROM busybox\nADD --checksum=md5:abc http://127.0.0.1:1/x /x\n",
     );
@@ -811,11 +694,11 @@ fn add_from_urls_with_checksums_and_cache() {
 
 #[test]
 fn explain_says_why_each_step_missed() {
-    let env = Env::new();
-    env.write("src/a.txt", "a\n");
-    env.write("src/b.txt", "b\n");
-    env.write("other.txt", "o\n");
-    env.write(
+    let env = env();
+    env.write_ctx("src/a.txt", "a\n");
+    env.write_ctx("src/b.txt", "b\n");
+    env.write_ctx("other.txt", "o\n");
+    env.write_ctx(
         "Dockerfile",
         "FROM busybox\nARG V=1\nCOPY src/ /src/\nRUN echo $V > /v\nCOPY other.txt /\nRUN cat /v /other.txt\n",
     );
@@ -832,7 +715,7 @@ fn explain_says_why_each_step_missed() {
             .collect()
     };
     // A context file: its COPY names it, later steps name the step.
-    env.write("src/b.txt", "B\n");
+    env.write_ctx("src/b.txt", "B\n");
     let (_, out) = env.build(&[]);
     assert_eq!(
         miss(&out),
@@ -847,7 +730,7 @@ fn explain_says_why_each_step_missed() {
     let (_, out) = env.build(&["--build-arg", "V=2"]);
     assert_eq!(miss(&out)[0], "build arg / ENV changed: V=\"1\" → \"2\"");
     // An instruction, and --no-cache.
-    env.write(
+    env.write_ctx(
         "Dockerfile",
         "FROM busybox\nARG V=1\nCOPY src/ /src/\nRUN echo $V > /v\nCOPY other.txt /\nRUN cat /other.txt /v\n",
     );
@@ -865,9 +748,9 @@ fn explain_says_why_each_step_missed() {
 
 #[test]
 fn copy_link_is_reused_when_the_base_changes() {
-    let env = Env::new();
-    env.write("data.txt", "linked data\n");
-    env.write(
+    let env = env();
+    env.write_ctx("data.txt", "linked data\n");
+    env.write_ctx(
         "Dockerfile",
         "FROM busybox\nARG BASE=1\nRUN echo $BASE > /base\n\
          COPY --link --chmod=640 data.txt /data/\n\
@@ -883,9 +766,9 @@ fn copy_link_is_reused_when_the_base_changes() {
         .unwrap_or_else(|| panic!("no COPY line in:\n{out}"));
     let n = copy_line.split_whitespace().next().unwrap();
     assert!(out.contains(&format!("{n} CACHED")), "{out}");
-    assert_eq!(env.run(&["l2", "cat", "/both"]), "2\nlinked data\n");
+    assert_eq!(env.run_rm(&["l2", "cat", "/both"]), "2\nlinked data\n");
     assert_eq!(
-        env.run(&["l2", "stat", "-c", "%a", "/data/data.txt"]),
+        env.run_rm(&["l2", "stat", "-c", "%a", "/data/data.txt"]),
         "640\n"
     );
     // The same layer blob sits on both bases.

@@ -3,9 +3,7 @@
 //! its cache (a directory, a registry, inline), B builds from it. Every
 //! RUN appends to a log in a cache mount, so "B ran nothing" is a count.
 
-use assert_cmd::Command;
-use kiln_tests::Registry;
-use sha2::Digest as _;
+use kiln_tests::{Kiln, Registry};
 use std::fs;
 use std::path::{Path, PathBuf};
 
@@ -24,9 +22,10 @@ RUN --mount=type=cache,target=/c,id=runs echo final >> /c/log && wc -c < /out > 
 CMD [\"cat\", \"/out\"]
 ";
 
+/// One machine: a store of its own, with the project checked out at a
+/// path of its own.
 struct Machine {
-    dir: tempfile::TempDir,
-    /// Where this machine has the project checked out.
+    kiln: Kiln,
     checkout: PathBuf,
 }
 
@@ -35,86 +34,33 @@ impl Machine {
     /// on every machine, as if pulled from one registry), and the project
     /// at `checkout_path` under the machine's directory.
     fn new(base: &Path, checkout_path: &str) -> Machine {
-        let dir = tempfile::tempdir().unwrap();
-        let checkout = dir.path().join(checkout_path);
-        let m = Machine { dir, checkout };
-        m.ok(&["load", "-q", "-i", base.to_str().unwrap()]);
-        fs::create_dir_all(m.checkout.join("src")).unwrap();
-        fs::write(m.checkout.join("Dockerfile"), DOCKERFILE).unwrap();
-        fs::write(m.checkout.join("src/a.txt"), "alpha\n").unwrap();
-        fs::write(m.checkout.join("src/b.txt"), "beta\n").unwrap();
-        m
-    }
-    fn root(&self) -> PathBuf {
-        self.dir.path().join("store")
-    }
-    fn kiln(&self) -> Command {
-        let mut c = Command::cargo_bin("kiln").unwrap();
-        c.arg("--root").arg(self.root());
-        c.env("DOCKER_CONFIG", self.dir.path().join("docker"));
-        c.env_remove("SOURCE_DATE_EPOCH");
-        c
+        let kiln = Kiln::new(env!("CARGO_BIN_EXE_kiln"));
+        let checkout = kiln.path(checkout_path);
+        kiln.ok(&["load", "-q", "-i", base.to_str().unwrap()]);
+        fs::create_dir_all(checkout.join("src")).unwrap();
+        fs::write(checkout.join("Dockerfile"), DOCKERFILE).unwrap();
+        fs::write(checkout.join("src/a.txt"), "alpha\n").unwrap();
+        fs::write(checkout.join("src/b.txt"), "beta\n").unwrap();
+        Machine { kiln, checkout }
     }
     fn ok(&self, args: &[&str]) -> String {
-        let out = self.kiln().args(args).output().unwrap();
-        assert!(
-            out.status.success(),
-            "kiln {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap()
+        self.kiln.ok(args)
     }
     /// Builds the checkout; returns (image ID, stderr).
     fn build(&self, extra: &[&str]) -> (String, String) {
-        let iid = self.dir.path().join("iid");
-        let out = self
-            .kiln()
-            .args(["build", "--progress", "plain", "--iidfile"])
-            .arg(&iid)
-            .args(extra)
-            .arg(&self.checkout)
-            .output()
-            .unwrap();
-        let err = String::from_utf8_lossy(&out.stderr).into_owned();
-        assert!(out.status.success(), "build {extra:?} failed:\n{err}");
-        (fs::read_to_string(&iid).unwrap(), err)
+        self.kiln.build_dir(&self.checkout, extra)
     }
     /// The RUN steps this machine executed, in order.
     fn runs(&self) -> Vec<String> {
-        let dir = self
-            .root()
-            .join("cache-mounts")
-            .join(hex::encode(sha2::Sha256::digest(b"runs")));
-        fs::read_to_string(dir.join("log"))
-            .unwrap_or_default()
-            .lines()
-            .map(str::to_string)
-            .collect()
+        self.kiln.cache_log("runs")
     }
 }
 
 /// The shared busybox base (a docker archive).
 fn base_image(dir: &Path) -> PathBuf {
-    let rootfs = dir.join("rootfs.tar");
-    kiln_tests::write_busybox_rootfs(&rootfs);
-    let root = dir.join("base-store");
-    let kiln = |args: &[&str]| {
-        let out = Command::cargo_bin("kiln")
-            .unwrap()
-            .arg("--root")
-            .arg(&root)
-            .args(args)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
-    kiln(&["import", rootfs.to_str().unwrap(), "busybox"]);
+    let kiln = Kiln::with_busybox(env!("CARGO_BIN_EXE_kiln"));
     let archive = dir.join("busybox.tar");
-    kiln(&["save", "-o", archive.to_str().unwrap(), "busybox"]);
+    kiln.ok(&["save", "-o", archive.to_str().unwrap(), "busybox"]);
     archive
 }
 

@@ -2,21 +2,22 @@
 //! in the crate that owns the binary: only there does Cargo build it before
 //! the tests and point `CARGO_BIN_EXE_kiln` at it.
 
-use assert_cmd::Command;
-use kiln_tests::{case_dirs, shared};
+use kiln_tests::{case_dirs, shared, Kiln};
 use std::fs;
 
-fn kiln() -> Command {
-    Command::cargo_bin("kiln").expect("kiln binary is built")
+fn harness() -> Kiln {
+    Kiln::new(env!("CARGO_BIN_EXE_kiln"))
 }
 
 #[test]
 fn dump_ast_matches_corpus_results() {
+    let k = harness();
     let dirs = case_dirs(&shared().join("conformance/buildkit/parser/testfiles"));
     assert_eq!(dirs.len(), 33);
     for dir in dirs {
         let expected = fs::read(dir.join("result")).unwrap();
-        let out = kiln()
+        let out = k
+            .kiln()
             .args(["debug", "dump-ast"])
             .arg(dir.join("Dockerfile"))
             .output()
@@ -28,7 +29,9 @@ fn dump_ast_matches_corpus_results() {
 
 #[test]
 fn dump_ast_reads_stdin() {
-    let out = kiln()
+    let k = harness();
+    let out = k
+        .kiln()
         .args(["debug", "dump-ast", "-"])
         .write_stdin("FROM busybox\nRUN echo hi\n")
         .output()
@@ -42,11 +45,10 @@ fn dump_ast_reads_stdin() {
 
 #[test]
 fn parse_error_prints_file_line_col_and_the_line_then_exits_1() {
-    let dir = std::env::temp_dir().join(format!("kiln-cli-{}", std::process::id()));
-    fs::create_dir_all(&dir).unwrap();
-    let file = dir.join("Dockerfile");
-    fs::write(&file, "FROM busybox\nRUN echo ok\nCMD [\"a\", 1]\n").unwrap();
-    let out = kiln()
+    let k = harness();
+    let file = k.write("Dockerfile", "FROM busybox\nRUN echo ok\nCMD [\"a\", 1]\n");
+    let out = k
+        .kiln()
         .args(["debug", "dump-ast"])
         .arg(&file)
         .output()
@@ -64,12 +66,13 @@ fn parse_error_prints_file_line_col_and_the_line_then_exits_1() {
     assert!(err.contains(" 3 | CMD [\"a\", 1]"), "{err}");
     assert!(err.contains("   |     ^"), "{err}");
     assert!(out.stdout.is_empty());
-    fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
 fn dump_instructions_reports_unknown_instruction_with_suggestion() {
-    let out = kiln()
+    let k = harness();
+    let out = k
+        .kiln()
         .args(["debug", "dump-instructions", "-"])
         .write_stdin("FROM busybox\nRUNN true\n")
         .output()
@@ -85,7 +88,9 @@ fn dump_instructions_reports_unknown_instruction_with_suggestion() {
 
 #[test]
 fn missing_file_is_a_clear_error() {
-    let out = kiln()
+    let k = harness();
+    let out = k
+        .kiln()
         .args(["debug", "dump-ast", "/nonexistent/Dockerfile"])
         .output()
         .unwrap();
@@ -96,8 +101,10 @@ fn missing_file_is_a_clear_error() {
 
 #[test]
 fn print_is_canonical_and_reparses() {
+    let k = harness();
     let src = "from busybox\nRUN echo a \\\n  # comment\n  b\nCOPY --chown=\"a b\" x y\n";
-    let out = kiln()
+    let out = k
+        .kiln()
         .args(["debug", "print", "-"])
         .write_stdin(src)
         .output()
@@ -111,11 +118,13 @@ fn print_is_canonical_and_reparses() {
 
 #[test]
 fn examples_validate() {
+    let k = harness();
     // The README's first command runs dump-instructions on an example.
     let dirs = case_dirs(&kiln_tests::repo_root().join("examples"));
     assert!(!dirs.is_empty());
     for dir in dirs {
-        let out = kiln()
+        let out = k
+            .kiln()
             .args(["debug", "dump-instructions"])
             .arg(dir.join("Dockerfile"))
             .output()
@@ -132,26 +141,24 @@ fn examples_validate() {
 
 #[test]
 fn closed_stdout_is_not_a_panic() {
+    let k = harness();
     // `kiln debug dump-instructions big | head -1`: the reader leaves early.
     let mut src = String::from("FROM busybox\n");
     for i in 0..20_000 {
         src.push_str(&format!("RUN echo {i}\n"));
     }
-    let dir = std::env::temp_dir().join(format!("kiln-pipe-{}", std::process::id()));
-    fs::create_dir_all(&dir).unwrap();
-    fs::write(dir.join("Dockerfile"), &src).unwrap();
-    let bin = assert_cmd::cargo::cargo_bin("kiln");
+    let dockerfile = k.write("Dockerfile", &src);
+    let bin = k.bin();
     let out = std::process::Command::new("sh")
         .arg("-c")
         .arg(format!(
             "'{}' debug dump-instructions '{}' | head -c 10 >/dev/null",
             bin.display(),
-            dir.join("Dockerfile").display()
+            dockerfile.display()
         ))
         .env("RUST_BACKTRACE", "0")
         .output()
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!err.contains("panicked"), "{err}");
-    fs::remove_dir_all(&dir).unwrap();
 }

@@ -3,73 +3,47 @@
 //! cgroups make crun refuse). CI installs them; a missing tool fails the
 //! test rather than skipping it.
 
-use assert_cmd::Command;
-use kiln_tests::{tool as run, tool_path};
+use kiln_tests::{tool as run, tool_path, Kiln};
 use std::collections::BTreeMap;
 use std::fs;
 use std::os::unix::fs::{symlink, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
-struct Env {
-    dir: tempfile::TempDir,
+fn env() -> Kiln {
+    Kiln::new(env!("CARGO_BIN_EXE_kiln"))
 }
 
-impl Env {
-    fn new() -> Env {
-        Env {
-            dir: tempfile::tempdir().unwrap(),
-        }
+/// A busybox root filesystem (Debian's busybox-static) and its tarball.
+fn busybox(env: &Kiln) -> (PathBuf, PathBuf) {
+    let root = env.path("rootfs");
+    fs::create_dir_all(root.join("bin")).unwrap();
+    fs::create_dir_all(root.join("etc")).unwrap();
+    fs::create_dir_all(root.join("tmp")).unwrap();
+    fs::set_permissions(root.join("tmp"), fs::Permissions::from_mode(0o1777)).unwrap();
+    fs::copy(tool_path("busybox"), root.join("bin/busybox")).unwrap();
+    for applet in ["sh", "echo", "cat", "ls", "id", "true"] {
+        symlink("busybox", root.join("bin").join(applet)).unwrap();
     }
-    fn path(&self, p: &str) -> PathBuf {
-        self.dir.path().join(p)
-    }
-    fn kiln(&self) -> Command {
-        let mut c = Command::cargo_bin("kiln").unwrap();
-        c.arg("--root").arg(self.path("store"));
-        c
-    }
-    /// Runs kiln, asserting success; returns stdout.
-    fn ok(&self, args: &[&str]) -> String {
-        let out = self.kiln().args(args).output().unwrap();
-        assert!(
-            out.status.success(),
-            "kiln {args:?} failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap()
-    }
-    /// A busybox root filesystem (Debian's busybox-static) and its tarball.
-    fn busybox(&self) -> (PathBuf, PathBuf) {
-        let root = self.path("rootfs");
-        fs::create_dir_all(root.join("bin")).unwrap();
-        fs::create_dir_all(root.join("etc")).unwrap();
-        fs::create_dir_all(root.join("tmp")).unwrap();
-        fs::set_permissions(root.join("tmp"), fs::Permissions::from_mode(0o1777)).unwrap();
-        fs::copy(tool_path("busybox"), root.join("bin/busybox")).unwrap();
-        for applet in ["sh", "echo", "cat", "ls", "id", "true"] {
-            symlink("busybox", root.join("bin").join(applet)).unwrap();
-        }
-        fs::write(
-            root.join("etc/passwd"),
-            "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n",
-        )
-        .unwrap();
-        fs::write(root.join("etc/group"), "root:x:0:\nnobody:x:65534:\n").unwrap();
-        fs::write(root.join("etc/motd"), "built by kiln\n").unwrap();
-        let tarball = self.path("rootfs.tar");
-        run(
-            "tar",
-            &[
-                "-C",
-                root.to_str().unwrap(),
-                "-cf",
-                tarball.to_str().unwrap(),
-                ".",
-            ],
-        );
-        (root, tarball)
-    }
+    fs::write(
+        root.join("etc/passwd"),
+        "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n",
+    )
+    .unwrap();
+    fs::write(root.join("etc/group"), "root:x:0:\nnobody:x:65534:\n").unwrap();
+    fs::write(root.join("etc/motd"), "built by kiln\n").unwrap();
+    let tarball = env.path("rootfs.tar");
+    run(
+        "tar",
+        &[
+            "-C",
+            root.to_str().unwrap(),
+            "-cf",
+            tarball.to_str().unwrap(),
+            ".",
+        ],
+    );
+    (root, tarball)
 }
 
 /// Path → (kind, mode, size, content digest or link target) for a tree.
@@ -100,8 +74,8 @@ fn listing(root: &Path) -> BTreeMap<String, String> {
 
 #[test]
 fn import_inspect_history_tag_rmi() {
-    let env = Env::new();
-    let (_, tarball) = env.busybox();
+    let env = env();
+    let (_, tarball) = busybox(&env);
     let id = env.ok(&[
         "import",
         tarball.to_str().unwrap(),
@@ -175,7 +149,7 @@ fn import_inspect_history_tag_rmi() {
 
 #[test]
 fn clear_errors_for_unknown_images_and_bad_references() {
-    let env = Env::new();
+    let env = env();
     let out = env.kiln().args(["inspect", "nope"]).output().unwrap();
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(
@@ -207,8 +181,8 @@ fn clear_errors_for_unknown_images_and_bad_references() {
 
 #[test]
 fn save_is_byte_identical_and_accepted_by_skopeo_and_umoci() {
-    let env = Env::new();
-    let (root, tarball) = env.busybox();
+    let env = env();
+    let (root, tarball) = busybox(&env);
     env.ok(&[
         "import",
         tarball.to_str().unwrap(),
@@ -231,11 +205,9 @@ fn save_is_byte_identical_and_accepted_by_skopeo_and_umoci() {
         fs::read(&a).unwrap(),
         "save to stdout writes the same archive"
     );
-    let other = env.path("piped-store");
-    let out = Command::cargo_bin("kiln")
-        .unwrap()
-        .arg("--root")
-        .arg(&other)
+    let other = self::env();
+    let out = other
+        .kiln()
         .args(["load"])
         .write_stdin(piped.stdout)
         .output()
@@ -300,8 +272,8 @@ fn podman_name() -> String {
 
 #[test]
 fn podman_loads_and_runs_kiln_save() {
-    let env = Env::new();
-    let (_, tarball) = env.busybox();
+    let env = env();
+    let (_, tarball) = busybox(&env);
     let name = podman_name();
     env.ok(&[
         "import",
@@ -348,8 +320,8 @@ fn podman_loads_and_runs_kiln_save() {
 
 #[test]
 fn podman_saved_archives_load_with_every_file() {
-    let env = Env::new();
-    let (root, tarball) = env.busybox();
+    let env = env();
+    let (root, tarball) = busybox(&env);
     let name = podman_name();
     run(
         "podman",
@@ -374,15 +346,9 @@ fn podman_saved_archives_load_with_every_file() {
                 &format!("{name}:v1"),
             ],
         );
-        let store = env.path(&format!("store-{format}"));
+        let store = self::env();
         let kiln = |args: &[&str]| {
-            let out = Command::cargo_bin("kiln")
-                .unwrap()
-                .arg("--root")
-                .arg(&store)
-                .args(args)
-                .output()
-                .unwrap();
+            let out = store.cmd().args(args).output().unwrap();
             assert!(
                 out.status.success(),
                 "{format}: kiln {args:?}: {}",
@@ -407,8 +373,8 @@ fn podman_saved_archives_load_with_every_file() {
 
 #[test]
 fn killed_loads_leave_a_usable_store() {
-    let env = Env::new();
-    let (root, _) = env.busybox();
+    let env = env();
+    let (root, _) = busybox(&env);
     // A large image: 96 MiB of incompressible data.
     let mut data = vec![0u8; 96 << 20];
     let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
@@ -435,12 +401,9 @@ fn killed_loads_leave_a_usable_store() {
     let archive = env.path("big.tar");
     env.ok(&["save", "-o", archive.to_str().unwrap(), "big"]);
 
-    let target = env.path("target-store");
-    let kiln = || {
-        let mut c = std::process::Command::new(assert_cmd::cargo::cargo_bin("kiln"));
-        c.arg("--root").arg(&target);
-        c
-    };
+    let other = self::env();
+    let target = other.root();
+    let kiln = || other.cmd();
     let mut seed = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
@@ -487,8 +450,8 @@ fn killed_loads_leave_a_usable_store() {
 
 #[test]
 fn oci_layout_directory_round_trip() {
-    let env = Env::new();
-    let (root, tarball) = env.busybox();
+    let env = env();
+    let (root, tarball) = busybox(&env);
     env.ok(&["import", tarball.to_str().unwrap(), "bb:dir"]);
     let layout = env.path("layout");
     env.ok(&[
@@ -531,11 +494,9 @@ fn oci_layout_directory_round_trip() {
     );
     assert_eq!(listing(&bundle.join("rootfs")), listing(&root));
     // And back into a fresh store.
-    let other = env.path("other-store");
-    let out = Command::cargo_bin("kiln")
-        .unwrap()
-        .arg("--root")
-        .arg(&other)
+    let other = self::env();
+    let out = other
+        .kiln()
         .args(["load", "-i", layout.to_str().unwrap()])
         .output()
         .unwrap();
@@ -551,8 +512,8 @@ fn oci_layout_directory_round_trip() {
 fn device_nodes_are_skipped_without_cap_mknod() {
     // Root without CAP_MKNOD (as in a rootless or restricted setup): an
     // imported tarball with a device node loads, minus the node.
-    let env = Env::new();
-    let (root, _) = env.busybox();
+    let env = env();
+    let (root, _) = busybox(&env);
     let tarball = env.path("dev.tar");
     let mut b = tar::Builder::new(Vec::new());
     let mut h = tar::Header::new_gnu();
@@ -570,9 +531,9 @@ fn device_nodes_are_skipped_without_cap_mknod() {
     let _ = root;
     let out = std::process::Command::new(tool_path("setpriv"))
         .args(["--bounding-set=-mknod", "--inh-caps=-mknod"])
-        .arg(assert_cmd::cargo::cargo_bin("kiln"))
+        .arg(env.bin())
         .arg("--root")
-        .arg(env.path("store"))
+        .arg(env.root())
         .args(["import", tarball.to_str().unwrap(), "devs"])
         .output()
         .unwrap();
@@ -592,8 +553,8 @@ fn device_nodes_are_skipped_without_cap_mknod() {
 
 #[test]
 fn df_and_prune_all() {
-    let env = Env::new();
-    let (_, tarball) = env.busybox();
+    let env = env();
+    let (_, tarball) = busybox(&env);
     env.ok(&["import", tarball.to_str().unwrap(), "a"]);
     env.ok(&["debug", "snapshots", "a"]);
     let df = env.ok(&["system", "df"]);

@@ -3,87 +3,46 @@
 //! (independent tools); a token server and faulty registries come from
 //! tests/registry-proxy.py in front of it.
 
-use assert_cmd::Command;
-use kiln_tests::{tool, Proxy, Registry};
+use kiln_tests::{tool, Kiln, Proxy, Registry};
 use serde_json::Value;
 use sha2::Digest as _;
 use std::fs;
 use std::path::{Path, PathBuf};
 
 /// One "machine": a store and a docker config dir of its own.
-struct Machine {
-    dir: tempfile::TempDir,
+fn machine() -> Kiln {
+    Kiln::new(env!("CARGO_BIN_EXE_kiln"))
 }
 
-impl Machine {
-    fn new() -> Machine {
-        Machine {
-            dir: tempfile::tempdir().unwrap(),
-        }
-    }
-    fn path(&self, p: &str) -> PathBuf {
-        self.dir.path().join(p)
-    }
-    fn kiln(&self) -> Command {
-        let mut c = Command::cargo_bin("kiln").unwrap();
-        c.arg("--root").arg(self.path("store"));
-        c.env("DOCKER_CONFIG", self.path("docker"));
-        c.env_remove("SOURCE_DATE_EPOCH");
-        c.env_remove("KILN_PUSH_CHUNK_SIZE");
-        c
-    }
-    /// (exit code, stdout, stderr)
-    fn try_run(&self, args: &[&str]) -> (i32, String, String) {
-        let out = self.kiln().args(args).output().unwrap();
-        (
-            out.status.code().unwrap_or(-1),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
-    }
-    fn ok(&self, args: &[&str]) -> String {
-        let (code, out, err) = self.try_run(args);
-        assert_eq!(code, 0, "kiln {args:?}: {err}");
-        out
-    }
-    fn fails(&self, args: &[&str]) -> String {
-        let (code, _, err) = self.try_run(args);
-        assert_ne!(code, 0, "kiln {args:?} should fail");
-        assert!(!err.contains("panicked"), "{err}");
-        err
-    }
-    /// A busybox image in this store, saved as a docker archive for skopeo.
-    fn busybox_archive(&self) -> PathBuf {
-        let rootfs = self.path("rootfs.tar");
-        kiln_tests::write_busybox_rootfs(&rootfs);
-        self.ok(&["import", rootfs.to_str().unwrap(), "busybox"]);
-        let archive = self.path("busybox.tar");
-        self.ok(&["save", "-o", archive.to_str().unwrap(), "busybox"]);
-        archive
-    }
-    fn manifest_digest(&self, name: &str) -> String {
-        let out = self.ok(&["images", "--format", "json"]);
-        let want = Path::new(name);
-        out.lines()
-            .map(|l| serde_json::from_str::<Value>(l).unwrap())
-            .find(|v| {
-                Path::new(&format!(
-                    "{}:{}",
-                    v["Repository"].as_str().unwrap(),
-                    v["Tag"].as_str().unwrap()
-                )) == want
-            })
-            .unwrap_or_else(|| panic!("{name} not in kiln images:\n{out}"))["Digest"]
-            .as_str()
-            .unwrap()
-            .to_string()
-    }
-    fn write_context(&self, dockerfile: &str) -> PathBuf {
-        let ctx = self.path("ctx");
-        fs::create_dir_all(&ctx).unwrap();
-        fs::write(ctx.join("Dockerfile"), dockerfile).unwrap();
-        ctx
-    }
+/// A busybox image in this store, saved as a docker archive for skopeo.
+fn busybox_archive(m: &Kiln) -> PathBuf {
+    m.import_busybox("busybox", &[]);
+    let archive = m.path("busybox.tar");
+    m.ok(&["save", "-o", archive.to_str().unwrap(), "busybox"]);
+    archive
+}
+
+fn manifest_digest(m: &Kiln, name: &str) -> String {
+    let out = m.ok(&["images", "--format", "json"]);
+    let want = Path::new(name);
+    out.lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .find(|v| {
+            Path::new(&format!(
+                "{}:{}",
+                v["Repository"].as_str().unwrap(),
+                v["Tag"].as_str().unwrap()
+            )) == want
+        })
+        .unwrap_or_else(|| panic!("{name} not in kiln images:\n{out}"))["Digest"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+fn write_context(m: &Kiln, dockerfile: &str) -> PathBuf {
+    m.write_ctx("Dockerfile", dockerfile);
+    m.ctx()
 }
 
 /// skopeo puts an archive into a registry (plain HTTP, optional creds).
@@ -116,23 +75,26 @@ fn count_files(dir: &Path) -> usize {
 fn pull_build_push_round_trip_checked_by_skopeo_and_umoci() {
     let reg = Registry::start(None);
     let host = reg.host();
-    let a = Machine::new();
-    skopeo_push(&a.busybox_archive(), &format!("{host}/busybox:1"), None);
+    let a = machine();
+    skopeo_push(&busybox_archive(&a), &format!("{host}/busybox:1"), None);
 
     // B has no base image: FROM pulls it, --push sends the result.
-    let b = Machine::new();
-    let ctx = b.write_context(&format!(
-        "FROM {host}/busybox:1\nRUN echo built > /b\nCMD [\"cat\", \"/b\"]\n"
-    ));
+    let b = machine();
+    let ctx = write_context(
+        &b,
+        &format!("FROM {host}/busybox:1\nRUN echo built > /b\nCMD [\"cat\", \"/b\"]\n"),
+    );
     let app = format!("{host}/app:1");
-    let (code, _, err) = b.try_run(&["build", "-t", &app, "--push", ctx.to_str().unwrap()]);
+    let (code, _, err) = b
+        .out(&["build", "-t", &app, "--push", ctx.to_str().unwrap()])
+        .parts();
     assert_eq!(code, 0, "{err}");
     assert!(err.contains(&format!("pulling {host}/busybox:1")), "{err}");
     assert_eq!(b.ok(&["run", "--rm", &app]), "built\n");
 
     // skopeo sees the same manifest digest kiln stored, and umoci unpacks
     // what skopeo copies back.
-    let digest = b.manifest_digest(&app);
+    let digest = manifest_digest(&b, &app);
     assert_eq!(skopeo_inspect(&app, None)["Digest"], digest.as_str());
     let oci = b.path("oci");
     tool(
@@ -163,10 +125,12 @@ fn pull_build_push_round_trip_checked_by_skopeo_and_umoci() {
     // Pushing again uploads nothing; another repository mounts the blobs;
     // a small chunk size pushes in PATCH chunks (to a second registry,
     // where nothing can be mounted), and skopeo agrees.
-    let (_, _, err) = b.try_run(&["push", &app]);
+    let (_, _, err) = b.out(&["push", &app]).parts();
     assert!(err.contains("0 blob(s) uploaded"), "{err}");
     assert!(err.contains("3 already there"), "{err}");
-    let (_, _, err) = b.try_run(&["push", &app, &format!("{host}/mirror/app:1")]);
+    let (_, _, err) = b
+        .out(&["push", &app, &format!("{host}/mirror/app:1")])
+        .parts();
     assert!(err.contains("3 mounted"), "{err}");
     let reg2 = Registry::start(None);
     let chunked = format!("{}/chunked:1", reg2.host());
@@ -182,8 +146,8 @@ fn pull_build_push_round_trip_checked_by_skopeo_and_umoci() {
     assert_eq!(skopeo_inspect(&chunked, None)["Digest"], digest.as_str());
 
     // C pulls it: layers come packed and unpack when run.
-    let c = Machine::new();
-    let (code, out, err) = c.try_run(&["pull", &chunked]);
+    let c = machine();
+    let (code, out, err) = c.out(&["pull", &chunked]).parts();
     assert_eq!(code, 0, "{err}");
     assert_eq!(out, format!("{chunked}\n"));
     assert!(err.contains(&format!("Digest: {digest}")), "{err}");
@@ -193,7 +157,7 @@ fn pull_build_push_round_trip_checked_by_skopeo_and_umoci() {
         "unpacked lazily"
     );
     assert_eq!(c.ok(&["run", "--rm", &chunked]), "built\n");
-    assert_eq!(c.manifest_digest(&chunked), digest);
+    assert_eq!(manifest_digest(&c, &chunked), digest);
     c.ok(&["system", "check"]);
     // By digest, too.
     let by_digest = format!("{}/chunked@{digest}", reg2.host());
@@ -201,7 +165,7 @@ fn pull_build_push_round_trip_checked_by_skopeo_and_umoci() {
 
     // Offline: what the store has is used; --pull must reach the registry.
     drop(reg);
-    let (code, _, err) = b.try_run(&["build", "-q", ctx.to_str().unwrap()]);
+    let (code, _, err) = b.out(&["build", "-q", ctx.to_str().unwrap()]).parts();
     assert_eq!(code, 0, "{err}");
     let err = b.fails(&["build", "--pull", ctx.to_str().unwrap()]);
     assert!(err.contains(&format!("{host}/busybox:1")), "{err}");
@@ -212,8 +176,8 @@ fn pull_build_push_round_trip_checked_by_skopeo_and_umoci() {
 fn multi_platform_index_picks_the_platform() {
     let reg = Registry::start(None);
     let host = reg.host();
-    let a = Machine::new();
-    a.busybox_archive();
+    let a = machine();
+    busybox_archive(&a);
     // An OCI layout whose tag names an index: amd64 (the real image) and
     // an arm64 entry; skopeo --all pushes it as an index.
     let layout = a.path("layout");
@@ -262,8 +226,8 @@ fn multi_platform_index_picks_the_platform() {
         ],
     );
 
-    let b = Machine::new();
-    let (code, _, err) = b.try_run(&["pull", &format!("{host}/multi:1")]);
+    let b = machine();
+    let (code, _, err) = b.out(&["pull", &format!("{host}/multi:1")]).parts();
     assert_eq!(code, 0, "{err}");
     // The repo digest is the index's; the image is the amd64 manifest.
     assert!(
@@ -271,7 +235,7 @@ fn multi_platform_index_picks_the_platform() {
         "{err}"
     );
     assert_eq!(
-        b.manifest_digest(&format!("{host}/multi:1")),
+        manifest_digest(&b, &format!("{host}/multi:1")),
         index["manifests"][0]["digest"].as_str().unwrap()
     );
     assert_eq!(
@@ -294,15 +258,15 @@ fn multi_platform_index_picks_the_platform() {
 fn basic_auth_login_logout_and_secrets_never_printed() {
     let reg = Registry::start(Some(&kiln_tests::htpasswd_line("kiln", "s3cret-pw")));
     let host = reg.host();
-    let a = Machine::new();
+    let a = machine();
     skopeo_push(
-        &a.busybox_archive(),
+        &busybox_archive(&a),
         &format!("{host}/busybox:1"),
         Some("kiln:s3cret-pw"),
     );
     let image = format!("{host}/busybox:1");
 
-    let b = Machine::new();
+    let b = machine();
     let err = b.fails(&["pull", &image]);
     assert!(err.contains(&image), "{err}");
     assert!(
@@ -339,10 +303,12 @@ fn basic_auth_login_logout_and_secrets_never_printed() {
     let mut printed = String::from_utf8_lossy(&right.stdout).into_owned()
         + &String::from_utf8_lossy(&right.stderr);
 
-    let (code, out, err) = b.try_run(&["pull", &image]);
+    let (code, out, err) = b.out(&["pull", &image]).parts();
     assert_eq!(code, 0, "{err}");
     printed += &(out + &err);
-    let (code, out, err) = b.try_run(&["push", &image, &format!("{host}/pushed:1")]);
+    let (code, out, err) = b
+        .out(&["push", &image, &format!("{host}/pushed:1")])
+        .parts();
     assert_eq!(code, 0, "{err}");
     printed += &(out + &err);
     assert!(
@@ -351,11 +317,11 @@ fn basic_auth_login_logout_and_secrets_never_printed() {
     );
     assert_eq!(
         skopeo_inspect(&format!("{host}/pushed:1"), Some("kiln:s3cret-pw"))["Digest"],
-        b.manifest_digest(&image).as_str()
+        manifest_digest(&b, &image).as_str()
     );
 
     b.ok(&["logout", &host]);
-    let c = Machine::new();
+    let c = machine();
     fs::create_dir_all(c.path("docker")).unwrap();
     fs::copy(&config, c.path("docker/config.json")).unwrap();
     let err = c.fails(&["pull", &image]);
@@ -365,9 +331,9 @@ fn basic_auth_login_logout_and_secrets_never_printed() {
 #[test]
 fn bearer_tokens_are_scoped_reused_and_come_from_helpers() {
     let upstream = Registry::start(None);
-    let a = Machine::new();
+    let a = machine();
     skopeo_push(
-        &a.busybox_archive(),
+        &busybox_archive(&a),
         &format!("{}/busybox:1", upstream.host()),
         None,
     );
@@ -376,31 +342,31 @@ fn bearer_tokens_are_scoped_reused_and_come_from_helpers() {
     let image = format!("{host}/busybox:1");
 
     // Credentials in config.json, as `docker login` writes them.
-    let b = Machine::new();
+    let b = machine();
     fs::create_dir_all(b.path("docker")).unwrap();
     fs::write(
         b.path("docker/config.json"),
         serde_json::json!({"auths": {host.clone(): {"auth": "a2lsbjp0b2szbg=="}}}).to_string(),
     )
     .unwrap();
-    let err = Machine::new().fails(&["pull", &image]);
+    let err = machine().fails(&["pull", &image]);
     assert!(err.contains("authentication required"), "{err}");
     let before = proxy.tokens_issued();
-    let (code, _, err) = b.try_run(&["pull", &image]);
+    let (code, _, err) = b.out(&["pull", &image]).parts();
     assert_eq!(code, 0, "{err}");
     // Manifest, config and layer share one token for the repository.
     assert_eq!(proxy.tokens_issued() - before, 1);
     // A push to another repository mounts with pull scope on the source.
-    let (code, _, err) = b.try_run(&["push", &image, &format!("{host}/copy:1")]);
+    let (code, _, err) = b.out(&["push", &image, &format!("{host}/copy:1")]).parts();
     assert_eq!(code, 0, "{err}");
     assert!(err.contains("mounted"), "{err}");
     assert_eq!(
         skopeo_inspect(&format!("{}/copy:1", upstream.host()), None)["Digest"],
-        b.manifest_digest(&image).as_str()
+        manifest_digest(&b, &image).as_str()
     );
 
     // Or from a credential helper (credsStore).
-    let c = Machine::new();
+    let c = machine();
     let bin = c.path("bin");
     fs::create_dir_all(&bin).unwrap();
     let helper = bin.join("docker-credential-kilntest");
@@ -431,10 +397,10 @@ fn bearer_tokens_are_scoped_reused_and_come_from_helpers() {
 fn bad_registries_give_one_line_errors_and_leave_nothing() {
     let reg = Registry::start(None);
     let host = reg.host();
-    let a = Machine::new();
-    skopeo_push(&a.busybox_archive(), &format!("{host}/busybox:1"), None);
+    let a = machine();
+    skopeo_push(&busybox_archive(&a), &format!("{host}/busybox:1"), None);
 
-    let b = Machine::new();
+    let b = machine();
     let one_line = |err: &str| {
         assert_eq!(err.trim().lines().count(), 1, "not one line:\n{err}");
     };
@@ -461,8 +427,10 @@ fn bad_registries_give_one_line_errors_and_leave_nothing() {
 
     // 429 and 503 are retried (Retry-After honoured): the pull succeeds.
     let flaky = Proxy::start(reg.port, &["--flaky"]);
-    let c = Machine::new();
-    let (code, _, err) = c.try_run(&["pull", &format!("{}/busybox:1", flaky.host())]);
+    let c = machine();
+    let (code, _, err) = c
+        .out(&["pull", &format!("{}/busybox:1", flaky.host())])
+        .parts();
     assert_eq!(code, 0, "{err}");
 
     let corrupt = Proxy::start(reg.port, &["--corrupt-blobs"]);

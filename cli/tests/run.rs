@@ -2,68 +2,34 @@
 //! busybox-static: each flag, the image's defaults, a real pty, signal
 //! forwarding, exit codes, and nothing left behind.
 
-use assert_cmd::Command;
+use kiln_tests::Kiln;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
-struct Env {
-    dir: tempfile::TempDir,
+/// A store with `bb` (plain busybox) and `app` (with Entrypoint, Cmd,
+/// Env, WorkingDir, User set).
+fn env() -> Kiln {
+    let k = Kiln::new(env!("CARGO_BIN_EXE_kiln"));
+    k.import_busybox("bb", &[]);
+    k.import_busybox(
+        "app",
+        &[
+            "ENTRYPOINT [\"/bin/echo\", \"entry\"]",
+            "CMD [\"default-cmd\"]",
+            "ENV FROM_IMAGE=yes",
+            "WORKDIR /srv/app",
+            "USER nobody",
+        ],
+    );
+    k
 }
 
-impl Env {
-    /// A store with `bb` (plain busybox) and `app` (with Entrypoint, Cmd,
-    /// Env, WorkingDir, User set).
-    fn new() -> Env {
-        let env = Env {
-            dir: tempfile::tempdir().unwrap(),
-        };
-        let rootfs = env.dir.path().join("rootfs.tar");
-        kiln_tests::write_busybox_rootfs(&rootfs);
-        env.ok(&["import", rootfs.to_str().unwrap(), "bb"]);
-        env.ok(&[
-            "import",
-            rootfs.to_str().unwrap(),
-            "app",
-            "--change",
-            "ENTRYPOINT [\"/bin/echo\", \"entry\"]",
-            "--change",
-            "CMD [\"default-cmd\"]",
-            "--change",
-            "ENV FROM_IMAGE=yes",
-            "--change",
-            "WORKDIR /srv/app",
-            "--change",
-            "USER nobody",
-        ]);
-        env
-    }
-    fn root(&self) -> PathBuf {
-        self.dir.path().join("store")
-    }
-    fn kiln(&self) -> Command {
-        let mut c = Command::cargo_bin("kiln").unwrap();
-        c.arg("--root").arg(self.root());
-        c
-    }
-    fn ok(&self, args: &[&str]) -> String {
-        let out = self.kiln().args(args).output().unwrap();
-        assert!(
-            out.status.success(),
-            "kiln {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap()
-    }
-    /// (exit code, stdout, stderr)
-    fn run(&self, args: &[&str]) -> (i32, String, String) {
-        let out = self.kiln().arg("run").args(args).output().unwrap();
-        (
-            out.status.code().unwrap_or(-1),
-            String::from_utf8_lossy(&out.stdout).into(),
-            String::from_utf8_lossy(&out.stderr).into(),
-        )
-    }
+/// `kiln run ARGS`: (exit code, stdout, stderr).
+fn run(k: &Kiln, args: &[&str]) -> (i32, String, String) {
+    let mut full = vec!["run"];
+    full.extend_from_slice(args);
+    k.out(&full).parts()
 }
 
 fn mounts() -> usize {
@@ -75,35 +41,41 @@ fn mounts() -> usize {
 
 #[test]
 fn image_defaults_and_overrides() {
-    let env = Env::new();
-    assert_eq!(env.run(&["--rm", "app"]).1, "entry default-cmd\n");
+    let env = env();
+    assert_eq!(run(&env, &["--rm", "app"]).1, "entry default-cmd\n");
     assert_eq!(
-        env.run(&["--rm", "app", "given", "args"]).1,
+        run(&env, &["--rm", "app", "given", "args"]).1,
         "entry given args\n"
     );
     assert_eq!(
-        env.run(&[
-            "--rm",
-            "--entrypoint",
-            "/bin/sh",
-            "app",
-            "-c",
-            "echo $FROM_IMAGE $(pwd) $(id -un)"
-        ])
+        run(
+            &env,
+            &[
+                "--rm",
+                "--entrypoint",
+                "/bin/sh",
+                "app",
+                "-c",
+                "echo $FROM_IMAGE $(pwd) $(id -un)"
+            ]
+        )
         .1,
         "yes /srv/app nobody\n"
     );
     assert_eq!(
-        env.run(&[
-            "--rm",
-            "--entrypoint",
-            "/bin/pwd",
-            "-w",
-            "/tmp",
-            "-u",
-            "root",
-            "app"
-        ])
+        run(
+            &env,
+            &[
+                "--rm",
+                "--entrypoint",
+                "/bin/pwd",
+                "-w",
+                "/tmp",
+                "-u",
+                "root",
+                "app"
+            ]
+        )
         .1,
         "/tmp\n"
     );
@@ -111,7 +83,7 @@ fn image_defaults_and_overrides() {
 
 #[test]
 fn every_flag() {
-    let env = Env::new();
+    let env = env();
     let envfile = env.dir.path().join("vars.env");
     fs::write(&envfile, "# comment\nFROM_FILE=1\n\nOVERRIDDEN=file\n").unwrap();
     let host = env.dir.path().join("host");
@@ -122,7 +94,7 @@ fn every_flag() {
         0o777,
     );
     fs::set_permissions(&host, std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
-    let (code, out, err) = env.run(&[
+    let (code, out, err) = run(&env, &[
         "--rm", "-e", "A=1", "--env-file", envfile.to_str().unwrap(), "-e", "OVERRIDDEN=flag",
         "-w", "/work/here", "-u", "nobody", "--hostname", "kiln-host",
         "-v", &format!("{}:/ro:ro", host.display()), "-v", &format!("{}:/rw", host.display()),
@@ -137,11 +109,14 @@ fn every_flag() {
     assert_eq!(fs::read_to_string(host.join("out")).unwrap(), "w\n");
     // --init: PID 1 is the reaper, the command is its child.
     assert_eq!(
-        env.run(&["--rm", "--init", "bb", "sh", "-c", "echo $$"]).1,
+        run(&env, &["--rm", "--init", "bb", "sh", "-c", "echo $$"]).1,
         "2\n"
     );
-    assert_eq!(env.run(&["--rm", "bb", "sh", "-c", "echo $$"]).1, "1\n");
-    let (_, out, _) = env.run(&["--rm", "--network", "none", "bb", "ls", "/sys/class/net"]);
+    assert_eq!(run(&env, &["--rm", "bb", "sh", "-c", "echo $$"]).1, "1\n");
+    let (_, out, _) = run(
+        &env,
+        &["--rm", "--network", "none", "bb", "ls", "/sys/class/net"],
+    );
     assert_eq!(out, "lo\n");
     // -i passes stdin; without it the command sees an empty stdin.
     let out = env
@@ -162,80 +137,92 @@ fn every_flag() {
 
 #[test]
 fn oci_runtime_backend() {
-    let env = Env::new();
-    let (code, out, err) = env.run(&[
-        "--rm",
-        "--oci-runtime",
-        "/usr/sbin/runc",
-        "--hostname",
-        "via-runc",
-        "-e",
-        "X=1",
-        "-w",
-        "/w",
-        "-u",
-        "nobody",
-        "bb",
-        "sh",
-        "-c",
-        "echo $$ $(hostname) $X $(pwd) $(id -u); exit 3",
-    ]);
+    let env = env();
+    let (code, out, err) = run(
+        &env,
+        &[
+            "--rm",
+            "--oci-runtime",
+            "/usr/sbin/runc",
+            "--hostname",
+            "via-runc",
+            "-e",
+            "X=1",
+            "-w",
+            "/w",
+            "-u",
+            "nobody",
+            "bb",
+            "sh",
+            "-c",
+            "echo $$ $(hostname) $X $(pwd) $(id -u); exit 3",
+        ],
+    );
     assert_eq!(code, 3, "{err}");
     assert_eq!(out, "1 via-runc 1 /w 65534\n");
-    let (code, _, err) = env.run(&["--rm", "--oci-runtime", "/nonexistent/runc", "bb", "true"]);
+    let (code, _, err) = run(
+        &env,
+        &["--rm", "--oci-runtime", "/nonexistent/runc", "bb", "true"],
+    );
     assert_eq!(code, 125);
     assert!(err.contains("no such runtime binary"), "{err}");
 }
 
 #[test]
 fn memory_and_pids_limits() {
-    let env = Env::new();
-    let (_, out, _) = env.run(&[
-        "--rm",
-        "-m",
-        "32m",
-        "bb",
-        "sh",
-        "-c",
-        "dd if=/dev/zero of=/dev/null bs=100M count=1 2>/dev/null; echo $?",
-    ]);
+    let env = env();
+    let (_, out, _) = run(
+        &env,
+        &[
+            "--rm",
+            "-m",
+            "32m",
+            "bb",
+            "sh",
+            "-c",
+            "dd if=/dev/zero of=/dev/null bs=100M count=1 2>/dev/null; echo $?",
+        ],
+    );
     assert_eq!(out, "137\n", "over the memory limit: OOM-killed");
-    let (_, _, err) = env.run(&[
-        "--rm",
-        "--pids-limit",
-        "4",
-        "bb",
-        "sh",
-        "-c",
-        "for i in 1 2 3 4 5 6 7 8; do sleep 1 & done; wait",
-    ]);
+    let (_, _, err) = run(
+        &env,
+        &[
+            "--rm",
+            "--pids-limit",
+            "4",
+            "bb",
+            "sh",
+            "-c",
+            "for i in 1 2 3 4 5 6 7 8; do sleep 1 & done; wait",
+        ],
+    );
     assert!(err.contains("can't fork"), "{err}");
-    let (code, _, err) = env.run(&["--rm", "-m", "lots", "bb", "true"]);
+    let (code, _, err) = run(&env, &["--rm", "-m", "lots", "bb", "true"]);
     assert_eq!(code, 125);
     assert!(err.contains("--memory lots"), "{err}");
 }
 
 #[test]
 fn exit_codes_and_errors() {
-    let env = Env::new();
-    assert_eq!(env.run(&["--rm", "bb", "sh", "-c", "exit 42"]).0, 42);
-    let (code, _, err) = env.run(&["--rm", "bb", "no-such-command"]);
+    let env = env();
+    assert_eq!(run(&env, &["--rm", "bb", "sh", "-c", "exit 42"]).0, 42);
+    let (code, _, err) = run(&env, &["--rm", "bb", "no-such-command"]);
     assert_eq!(code, 127);
     assert_eq!(
         err,
         "error: exec: \"no-such-command\": executable file not found in $PATH\n"
     );
-    assert_eq!(env.run(&["--rm", "bb", "/etc/passwd"]).0, 126);
-    let (code, _, err) = env.run(&["--rm", "-u", "ghost", "bb", "true"]);
+    assert_eq!(run(&env, &["--rm", "bb", "/etc/passwd"]).0, 126);
+    let (code, _, err) = run(&env, &["--rm", "-u", "ghost", "bb", "true"]);
     assert_eq!(code, 125);
     assert!(err.contains("unable to find user ghost"), "{err}");
-    let (code, _, err) = env.run(&["--rm", "-v", "/nonexistent:/x", "bb", "true"]);
+    let (code, _, err) = run(&env, &["--rm", "-v", "/nonexistent:/x", "bb", "true"]);
     assert_eq!(code, 125);
     assert!(
         err.contains("-v /nonexistent:/x: bind source /nonexistent does not exist"),
         "{err}"
     );
-    let (code, _, err) = env.run(&["--rm", "nope"]);
+    let (code, _, err) = run(&env, &["--rm", "nope"]);
     assert_eq!(code, 125);
     // Not in the store: pulled, which fails here (no docker.io).
     assert!(err.contains("error: nope:latest: "), "{err}");
@@ -244,8 +231,8 @@ fn exit_codes_and_errors() {
 
 #[test]
 fn tty_gives_a_real_terminal() {
-    let env = Env::new();
-    let kiln = assert_cmd::cargo::cargo_bin("kiln");
+    let env = env();
+    let kiln = env.bin();
     let cmd = format!(
         "'{}' --root '{}' run --rm -t bb sh -c 'tty; [ -t 0 ] && echo stdin-is-a-tty; stty size'",
         kiln.display(),
@@ -282,11 +269,11 @@ fn processes_with(marker: &str) -> usize {
 
 #[test]
 fn signals_are_forwarded_and_nothing_is_left_behind() {
-    let env = Env::new();
+    let env = env();
     let before = mounts();
     let marker = format!("kiln-signal-test-{}", std::process::id());
-    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("kiln"))
-        .arg("--root").arg(env.root())
+    let mut child = env
+        .cmd()
         .args(["run", "--rm", "--name", "sig", "bb", "sh", "-c"])
         .arg(format!("trap 'echo got-term; exit 7' TERM; echo ready; while true; do sleep 0.1; done # {marker}"))
         .stdout(Stdio::piped())
@@ -297,7 +284,7 @@ fn signals_are_forwarded_and_nothing_is_left_behind() {
     std::io::Read::read_exact(&mut stdout, &mut buf).unwrap();
     assert_eq!(&buf, b"ready\n");
     // A second container cannot take the same name meanwhile.
-    let (code, _, err) = env.run(&["--rm", "--name", "sig", "bb", "true"]);
+    let (code, _, err) = run(&env, &["--rm", "--name", "sig", "bb", "true"]);
     assert_eq!(code, 125);
     assert!(err.contains("already in use"), "{err}");
     rustix_kill(child.id(), 15);
@@ -322,7 +309,7 @@ fn signals_are_forwarded_and_nothing_is_left_behind() {
     assert!(left.is_empty(), "--rm leaves nothing: {left:?}");
     assert_eq!(fs::read_dir(containers.join("names")).unwrap().count(), 0);
     // Without --rm the container's files stay (its diff is there).
-    env.run(&["bb", "sh", "-c", "echo kept > /kept"]);
+    run(&env, &["bb", "sh", "-c", "echo kept > /kept"]);
     let kept: Vec<PathBuf> = fs::read_dir(&containers)
         .unwrap()
         .flatten()
