@@ -44,21 +44,9 @@ impl Build {
         progress: &Arc<Progress>,
     ) -> Result<Built, BuildError> {
         progress.set_explain(request.explain);
-        let context = request
-            .context
-            .canonicalize()
-            .map_err(|source| BuildError::Context {
-                path: request.context.clone(),
-                source,
-            })?;
-        if !context.is_dir() {
-            return Err(BuildError::Context {
-                path: request.context.clone(),
-                source: std::io::Error::other("not a directory"),
-            });
-        }
+        let context = context_dir(request)?;
         let ignore = dockerignore(request, &context)?;
-        let lowered = lower_dockerfile(store, registry, request, &ignore, progress)?;
+        let lowered = lower_dockerfile(store, Some(registry), request, &ignore, progress)?;
         let def = Arc::new(lowered.definition.clone());
         let downloads = Arc::new(Downloads::new(store, registry.clone())?);
         let (keys, context_files) =
@@ -141,6 +129,38 @@ impl Build {
     }
 }
 
+impl Build {
+    /// Only the frontend: the graph and image config `request` lowers
+    /// to, with base images from the store alone (no registry is asked).
+    /// What `kiln debug dump-graph` prints.
+    pub fn lower(
+        store: &Store,
+        request: &BuildRequest,
+        progress: &Arc<Progress>,
+    ) -> Result<Lowered, BuildError> {
+        let context = context_dir(request)?;
+        let ignore = dockerignore(request, &context)?;
+        lower_dockerfile(store, None, request, &ignore, progress)
+    }
+}
+
+fn context_dir(request: &BuildRequest) -> Result<PathBuf, BuildError> {
+    let context = request
+        .context
+        .canonicalize()
+        .map_err(|source| BuildError::Context {
+            path: request.context.clone(),
+            source,
+        })?;
+    if !context.is_dir() {
+        return Err(BuildError::Context {
+            path: request.context.clone(),
+            source: std::io::Error::other("not a directory"),
+        });
+    }
+    Ok(context)
+}
+
 /// The ignore rules: `<Dockerfile>.dockerignore` wins over the context's
 /// `.dockerignore`.
 fn dockerignore(request: &BuildRequest, context: &Path) -> Result<Ignore, BuildError> {
@@ -169,7 +189,7 @@ fn dockerignore(request: &BuildRequest, context: &Path) -> Result<Ignore, BuildE
 /// base images from the store or the registry.
 fn lower_dockerfile(
     store: &Store,
-    registry: &kiln_registry::Client,
+    registry: Option<&kiln_registry::Client>,
     request: &BuildRequest,
     ignore: &Ignore,
     progress: &Arc<Progress>,
@@ -202,7 +222,7 @@ fn lower_dockerfile(
     let tell = |r: &Reference| progress.info(&format!("pulling {}", r.familiar()));
     let images = StoreImages {
         store,
-        registry: Some(registry),
+        registry,
         always_pull: request.pull,
         platform: pull_platform,
         on_pull: Some(&tell),

@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 
 /// One build.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub struct BuildRequest {
     /// The build context directory.
     pub context: PathBuf,
@@ -43,7 +43,7 @@ pub struct BuildRequest {
 }
 
 /// The Dockerfile, already read.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct DockerfileSource {
     /// How messages name it (`Dockerfile`, `<stdin>`).
     pub name: String,
@@ -68,6 +68,16 @@ pub enum Output {
     Tar(PathBuf),
     /// The root filesystem copied into a directory.
     Local(PathBuf),
+}
+
+impl Default for Output {
+    /// An unnamed image in the store.
+    fn default() -> Output {
+        Output::Image {
+            names: Vec::new(),
+            push: false,
+        }
+    }
 }
 
 /// Which steps never come from the cache.

@@ -11,7 +11,7 @@ use kiln_solver::{Failure, Network};
 use kiln_store::{Reference, Store};
 use std::collections::{BTreeMap, HashMap};
 use std::io::{IsTerminal, Read};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 #[derive(clap::Args, Debug)]
@@ -108,16 +108,20 @@ pub fn build(
         _ => kiln_builder::ProgressMode::Plain,
     };
     let progress = Arc::new(Progress::new(mode, Box::new(std::io::stderr())));
-    let built = Build::run(&store, &client, &request, &progress).map_err(|error| {
-        let file = &request.dockerfile;
-        CliError::Build {
-            error: Box::new(error),
-            file: file.name.clone(),
-            text: String::from_utf8_lossy(&file.text).into_owned(),
-        }
-    })?;
+    let built =
+        Build::run(&store, &client, &request, &progress).map_err(|e| build_error(&request, e))?;
     show(&built, &request, &o)?;
     Ok(0)
+}
+
+/// A failed build, to be shown at its Dockerfile line.
+pub(crate) fn build_error(request: &BuildRequest, error: BuildError) -> CliError {
+    let file = &request.dockerfile;
+    CliError::Build {
+        error: Box::new(error),
+        file: file.name.clone(),
+        text: String::from_utf8_lossy(&file.text).into_owned(),
+    }
 }
 
 /// What the build made, as `docker build` says it: the image, its names,
@@ -210,7 +214,7 @@ pub(crate) fn report(error: &BuildError, file: &str, text: &str) {
 
 /// The request the flags describe, every value checked and every file read.
 fn request(o: &BuildOptions) -> Result<BuildRequest, CliError> {
-    let dockerfile = dockerfile(o)?;
+    let dockerfile = dockerfile(o.file.as_deref(), &o.context)?;
     let output = output(o)?;
     let cache_to = o
         .cache_to
@@ -266,21 +270,28 @@ fn request(o: &BuildOptions) -> Result<BuildRequest, CliError> {
 }
 
 /// `-f FILE` (or `-` for stdin), else `CONTEXT/Dockerfile`.
-fn dockerfile(o: &BuildOptions) -> Result<DockerfileSource, CliError> {
-    match std::fs::metadata(&o.context) {
+pub(crate) fn dockerfile(
+    file: Option<&Path>,
+    context: &Path,
+) -> Result<DockerfileSource, CliError> {
+    match std::fs::metadata(context) {
         Ok(m) if m.is_dir() => {}
         Ok(_) => {
             return Err(fail(format!(
                 "build context {}: not a directory",
-                o.context.display()
+                context.display()
             )))
         }
-        Err(e) => return Err(fail(format!("build context {}: {e}", o.context.display()))),
+        Err(e) => return Err(fail(format!("build context {}: {e}", context.display()))),
     }
-    let path = o
-        .file
-        .clone()
-        .unwrap_or_else(|| o.context.join("Dockerfile"));
+    match file {
+        Some(f) => read_dockerfile(f),
+        None => read_dockerfile(&context.join("Dockerfile")),
+    }
+}
+
+/// A Dockerfile from a file, or from stdin for `-`.
+pub(crate) fn read_dockerfile(path: &Path) -> Result<DockerfileSource, CliError> {
     if path.as_os_str() == "-" {
         let mut text = Vec::new();
         std::io::stdin()
@@ -293,17 +304,17 @@ fn dockerfile(o: &BuildOptions) -> Result<DockerfileSource, CliError> {
         });
     }
     let text =
-        std::fs::read(&path).map_err(|e| fail(format!("cannot read {}: {e}", path.display())))?;
+        std::fs::read(path).map_err(|e| fail(format!("cannot read {}: {e}", path.display())))?;
     Ok(DockerfileSource {
         name: path.display().to_string(),
-        path: Some(path),
+        path: Some(path.to_path_buf()),
         text,
     })
 }
 
 /// `K=V`, or `K` for the environment's value (skipped when unset, as
 /// docker does).
-fn build_args(args: &[String]) -> BTreeMap<String, String> {
+pub(crate) fn build_args(args: &[String]) -> BTreeMap<String, String> {
     args.iter()
         .filter_map(|a| match a.split_once('=') {
             Some((k, v)) => Some((k.to_string(), v.to_string())),

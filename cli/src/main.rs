@@ -4,13 +4,14 @@
 mod build;
 mod change;
 mod containers;
+mod debug;
 mod images;
 mod registry;
 mod run;
 
 use clap::{Parser, Subcommand};
-use std::io::{Read, Write};
-use std::path::{Path, PathBuf};
+use std::io::Write;
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Parser)]
@@ -148,7 +149,7 @@ enum Command {
     System(System),
     /// Tools for looking inside kiln.
     #[command(subcommand)]
-    Debug(Debug),
+    Debug(debug::Debug),
 }
 
 #[derive(Subcommand)]
@@ -157,28 +158,6 @@ enum System {
     Df,
     /// Verify every blob's digest and every reference in the store.
     Check,
-}
-
-#[derive(Subcommand)]
-enum Debug {
-    /// Print a Dockerfile's syntax tree in BuildKit's parser-test format.
-    DumpAst {
-        /// The Dockerfile (`-` for standard input).
-        file: PathBuf,
-    },
-    /// Validate every instruction and print the typed instructions.
-    DumpInstructions {
-        /// The Dockerfile (`-` for standard input).
-        file: PathBuf,
-    },
-    /// Unpack an image's layers (if needed) and print the snapshot
-    /// directories, base first: the overlayfs lowerdirs a container uses.
-    Snapshots { image: String },
-    /// Print the Dockerfile back in canonical form (one line per instruction).
-    Print {
-        /// The Dockerfile (`-` for standard input).
-        file: PathBuf,
-    },
 }
 
 /// Why a command failed. Rendered once, by [`report`]: Dockerfile
@@ -228,51 +207,6 @@ fn report(e: &CliError) {
         CliError::Dockerfile { error, file, text } => eprint!("{}", error.render(file, text)),
         CliError::Build { error, file, text } => build::report(error, file, text),
     }
-}
-
-fn read_source(file: &Path) -> anyhow::Result<(String, Vec<u8>)> {
-    if file == Path::new("-") {
-        let mut buf = Vec::new();
-        std::io::stdin().read_to_end(&mut buf)?;
-        return Ok(("<stdin>".into(), buf));
-    }
-    let bytes =
-        std::fs::read(file).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", file.display()))?;
-    Ok((file.display().to_string(), bytes))
-}
-
-/// A Dockerfile read and parsed, with its name and text kept to render
-/// later errors at their line.
-pub(crate) struct Loaded {
-    pub name: String,
-    pub text: String,
-    pub df: kiln_parser::Dockerfile,
-}
-
-/// Reads and parses the file; on error prints `FILE:LINE:COL: message` and
-/// the line; prints parser warnings.
-pub(crate) fn load_dockerfile(file: &Path) -> Result<Loaded, CliError> {
-    let (name, bytes) = read_source(file).map_err(fail)?;
-    let text = String::from_utf8_lossy(&bytes).into_owned();
-    let df = kiln_parser::parse_bytes(&bytes).map_err(|error| CliError::Dockerfile {
-        error,
-        file: name.clone(),
-        text: text.clone(),
-    })?;
-    for w in &df.warnings {
-        eprintln!(
-            "{}:{}:{}: warning: {}",
-            kiln_parser::terminal_safe_line(&name),
-            w.pos.line,
-            w.pos.col,
-            kiln_parser::terminal_safe(&w.message)
-        );
-    }
-    Ok(Loaded { name, text, df })
-}
-
-fn parse_file(file: &Path) -> Result<kiln_parser::Dockerfile, CliError> {
-    Ok(load_dockerfile(file)?.df)
 }
 
 /// Writes command output. A reader that went away (`kiln ... | head`) is
@@ -329,31 +263,7 @@ fn run(cli: Cli) -> Result<i32, CliError> {
         Command::Prune { all } => images::prune(&store()?, all)?,
         Command::System(System::Df) => images::df(&store()?)?,
         Command::System(System::Check) => images::check(&store()?)?,
-        Command::Debug(Debug::Snapshots { image }) => images::snapshots(&store()?, &image)?,
-        Command::Debug(Debug::DumpAst { file }) => {
-            let df = parse_file(&file)?;
-            emit(&kiln_parser::dump::dump(&df))?;
-        }
-        Command::Debug(Debug::DumpInstructions { file }) => {
-            let loaded = load_dockerfile(&file)?;
-            let instructions =
-                kiln_parser::instructions::parse_instructions(&loaded.df).map_err(|error| {
-                    CliError::Dockerfile {
-                        error,
-                        file: loaded.name.clone(),
-                        text: loaded.text.clone(),
-                    }
-                })?;
-            let text: String = instructions
-                .iter()
-                .map(|ins| format!("{}: {:#?}\n", ins.span.start.line, ins.inner))
-                .collect();
-            emit(&text)?;
-        }
-        Command::Debug(Debug::Print { file }) => {
-            let df = parse_file(&file)?;
-            emit(&kiln_parser::print::print(&df))?;
-        }
+        Command::Debug(command) => debug::run(command, store)?,
     }
     Ok(0)
 }

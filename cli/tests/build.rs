@@ -47,12 +47,7 @@ fn multi_stage_target_copy_from_and_parallel_stages() {
     assert!(env
         .run_rm(&["only-a", "sh", "-c", "ls /a 2>&1 || true"])
         .contains("No such file"));
-    let (code, _, err) = env.try_build(&["--target", "nope"]);
-    assert_ne!(code, 0);
-    assert!(
-        err.contains("target stage \"nope\" could not be found"),
-        "{err}"
-    );
+    // An unknown --target: the golden case fixtures/lower/target-missing.
 }
 
 #[test]
@@ -192,41 +187,8 @@ fn metadata_instructions_shape_the_config() {
          CMD echo $P\n",
     );
     env.build(&["-t", "meta", "--label", "extra=yes"]);
-    let v = env.inspect("meta");
-    let c = &v["Config"];
-    assert_eq!(v["Author"], "someone@example.com");
-    assert_eq!(c["Labels"]["a"], "1");
-    assert_eq!(c["Labels"]["b c"], "2 3");
-    assert_eq!(c["Labels"]["extra"], "yes");
-    let env_list: Vec<&str> = c["Env"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e.as_str().unwrap())
-        .collect();
-    assert!(
-        env_list.contains(&"P=/p") && env_list.contains(&"Q=x y"),
-        "{env_list:?}"
-    );
-    assert!(c["ExposedPorts"]["80/tcp"].is_object());
-    assert!(c["ExposedPorts"]["53/udp"].is_object());
-    assert!(c["Volumes"]["/data"].is_object());
-    assert_eq!(c["WorkingDir"], "/srv/app");
-    assert_eq!(c["User"], "nobody");
-    assert_eq!(c["StopSignal"], "SIGINT");
-    assert_eq!(
-        c["Healthcheck"]["Test"],
-        serde_json::json!(["CMD-SHELL", "true"])
-    );
-    assert_eq!(c["Healthcheck"]["Interval"], 5_000_000_000u64);
-    assert_eq!(c["Healthcheck"]["Retries"], 2);
-    assert_eq!(c["Shell"], serde_json::json!(["/bin/sh", "-ec"]));
-    assert_eq!(
-        c["OnBuild"],
-        serde_json::json!(["RUN echo triggered > /tmp/trig"])
-    );
-    assert_eq!(c["Entrypoint"], serde_json::json!(["/bin/echo"]));
-    assert_eq!(c["Cmd"], serde_json::json!(["/bin/sh", "-ec", "echo $P"]));
+    // The config these instructions make is the golden case
+    // fixtures/lower/metadata-shapes-the-config; here, what needs a run.
     // WORKDIR made the directory; the image runs as configured.
     assert_eq!(env.run_rm(&["meta"]), "/bin/sh -ec echo $P\n");
     assert_eq!(env.run_rm(&["--entrypoint", "pwd", "meta"]), "/srv/app\n");
@@ -284,10 +246,9 @@ fn args_env_and_proxy_scoping() {
         env.run_rm(&["args", "cat", "/args"]),
         format!("g given {arch} env http://proxy.invalid:3128\n")
     );
-    // Proxy values reach RUN but not the image or its history...
-    let v = env.inspect("args");
-    assert!(!v.to_string().contains("proxy.invalid"), "{v}");
-    // ...nor the cache key: another proxy still hits the cache.
+    // Proxy values reach RUN but not the image or its history (the golden
+    // case fixtures/lower/proxy-args-reach-run-not-image), nor the cache
+    // key: another proxy still hits the cache.
     let (_, progress) = env.build(&[
         "-t",
         "args",

@@ -162,3 +162,45 @@ fn closed_stdout_is_not_a_panic() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!err.contains("panicked"), "{err}");
 }
+
+#[test]
+fn dump_graph_prints_what_the_lowering_goldens_hold() {
+    let k = harness();
+    // FROM scratch needs no image: the dump is the golden file, byte for byte.
+    let case = kiln_tests::fixtures("lower/from-scratch-copy");
+    let graph = k.ok(&["debug", "dump-graph", case.to_str().unwrap()]);
+    assert_eq!(graph, fs::read_to_string(case.join("graph")).unwrap());
+    // Build args and --target change the graph; --config gives the template.
+    k.write_ctx(
+        "Dockerfile",
+        "FROM scratch AS a\nARG V=one\nCOPY $V /v\n\nFROM scratch\nCOPY --from=a /v /w\n",
+    );
+    let ctx = k.ctx();
+    let ctx = ctx.to_str().unwrap();
+    let default = k.ok(&["debug", "dump-graph", ctx]);
+    assert!(default.contains("paths: [\"/v\"]"), "{default}");
+    let a = k.ok(&["debug", "dump-graph", "--target", "a", ctx]);
+    assert!(a.contains("include: [\"one\"]") && !a.contains("/w"), "{a}");
+    let two = k.ok(&[
+        "debug",
+        "dump-graph",
+        "--target",
+        "a",
+        "--build-arg",
+        "V=two",
+        ctx,
+    ]);
+    assert!(two.contains("include: [\"two\"]"), "{two}");
+    let config: serde_json::Value =
+        serde_json::from_str(&k.ok(&["debug", "dump-graph", "--config", ctx])).unwrap();
+    assert_eq!(
+        config["history"][0]["created_by"],
+        "COPY --from=a /v /w # kiln"
+    );
+    // A Dockerfile error is shown at its line, as kiln build shows it.
+    let err = k.fails(&["debug", "dump-graph", "--target", "nope", ctx]);
+    assert!(
+        err.contains("Dockerfile:1:1: target stage \"nope\" could not be found"),
+        "{err}"
+    );
+}

@@ -20,13 +20,15 @@ mod config;
 mod copy;
 mod mount;
 mod run;
+mod source;
 
 use crate::error::{LowerError, LowerErrorKind};
-use crate::plan::{plan, Base, Plan, Platform, Scope};
+use crate::plan::{plan, Plan, Platform, Scope};
+use config::{object_mut, set_env_list};
 use kiln_parser::instructions::{self, Instruction, Spanned};
 use kiln_parser::shell::Lexer;
 use kiln_parser::{Dockerfile, Pos, Span};
-use kiln_solver::{Definition, Op, Source, Vertex, VertexId};
+use kiln_solver::{Definition, Vertex, VertexId};
 use serde_json::{json, Map, Value};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -124,6 +126,36 @@ pub struct Lowered {
     pub stages: Vec<usize>,
 }
 
+impl Lowered {
+    /// The graph the target needs, as canonical text (digests included):
+    /// what golden tests compare and `kiln debug dump-graph` prints.
+    pub fn dump_graph(&self) -> String {
+        kiln_solver::dump::dump(&self.definition, self.target)
+    }
+
+    /// The image-config template with its history (each entry's
+    /// `created_by` and where its layer comes from), as pretty JSON.
+    pub fn dump_config(&self) -> String {
+        let history: Vec<Value> = self
+            .history
+            .iter()
+            .map(|h| {
+                let layer = match h.slot {
+                    LayerSlot::None => "none",
+                    LayerSlot::Base => "base",
+                    LayerSlot::Step => "step",
+                };
+                serde_json::json!({"created_by": h.created_by, "layer": layer})
+            })
+            .collect();
+        let mut doc = self.config.clone();
+        doc["history"] = Value::Array(history);
+        let mut text = serde_json::to_string_pretty(&doc).unwrap_or_default();
+        text.push('\n');
+        text
+    }
+}
+
 #[derive(Clone)]
 struct StageState {
     fs: VertexId,
@@ -167,52 +199,6 @@ struct Lowerer<'a> {
     done: HashMap<usize, StageState>,
     /// Stages being lowered right now, outermost first (a circle check).
     lowering: Vec<usize>,
-}
-
-fn env_list(config: &Map<String, Value>) -> Vec<(String, String)> {
-    config
-        .get("Env")
-        .and_then(Value::as_array)
-        .map(|a| {
-            a.iter()
-                .filter_map(Value::as_str)
-                .map(|kv| match kv.split_once('=') {
-                    Some((k, v)) => (k.to_string(), v.to_string()),
-                    None => (kv.to_string(), String::new()),
-                })
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-fn set_env_list(config: &mut Map<String, Value>, env: &[(String, String)]) {
-    config.insert(
-        "Env".into(),
-        Value::Array(
-            env.iter()
-                .map(|(k, v)| Value::String(format!("{k}={v}")))
-                .collect(),
-        ),
-    );
-}
-
-/// The config's object under `key`, created (or replacing a non-object).
-fn object_mut<'a>(config: &'a mut Map<String, Value>, key: &str) -> &'a mut Map<String, Value> {
-    let v = config
-        .entry(key)
-        .or_insert_with(|| Value::Object(Map::new()));
-    if !v.is_object() {
-        *v = Value::Object(Map::new());
-    }
-    v.as_object_mut().expect("made an object above")
-}
-
-fn json_strs(v: &[String]) -> Value {
-    Value::Array(v.iter().cloned().map(Value::String).collect())
-}
-
-fn go_json(v: &[String]) -> String {
-    serde_json::to_string(v).unwrap_or_default()
 }
 
 fn err(pos: Pos, message: impl Into<String>) -> LowerError {
@@ -307,93 +293,6 @@ impl Lowerer<'_> {
         Ok(id)
     }
 
-    fn scratch(&mut self) -> Result<VertexId, LowerError> {
-        if let Some(s) = self.scratch {
-            return Ok(s);
-        }
-        let id = self.add(
-            Vertex {
-                op: Op::Source(Source::Scratch),
-                inputs: vec![],
-                name: "scratch".into(),
-            },
-            StepInfo {
-                label: "[internal] scratch".into(),
-                span: None,
-                text: String::new(),
-            },
-        )?;
-        self.scratch = Some(id);
-        Ok(id)
-    }
-
-    fn image(
-        &mut self,
-        reference: &str,
-        span: Span,
-    ) -> Result<(VertexId, ResolvedImage), LowerError> {
-        if let Some(hit) = self.image_cache.get(reference) {
-            return Ok(hit.clone());
-        }
-        let resolved = self.images.resolve(reference).map_err(|e| LowerError {
-            pos: span.start,
-            kind: LowerErrorKind::Image {
-                reference: reference.to_string(),
-                message: e.0,
-            },
-            hint: None,
-        })?;
-        let id = self.add(
-            Vertex {
-                op: Op::Source(Source::Image {
-                    reference: resolved.reference.clone(),
-                    manifest_digest: resolved.manifest_digest.clone(),
-                }),
-                inputs: vec![],
-                name: format!("FROM {}", resolved.reference),
-            },
-            StepInfo {
-                label: format!(
-                    "[internal] load {}@{}",
-                    resolved.reference, &resolved.manifest_digest
-                ),
-                span: Some(span),
-                text: format!("FROM {reference}"),
-            },
-        )?;
-        self.image_cache
-            .insert(reference.to_string(), (id, resolved.clone()));
-        Ok((id, resolved))
-    }
-
-    /// The context's `include` paths as a source. Only `.dockerignore`
-    /// narrows it: COPY `--exclude` patterns are relative to the copied
-    /// source, not the context root, and live on the copy op.
-    fn context(
-        &mut self,
-        include: Vec<String>,
-        span: Span,
-        text: &str,
-    ) -> Result<VertexId, LowerError> {
-        let exclude = self.ignore_patterns.clone();
-        self.add(
-            Vertex {
-                op: Op::Source(Source::Context {
-                    name: "context".into(),
-                    include,
-                    exclude,
-                }),
-                inputs: vec![],
-                name: "context".into(),
-            },
-            StepInfo {
-                label: "[internal] load build context".into(),
-                span: Some(span),
-                text: text.to_string(),
-            },
-        )
-    }
-
     /// The final filesystem of stage `index`, lowering it first if
     /// needed; `pos` is where it was asked for (for a circle's error).
     fn stage(&mut self, index: usize, pos: Pos) -> Result<VertexId, LowerError> {
@@ -444,87 +343,7 @@ impl Lowerer<'_> {
         let total = stage.instructions.len() + 1;
         let from_span = stage.from.span;
         let mut onbuild: Vec<String> = Vec::new();
-        let mut state: StageState = match sp.base.clone() {
-            Base::Scratch => {
-                let fs = self.scratch()?;
-                let mut config = Map::new();
-                set_env_list(&mut config, &[("PATH".into(), DEFAULT_PATH.into())]);
-                StageState {
-                    fs,
-                    config,
-                    history: Vec::new(),
-                    shell: vec!["/bin/sh".into(), "-c".into()],
-                    scope: Scope::new(vec![("PATH".into(), DEFAULT_PATH.into())]),
-                    cmd_set: false,
-                    author: None,
-                }
-            }
-            Base::Stage(i) => {
-                self.stage(i, from_span.start)?;
-                let base = self.done[&i].clone();
-                StageState {
-                    scope: Scope::new(base.scope.env().to_vec()),
-                    cmd_set: false,
-                    ..base
-                }
-            }
-            Base::Image(reference) => {
-                let (fs, img) = self.image(&reference, from_span)?;
-                let config = img
-                    .config
-                    .get("config")
-                    .and_then(Value::as_object)
-                    .cloned()
-                    .unwrap_or_default();
-                let history = img
-                    .config
-                    .get("history")
-                    .and_then(Value::as_array)
-                    .map(|h| {
-                        h.iter()
-                            .map(|e| History {
-                                raw: Some(e.clone()),
-                                created_by: e
-                                    .get("created_by")
-                                    .and_then(Value::as_str)
-                                    .unwrap_or_default()
-                                    .to_string(),
-                                slot: if e.get("empty_layer").and_then(Value::as_bool) == Some(true)
-                                {
-                                    LayerSlot::None
-                                } else {
-                                    LayerSlot::Base
-                                },
-                            })
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                let env = env_list(&config);
-                let shell = config
-                    .get("Shell")
-                    .and_then(Value::as_array)
-                    .map(|a| {
-                        a.iter()
-                            .filter_map(Value::as_str)
-                            .map(str::to_string)
-                            .collect()
-                    })
-                    .unwrap_or_else(|| vec!["/bin/sh".into(), "-c".into()]);
-                StageState {
-                    fs,
-                    config,
-                    history,
-                    shell,
-                    scope: Scope::new(env),
-                    cmd_set: false,
-                    author: img
-                        .config
-                        .get("author")
-                        .and_then(Value::as_str)
-                        .map(str::to_string),
-                }
-            }
-        };
+        let mut state = self.base_state(&sp.base, from_span)?;
         if let Some(triggers) = state
             .config
             .remove("OnBuild")
@@ -643,16 +462,6 @@ impl Lowerer<'_> {
         }
         Ok(())
     }
-
-    fn named_source(&mut self, from: &str, span: Span) -> Result<VertexId, LowerError> {
-        let current = self.current.index;
-        let index = crate::plan::resolve_ref(from, &self.plan.stages[..current], current)
-            .map_err(|m| err(span.start, m))?;
-        match index {
-            Some(i) => self.stage(i, span.start),
-            None => Ok(self.image(from, span)?.0),
-        }
-    }
 }
 
 /// A word for an error message: whole when short, else its start (an
@@ -666,143 +475,4 @@ fn abbreviate(word: &str) -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    struct NoImages;
-
-    impl ImageSource for NoImages {
-        fn resolve(&self, reference: &str) -> Result<ResolvedImage, ImageError> {
-            Err(ImageError(format!("{reference}: not here")))
-        }
-    }
-
-    fn config_env(src: &str) -> Vec<String> {
-        let df = kiln_parser::parse(src).unwrap();
-        let opts = Options {
-            network: kiln_solver::Network::Default,
-            ..Default::default()
-        };
-        let lowered = lower(&df, &opts, &NoImages).unwrap();
-        lowered.config["config"]["Env"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|v| v.as_str().unwrap().to_string())
-            .collect()
-    }
-
-    /// BuildKit: every pair of one ENV sees the values from before it, and
-    /// a key set again keeps its place (an inherited PATH stays first).
-    #[test]
-    fn env_pairs_see_the_old_values_and_keys_keep_their_place() {
-        let env =
-            config_env("FROM scratch\nENV A=first B=x\nENV A=changed H=$A\nENV PATH=/bin:$PATH\n");
-        assert_eq!(
-            env,
-            [
-                format!("PATH=/bin:{DEFAULT_PATH}"),
-                "A=changed".into(),
-                "B=x".into(),
-                "H=first".into()
-            ]
-        );
-    }
-
-    #[test]
-    fn run_host_network_needs_the_entitlement() {
-        let df = kiln_parser::parse("FROM scratch\nRUN --network=host true\n").unwrap();
-        let mut opts = Options {
-            network: kiln_solver::Network::None,
-            ..Default::default()
-        };
-        let e = lower(&df, &opts, &NoImages).unwrap_err();
-        assert!(e.message().contains("network.host is not allowed"), "{e:?}");
-        assert_eq!(e.pos.line, 2);
-        opts.allow_host_network = true;
-        let lowered = lower(&df, &opts, &NoImages).unwrap();
-        let net = lowered
-            .definition
-            .vertices()
-            .find_map(|(_, v)| match &v.op {
-                kiln_solver::Op::Exec(x) => Some(x.network),
-                _ => None,
-            })
-            .unwrap();
-        assert_eq!(net, kiln_solver::Network::Host);
-        // The invoker's none is the default for RUN steps.
-        let df = kiln_parser::parse("FROM scratch\nRUN --network=default true\n").unwrap();
-        opts.allow_host_network = false;
-        let lowered = lower(&df, &opts, &NoImages).unwrap();
-        assert!(lowered
-            .definition
-            .vertices()
-            .any(|(_, v)| matches!(&v.op, kiln_solver::Op::Exec(x) if x.network == kiln_solver::Network::None)));
-    }
-
-    /// An image source that knows every name and records what was asked.
-    #[derive(Default)]
-    struct AnyImage(std::sync::Mutex<Vec<String>>);
-
-    impl ImageSource for AnyImage {
-        fn resolve(&self, reference: &str) -> Result<ResolvedImage, ImageError> {
-            self.0.lock().unwrap().push(reference.to_string());
-            Ok(ResolvedImage {
-                reference: reference.to_string(),
-                manifest_digest: format!("sha256:{:064}", 0),
-                config: json!({"config": {"Env": ["PATH=/bin"]}}),
-            })
-        }
-    }
-
-    fn lowered(src: &str, target: Option<&str>) -> Result<(Lowered, Vec<String>), LowerError> {
-        let df = kiln_parser::parse(src).unwrap();
-        let opts = Options {
-            network: kiln_solver::Network::Default,
-            target: target.map(str::to_string),
-            ..Default::default()
-        };
-        let images = AnyImage::default();
-        let l = lower(&df, &opts, &images)?;
-        Ok((l, images.0.into_inner().unwrap()))
-    }
-
-    /// Only the stages the target reads are lowered (moved here from the
-    /// planner, which no longer finds dependencies itself).
-    #[test]
-    fn only_what_the_target_reads_is_lowered() {
-        let src = "ARG BASE=busybox\nFROM ${BASE} AS build\nRUN make\nFROM build AS test\nRUN test\nFROM scratch AS unused\nFROM alpine\nCOPY --from=build /out /out\nCOPY --from=0 /x /x\nCOPY --from=nginx:latest /etc/nginx /etc/nginx\n";
-        let (l, images) = lowered(src, None).unwrap();
-        assert_eq!(l.stages, [0, 3], "test and unused are never built");
-        assert!(images.contains(&"nginx:latest".to_string()), "{images:?}");
-        let (l, _) = lowered(src, Some("TEST")).unwrap();
-        assert_eq!(l.stages, [0, 1]);
-        let e = lowered("FROM a\nCOPY --from=1 /x /y\n", None).unwrap_err();
-        assert!(e.message().contains("earlier stage"), "{e:?}");
-    }
-
-    /// Regression (issue 13): RUN --mount's keys are case-insensitive and
-    /// its from= is expanded in the stage's scope before it is resolved.
-    #[test]
-    fn mount_from_is_found_however_it_is_written() {
-        for mount in [
-            "--mount=type=bind,FROM=build,source=/out,target=/in",
-            "--mount=type=bind,from=$S,source=/out,target=/in",
-        ] {
-            let src = format!(
-                "FROM busybox AS build\nRUN make\nFROM busybox AS unused\nFROM busybox\nARG S=build\nRUN {mount} cat /in/x\n"
-            );
-            let (l, _) = lowered(&src, None).unwrap_or_else(|e| panic!("{mount}: {e}"));
-            assert_eq!(l.stages, [0, 2], "{mount}");
-        }
-    }
-
-    #[test]
-    fn the_escape_directive_applies_to_from_lines() {
-        // With ` as the escape, a backslash is a plain character.
-        let (_, images) = lowered("# escape=`\nARG V=1\nFROM img\\$V\n", None).unwrap();
-        assert_eq!(images, ["img\\1"]);
-        let (_, images) = lowered("ARG V=1\nFROM img\\$V\n", None).unwrap();
-        assert_eq!(images, ["img$V"]);
-    }
-}
+mod tests;

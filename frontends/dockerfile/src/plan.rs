@@ -65,6 +65,11 @@ pub struct Plan {
     pub escape: char,
 }
 
+/// Why a platform string (`linux/amd64`) is not one.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct PlatformError(pub String);
+
 /// Platform values for the predefined ARGs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Platform {
@@ -89,7 +94,7 @@ impl Platform {
 
     /// `os/arch[/variant]`, as BuildKit's platform parser accepts it
     /// (lower-case; `x86_64` and `aarch64` are the usual aliases).
-    pub fn parse(s: &str) -> Result<Platform, String> {
+    pub fn parse(s: &str) -> Result<Platform, PlatformError> {
         const OSES: [&str; 8] = [
             "linux", "windows", "darwin", "freebsd", "netbsd", "openbsd", "solaris", "illumos",
         ];
@@ -102,7 +107,7 @@ impl Platform {
         let (os, arch, variant) = match parts.as_slice() {
             [os, arch] => (*os, *arch, ""),
             [os, arch, variant] => (*os, *arch, *variant),
-            _ => return Err(format!("{s:?}: expected OS/ARCH[/VARIANT]")),
+            _ => return Err(PlatformError(format!("{s:?}: expected OS/ARCH[/VARIANT]"))),
         };
         let arch = match arch {
             "x86_64" | "x86-64" => "amd64",
@@ -110,10 +115,14 @@ impl Platform {
             a => a,
         };
         if !OSES.contains(&os) {
-            return Err(format!("{s:?}: unknown operating system {os:?}"));
+            return Err(PlatformError(format!(
+                "{s:?}: unknown operating system {os:?}"
+            )));
         }
         if !ARCHES.contains(&arch) {
-            return Err(format!("{s:?}: unknown architecture {arch:?}"));
+            return Err(PlatformError(format!(
+                "{s:?}: unknown architecture {arch:?}"
+            )));
         }
         Ok(Platform {
             os: os.into(),
@@ -170,12 +179,53 @@ pub fn plan(
             "no FROM instruction: a Dockerfile needs at least one stage",
         ));
     }
-    // The global scope: predefined platform args, then global ARGs.
+    let lexer = Lexer::new(escape);
+    let (global, global_args) = global_scope(&globals, build_args, platform, &lexer)?;
+    let mut names: BTreeMap<String, usize> = BTreeMap::new();
+    let mut plans: Vec<StagePlan> = Vec::new();
+    for (index, stage) in stages.iter().enumerate() {
+        let plan = stage_plan(index, stage, &global, &names, platform, &lexer)?;
+        if let Some(name) = &plan.name {
+            if names.insert(name.clone(), index).is_some() {
+                return Err(err(
+                    stage.from.span.start,
+                    format!("duplicate stage name {name:?}"),
+                ));
+            }
+        }
+        plans.push(plan);
+    }
+    let target = match target {
+        None => plans.len() - 1,
+        Some(t) => find_target(&names, t)?,
+    };
+    Ok((
+        Plan {
+            stages: plans,
+            target,
+            global_args,
+            escape,
+        },
+        stages,
+    ))
+}
+
+/// Variables in the order they were set.
+type GlobalScope = Vec<(String, String)>;
+
+/// The global scope: the predefined platform args, then the ARGs before
+/// the first FROM (build args win over their defaults). Also returns the
+/// global ARGs alone, for stages that redeclare them.
+fn global_scope(
+    globals: &[Spanned<Instruction>],
+    build_args: &BTreeMap<String, String>,
+    platform: &Platform,
+    lexer: &Lexer,
+) -> Result<(GlobalScope, BTreeMap<String, String>), ParseError> {
     let mut global: Vec<(String, String)> = platform.args("TARGET");
     global.extend(platform.args("BUILD"));
     let mut global_args = BTreeMap::new();
-    let lexer = Lexer::new(escape);
-    for g in &globals {
+    for g in globals {
         let Instruction::Arg(decls) = &g.inner else {
             return Err(err(g.span.start, "only ARG may come before the first FROM"));
         };
@@ -195,74 +245,78 @@ pub fn plan(
             }
         }
     }
+    Ok((global, global_args))
+}
 
-    let mut names: BTreeMap<String, usize> = BTreeMap::new();
-    let mut plans: Vec<StagePlan> = Vec::new();
-    for (index, stage) in stages.iter().enumerate() {
-        let Instruction::From(from) = &stage.from.inner else {
-            unreachable!("stages start with FROM")
-        };
-        let image = lexer
-            .process_word(&from.image, &global)
-            .map_err(|e| err(stage.from.span.start, format!("FROM {}: {e}", from.image)))?;
-        if image.is_empty() {
-            return Err(err(
-                stage.from.span.start,
-                format!("FROM {}: the image name expands to nothing", from.image),
-            )
-            .with_hint("give the ARG a default or pass --build-arg"));
-        }
-        let platform_flag = from
-            .platform
-            .as_ref()
-            .map(|p| lexer.process_word(p, &global))
-            .transpose()
-            .map_err(|e| err(stage.from.span.start, format!("FROM --platform: {e}")))?;
-        if let Some(p) = &platform_flag {
-            let wanted = Platform::parse(p)
-                .map_err(|e| err(stage.from.span.start, format!("FROM --platform: {e}")))?;
-            // Until kiln builds for other platforms (with emulation), a
-            // stage for another one is an error, never a silent host build.
-            if wanted.os != platform.os || wanted.arch != platform.arch {
-                return Err(err(
-                    stage.from.span.start,
-                    format!(
-                        "FROM --platform={p}: this build is for {}, and kiln does not build for other platforms yet",
-                        platform.name()
-                    ),
-                ));
-            }
-        }
-        let base = if image.eq_ignore_ascii_case("scratch") {
-            Base::Scratch
-        } else if let Some(&i) = names.get(&image.to_ascii_lowercase()) {
-            Base::Stage(i)
-        } else {
-            Base::Image(image)
-        };
-        if let Some(name) = &from.stage_name {
-            if names.insert(name.clone(), index).is_some() {
-                return Err(err(
-                    stage.from.span.start,
-                    format!("duplicate stage name {name:?}"),
-                ));
-            }
-        }
-        plans.push(StagePlan {
-            index,
-            name: from.stage_name.clone(),
-            base,
-            platform: platform_flag,
-        });
+/// One stage's FROM, expanded in the global scope: its base (scratch, an
+/// earlier stage named in `names`, or an image) and `--platform`.
+fn stage_plan(
+    index: usize,
+    stage: &crate::Stage,
+    global: &dyn kiln_parser::shell::Env,
+    names: &BTreeMap<String, usize>,
+    platform: &Platform,
+    lexer: &Lexer,
+) -> Result<StagePlan, ParseError> {
+    let Instruction::From(from) = &stage.from.inner else {
+        unreachable!("stages start with FROM")
+    };
+    let pos = stage.from.span.start;
+    let image = lexer
+        .process_word(&from.image, global)
+        .map_err(|e| err(pos, format!("FROM {}: {e}", from.image)))?;
+    if image.is_empty() {
+        return Err(err(
+            pos,
+            format!("FROM {}: the image name expands to nothing", from.image),
+        )
+        .with_hint("give the ARG a default or pass --build-arg"));
     }
+    let platform_flag = from
+        .platform
+        .as_ref()
+        .map(|p| lexer.process_word(p, global))
+        .transpose()
+        .map_err(|e| err(pos, format!("FROM --platform: {e}")))?;
+    if let Some(p) = &platform_flag {
+        let wanted = Platform::parse(p).map_err(|e| err(pos, format!("FROM --platform: {e}")))?;
+        // Until kiln builds for other platforms (with emulation), a stage
+        // for another one is an error, never a silent host build.
+        if wanted.os != platform.os || wanted.arch != platform.arch {
+            return Err(err(
+                pos,
+                format!(
+                    "FROM --platform={p}: this build is for {}, and kiln does not build for other platforms yet",
+                    platform.name()
+                ),
+            ));
+        }
+    }
+    let base = if image.eq_ignore_ascii_case("scratch") {
+        Base::Scratch
+    } else if let Some(&i) = names.get(&image.to_ascii_lowercase()) {
+        Base::Stage(i)
+    } else {
+        Base::Image(image)
+    };
+    Ok(StagePlan {
+        index,
+        name: from.stage_name.clone(),
+        base,
+        platform: platform_flag,
+    })
+}
 
-    let target = match target {
-        None => plans.len() - 1,
-        Some(t) => *names.get(&t.to_ascii_lowercase()).ok_or_else(|| {
+/// `--target`: a stage by name (case-insensitive).
+fn find_target(names: &BTreeMap<String, usize>, target: &str) -> Result<usize, ParseError> {
+    names
+        .get(&target.to_ascii_lowercase())
+        .copied()
+        .ok_or_else(|| {
             let known: Vec<&str> = names.keys().map(String::as_str).collect();
             err(
                 Pos::new(1, 1),
-                format!("target stage {t:?} could not be found"),
+                format!("target stage {target:?} could not be found"),
             )
             .with_hint(format!(
                 "stages: {}",
@@ -272,20 +326,9 @@ pub fn plan(
                     known.join(", ")
                 }
             ))
-        })?,
-    };
-    Ok((
-        Plan {
-            stages: plans,
-            target,
-            global_args,
-            escape,
-        },
-        stages,
-    ))
+        })
 }
 
-/// `--from=x`: an earlier stage by name or index, else an image (None).
 /// What `--from=` names for the stage at `current`: an earlier stage by
 /// name (case-insensitive) or index, else (`None`) an image. `earlier` is
 /// the plans of the stages before `current`.

@@ -3,13 +3,13 @@
 //! STOPSIGNAL, SHELL, CMD, ENTRYPOINT, HEALTHCHECK, ONBUILD, and WORKDIR,
 //! which also makes its directory. Each adds a history entry.
 
-use super::{err, go_json, json_strs, object_mut, LayerSlot, Lowerer, StageState, StepInfo};
+use super::{err, LayerSlot, Lowerer, StageState, StepInfo};
 use crate::error::LowerError;
 use crate::path::join_workdir;
 use kiln_parser::instructions::{ArgDecl, Command, Healthcheck, Pair};
 use kiln_parser::{Pos, Span};
 use kiln_solver::{FileOp, Op, Vertex};
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
 
 impl Lowerer<'_> {
     pub(super) fn arg(
@@ -288,4 +288,54 @@ impl Lowerer<'_> {
         Self::history(state, format!("WORKDIR {dir}"), LayerSlot::Step);
         Ok(())
     }
+}
+
+/// The config's `Env` as pairs.
+pub(super) fn env_list(config: &Map<String, Value>) -> Vec<(String, String)> {
+    config
+        .get("Env")
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .map(|kv| match kv.split_once('=') {
+                    Some((k, v)) => (k.to_string(), v.to_string()),
+                    None => (kv.to_string(), String::new()),
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+pub(super) fn set_env_list(config: &mut Map<String, Value>, env: &[(String, String)]) {
+    config.insert(
+        "Env".into(),
+        Value::Array(
+            env.iter()
+                .map(|(k, v)| Value::String(format!("{k}={v}")))
+                .collect(),
+        ),
+    );
+}
+
+/// The config's object under `key`, created (or replacing a non-object).
+pub(super) fn object_mut<'a>(
+    config: &'a mut Map<String, Value>,
+    key: &str,
+) -> &'a mut Map<String, Value> {
+    let v = config
+        .entry(key)
+        .or_insert_with(|| Value::Object(Map::new()));
+    if !v.is_object() {
+        *v = Value::Object(Map::new());
+    }
+    v.as_object_mut().expect("made an object above")
+}
+
+pub(super) fn json_strs(v: &[String]) -> Value {
+    Value::Array(v.iter().cloned().map(Value::String).collect())
+}
+
+pub(super) fn go_json(v: &[String]) -> String {
+    serde_json::to_string(v).unwrap_or_default()
 }

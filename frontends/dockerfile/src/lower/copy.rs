@@ -84,6 +84,19 @@ fn is_git(s: &str) -> bool {
     s.starts_with("git@") || s.ends_with(".git") || s.starts_with("git://")
 }
 
+/// What every copy of one COPY/ADD shares, expanded.
+struct Expanded {
+    dest: String,
+    chown: Option<Chown>,
+    chmod: Option<Chmod>,
+    excludes: Vec<String>,
+    from: Option<String>,
+}
+
+/// One group of sources: a tree and the paths in it, and whether archives
+/// among them are unpacked.
+type Group = (VertexId, Vec<String>, bool);
+
 impl Lowerer<'_> {
     pub(super) fn copy(
         &mut self,
@@ -94,6 +107,34 @@ impl Lowerer<'_> {
         n: usize,
         total: usize,
     ) -> Result<(), LowerError> {
+        let x = self.copy_expand(state, &a, span)?;
+        let groups = self.copy_groups(state, &a, x.from.as_deref(), span, text)?;
+        let count = groups.len();
+        self.copy_vertices(
+            state,
+            &a,
+            &x,
+            groups,
+            span,
+            self.label(n, total, text),
+            text,
+        )?;
+        // One history entry per layer place (more than one only when a
+        // COPY mixes heredocs, URLs and paths).
+        for _ in 0..count {
+            Self::history(state, format!("{} # kiln", text.trim()), LayerSlot::Step);
+        }
+        Ok(())
+    }
+
+    /// The destination (a directory when it ends in `/`, `.` or `..`) and
+    /// the flags, expanded in the stage's scope.
+    fn copy_expand(
+        &self,
+        state: &StageState,
+        a: &CopyArgs<'_>,
+        span: Span,
+    ) -> Result<Expanded, LowerError> {
         let pos = span.start;
         let kw = a.keyword;
         let dest_raw = self.expand(a.dest, state, pos)?;
@@ -130,18 +171,36 @@ impl Lowerer<'_> {
                     .with_hint("symbolic modes are not supported; use e.g. 0755")),
             })
             .transpose()?;
-        let excludes: Vec<String> = a
+        let excludes = a
             .excludes
             .iter()
             .map(|e| self.expand(e, state, pos))
             .collect::<Result<_, _>>()?;
         let from = a.from.map(|f| self.expand(f, state, pos)).transpose()?;
+        Ok(Expanded {
+            dest,
+            chown,
+            chmod,
+            excludes,
+            from,
+        })
+    }
 
-        // Group sources: heredocs and URLs each get their own source tree;
-        // paths share one (the context, a stage or an image).
+    /// Sources grouped by tree: heredocs and URLs each get their own;
+    /// paths share one (the context, or the stage or image `--from`
+    /// names), first.
+    fn copy_groups(
+        &mut self,
+        state: &StageState,
+        a: &CopyArgs<'_>,
+        from: Option<&str>,
+        span: Span,
+        text: &str,
+    ) -> Result<Vec<Group>, LowerError> {
+        let pos = span.start;
+        let kw = a.keyword;
         let mut paths = Vec::new();
-        // (source tree, paths in it, unpack archives)
-        let mut steps: Vec<(VertexId, Vec<String>, bool)> = Vec::new();
+        let mut groups: Vec<Group> = Vec::new();
         for s in a.sources {
             match s {
                 CopySource::Heredoc(doc) => {
@@ -152,43 +211,13 @@ impl Lowerer<'_> {
                             .process_word(&doc.content, &state.scope)
                             .unwrap_or(doc.content);
                     }
-                    let mode = 0o644;
-                    let file = self.heredoc_file(&doc, mode, span)?;
-                    steps.push((file, vec![format!("/{}", doc.name)], false));
+                    let file = self.heredoc_file(&doc, 0o644, span)?;
+                    groups.push((file, vec![format!("/{}", doc.name)], false));
                 }
                 CopySource::Path(p) => {
                     let p = self.expand(p, state, pos)?;
                     if kw == "ADD" && is_url(&p) {
-                        let checksum =
-                            a.checksum.map(|c| self.expand(c, state, pos)).transpose()?;
-                        if let Some(c) = &checksum {
-                            let hex = c.strip_prefix("sha256:").unwrap_or("");
-                            if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
-                                return Err(err(
-                                    pos,
-                                    format!("ADD --checksum={c}: want sha256:<64 hex digits>"),
-                                ));
-                            }
-                        }
-                        let filename = url_filename(&p);
-                        let id = self.add(
-                            Vertex {
-                                op: Op::Source(Source::Http {
-                                    url: p.clone(),
-                                    checksum: checksum.map(|c| c.to_ascii_lowercase()),
-                                    filename: filename.clone(),
-                                }),
-                                inputs: vec![],
-                                name: format!("ADD {p}"),
-                            },
-                            StepInfo {
-                                label: format!("[internal] download {p}"),
-                                span: Some(span),
-                                text: text.to_string(),
-                            },
-                        )?;
-                        // Remote archives are not unpacked unless asked.
-                        steps.push((id, vec![format!("/{filename}")], a.unpack == Some(true)));
+                        groups.push(self.download(state, a, &p, span, text)?);
                     } else if kw == "ADD" && is_git(&p) {
                         return Err(err(
                             pos,
@@ -209,77 +238,120 @@ impl Lowerer<'_> {
             return Err(err(pos, "ADD --checksum only applies to http(s) sources"));
         }
         if !paths.is_empty() {
-            let src = match &from {
+            let src = match from {
                 Some(f) => self.named_source(f, span)?,
                 None => {
-                    let include: Vec<String> = paths
+                    let include = paths
                         .iter()
-                        .map(|p| {
-                            let c = clean_abs(p);
-                            c.trim_start_matches('/').to_string()
-                        })
+                        .map(|p| clean_abs(p).trim_start_matches('/').to_string())
                         .collect();
                     self.context(include, span, text)?
                 }
             };
-            steps.insert(0, (src, paths, a.unpack.unwrap_or(kw == "ADD")));
+            groups.insert(0, (src, paths, a.unpack.unwrap_or(kw == "ADD")));
         }
-        let label = self.label(n, total, text);
-        let mut fs = state.fs;
-        let single = steps.len() == 1;
-        let groups = steps.len();
-        // `--link` (one source group, ids not names: names need the base's
-        // /etc/passwd): copy onto scratch, then merge onto the stage, so
-        // the copy's cache key does not depend on the base.
-        let numeric_chown = chown.as_ref().is_none_or(Chown::is_numeric);
+        Ok(groups)
+    }
+
+    /// `ADD <url>`: a download, pinned by `--checksum` when given; remote
+    /// archives are not unpacked unless asked.
+    fn download(
+        &mut self,
+        state: &StageState,
+        a: &CopyArgs<'_>,
+        url: &str,
+        span: Span,
+        text: &str,
+    ) -> Result<Group, LowerError> {
+        let pos = span.start;
+        let checksum = a.checksum.map(|c| self.expand(c, state, pos)).transpose()?;
+        if let Some(c) = &checksum {
+            let hex = c.strip_prefix("sha256:").unwrap_or("");
+            if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return Err(err(
+                    pos,
+                    format!("ADD --checksum={c}: want sha256:<64 hex digits>"),
+                ));
+            }
+        }
+        let filename = url_filename(url);
+        let id = self.add(
+            Vertex {
+                op: Op::Source(Source::Http {
+                    url: url.to_string(),
+                    checksum: checksum.map(|c| c.to_ascii_lowercase()),
+                    filename: filename.clone(),
+                }),
+                inputs: vec![],
+                name: format!("ADD {url}"),
+            },
+            StepInfo {
+                label: format!("[internal] download {url}"),
+                span: Some(span),
+                text: text.to_string(),
+            },
+        )?;
+        Ok((id, vec![format!("/{filename}")], a.unpack == Some(true)))
+    }
+
+    /// One copy vertex per group onto the stage. `--link` (one group, ids
+    /// not names: names need the base's /etc/passwd) copies onto scratch
+    /// and merges onto the stage, so the copy's key does not depend on
+    /// the base.
+    #[allow(clippy::too_many_arguments)]
+    fn copy_vertices(
+        &mut self,
+        state: &mut StageState,
+        a: &CopyArgs<'_>,
+        x: &Expanded,
+        groups: Vec<Group>,
+        span: Span,
+        label: String,
+        text: &str,
+    ) -> Result<(), LowerError> {
+        let single = groups.len() == 1;
+        let numeric_chown = x.chown.as_ref().is_none_or(Chown::is_numeric);
         let linked = a.link && single && numeric_chown;
-        for (src, paths, unpack) in steps {
+        let info = |label: String| StepInfo {
+            label,
+            span: Some(span),
+            text: text.to_string(),
+        };
+        let mut fs = state.fs;
+        for (src, paths, unpack) in groups {
             let onto = if linked { self.scratch()? } else { fs };
+            let op = FileOp::Copy {
+                src: 1,
+                paths,
+                dest: x.dest.clone(),
+                chown: x.chown.clone(),
+                chmod: x.chmod.clone(),
+                exclude: x.excludes.clone(),
+                parents: a.parents,
+                unpack,
+                link: a.link && single,
+            };
             let copy = self.add(
                 Vertex {
-                    op: Op::File(FileOp::Copy {
-                        src: 1,
-                        paths,
-                        dest: dest.clone(),
-                        chown: chown.clone(),
-                        chmod: chmod.clone(),
-                        exclude: excludes.clone(),
-                        parents: a.parents,
-                        unpack,
-                        link: a.link && single,
-                    }),
+                    op: Op::File(op),
                     inputs: vec![onto, src],
                     name: text.trim().to_string(),
                 },
-                StepInfo {
-                    label: label.clone(),
-                    span: Some(span),
-                    text: text.to_string(),
-                },
+                info(label.clone()),
             )?;
-            fs = if linked {
-                self.add(
+            fs = match linked {
+                false => copy,
+                true => self.add(
                     Vertex {
                         op: Op::Merge,
                         inputs: vec![fs, copy],
                         name: format!("link {}", text.trim()),
                     },
-                    StepInfo {
-                        label: format!("[internal] link {}", text.trim()),
-                        span: Some(span),
-                        text: text.to_string(),
-                    },
-                )?
-            } else {
-                copy
+                    info(format!("[internal] link {}", text.trim())),
+                )?,
             };
         }
         state.fs = fs;
-        // One history entry per layer place (more than one only when a
-        // COPY mixes heredocs, URLs and paths).
-        for _ in 0..groups {
-            Self::history(state, format!("{} # kiln", text.trim()), LayerSlot::Step);
-        }
         Ok(())
     }
 }

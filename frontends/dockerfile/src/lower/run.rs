@@ -10,6 +10,9 @@ use kiln_parser::{Heredoc, Span};
 use kiln_solver::{Exec, ExecMount, FileOp, MountKind, Network, Op, Vertex, VertexId};
 use serde_json::Value;
 
+/// Variables in order, as an exec op holds them.
+type Vars = Vec<(String, String)>;
+
 impl Lowerer<'_> {
     /// CMD/ENTRYPOINT/RUN argv: exec form as written, shell form through
     /// the stage's SHELL.
@@ -33,98 +36,15 @@ impl Lowerer<'_> {
         n: usize,
         total: usize,
     ) -> Result<(), LowerError> {
-        let pos = span.start;
         let mut inputs = vec![state.fs];
         let mut mounts = Vec::new();
-        // Heredocs: a lone `<<EOF` runs the body as the script; otherwise
-        // the shell gets the command line with the bodies, as written.
-        let argv = match (&run.command, run.heredocs.as_slice()) {
-            (Command::Shell(cmd), [only]) if is_lone_heredoc(cmd, only) => {
-                let body = only.body();
-                if body.starts_with("#!") {
-                    let file = self.heredoc_file(only, 0o755, span)?;
-                    inputs.push(file);
-                    mounts.push(ExecMount {
-                        target: "/.kiln-heredoc".into(),
-                        input: Some(inputs.len() - 1),
-                        selector: format!("/{}", only.name),
-                        kind: MountKind::Bind { readonly: true },
-                    });
-                    vec!["/.kiln-heredoc".to_string()]
-                } else {
-                    let mut argv = state.shell.clone();
-                    argv.push(body);
-                    argv
-                }
-            }
-            (Command::Shell(cmd), docs) if !docs.is_empty() => {
-                let mut script = cmd.clone();
-                for d in docs {
-                    script.push('\n');
-                    script.push_str(&d.content);
-                    script.push_str(&d.name);
-                }
-                let mut argv = state.shell.clone();
-                argv.push(script);
-                argv
-            }
-            (c, _) => Self::command_argv(c, state),
-        };
+        let argv = self.run_argv(state, run, span, &mut inputs, &mut mounts)?;
         for spec in &run.mounts {
             let m = self.mount(spec, state, &mut inputs, span)?;
             mounts.push(m);
         }
-        // The build's default network is the invoker's (`--network`); a
-        // step may ask for less (none), or for the host's only when the
-        // invoker allowed it.
-        let default_network = match self.opts.network {
-            Network::None => Network::None,
-            Network::Host | Network::Default => Network::Host,
-        };
-        let network = match run.network.as_deref().unwrap_or("default") {
-            "" | "default" => default_network,
-            "none" => Network::None,
-            "host" if self.opts.allow_host_network => Network::Host,
-            "host" => {
-                return Err(err(
-                    pos,
-                    "RUN --network=host: network.host is not allowed for this build",
-                )
-                .with_hint("allow it with: kiln build --allow network.host"))
-            }
-            other => {
-                return Err(
-                    err(pos, format!("RUN --network={other}: unknown network mode"))
-                        .with_hint("use default, none or host"),
-                )
-            }
-        };
-        if let Some(sec) = &run.security {
-            if sec != "sandbox" {
-                return Err(err(
-                    pos,
-                    format!("RUN --security={sec}: only sandbox is allowed"),
-                )
-                .with_hint("kiln never runs build steps with extra privileges"));
-            }
-        }
-        let mut env = Vec::new();
-        let mut proxy_env = Vec::new();
-        for (k, v) in state.scope.run_env() {
-            if PROXY_ARGS.contains(&k.as_str()) && !state.scope.env_has(&k) {
-                proxy_env.push((k, v));
-            } else {
-                env.push((k, v));
-            }
-        }
-        // Proxy build args apply to every RUN even when undeclared.
-        for p in PROXY_ARGS {
-            if let Some(v) = self.opts.build_args.get(p) {
-                if !proxy_env.iter().any(|(k, _)| k == p) && !env.iter().any(|(k, _)| k == p) {
-                    proxy_env.push((p.to_string(), v.clone()));
-                }
-            }
-        }
+        let network = self.run_network(run, span)?;
+        let (env, proxy_env) = self.run_env(state);
         let user = state
             .config
             .get("User")
@@ -155,6 +75,108 @@ impl Lowerer<'_> {
         )?;
         Self::history(state, created_by, LayerSlot::Step);
         Ok(())
+    }
+
+    /// The command. Heredocs: a lone `<<EOF` runs the body as the script
+    /// (a `#!` body as a file of its own, mounted in); otherwise the shell
+    /// gets the command line with the bodies, as written.
+    fn run_argv(
+        &mut self,
+        state: &StageState,
+        run: &instructions::Run,
+        span: Span,
+        inputs: &mut Vec<VertexId>,
+        mounts: &mut Vec<ExecMount>,
+    ) -> Result<Vec<String>, LowerError> {
+        Ok(match (&run.command, run.heredocs.as_slice()) {
+            (Command::Shell(cmd), [only]) if is_lone_heredoc(cmd, only) => {
+                let body = only.body();
+                if body.starts_with("#!") {
+                    let file = self.heredoc_file(only, 0o755, span)?;
+                    inputs.push(file);
+                    mounts.push(ExecMount {
+                        target: "/.kiln-heredoc".into(),
+                        input: Some(inputs.len() - 1),
+                        selector: format!("/{}", only.name),
+                        kind: MountKind::Bind { readonly: true },
+                    });
+                    vec!["/.kiln-heredoc".to_string()]
+                } else {
+                    let mut argv = state.shell.clone();
+                    argv.push(body);
+                    argv
+                }
+            }
+            (Command::Shell(cmd), docs) if !docs.is_empty() => {
+                let mut script = cmd.clone();
+                for d in docs {
+                    script.push('\n');
+                    script.push_str(&d.content);
+                    script.push_str(&d.name);
+                }
+                let mut argv = state.shell.clone();
+                argv.push(script);
+                argv
+            }
+            (c, _) => Self::command_argv(c, state),
+        })
+    }
+
+    /// The build's default network is the invoker's (`--network`); a step
+    /// may ask for less (none), or for the host's only when the invoker
+    /// allowed it. `--security` may only be `sandbox`.
+    fn run_network(&self, run: &instructions::Run, span: Span) -> Result<Network, LowerError> {
+        let pos = span.start;
+        if let Some(sec) = &run.security {
+            if sec != "sandbox" {
+                return Err(err(
+                    pos,
+                    format!("RUN --security={sec}: only sandbox is allowed"),
+                )
+                .with_hint("kiln never runs build steps with extra privileges"));
+            }
+        }
+        let default_network = match self.opts.network {
+            Network::None => Network::None,
+            Network::Host | Network::Default => Network::Host,
+        };
+        match run.network.as_deref().unwrap_or("default") {
+            "" | "default" => Ok(default_network),
+            "none" => Ok(Network::None),
+            "host" if self.opts.allow_host_network => Ok(Network::Host),
+            "host" => Err(err(
+                pos,
+                "RUN --network=host: network.host is not allowed for this build",
+            )
+            .with_hint("allow it with: kiln build --allow network.host")),
+            other => Err(
+                err(pos, format!("RUN --network={other}: unknown network mode"))
+                    .with_hint("use default, none or host"),
+            ),
+        }
+    }
+
+    /// (env, proxy env): ENV and declared ARGs; proxy build args apply to
+    /// every RUN even when undeclared, and stay out of the key unless an
+    /// ENV sets them.
+    fn run_env(&self, state: &StageState) -> (Vars, Vars) {
+        let mut env = Vec::new();
+        let mut proxy_env = Vec::new();
+        for (k, v) in state.scope.run_env() {
+            if PROXY_ARGS.contains(&k.as_str()) && !state.scope.env_has(&k) {
+                proxy_env.push((k, v));
+            } else {
+                env.push((k, v));
+            }
+        }
+        for p in PROXY_ARGS {
+            if let Some(v) = self.opts.build_args.get(p) {
+                if !proxy_env.iter().any(|(k, _)| k == p) && !env.iter().any(|(k, _)| k == p) {
+                    proxy_env.push((p.to_string(), v.clone()));
+                }
+            }
+        }
+        (env, proxy_env)
     }
 
     /// A one-file tree holding a heredoc body at `/<name>`.

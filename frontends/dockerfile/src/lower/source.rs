@@ -1,0 +1,200 @@
+//! Where filesystems come from: the empty one, base images, the build
+//! context, other stages (by name or index); and the state a stage starts
+//! in from its base (config, history, scope, shell).
+
+use super::config::{env_list, set_env_list};
+use super::{err, History, LayerSlot, Lowerer, ResolvedImage, StageState, StepInfo, DEFAULT_PATH};
+use crate::error::{LowerError, LowerErrorKind};
+use crate::plan::{Base, Scope};
+use kiln_parser::Span;
+use kiln_solver::{Op, Source, Vertex, VertexId};
+use serde_json::{Map, Value};
+
+impl Lowerer<'_> {
+    pub(super) fn scratch(&mut self) -> Result<VertexId, LowerError> {
+        if let Some(s) = self.scratch {
+            return Ok(s);
+        }
+        let id = self.add(
+            Vertex {
+                op: Op::Source(Source::Scratch),
+                inputs: vec![],
+                name: "scratch".into(),
+            },
+            StepInfo {
+                label: "[internal] scratch".into(),
+                span: None,
+                text: String::new(),
+            },
+        )?;
+        self.scratch = Some(id);
+        Ok(id)
+    }
+
+    pub(super) fn image(
+        &mut self,
+        reference: &str,
+        span: Span,
+    ) -> Result<(VertexId, ResolvedImage), LowerError> {
+        if let Some(hit) = self.image_cache.get(reference) {
+            return Ok(hit.clone());
+        }
+        let resolved = self.images.resolve(reference).map_err(|e| LowerError {
+            pos: span.start,
+            kind: LowerErrorKind::Image {
+                reference: reference.to_string(),
+                message: e.0,
+            },
+            hint: None,
+        })?;
+        let id = self.add(
+            Vertex {
+                op: Op::Source(Source::Image {
+                    reference: resolved.reference.clone(),
+                    manifest_digest: resolved.manifest_digest.clone(),
+                }),
+                inputs: vec![],
+                name: format!("FROM {}", resolved.reference),
+            },
+            StepInfo {
+                label: format!(
+                    "[internal] load {}@{}",
+                    resolved.reference, &resolved.manifest_digest
+                ),
+                span: Some(span),
+                text: format!("FROM {reference}"),
+            },
+        )?;
+        self.image_cache
+            .insert(reference.to_string(), (id, resolved.clone()));
+        Ok((id, resolved))
+    }
+
+    /// The context's `include` paths as a source. Only `.dockerignore`
+    /// narrows it: COPY `--exclude` patterns are relative to the copied
+    /// source, not the context root, and live on the copy op.
+    pub(super) fn context(
+        &mut self,
+        include: Vec<String>,
+        span: Span,
+        text: &str,
+    ) -> Result<VertexId, LowerError> {
+        let exclude = self.ignore_patterns.clone();
+        self.add(
+            Vertex {
+                op: Op::Source(Source::Context {
+                    name: "context".into(),
+                    include,
+                    exclude,
+                }),
+                inputs: vec![],
+                name: "context".into(),
+            },
+            StepInfo {
+                label: "[internal] load build context".into(),
+                span: Some(span),
+                text: text.to_string(),
+            },
+        )
+    }
+
+    pub(super) fn named_source(&mut self, from: &str, span: Span) -> Result<VertexId, LowerError> {
+        let current = self.current.index;
+        let index = crate::plan::resolve_ref(from, &self.plan.stages[..current], current)
+            .map_err(|m| err(span.start, m))?;
+        match index {
+            Some(i) => self.stage(i, span.start),
+            None => Ok(self.image(from, span)?.0),
+        }
+    }
+
+    /// The state a stage starts in: its base's filesystem, config,
+    /// history, scope and shell (a fresh scope: ARGs do not carry over).
+    pub(super) fn base_state(
+        &mut self,
+        base: &Base,
+        from_span: Span,
+    ) -> Result<StageState, LowerError> {
+        Ok(match base.clone() {
+            Base::Scratch => {
+                let fs = self.scratch()?;
+                let mut config = Map::new();
+                set_env_list(&mut config, &[("PATH".into(), DEFAULT_PATH.into())]);
+                StageState {
+                    fs,
+                    config,
+                    history: Vec::new(),
+                    shell: vec!["/bin/sh".into(), "-c".into()],
+                    scope: Scope::new(vec![("PATH".into(), DEFAULT_PATH.into())]),
+                    cmd_set: false,
+                    author: None,
+                }
+            }
+            Base::Stage(i) => {
+                self.stage(i, from_span.start)?;
+                let base = self.done[&i].clone();
+                StageState {
+                    scope: Scope::new(base.scope.env().to_vec()),
+                    cmd_set: false,
+                    ..base
+                }
+            }
+            Base::Image(reference) => {
+                let (fs, img) = self.image(&reference, from_span)?;
+                let config = img
+                    .config
+                    .get("config")
+                    .and_then(Value::as_object)
+                    .cloned()
+                    .unwrap_or_default();
+                let history = img
+                    .config
+                    .get("history")
+                    .and_then(Value::as_array)
+                    .map(|h| {
+                        h.iter()
+                            .map(|e| History {
+                                raw: Some(e.clone()),
+                                created_by: e
+                                    .get("created_by")
+                                    .and_then(Value::as_str)
+                                    .unwrap_or_default()
+                                    .to_string(),
+                                slot: if e.get("empty_layer").and_then(Value::as_bool) == Some(true)
+                                {
+                                    LayerSlot::None
+                                } else {
+                                    LayerSlot::Base
+                                },
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                let env = env_list(&config);
+                let shell = config
+                    .get("Shell")
+                    .and_then(Value::as_array)
+                    .map(|a| {
+                        a.iter()
+                            .filter_map(Value::as_str)
+                            .map(str::to_string)
+                            .collect()
+                    })
+                    .unwrap_or_else(|| vec!["/bin/sh".into(), "-c".into()]);
+                StageState {
+                    fs,
+                    config,
+                    history,
+                    shell,
+                    scope: Scope::new(env),
+                    cmd_set: false,
+                    author: img
+                        .config
+                        .get("author")
+                        .and_then(Value::as_str)
+                        .map(str::to_string),
+                }
+            }
+        })
+    }
+}
