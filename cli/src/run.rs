@@ -3,12 +3,13 @@
 //! container's exit code as kiln's.
 
 use crate::{fail, CliError};
-use kiln_executor::{terminal, Exit, Mount, MountSource, Network, Spec, Stdio};
+mod attach;
+
+use kiln_executor::{Exit, Mount, MountSource, Network, Spec, Stdio};
 use kiln_store::Store;
 use serde_json::Value;
 use std::fs;
-use std::io::{Read, Write};
-use std::os::fd::AsFd;
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 /// `kiln run`'s flags (clap parses straight into this).
@@ -105,9 +106,88 @@ fn random_id() -> String {
 }
 
 pub fn run(store: &Store, client: &kiln_registry::Client, o: RunOptions) -> Result<i32, CliError> {
-    // As docker run: an image the store lacks is pulled first.
-    let image = match store.resolve(&o.image) {
-        Ok(image) => image,
+    let image = image(store, client, &o.image)?;
+    let config = image.config.get("config").cloned().unwrap_or(Value::Null);
+    let argv = command(&o, &config)?;
+    let env = environment(&o, &config)?;
+    let mounts = volumes(&o.volumes)?;
+    let network = match o.network.as_str() {
+        "host" | "default" => Network::Host,
+        "none" => Network::None,
+        other => return Err(fail(format!("--network {other}: expected host or none"))),
+    };
+    let limits = limits(&o)?;
+    let runtime = runtime(&o)?;
+    let container = Container::create(store, &o, &image, &argv)?;
+    let stop_signal = config
+        .get("StopSignal")
+        .and_then(Value::as_str)
+        .and_then(kiln_parser::units::signal_number)
+        .unwrap_or(15);
+    let lowers = store.snapshots_for(&image).map_err(fail)?;
+    let config_str = |key: &str, default: &str| {
+        config
+            .get(key)
+            .and_then(Value::as_str)
+            .unwrap_or(default)
+            .to_string()
+    };
+    let spec = Spec {
+        lowers,
+        state_dir: container.state_dir.clone(),
+        argv,
+        env,
+        cwd: o
+            .workdir
+            .clone()
+            .unwrap_or_else(|| config_str("WorkingDir", "/")),
+        user: o.user.clone().unwrap_or_else(|| config_str("User", "")),
+        hostname: o
+            .hostname
+            .clone()
+            .unwrap_or_else(|| container.id[..12].to_string()),
+        network,
+        mounts,
+        // -t: a pty; the caller's terminal goes raw while the container runs.
+        stdio: match o.tty {
+            true => Stdio::Tty,
+            false => Stdio::Inherit {
+                stdin: o.interactive,
+            },
+        },
+        rlimits: vec![],
+        limits,
+        cgroup_root: "/sys/fs/cgroup".into(),
+        runtime,
+        init: o.init,
+    };
+    let running = match kiln_executor::spawn(spec) {
+        Ok(r) => r,
+        Err(e) => {
+            container.remove();
+            return Err(CliError::Exec(e));
+        }
+    };
+    let _ = fs::write(container.state_dir.join("pid"), running.pid().to_string());
+    let exit = attach::attach(running, stop_signal);
+    if o.rm {
+        container.remove();
+    }
+    match exit? {
+        Ok(Exit::Code(c)) => Ok(c),
+        Ok(e @ Exit::Signal(_)) => Ok(e.code()),
+        Err(e) => Err(CliError::Exec(e)),
+    }
+}
+
+/// The image, pulled first when the store lacks it (as docker run does).
+fn image(
+    store: &Store,
+    client: &kiln_registry::Client,
+    name: &str,
+) -> Result<kiln_store::Image, CliError> {
+    match store.resolve(name) {
+        Ok(image) => Ok(image),
         Err(kiln_store::StoreError::ImageNotFound(_)) => {
             let images = kiln_builder::StoreImages {
                 store,
@@ -116,13 +196,15 @@ pub fn run(store: &Store, client: &kiln_registry::Client, o: RunOptions) -> Resu
                 platform: kiln_registry::Platform::host(),
                 on_pull: Some(&|r: &kiln_store::Reference| eprintln!("pulling {}", r.familiar())),
             };
-            images.image(&o.image).map_err(fail)?
+            images.image(name).map_err(fail)
         }
-        Err(e) => return Err(fail(e)),
-    };
-    let config = image.config.get("config").cloned().unwrap_or(Value::Null);
+        Err(e) => Err(fail(e)),
+    }
+}
 
-    // Entrypoint and Cmd, as docker combines them.
+/// Entrypoint and Cmd, as docker combines them with `--entrypoint` and
+/// the arguments.
+fn command(o: &RunOptions, config: &Value) -> Result<Vec<String>, CliError> {
     let (entrypoint, cmd) = match &o.entrypoint {
         Some(ep) if ep.is_empty() => (Vec::new(), o.args.clone()),
         Some(ep) => (vec![ep.clone()], o.args.clone()),
@@ -137,12 +219,15 @@ pub fn run(store: &Store, client: &kiln_registry::Client, o: RunOptions) -> Resu
     };
     let argv: Vec<String> = entrypoint.into_iter().chain(cmd).collect();
     if argv.is_empty() {
-        eprintln!(
-            "error: no command specified: the image has no Entrypoint or Cmd, and none was given"
-        );
-        return Ok(125);
+        return Err(fail(
+            "no command specified: the image has no Entrypoint or Cmd, and none was given",
+        ));
     }
+    Ok(argv)
+}
 
+/// The image's Env, then `--env-file`s, then `-e`s (later wins).
+fn environment(o: &RunOptions, config: &Value) -> Result<Vec<String>, CliError> {
     let mut env = strings(config.get("Env"));
     for file in &o.env_files {
         let text = fs::read_to_string(file)
@@ -162,9 +247,13 @@ pub fn run(store: &Store, client: &kiln_registry::Client, o: RunOptions) -> Resu
             set_env(&mut env, entry);
         }
     }
+    Ok(env)
+}
 
+/// `-v SRC:DST[:ro|rw]`: host directories the invoker chose to share.
+fn volumes(specs: &[String]) -> Result<Vec<Mount>, CliError> {
     let mut mounts = Vec::new();
-    for v in &o.volumes {
+    for v in specs {
         let parts: Vec<&str> = v.split(':').collect();
         let (src, dst, readonly) = match parts.as_slice() {
             [s, d] => (*s, *d, false),
@@ -189,13 +278,10 @@ pub fn run(store: &Store, client: &kiln_registry::Client, o: RunOptions) -> Resu
             readonly,
         });
     }
+    Ok(mounts)
+}
 
-    let network = match o.network.as_str() {
-        "host" | "default" => Network::Host,
-        "none" => Network::None,
-        other => return Err(fail(format!("--network {other}: expected host or none"))),
-    };
-
+fn limits(o: &RunOptions) -> Result<kiln_executor::Limits, CliError> {
     let memory = match &o.memory {
         None => None,
         Some(m) => Some(
@@ -208,209 +294,96 @@ pub fn run(store: &Store, client: &kiln_registry::Client, o: RunOptions) -> Resu
                 })?,
         ),
     };
-    let limits = kiln_executor::Limits {
+    Ok(kiln_executor::Limits {
         memory,
         pids: o.pids_limit,
-    };
-    let runtime = match &o.oci_runtime {
-        None => kiln_executor::Runtime::Native,
-        Some(_) if o.tty => {
-            return Err(fail(
-                "--oci-runtime: -t is not supported with an external runtime yet",
-            ))
-        }
-        Some(path) if !path.is_file() => {
-            return Err(fail(format!(
-                "--oci-runtime {}: no such runtime binary",
-                path.display()
-            )))
-        }
-        Some(path) => kiln_executor::Runtime::Oci(path.clone()),
-    };
+    })
+}
 
-    // --rm containers whose kiln was killed before it could clean up.
-    crate::containers::sweep(store, true);
-    let id = random_id();
-    let containers = crate::containers::dir(store);
-    let state_dir = containers.join(&id);
-    fs::create_dir_all(&state_dir).map_err(|e| fail(format!("{}: {e}", state_dir.display())))?;
-    let name_link = o.name.as_ref().map(|n| containers.join("names").join(n));
-    if let (Some(link), Some(name)) = (&name_link, &o.name) {
-        if !name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
-            || name.is_empty()
-        {
-            return Err(fail(format!(
-                "--name {name:?}: use letters, digits, '_', '.' and '-'"
-            )));
-        }
-        let _ = fs::create_dir_all(link.parent().unwrap_or(&containers));
-        if std::os::unix::fs::symlink(&id, link).is_err() {
-            let _ = fs::remove_dir_all(&state_dir);
-            return Err(fail(format!(
-                "the container name {name:?} is already in use"
-            )));
-        }
+fn runtime(o: &RunOptions) -> Result<kiln_executor::Runtime, CliError> {
+    match &o.oci_runtime {
+        None => Ok(kiln_executor::Runtime::Native),
+        Some(_) if o.tty => Err(fail(
+            "--oci-runtime: -t is not supported with an external runtime yet",
+        )),
+        Some(path) if !path.is_file() => Err(fail(format!(
+            "--oci-runtime {}: no such runtime binary",
+            path.display()
+        ))),
+        Some(path) => Ok(kiln_executor::Runtime::Oci(path.clone())),
     }
-    let _ = fs::write(
-        state_dir.join("config.json"),
-        serde_json::json!({
-            "Image": image.config_digest.to_string(),
-            "Name": o.name,
-            "Cmd": argv,
-            "AutoRemove": o.rm,
-        })
-        .to_string(),
-    );
-    crate::containers::claim(&state_dir)
-        .map_err(|e| fail(format!("{}: {e}", state_dir.display())))?;
+}
 
-    let stop_signal = config
-        .get("StopSignal")
-        .and_then(Value::as_str)
-        .and_then(kiln_parser::units::signal_number)
-        .unwrap_or(15);
-    let lowers = store.snapshots_for(&image).map_err(fail)?;
+/// A container's state directory (and its name, if it has one), owned by
+/// this process.
+struct Container {
+    id: String,
+    state_dir: PathBuf,
+    name_link: Option<PathBuf>,
+}
 
-    // -t: a pty; the caller's terminal goes raw while the container runs.
-    let stdio = if o.tty {
-        Stdio::Tty
-    } else {
-        Stdio::Inherit {
-            stdin: o.interactive,
-        }
-    };
-    let spec = Spec {
-        lowers,
-        state_dir: state_dir.clone(),
-        argv,
-        env,
-        cwd: o.workdir.clone().unwrap_or_else(|| {
-            config
-                .get("WorkingDir")
-                .and_then(Value::as_str)
-                .unwrap_or("/")
-                .to_string()
-        }),
-        user: o.user.clone().unwrap_or_else(|| {
-            config
-                .get("User")
-                .and_then(Value::as_str)
-                .unwrap_or("")
-                .to_string()
-        }),
-        hostname: o.hostname.clone().unwrap_or_else(|| id[..12].to_string()),
-        network,
-        mounts,
-        stdio,
-        rlimits: vec![],
-        limits,
-        cgroup_root: "/sys/fs/cgroup".into(),
-        runtime,
-        init: o.init,
-    };
-
-    let cleanup = |rm: bool| {
-        if rm {
-            let _ = fs::remove_dir_all(&state_dir);
-            if let Some(link) = &name_link {
-                let _ = fs::remove_file(link);
+impl Container {
+    /// Takes the name (refused when another container has it), writes
+    /// the container's config and claims it for this process.
+    fn create(
+        store: &Store,
+        o: &RunOptions,
+        image: &kiln_store::Image,
+        argv: &[String],
+    ) -> Result<Container, CliError> {
+        // --rm containers whose kiln was killed before it could clean up.
+        crate::containers::sweep(store, true);
+        let id = random_id();
+        let containers = crate::containers::dir(store);
+        let state_dir = containers.join(&id);
+        fs::create_dir_all(&state_dir)
+            .map_err(|e| fail(format!("{}: {e}", state_dir.display())))?;
+        let name_link = o.name.as_ref().map(|n| containers.join("names").join(n));
+        if let (Some(link), Some(name)) = (&name_link, &o.name) {
+            let valid = !name.is_empty()
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c));
+            if !valid {
+                let _ = fs::remove_dir_all(&state_dir);
+                return Err(fail(format!(
+                    "--name {name:?}: use letters, digits, '_', '.' and '-'"
+                )));
+            }
+            let _ = fs::create_dir_all(link.parent().unwrap_or(&containers));
+            if std::os::unix::fs::symlink(&id, link).is_err() {
+                let _ = fs::remove_dir_all(&state_dir);
+                return Err(fail(format!(
+                    "the container name {name:?} is already in use"
+                )));
             }
         }
-    };
-    let mut running = match kiln_executor::spawn(spec) {
-        Ok(r) => r,
-        Err(e) => {
-            cleanup(true);
-            return Err(CliError::Exec(e));
+        let container = Container {
+            id,
+            state_dir,
+            name_link,
+        };
+        let _ = fs::write(
+            container.state_dir.join("config.json"),
+            serde_json::json!({
+                "Image": image.config_digest.to_string(),
+                "Name": o.name,
+                "Cmd": argv,
+                "AutoRemove": o.rm,
+            })
+            .to_string(),
+        );
+        if let Err(e) = crate::containers::claim(&container.state_dir) {
+            container.remove();
+            return Err(fail(format!("{}: {e}", container.state_dir.display())));
         }
-    };
-    let _ = fs::write(state_dir.join("pid"), running.pid().to_string());
-    let pty_primary = running.take_pty();
-    if let Some(primary) = &pty_primary {
-        if terminal::is_terminal(std::io::stdin().as_fd()) {
-            terminal::copy_window_size(std::io::stdin().as_fd(), primary.as_fd());
-        }
+        Ok(container)
     }
-    let handle = running.handle();
 
-    // Forward signals: the first SIGINT/SIGTERM sends the image's stop
-    // signal, a second one kills (PID 1 may ignore the first, as in docker).
-    let mut signals = signal_hook::iterator::Signals::new([
-        signal_hook::consts::SIGINT,
-        signal_hook::consts::SIGTERM,
-        signal_hook::consts::SIGHUP,
-        signal_hook::consts::SIGQUIT,
-        signal_hook::consts::SIGUSR1,
-        signal_hook::consts::SIGUSR2,
-        signal_hook::consts::SIGWINCH,
-    ])
-    .map_err(|e| fail(format!("cannot install signal handlers: {e}")))?;
-    let signals_handle = signals.handle();
-    let winsize_target = pty_primary.as_ref().and_then(|p| p.try_clone().ok());
-    let forwarder = std::thread::spawn(move || {
-        let mut stops = 0;
-        for sig in signals.forever() {
-            match sig {
-                signal_hook::consts::SIGINT | signal_hook::consts::SIGTERM => {
-                    stops += 1;
-                    if stops == 1 {
-                        handle.signal(stop_signal);
-                    } else {
-                        handle.kill();
-                    }
-                }
-                signal_hook::consts::SIGWINCH => {
-                    if let Some(t) = &winsize_target {
-                        terminal::copy_window_size(std::io::stdin().as_fd(), t.as_fd());
-                    }
-                }
-                other => handle.signal(other),
-            }
+    fn remove(&self) {
+        let _ = fs::remove_dir_all(&self.state_dir);
+        if let Some(link) = &self.name_link {
+            let _ = fs::remove_file(link);
         }
-    });
-
-    let mut output_pump = None;
-    let _raw = if let Some(primary) = &pty_primary {
-        let raw = terminal::RawMode::enable(std::io::stdin().as_fd());
-        if let Ok(write_end) = primary.try_clone() {
-            std::thread::spawn(move || {
-                let mut w = fs::File::from(write_end);
-                let _ = std::io::copy(&mut std::io::stdin().lock(), &mut w);
-            });
-        }
-        if let Ok(read_end) = primary.try_clone() {
-            output_pump = Some(std::thread::spawn(move || {
-                let mut r = fs::File::from(read_end);
-                let mut out = std::io::stdout();
-                let mut buf = [0u8; 8192];
-                // EIO once the container side is gone.
-                while let Ok(n) = r.read(&mut buf) {
-                    if n == 0 || out.write_all(&buf[..n]).is_err() {
-                        break;
-                    }
-                    let _ = out.flush();
-                }
-            }));
-        }
-        raw
-    } else {
-        None
-    };
-    drop(pty_primary);
-
-    let exit = running.wait();
-    if let Some(pump) = output_pump {
-        let _ = pump.join();
-    }
-    drop(_raw);
-    signals_handle.close();
-    let _ = forwarder.join();
-    cleanup(o.rm);
-    match exit {
-        Ok(Exit::Code(c)) => Ok(c),
-        Ok(e @ Exit::Signal(_)) => Ok(e.code()),
-        Err(e) => Err(CliError::Exec(e)),
     }
 }

@@ -101,11 +101,59 @@ pub(crate) fn write_bundle(
         .filter(|c| DEFAULT_CAPABILITIES & (1 << c) != 0)
         .map(|c| CAP_NAMES[c])
         .collect();
+    let mut namespaces = vec![
+        json!({"type": "pid"}),
+        json!({"type": "mount"}),
+        json!({"type": "uts"}),
+        json!({"type": "ipc"}),
+    ];
+    if i.network == Network::None {
+        namespaces.push(json!({"type": "network"}));
+    }
+    let config = json!({
+        "ociVersion": "1.0.2",
+        "root": {"path": rootfs.display().to_string(), "readonly": false},
+        "hostname": i.hostname,
+        "process": {
+            "terminal": false,
+            "user": {"uid": i.uid, "gid": i.gid, "additionalGids": i.groups},
+            "args": i.argv,
+            "env": i.env,
+            "cwd": i.cwd,
+            "capabilities": {"bounding": caps, "effective": caps, "permitted": caps},
+            "noNewPrivileges": true,
+            "rlimits": i.rlimits.iter().map(|(t, soft, hard)| json!({"type": t, "soft": soft, "hard": hard})).collect::<Vec<_>>(),
+        },
+        "mounts": bundle_mounts(&i.mounts),
+        "linux": {
+            "namespaces": namespaces,
+            "resources": resources(&i.limits),
+            "maskedPaths": ["/proc/acpi", "/proc/kcore", "/proc/keys", "/proc/latency_stats", "/proc/timer_list",
+                            "/proc/timer_stats", "/proc/sched_debug", "/proc/scsi", "/sys/firmware",
+                            "/sys/devices/virtual/powercap", "/proc/interrupts"],
+            "readonlyPaths": ["/proc/asound", "/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"],
+            "seccomp": seccomp(),
+        },
+    });
+    // Validate the shape with oci-spec's types before a runtime sees it.
+    let spec: oci_spec::runtime::Spec = serde_json::from_value(config)
+        .map_err(|e| ExecError::Invalid(format!("generated OCI runtime config is invalid: {e}")))?;
+    fs::create_dir_all(bundle).map_err(|source| ExecError::Io {
+        path: bundle.to_path_buf(),
+        source,
+    })?;
+    let path = bundle.join("config.json");
+    let text = serde_json::to_vec_pretty(&spec).map_err(|e| ExecError::Invalid(e.to_string()))?;
+    fs::write(&path, text).map_err(|source| ExecError::Io { path, source })
+}
+
+/// /proc, a nodev /dev with the allowed devices bound from the host's
+/// (the runtime then finds them and makes none: runc's own cgroup list
+/// adds tun, so the cgroup alone would not hold — see devices.rs), the
+/// ptys, /dev/shm, a read-only /sys, then the step's own mounts.
+fn bundle_mounts(step: &[OciMount]) -> Vec<Value> {
     let mut mounts = vec![
         json!({"destination": "/proc", "type": "proc", "source": "proc", "options": ["nosuid", "noexec", "nodev"]}),
-        // nodev, with the allowed devices bound from the host's /dev (the
-        // runtime then finds them and makes none): runc's own cgroup list
-        // adds tun, so the cgroup alone would not hold (see devices.rs).
         json!({"destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "nodev", "strictatime", "mode=755", "size=65536k"]}),
         json!({"destination": "/dev/pts", "type": "devpts", "source": "devpts", "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]}),
         json!({"destination": "/dev/shm", "type": "tmpfs", "source": "shm", "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]}),
@@ -117,7 +165,7 @@ pub(crate) fn write_bundle(
             "source": d.host.to_string_lossy(), "options": ["bind", "nosuid", "noexec"],
         }));
     }
-    for m in &i.mounts {
+    for m in step {
         mounts.push(match m {
             OciMount::Bind { source, target, readonly } => json!({
                 "destination": target, "type": "bind", "source": source,
@@ -133,25 +181,20 @@ pub(crate) fn write_bundle(
             }),
         });
     }
-    let mut namespaces = vec![
-        json!({"type": "pid"}),
-        json!({"type": "mount"}),
-        json!({"type": "uts"}),
-        json!({"type": "ipc"}),
-    ];
-    if i.network == Network::None {
-        namespaces.push(json!({"type": "network"}));
-    }
-    let denied: Vec<&str> = crate::seccomp::DENIED.iter().map(|(n, _)| *n).collect();
+    mounts
+}
+
+/// Memory and pids limits, and the same device list as the native
+/// executor as cgroup rules: everything denied, then the allowed nodes
+/// and the ptys.
+fn resources(limits: &crate::Limits) -> Value {
     let mut resources = json!({});
-    if let Some(m) = i.limits.memory {
+    if let Some(m) = limits.memory {
         resources["memory"] = json!({"limit": m, "swap": m});
     }
-    if let Some(p) = i.limits.pids {
+    if let Some(p) = limits.pids {
         resources["pids"] = json!({"limit": p});
     }
-    // The same device list as the native executor, as cgroup rules:
-    // everything denied, then the allowed nodes and the ptys.
     let mut devices = vec![json!({"allow": false, "access": "rwm"})];
     for d in crate::devices::ALLOWED {
         devices.push(json!({"allow": true, "type": "c", "major": d.major, "minor": d.minor, "access": "rwm"}));
@@ -162,97 +205,42 @@ pub(crate) fn write_bundle(
         json!({"allow": true, "type": "c", "major": crate::devices::PTS_MAJOR, "access": "rwm"}),
     );
     resources["devices"] = json!(devices);
-    let config = json!({
-        "ociVersion": "1.0.2",
-        "root": {"path": rootfs.display().to_string(), "readonly": false},
-        "hostname": i.hostname,
-        "process": {
-            "terminal": false,
-            "user": {"uid": i.uid, "gid": i.gid, "additionalGids": i.groups},
-            "args": i.argv,
-            "env": i.env,
-            "cwd": i.cwd,
-            "capabilities": {"bounding": caps, "effective": caps, "permitted": caps},
-            "noNewPrivileges": true,
-            "rlimits": i.rlimits.iter().map(|(t, soft, hard)| json!({"type": t, "soft": soft, "hard": hard})).collect::<Vec<_>>(),
-        },
-        "mounts": mounts,
-        "linux": {
-            "namespaces": namespaces,
-            "resources": resources,
-            "maskedPaths": ["/proc/acpi", "/proc/kcore", "/proc/keys", "/proc/latency_stats", "/proc/timer_list",
-                            "/proc/timer_stats", "/proc/sched_debug", "/proc/scsi", "/sys/firmware",
-                            "/sys/devices/virtual/powercap", "/proc/interrupts"],
-            "readonlyPaths": ["/proc/asound", "/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"],
-            "seccomp": {
-                "defaultAction": "SCMP_ACT_ALLOW",
-                "architectures": ["SCMP_ARCH_X86_64"],
-                "syscalls": [
-                    {"names": denied, "action": "SCMP_ACT_ERRNO", "errnoRet": libc::EPERM},
-                    {"names": ["clone3"], "action": "SCMP_ACT_ERRNO", "errnoRet": libc::ENOSYS},
-                    {"names": ["clone"], "action": "SCMP_ACT_ERRNO", "errnoRet": libc::EPERM,
-                     "args": [{"index": 0, "value": crate::seccomp::NAMESPACE_FLAGS, "valueTwo": 0, "op": "SCMP_CMP_MASKED_EQ"}]},
-                ],
-            },
-        },
-    });
-    // The clone rule above blocks only when every namespace bit is set;
-    // per-flag rules say what we mean.
-    let mut config = config;
-    if let Some(rules) = config
-        .pointer_mut("/linux/seccomp/syscalls")
-        .and_then(Value::as_array_mut)
-    {
-        rules.pop();
-        for bit in 0..64u32 {
-            let flag = 1u64 << bit;
-            if crate::seccomp::NAMESPACE_FLAGS & flag != 0 {
-                rules.push(json!({"names": ["clone"], "action": "SCMP_ACT_ERRNO", "errnoRet": libc::EPERM,
-                    "args": [{"index": 0, "value": flag, "valueTwo": flag, "op": "SCMP_CMP_MASKED_EQ"}]}));
-            }
-        }
-    }
-    // Validate the shape with oci-spec's types before a runtime sees it.
-    let spec: oci_spec::runtime::Spec = serde_json::from_value(config)
-        .map_err(|e| ExecError::Invalid(format!("generated OCI runtime config is invalid: {e}")))?;
-    fs::create_dir_all(bundle).map_err(|source| ExecError::Io {
-        path: bundle.to_path_buf(),
-        source,
-    })?;
-    let path = bundle.join("config.json");
-    let text = serde_json::to_vec_pretty(&spec).map_err(|e| ExecError::Invalid(e.to_string()))?;
-    fs::write(&path, text).map_err(|source| ExecError::Io { path, source })
+    resources
 }
 
-/// Turns `prepared` into the OCI helper: a child that only mounts the
-/// overlay at the bundle's rootfs and execs `RUNTIME run` on a bundle
-/// that describes the rest (the same capabilities, seccomp rules, masks,
-/// namespaces, mounts and limits as the native executor). Returns what
-/// signalling the container needs: (runtime, its state root, the id).
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn helper(
-    runtime: &Path,
-    spec: &crate::Spec,
+/// The native executor's seccomp rules: the denied syscalls, clone3
+/// (ENOSYS, so libcs fall back to clone), and clone with any namespace
+/// flag (one rule per flag: a single masked rule would block only when
+/// every bit is set).
+fn seccomp() -> Value {
+    let denied: Vec<&str> = crate::seccomp::DENIED.iter().map(|(n, _)| *n).collect();
+    let mut syscalls = vec![
+        json!({"names": denied, "action": "SCMP_ACT_ERRNO", "errnoRet": libc::EPERM}),
+        json!({"names": ["clone3"], "action": "SCMP_ACT_ERRNO", "errnoRet": libc::ENOSYS}),
+    ];
+    for bit in 0..64u32 {
+        let flag = 1u64 << bit;
+        if crate::seccomp::NAMESPACE_FLAGS & flag != 0 {
+            syscalls.push(json!({"names": ["clone"], "action": "SCMP_ACT_ERRNO", "errnoRet": libc::EPERM,
+                "args": [{"index": 0, "value": flag, "valueTwo": flag, "op": "SCMP_CMP_MASKED_EQ"}]}));
+        }
+    }
+    json!({
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "architectures": ["SCMP_ARCH_X86_64"],
+        "syscalls": syscalls,
+    })
+}
+
+/// The container's /etc files and the step's mounts as bundle mounts: a
+/// copy-on-write mount becomes an overlay with its own upper directory.
+fn helper_mounts(
+    state: &Path,
     dirs: &crate::prepare::StateDirs,
     resolved: &[crate::Mount],
-    env: &[String],
-    cwd: &str,
-    user: &crate::user::ResolvedUser,
-    prepared: &mut crate::prepare::Prepared,
-) -> Result<(std::path::PathBuf, std::path::PathBuf, String), ExecError> {
-    use crate::prepare::{container_path, cstring};
+) -> Result<Vec<OciMount>, ExecError> {
+    use crate::prepare::container_path;
     use crate::MountSource;
-    use std::os::unix::ffi::OsStrExt;
-    // Unique per spawn: runtimes derive cgroup paths from the id, so two
-    // containers must never share one.
-    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let id = format!(
-        "kiln-{}-{}",
-        std::process::id(),
-        COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-    );
-    let state = &spec.state_dir;
-    let runtime_state = state.join("runtime-state");
     let mut mounts = Vec::new();
     for name in ["hosts", "resolv.conf", "hostname"] {
         mounts.push(OciMount::Bind {
@@ -308,6 +296,38 @@ pub(crate) fn helper(
             }
         });
     }
+    Ok(mounts)
+}
+
+/// Turns `prepared` into the OCI helper: a child that only mounts the
+/// overlay at the bundle's rootfs and execs `RUNTIME run` on a bundle
+/// that describes the rest (the same capabilities, seccomp rules, masks,
+/// namespaces, mounts and limits as the native executor). Returns what
+/// signalling the container needs: (runtime, its state root, the id).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn helper(
+    runtime: &Path,
+    spec: &crate::Spec,
+    dirs: &crate::prepare::StateDirs,
+    resolved: &[crate::Mount],
+    env: &[String],
+    cwd: &str,
+    user: &crate::user::ResolvedUser,
+    prepared: &mut crate::prepare::Prepared,
+) -> Result<(std::path::PathBuf, std::path::PathBuf, String), ExecError> {
+    use crate::prepare::cstring;
+    use std::os::unix::ffi::OsStrExt;
+    // Unique per spawn: runtimes derive cgroup paths from the id, so two
+    // containers must never share one.
+    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let id = format!(
+        "kiln-{}-{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    );
+    let state = &spec.state_dir;
+    let runtime_state = state.join("runtime-state");
+    let mounts = helper_mounts(state, dirs, resolved)?;
     let bundle = state.join("bundle");
     write_bundle(
         &bundle,

@@ -402,57 +402,10 @@ fn sources_and_dest(node: &Node) -> Result<(Vec<Source>, String), ParseError> {
 
 /// Turns one syntax node into a typed instruction.
 pub fn parse_instruction(node: &Node) -> Result<Instruction, ParseError> {
-    use Kind::*;
     let kw = node.keyword.to_ascii_uppercase();
     Ok(match node.command().as_str() {
-        "from" => {
-            let f = flags(node, &[("platform", Str)])?;
-            let w = words(&node.args);
-            let stage_name = match w.as_slice() {
-                [_] => None,
-                [_, as_, name] if as_.eq_ignore_ascii_case("as") => {
-                    let name = name.to_ascii_lowercase();
-                    if !valid_stage_name(&name) {
-                        let pos = match &node.args {
-                            Args::List(l) => l[2].pos,
-                            _ => node.args_pos,
-                        };
-                        return Err(ParseError::new(
-                            pos,
-                            format!("invalid name for build stage: {name:?}, name can't start with a number or contain symbols"),
-                        ));
-                    }
-                    Some(name)
-                }
-                _ => {
-                    return Err(err(node, "FROM requires either one or three arguments")
-                        .with_hint("write FROM IMAGE or FROM IMAGE AS NAME"))
-                }
-            };
-            Instruction::From(From {
-                image: w[0].clone(),
-                stage_name,
-                platform: f.string("platform"),
-            })
-        }
-        "run" => {
-            let f = flags(
-                node,
-                &[("mount", Many), ("network", Str), ("security", Str)],
-            )?;
-            if matches!(node.args, Args::None)
-                || matches!(&node.args, Args::Exec(v) if v.is_empty())
-            {
-                return Err(err(node, "RUN requires at least one argument"));
-            }
-            Instruction::Run(Run {
-                command: command(&node.args),
-                heredocs: node.heredocs.clone(),
-                mounts: f.strings("mount"),
-                network: f.string("network"),
-                security: f.string("security"),
-            })
-        }
+        "from" => from_instruction(node)?,
+        "run" => run_instruction(node)?,
         "cmd" => {
             flags(node, &[])?;
             Instruction::Cmd(command(&node.args))
@@ -461,19 +414,7 @@ pub fn parse_instruction(node: &Node) -> Result<Instruction, ParseError> {
             flags(node, &[])?;
             Instruction::Entrypoint(command(&node.args))
         }
-        "shell" => {
-            flags(node, &[])?;
-            match &node.args {
-                Args::Exec(v) if !v.is_empty() => Instruction::Shell(v.clone()),
-                Args::Exec(_) | Args::None => {
-                    return Err(err(node, "SHELL requires at least one argument"))
-                }
-                _ => {
-                    return Err(err(node, "SHELL requires the arguments to be in JSON form")
-                        .with_hint("write SHELL [\"/bin/sh\", \"-c\"]"))
-                }
-            }
-        }
+        "shell" => shell_instruction(node)?,
         "env" => {
             flags(node, &[])?;
             Instruction::Env(pairs(node)?)
@@ -490,56 +431,8 @@ pub fn parse_instruction(node: &Node) -> Result<Instruction, ParseError> {
             flags(node, &[])?;
             Instruction::Expose(at_least_one(node)?)
         }
-        "add" => {
-            let f = flags(
-                node,
-                &[
-                    ("chown", Str),
-                    ("chmod", Str),
-                    ("link", Bool),
-                    ("keep-git-dir", Bool),
-                    ("checksum", Str),
-                    ("unpack", Bool),
-                    ("exclude", Many),
-                ],
-            )?;
-            let (sources, dest) = sources_and_dest(node)?;
-            Instruction::Add(Add {
-                sources,
-                dest,
-                chown: f.string("chown"),
-                chmod: f.string("chmod"),
-                link: f.bool("link")?.unwrap_or(false),
-                keep_git_dir: f.bool("keep-git-dir")?.unwrap_or(false),
-                checksum: f.string("checksum"),
-                unpack: f.bool("unpack")?,
-                excludes: f.strings("exclude"),
-            })
-        }
-        "copy" => {
-            let f = flags(
-                node,
-                &[
-                    ("from", Str),
-                    ("chown", Str),
-                    ("chmod", Str),
-                    ("link", Bool),
-                    ("parents", Bool),
-                    ("exclude", Many),
-                ],
-            )?;
-            let (sources, dest) = sources_and_dest(node)?;
-            Instruction::Copy(Copy {
-                sources,
-                dest,
-                from: f.string("from"),
-                chown: f.string("chown"),
-                chmod: f.string("chmod"),
-                link: f.bool("link")?.unwrap_or(false),
-                parents: f.bool("parents")?.unwrap_or(false),
-                excludes: f.strings("exclude"),
-            })
-        }
+        "add" => add_instruction(node)?,
+        "copy" => copy_instruction(node)?,
         "volume" => {
             flags(node, &[])?;
             let vols = at_least_one(node)?;
@@ -560,113 +453,246 @@ pub fn parse_instruction(node: &Node) -> Result<Instruction, ParseError> {
             flags(node, &[])?;
             Instruction::StopSignal(exactly_one(node)?)
         }
-        "arg" => {
-            flags(node, &[])?;
-            let Args::List(list) = &node.args else {
-                return Err(err(node, "ARG requires at least one argument"));
-            };
-            let mut decls = Vec::new();
-            for w in list {
-                let (name, default) = match w.text.split_once('=') {
-                    Some((n, v)) => (n.to_string(), Some(v.to_string())),
-                    None => (w.text.clone(), None),
-                };
-                if name.is_empty() {
-                    return Err(ParseError::new(w.pos, "ARG names can not be blank"));
-                }
-                decls.push(ArgDecl { name, default });
-            }
-            Instruction::Arg(decls)
-        }
-        "onbuild" => {
-            flags(node, &[])?;
-            let Args::OnBuild(child) = &node.args else {
-                return Err(err(node, "ONBUILD requires at least one argument"));
-            };
-            match child.command().as_str() {
-                "onbuild" => {
-                    return Err(err(
-                        node,
-                        "chaining ONBUILD via `ONBUILD ONBUILD` isn't allowed",
-                    ))
-                }
-                c @ ("from" | "maintainer") => {
-                    return Err(err(
-                        node,
-                        format!(
-                            "{} isn't allowed as an ONBUILD trigger",
-                            c.to_ascii_uppercase()
-                        ),
-                    ))
-                }
-                _ => {}
-            }
-            let mut child = (**child).clone();
-            child.heredocs = node.heredocs.clone();
-            Instruction::Onbuild(Onbuild {
-                expression: child.original.trim().to_string(),
-                trigger: Box::new(parse_instruction(&child)?),
-            })
-        }
-        "healthcheck" => {
-            let Args::Healthcheck { kind, cmd } = &node.args else {
-                return Err(err(node, "HEALTHCHECK requires at least one argument")
-                    .with_hint("write HEALTHCHECK CMD command, or HEALTHCHECK NONE"));
-            };
-            match kind.to_ascii_uppercase().as_str() {
-                "NONE" => {
-                    flags(node, &[])?;
-                    if !matches!(**cmd, Args::None) {
-                        return Err(err(node, "HEALTHCHECK NONE takes no arguments"));
-                    }
-                    Instruction::Healthcheck(Healthcheck::None)
-                }
-                "CMD" => {
-                    let f = flags(
-                        node,
-                        &[
-                            ("interval", Str),
-                            ("timeout", Str),
-                            ("start-period", Str),
-                            ("start-interval", Str),
-                            ("retries", Str),
-                        ],
-                    )?;
-                    if matches!(**cmd, Args::None) {
-                        return Err(err(node, "missing command after HEALTHCHECK CMD"));
-                    }
-                    let retries = match f.values.get("retries").and_then(|v| v.last()) {
-                        None => None,
-                        Some((v, pos)) => Some(v.parse::<u32>().map_err(|_| {
-                            ParseError::new(
-                                *pos,
-                                format!("--retries must be a whole number of 0 or more, not {v:?}"),
-                            )
-                        })?),
-                    };
-                    Instruction::Healthcheck(Healthcheck::Cmd {
-                        test: command(cmd),
-                        interval: f.duration("interval")?,
-                        timeout: f.duration("timeout")?,
-                        start_period: f.duration("start-period")?,
-                        start_interval: f.duration("start-interval")?,
-                        retries,
-                    })
-                }
-                _ => {
-                    return Err(err(
-                        node,
-                        format!("unknown type {kind:?} in HEALTHCHECK (try CMD)"),
-                    ))
-                }
-            }
-        }
+        "arg" => arg_instruction(node)?,
+        "onbuild" => onbuild_instruction(node)?,
+        "healthcheck" => healthcheck_instruction(node)?,
         _ => {
             let mut e = ParseError::new(node.span.start, format!("unknown instruction: {kw}"));
             if let Some(s) = closest(&kw, &KEYWORDS) {
                 e = e.with_hint(format!("did you mean {s}?"));
             }
             return Err(e);
+        }
+    })
+}
+
+/// `FROM image [AS name]` with `--platform`.
+fn from_instruction(node: &Node) -> Result<Instruction, ParseError> {
+    use Kind::*;
+    let f = flags(node, &[("platform", Str)])?;
+    let w = words(&node.args);
+    let stage_name = match w.as_slice() {
+        [_] => None,
+        [_, as_, name] if as_.eq_ignore_ascii_case("as") => {
+            let name = name.to_ascii_lowercase();
+            if !valid_stage_name(&name) {
+                let pos = match &node.args {
+                    Args::List(l) => l[2].pos,
+                    _ => node.args_pos,
+                };
+                return Err(ParseError::new(
+                    pos,
+                    format!("invalid name for build stage: {name:?}, name can't start with a number or contain symbols"),
+                ));
+            }
+            Some(name)
+        }
+        _ => {
+            return Err(err(node, "FROM requires either one or three arguments")
+                .with_hint("write FROM IMAGE or FROM IMAGE AS NAME"))
+        }
+    };
+    Ok(Instruction::From(From {
+        image: w[0].clone(),
+        stage_name,
+        platform: f.string("platform"),
+    }))
+}
+
+/// `RUN` with `--mount`, `--network`, `--security`.
+fn run_instruction(node: &Node) -> Result<Instruction, ParseError> {
+    use Kind::*;
+    let f = flags(
+        node,
+        &[("mount", Many), ("network", Str), ("security", Str)],
+    )?;
+    if matches!(node.args, Args::None) || matches!(&node.args, Args::Exec(v) if v.is_empty()) {
+        return Err(err(node, "RUN requires at least one argument"));
+    }
+    Ok(Instruction::Run(Run {
+        command: command(&node.args),
+        heredocs: node.heredocs.clone(),
+        mounts: f.strings("mount"),
+        network: f.string("network"),
+        security: f.string("security"),
+    }))
+}
+
+/// `SHELL ["exe", "arg"]`: JSON form only.
+fn shell_instruction(node: &Node) -> Result<Instruction, ParseError> {
+    flags(node, &[])?;
+    Ok(match &node.args {
+        Args::Exec(v) if !v.is_empty() => Instruction::Shell(v.clone()),
+        Args::Exec(_) | Args::None => {
+            return Err(err(node, "SHELL requires at least one argument"))
+        }
+        _ => {
+            return Err(err(node, "SHELL requires the arguments to be in JSON form")
+                .with_hint("write SHELL [\"/bin/sh\", \"-c\"]"))
+        }
+    })
+}
+
+/// `ADD` and its flags.
+fn add_instruction(node: &Node) -> Result<Instruction, ParseError> {
+    use Kind::*;
+    let f = flags(
+        node,
+        &[
+            ("chown", Str),
+            ("chmod", Str),
+            ("link", Bool),
+            ("keep-git-dir", Bool),
+            ("checksum", Str),
+            ("unpack", Bool),
+            ("exclude", Many),
+        ],
+    )?;
+    let (sources, dest) = sources_and_dest(node)?;
+    Ok(Instruction::Add(Add {
+        sources,
+        dest,
+        chown: f.string("chown"),
+        chmod: f.string("chmod"),
+        link: f.bool("link")?.unwrap_or(false),
+        keep_git_dir: f.bool("keep-git-dir")?.unwrap_or(false),
+        checksum: f.string("checksum"),
+        unpack: f.bool("unpack")?,
+        excludes: f.strings("exclude"),
+    }))
+}
+
+/// `COPY` and its flags.
+fn copy_instruction(node: &Node) -> Result<Instruction, ParseError> {
+    use Kind::*;
+    let f = flags(
+        node,
+        &[
+            ("from", Str),
+            ("chown", Str),
+            ("chmod", Str),
+            ("link", Bool),
+            ("parents", Bool),
+            ("exclude", Many),
+        ],
+    )?;
+    let (sources, dest) = sources_and_dest(node)?;
+    Ok(Instruction::Copy(Copy {
+        sources,
+        dest,
+        from: f.string("from"),
+        chown: f.string("chown"),
+        chmod: f.string("chmod"),
+        link: f.bool("link")?.unwrap_or(false),
+        parents: f.bool("parents")?.unwrap_or(false),
+        excludes: f.strings("exclude"),
+    }))
+}
+
+/// `ARG name[=default] ...`.
+fn arg_instruction(node: &Node) -> Result<Instruction, ParseError> {
+    flags(node, &[])?;
+    let Args::List(list) = &node.args else {
+        return Err(err(node, "ARG requires at least one argument"));
+    };
+    let mut decls = Vec::new();
+    for w in list {
+        let (name, default) = match w.text.split_once('=') {
+            Some((n, v)) => (n.to_string(), Some(v.to_string())),
+            None => (w.text.clone(), None),
+        };
+        if name.is_empty() {
+            return Err(ParseError::new(w.pos, "ARG names can not be blank"));
+        }
+        decls.push(ArgDecl { name, default });
+    }
+    Ok(Instruction::Arg(decls))
+}
+
+/// `ONBUILD INSTRUCTION`: any but ONBUILD, FROM and MAINTAINER.
+fn onbuild_instruction(node: &Node) -> Result<Instruction, ParseError> {
+    flags(node, &[])?;
+    let Args::OnBuild(child) = &node.args else {
+        return Err(err(node, "ONBUILD requires at least one argument"));
+    };
+    match child.command().as_str() {
+        "onbuild" => {
+            return Err(err(
+                node,
+                "chaining ONBUILD via `ONBUILD ONBUILD` isn't allowed",
+            ))
+        }
+        c @ ("from" | "maintainer") => {
+            return Err(err(
+                node,
+                format!(
+                    "{} isn't allowed as an ONBUILD trigger",
+                    c.to_ascii_uppercase()
+                ),
+            ))
+        }
+        _ => {}
+    }
+    let mut child = (**child).clone();
+    child.heredocs = node.heredocs.clone();
+    Ok(Instruction::Onbuild(Onbuild {
+        expression: child.original.trim().to_string(),
+        trigger: Box::new(parse_instruction(&child)?),
+    }))
+}
+
+/// `HEALTHCHECK NONE` or `HEALTHCHECK [flags] CMD command`.
+fn healthcheck_instruction(node: &Node) -> Result<Instruction, ParseError> {
+    use Kind::*;
+    let Args::Healthcheck { kind, cmd } = &node.args else {
+        return Err(err(node, "HEALTHCHECK requires at least one argument")
+            .with_hint("write HEALTHCHECK CMD command, or HEALTHCHECK NONE"));
+    };
+    Ok(match kind.to_ascii_uppercase().as_str() {
+        "NONE" => {
+            flags(node, &[])?;
+            if !matches!(**cmd, Args::None) {
+                return Err(err(node, "HEALTHCHECK NONE takes no arguments"));
+            }
+            Instruction::Healthcheck(Healthcheck::None)
+        }
+        "CMD" => {
+            let f = flags(
+                node,
+                &[
+                    ("interval", Str),
+                    ("timeout", Str),
+                    ("start-period", Str),
+                    ("start-interval", Str),
+                    ("retries", Str),
+                ],
+            )?;
+            if matches!(**cmd, Args::None) {
+                return Err(err(node, "missing command after HEALTHCHECK CMD"));
+            }
+            let retries = match f.values.get("retries").and_then(|v| v.last()) {
+                None => None,
+                Some((v, pos)) => Some(v.parse::<u32>().map_err(|_| {
+                    ParseError::new(
+                        *pos,
+                        format!("--retries must be a whole number of 0 or more, not {v:?}"),
+                    )
+                })?),
+            };
+            Instruction::Healthcheck(Healthcheck::Cmd {
+                test: command(cmd),
+                interval: f.duration("interval")?,
+                timeout: f.duration("timeout")?,
+                start_period: f.duration("start-period")?,
+                start_interval: f.duration("start-interval")?,
+                retries,
+            })
+        }
+        _ => {
+            return Err(err(
+                node,
+                format!("unknown type {kind:?} in HEALTHCHECK (try CMD)"),
+            ))
         }
     })
 }

@@ -125,11 +125,28 @@ fn csv_fields(s: &str) -> Result<Vec<String>, String> {
     Ok(out)
 }
 
-fn parse_bool(key: &str, v: &str) -> Result<bool, String> {
+fn parse_bool(key: &str, v: &str) -> Result<bool, MountError> {
     match v.to_ascii_lowercase().as_str() {
         "1" | "t" | "true" => Ok(true),
         "0" | "f" | "false" => Ok(false),
-        _ => Err(format!("invalid value for {key}: {v}")),
+        _ => Err(MountError(format!("invalid value for {key}: {v}"))),
+    }
+}
+
+/// Why a `--mount` value is not one (BuildKit's wording).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct MountError(pub String);
+
+impl From<String> for MountError {
+    fn from(s: String) -> MountError {
+        MountError(s)
+    }
+}
+
+impl From<&str> for MountError {
+    fn from(s: &str) -> MountError {
+        MountError(s.to_string())
     }
 }
 
@@ -138,8 +155,8 @@ impl RunMount {
     /// stage's `$VAR`s) before it is interpreted.
     pub fn parse(
         spec: &str,
-        expand: &mut dyn FnMut(&str) -> Result<String, String>,
-    ) -> Result<RunMount, String> {
+        expand: &mut dyn FnMut(&str) -> Result<String, MountError>,
+    ) -> Result<RunMount, MountError> {
         let mut m = RunMount {
             kind: MountType::Bind,
             target: None,
@@ -157,141 +174,158 @@ impl RunMount {
         };
         let mut ro_given = false;
         for field in csv_fields(spec)? {
-            let (key, value) = match field.split_once('=') {
-                Some((k, v)) => (k.to_ascii_lowercase(), Some(v.to_string())),
-                None => (field.to_ascii_lowercase(), None),
+            let key_given_ro = match field.split_once('=') {
+                Some((k, v)) => m.set(&k.to_ascii_lowercase(), &expand(v)?, &field)?,
+                None => m.flag(&field.to_ascii_lowercase(), &field)?,
             };
-            let Some(value) = value else {
-                match key.as_str() {
-                    "" => continue,
-                    "readonly" | "ro" => {
-                        m.readonly = true;
-                        ro_given = true;
-                    }
-                    "readwrite" | "rw" => {
-                        m.readonly = false;
-                        ro_given = true;
-                    }
-                    "required" if matches!(m.kind, MountType::Secret | MountType::Ssh) => {
-                        m.required = true;
-                    }
-                    "required" => {
-                        return Err(format!(
-                            "unexpected key '{key}' for mount type '{}'",
-                            m.kind.as_str()
-                        ))
-                    }
-                    _ => return Err(format!("invalid field '{field}' must be a key=value pair")),
-                }
-                continue;
-            };
-            let value = expand(&value)?;
-            let number = |radix: u32| {
-                u32::from_str_radix(&value, radix)
-                    .map_err(|_| format!("invalid value for {key}: {value}"))
-            };
-            let only_for = |kinds: &[MountType]| {
-                if kinds.contains(&m.kind) {
-                    Ok(())
-                } else {
-                    Err(format!(
-                        "unexpected key '{key}' for mount type '{}'",
-                        m.kind.as_str()
-                    ))
-                }
-            };
-            match key.as_str() {
-                "type" => {
-                    let lower = value.to_ascii_lowercase();
-                    m.kind = MountType::parse(&lower).ok_or_else(|| {
-                        let kinds = ["bind", "cache", "tmpfs", "secret", "ssh"];
-                        match closest(&lower, &kinds) {
-                            Some(s) => {
-                                format!("unsupported mount type {value:?} (did you mean {s}?)")
-                            }
-                            None => format!("unsupported mount type {value:?}"),
-                        }
-                    })?;
-                }
-                "from" => m.from = Some(value),
-                "source" | "src" => m.source = Some(value),
-                "target" | "dst" | "destination" => m.target = Some(value),
-                "readonly" | "ro" => {
-                    m.readonly = parse_bool(&key, &value)?;
-                    ro_given = true;
-                }
-                "readwrite" | "rw" => {
-                    m.readonly = !parse_bool(&key, &value)?;
-                    ro_given = true;
-                }
-                "required" => {
-                    only_for(&[MountType::Secret, MountType::Ssh])?;
-                    m.required = parse_bool(&key, &value)?;
-                }
-                "size" => {
-                    only_for(&[MountType::Tmpfs])?;
-                    m.size = Some(
-                        ram_in_bytes(&value)
-                            .ok_or_else(|| format!("invalid value for size: {value}"))?,
-                    );
-                }
-                "id" => m.id = Some(value),
-                "sharing" => {
-                    only_for(&[MountType::Cache])?;
-                    let v = value.to_ascii_lowercase();
-                    if !matches!(v.as_str(), "shared" | "private" | "locked") {
-                        return Err(format!("unsupported sharing value {value:?}"));
-                    }
-                    m.sharing = Some(v);
-                }
-                "mode" => m.mode = Some(number(8)?),
-                "uid" => m.uid = Some(number(10)?),
-                "gid" => m.gid = Some(number(10)?),
-                "env" => {
-                    only_for(&[MountType::Secret])?;
-                    m.env = Some(value);
-                }
-                _ => {
-                    let hint = closest(&key, &KEYS)
-                        .map(|s| format!(" (did you mean {s}?)"))
-                        .unwrap_or_default();
-                    return Err(format!("unexpected key '{key}' in '{field}'{hint}"));
-                }
-            }
+            ro_given |= key_given_ro;
         }
         if !ro_given {
             m.readonly = !matches!(m.kind, MountType::Cache | MountType::Tmpfs);
         }
+        m.check()?;
+        Ok(m)
+    }
+
+    /// A field without a value (`ro`, `required`); true when it sets
+    /// read-only or read-write.
+    fn flag(&mut self, key: &str, field: &str) -> Result<bool, MountError> {
+        match key {
+            "" => Ok(false),
+            "readonly" | "ro" => {
+                self.readonly = true;
+                Ok(true)
+            }
+            "readwrite" | "rw" => {
+                self.readonly = false;
+                Ok(true)
+            }
+            "required" => {
+                self.only_for(key, &[MountType::Secret, MountType::Ssh])?;
+                self.required = true;
+                Ok(false)
+            }
+            _ => Err(format!("invalid field '{field}' must be a key=value pair").into()),
+        }
+    }
+
+    /// `key=value` (the value expanded); true when it sets read-only or
+    /// read-write.
+    fn set(&mut self, key: &str, value: &str, field: &str) -> Result<bool, MountError> {
+        let number = |radix: u32| {
+            u32::from_str_radix(value, radix)
+                .map_err(|_| MountError(format!("invalid value for {key}: {value}")))
+        };
+        match key {
+            "type" => self.kind = mount_type(value)?,
+            "from" => self.from = Some(value.to_string()),
+            "source" | "src" => self.source = Some(value.to_string()),
+            "target" | "dst" | "destination" => self.target = Some(value.to_string()),
+            "readonly" | "ro" => {
+                self.readonly = parse_bool(key, value)?;
+                return Ok(true);
+            }
+            "readwrite" | "rw" => {
+                self.readonly = !parse_bool(key, value)?;
+                return Ok(true);
+            }
+            "required" => {
+                self.only_for(key, &[MountType::Secret, MountType::Ssh])?;
+                self.required = parse_bool(key, value)?;
+            }
+            "size" => {
+                self.only_for(key, &[MountType::Tmpfs])?;
+                self.size = Some(
+                    ram_in_bytes(value)
+                        .ok_or_else(|| MountError(format!("invalid value for size: {value}")))?,
+                );
+            }
+            "id" => self.id = Some(value.to_string()),
+            "sharing" => {
+                self.only_for(key, &[MountType::Cache])?;
+                let v = value.to_ascii_lowercase();
+                if !matches!(v.as_str(), "shared" | "private" | "locked") {
+                    return Err(format!("unsupported sharing value {value:?}").into());
+                }
+                self.sharing = Some(v);
+            }
+            "mode" => self.mode = Some(number(8)?),
+            "uid" => self.uid = Some(number(10)?),
+            "gid" => self.gid = Some(number(10)?),
+            "env" => {
+                self.only_for(key, &[MountType::Secret])?;
+                self.env = Some(value.to_string());
+            }
+            _ => {
+                let hint = closest(key, &KEYS)
+                    .map(|s| format!(" (did you mean {s}?)"))
+                    .unwrap_or_default();
+                return Err(format!("unexpected key '{key}' in '{field}'{hint}").into());
+            }
+        }
+        Ok(false)
+    }
+
+    fn only_for(&self, key: &str, kinds: &[MountType]) -> Result<(), MountError> {
+        if kinds.contains(&self.kind) {
+            return Ok(());
+        }
+        Err(format!(
+            "unexpected key '{key}' for mount type '{}'",
+            self.kind.as_str()
+        )
+        .into())
+    }
+
+    /// The rules across fields.
+    fn check(&self) -> Result<(), MountError> {
         let owns_files = matches!(
-            m.kind,
+            self.kind,
             MountType::Cache | MountType::Secret | MountType::Ssh
         );
-        if !owns_files && (m.mode.is_some() || m.uid.is_some() || m.gid.is_some()) {
+        if !owns_files && (self.mode.is_some() || self.uid.is_some() || self.gid.is_some()) {
             return Err(format!(
                 "mode, uid and gid are not allowed for mount type '{}'",
-                m.kind.as_str()
-            ));
+                self.kind.as_str()
+            )
+            .into());
         }
-        if m.kind == MountType::Secret {
-            if m.from.is_some() {
+        if self.kind == MountType::Secret {
+            if self.from.is_some() {
                 return Err("secret mount should not have a from".into());
             }
-            if m.source.is_some() && m.id.is_some() {
+            if self.source.is_some() && self.id.is_some() {
                 return Err("both source and id can't be set".into());
             }
-            if m.source.is_none() && m.target.is_none() && m.id.is_none() && m.env.is_none() {
+            let names_it = self.source.is_some()
+                || self.target.is_some()
+                || self.id.is_some()
+                || self.env.is_some();
+            if !names_it {
                 return Err("invalid secret mount. one of source, target required".into());
             }
         }
-        Ok(m)
+        Ok(())
     }
+}
+
+/// `type=`: lower-cased, with a suggestion for a near miss.
+fn mount_type(value: &str) -> Result<MountType, MountError> {
+    let lower = value.to_ascii_lowercase();
+    MountType::parse(&lower).ok_or_else(|| {
+        let kinds = ["bind", "cache", "tmpfs", "secret", "ssh"];
+        MountError(match closest(&lower, &kinds) {
+            Some(s) => format!("unsupported mount type {value:?} (did you mean {s}?)"),
+            None => format!("unsupported mount type {value:?}"),
+        })
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn parse(s: &str) -> Result<RunMount, String> {
+    fn parse(s: &str) -> Result<RunMount, MountError> {
         RunMount::parse(s, &mut |v| Ok(v.replace("$S", "build")))
     }
 
@@ -320,26 +354,32 @@ mod tests {
 
     #[test]
     fn buildkit_refusals() {
-        let e = parse("typ=bind,target=/x").unwrap_err();
+        let e = parse("typ=bind,target=/x").unwrap_err().0;
         assert!(e.starts_with("unexpected key 'typ' in 'typ=bind'"), "{e}");
         assert!(e.contains("did you mean type?"), "{e}");
         assert!(parse("type=nfs")
             .unwrap_err()
+            .0
             .contains("unsupported mount type"));
         assert!(parse("type=bind,sharing=locked")
             .unwrap_err()
+            .0
             .contains("unexpected key 'sharing'"));
         assert!(parse("type=cache,sharing=sometimes")
             .unwrap_err()
+            .0
             .contains("unsupported sharing value"));
         assert!(parse("type=bind,required")
             .unwrap_err()
+            .0
             .contains("unexpected key 'required'"));
         assert!(parse("type=secret")
             .unwrap_err()
+            .0
             .contains("one of source, target required"));
         assert!(parse("type=bind,target")
             .unwrap_err()
+            .0
             .contains("must be a key=value pair"));
         assert!(parse("type=tmpfs,target=/t,uid=1").is_err());
     }

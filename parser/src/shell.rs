@@ -448,118 +448,112 @@ impl<'a> WordProcessor<'a> {
             _ => {}
         }
         let name = self.process_name();
-        let Some(mut op) = self.next() else {
+        let Some(op) = self.next() else {
             return Err(self.error("syntax error: missing '}'"));
         };
-        let mut op_text = op.to_string();
         match op {
             '}' => Ok(match self.lookup(&name) {
                 Some(v) => v,
                 None if self.lexer.skip_unset_env => format!("${{{name}}}"),
                 None => String::new(),
             }),
-            ':' | '+' | '-' | '?' | '#' | '%' => {
-                let null_is_unset = op == ':';
-                if null_is_unset {
-                    let Some(next) = self.next() else {
-                        return Err(self.error("syntax error: missing '}'"));
-                    };
-                    op = next;
-                    op_text.push(op);
-                }
-                let pattern_op = op == '#' || op == '%';
-                if null_is_unset && pattern_op {
-                    return Err(
-                        self.error(format!("unsupported modifier ({op_text}) in substitution"))
-                    );
-                }
-                let word = match self.process_stop_on(Some('}'), pattern_op) {
-                    Ok((word, _)) => word,
-                    Err(_) if self.peek().is_none() => {
-                        return Err(self.error("syntax error: missing '}'"))
-                    }
-                    Err(e) => return Err(e),
+            ':' | '+' | '-' | '?' | '#' | '%' => self.modifier(&name, op),
+            '/' => self.substitution(&name),
+            _ => Err(self.error(format!("unsupported modifier ({op}) in substitution"))),
+        }
+    }
+
+    /// `${name<op>word}` for `-`, `+`, `?` (each also after `:`, which
+    /// makes an empty value count as unset), `#`/`##` and `%`/`%%`.
+    fn modifier(&mut self, name: &str, first: char) -> Result<String, ShellError> {
+        let mut op = first;
+        let mut op_text = op.to_string();
+        let null_is_unset = op == ':';
+        if null_is_unset {
+            let Some(next) = self.next() else {
+                return Err(self.error("syntax error: missing '}'"));
+            };
+            op = next;
+            op_text.push(op);
+        }
+        let pattern_op = op == '#' || op == '%';
+        if null_is_unset && pattern_op {
+            return Err(self.error(format!("unsupported modifier ({op_text}) in substitution")));
+        }
+        let word = match self.process_stop_on(Some('}'), pattern_op) {
+            Ok((word, _)) => word,
+            Err(_) if self.peek().is_none() => return Err(self.error("syntax error: missing '}'")),
+            Err(e) => return Err(e),
+        };
+        let value = self.lookup(name);
+        if self.lexer.skip_unset_env && value.is_none() {
+            return Ok(format!("${{{name}{op_text}{word}}}"));
+        }
+        let empty = value
+            .as_deref()
+            .is_none_or(|v| null_is_unset && v.is_empty());
+        match op {
+            '-' => Ok(if empty {
+                word
+            } else {
+                value.unwrap_or_default()
+            }),
+            '+' => Ok(if empty { String::new() } else { word }),
+            '?' if empty => {
+                let message = match (word.is_empty(), value.is_none()) {
+                    (false, _) => word.as_str(),
+                    (true, true) => "is not allowed to be unset",
+                    (true, false) => "is not allowed to be empty",
                 };
-                let value = self.lookup(&name);
-                if self.lexer.skip_unset_env && value.is_none() {
-                    return Ok(format!("${{{name}{op_text}{word}}}"));
-                }
-                let empty = value
-                    .as_deref()
-                    .is_none_or(|v| null_is_unset && v.is_empty());
-                match op {
-                    '-' => Ok(if empty {
-                        word
-                    } else {
-                        value.unwrap_or_default()
-                    }),
-                    '+' => Ok(if empty { String::new() } else { word }),
-                    '?' => {
-                        let default = if value.is_none() {
-                            "is not allowed to be unset"
-                        } else {
-                            "is not allowed to be empty"
-                        };
-                        if empty {
-                            let message = if word.is_empty() { default } else { &word };
-                            Err(self.error(format!("{name}: {message}")))
-                        } else {
-                            Ok(value.unwrap_or_default())
-                        }
-                    }
-                    '#' | '%' => {
-                        let (greedy, pattern) = match word.strip_prefix(op) {
-                            Some(rest) => (true, rest),
-                            None => (false, word.as_str()),
-                        };
-                        let pattern = Pattern::parse(pattern).map_err(|e| {
-                            self.error(format!("invalid pattern ({pattern}) in substitution: {e}"))
-                        })?;
-                        let value = value.unwrap_or_default();
-                        Ok(if op == '#' {
-                            pattern.trim_prefix(&value, greedy)
-                        } else {
-                            pattern.trim_suffix(&value, greedy)
-                        })
-                    }
-                    _ => {
-                        Err(self.error(format!("unsupported modifier ({op_text}) in substitution")))
-                    }
-                }
+                Err(self.error(format!("{name}: {message}")))
             }
-            '/' => {
-                let replace_all = self.peek() == Some('/');
-                if replace_all {
-                    self.next();
-                }
-                let pattern = match self.process_stop_on(Some('/'), true) {
-                    Ok((p, _)) => p,
-                    Err(_) if self.peek().is_none() => {
-                        return Err(self.error("syntax error: missing '/' in ${}"))
-                    }
-                    Err(e) => return Err(e),
+            '?' => Ok(value.unwrap_or_default()),
+            '#' | '%' => {
+                let (greedy, pattern) = match word.strip_prefix(op) {
+                    Some(rest) => (true, rest),
+                    None => (false, word.as_str()),
                 };
-                let replacement = match self.process_stop_on(Some('}'), true) {
-                    Ok((r, _)) => r,
-                    Err(_) if self.peek().is_none() => {
-                        return Err(self.error("syntax error: missing '}'"))
-                    }
-                    Err(e) => return Err(e),
-                };
-                let value = self.lookup(&name);
-                let Some(value) = value else {
-                    if self.lexer.skip_unset_env {
-                        return Ok(format!("${{{name}/{pattern}/{replacement}}}"));
-                    }
-                    return Ok(String::new());
-                };
-                let compiled = Pattern::parse(&pattern).map_err(|e| {
+                let pattern = Pattern::parse(pattern).map_err(|e| {
                     self.error(format!("invalid pattern ({pattern}) in substitution: {e}"))
                 })?;
-                Ok(compiled.replace(&value, &replacement, replace_all))
+                let value = value.unwrap_or_default();
+                Ok(if op == '#' {
+                    pattern.trim_prefix(&value, greedy)
+                } else {
+                    pattern.trim_suffix(&value, greedy)
+                })
             }
             _ => Err(self.error(format!("unsupported modifier ({op_text}) in substitution"))),
         }
+    }
+
+    /// `${name/pattern/replacement}` and `${name//pattern/replacement}`.
+    fn substitution(&mut self, name: &str) -> Result<String, ShellError> {
+        let replace_all = self.peek() == Some('/');
+        if replace_all {
+            self.next();
+        }
+        let pattern = match self.process_stop_on(Some('/'), true) {
+            Ok((p, _)) => p,
+            Err(_) if self.peek().is_none() => {
+                return Err(self.error("syntax error: missing '/' in ${}"))
+            }
+            Err(e) => return Err(e),
+        };
+        let replacement = match self.process_stop_on(Some('}'), true) {
+            Ok((r, _)) => r,
+            Err(_) if self.peek().is_none() => return Err(self.error("syntax error: missing '}'")),
+            Err(e) => return Err(e),
+        };
+        let Some(value) = self.lookup(name) else {
+            if self.lexer.skip_unset_env {
+                return Ok(format!("${{{name}/{pattern}/{replacement}}}"));
+            }
+            return Ok(String::new());
+        };
+        let compiled = Pattern::parse(&pattern)
+            .map_err(|e| self.error(format!("invalid pattern ({pattern}) in substitution: {e}")))?;
+        Ok(compiled.replace(&value, &replacement, replace_all))
     }
 }
 

@@ -162,6 +162,9 @@ impl Client {
         Ok(digest)
     }
 
+    /// One blob: already there, mounted from another repository of the
+    /// same registry that this store pulled it from, or uploaded (in
+    /// chunks past `chunk_size`).
     fn push_blob(
         &self,
         store: &Store,
@@ -169,17 +172,14 @@ impl Client {
         blob: &BlobDesc,
         what: &str,
     ) -> Result<BlobOutcome, Error> {
-        let path = &reference.path;
-        let fail = |msg: String| Error::protocol(what, format!("blob {}: {msg}", blob.digest));
-        let push_target = |extra: Option<String>| Target {
-            domain: &reference.domain,
-            scopes: std::iter::once(format!("repository:{path}:pull,push"))
-                .chain(extra)
-                .collect(),
+        let push = BlobPush {
+            client: self,
+            reference,
+            blob,
             what,
-            retry: true,
         };
-        let resp = self.send(&push_target(None), &|base, auth| {
+        let path = &reference.path;
+        let resp = self.send(&push.target(None), &|base, auth| {
             let mut req = self
                 .agent()
                 .head(format!("{base}/v2/{path}/blobs/{}", blob.digest));
@@ -191,8 +191,6 @@ impl Client {
         if resp.status().as_u16() == 200 {
             return Ok(BlobOutcome::Existing);
         }
-
-        // A repository of the same registry that holds the blob?
         let prefix = format!("{}/", reference.domain);
         let mount_from = store
             .blob_sources(&blob.digest)
@@ -200,7 +198,7 @@ impl Client {
             .into_iter()
             .filter_map(|r| r.strip_prefix(&prefix).map(str::to_string))
             .find(|p| p != path);
-        let target = push_target(
+        let target = push.target(
             mount_from
                 .as_ref()
                 .map(|from| format!("repository:{from}:pull")),
@@ -219,90 +217,137 @@ impl Client {
         match resp.status().as_u16() {
             201 if mount_from.is_some() => return Ok(BlobOutcome::Mounted),
             202 => {}
-            _ => return Err(fail(format!("upload start: {}", status_message(&mut resp)))),
+            _ => return Err(push.fail(format!("upload start: {}", status_message(&mut resp)))),
         }
         let base = self.base_url(&reference.domain)?;
-        let mut location = absolute(
+        let location = absolute(
             &base,
-            &header(&resp, "location").ok_or_else(|| fail("upload without a Location".into()))?,
+            &header(&resp, "location")
+                .ok_or_else(|| push.fail("upload without a Location".into()))?,
         );
-
-        let file_path = store.blobs().path(&blob.digest);
-        let open = || {
-            std::fs::File::open(&file_path)
-                .map_err(|e| fail(format!("{}: {e}", file_path.display())))
-        };
-        let chunk = self.options.chunk_size.max(1);
-        if blob.size > chunk {
-            // Chunked: PATCH each range; the registry answers with where
-            // the next one goes. A chunk is not re-sent blindly.
-            let mut file = open()?;
-            let mut offset = 0u64;
-            let mut buf = Vec::with_capacity(chunk as usize);
-            while offset < blob.size {
-                buf.clear();
-                (&mut file)
-                    .take(chunk)
-                    .read_to_end(&mut buf)
-                    .map_err(|e| fail(e.to_string()))?;
-                if buf.is_empty() {
-                    return Err(fail("blob shorter than its size".into()));
-                }
-                let end = offset + buf.len() as u64 - 1;
-                let mut t = push_target(None);
-                t.retry = false;
-                let loc = location.clone();
-                let mut resp = self.send(&t, &|_, auth| {
-                    let mut req = self
-                        .agent()
-                        .patch(&loc)
-                        .header("Content-Type", "application/octet-stream")
-                        .header("Content-Range", format!("{offset}-{end}"));
-                    if let Some(a) = auth {
-                        req = req.header("Authorization", a);
-                    }
-                    req.send(&buf[..])
-                })?;
-                if resp.status().as_u16() != 202 {
-                    return Err(fail(format!(
-                        "chunk {offset}-{end}: {}",
-                        status_message(&mut resp)
-                    )));
-                }
-                if let Some(l) = header(&resp, "location") {
-                    location = absolute(&base, &l);
-                }
-                offset = end + 1;
-            }
-            let url = with_query(&location, "digest", &blob.digest.to_string());
-            let mut resp = self.send(&push_target(None), &|_, auth| {
-                let mut req = self.agent().put(&url);
-                if let Some(a) = auth {
-                    req = req.header("Authorization", a);
-                }
-                req.send_empty()
-            })?;
-            if resp.status().as_u16() != 201 {
-                return Err(fail(format!("upload end: {}", status_message(&mut resp))));
-            }
+        let file = store.blobs().path(&blob.digest);
+        if blob.size > self.options.chunk_size.max(1) {
+            push.chunked(&file, &base, location)?;
         } else {
-            let url = with_query(&location, "digest", &blob.digest.to_string());
-            let mut resp = self.send(&push_target(None), &|_, auth| {
-                let file = open().map_err(|e| ureq::Error::Io(std::io::Error::other(e)))?;
-                let mut req = self
-                    .agent()
-                    .put(&url)
-                    .header("Content-Type", "application/octet-stream");
-                if let Some(a) = auth {
-                    req = req.header("Authorization", a);
-                }
-                req.send(file)
-            })?;
-            if resp.status().as_u16() != 201 {
-                return Err(fail(format!("upload: {}", status_message(&mut resp))));
-            }
+            push.whole(&file, &location)?;
         }
         Ok(BlobOutcome::Uploaded)
+    }
+}
+
+/// One blob's upload, once the registry gave its Location.
+struct BlobPush<'a> {
+    client: &'a Client,
+    reference: &'a Reference,
+    blob: &'a BlobDesc,
+    what: &'a str,
+}
+
+impl BlobPush<'_> {
+    /// Push access to the repository, plus `extra` scope (a mount's
+    /// source).
+    fn target(&self, extra: Option<String>) -> Target<'_> {
+        Target {
+            domain: &self.reference.domain,
+            scopes: std::iter::once(format!("repository:{}:pull,push", self.reference.path))
+                .chain(extra)
+                .collect(),
+            what: self.what,
+            retry: true,
+        }
+    }
+
+    fn fail(&self, msg: String) -> Error {
+        Error::protocol(self.what, format!("blob {}: {msg}", self.blob.digest))
+    }
+
+    fn open(&self, file: &std::path::Path) -> Result<std::fs::File, Error> {
+        std::fs::File::open(file).map_err(|e| self.fail(format!("{}: {e}", file.display())))
+    }
+
+    /// One PUT with the whole blob.
+    fn whole(&self, file: &std::path::Path, location: &str) -> Result<(), Error> {
+        let url = with_query(location, "digest", &self.blob.digest.to_string());
+        let mut resp = self.client.send(&self.target(None), &|_, auth| {
+            let body = self
+                .open(file)
+                .map_err(|e| ureq::Error::Io(std::io::Error::other(e)))?;
+            let mut req = self
+                .client
+                .agent()
+                .put(&url)
+                .header("Content-Type", "application/octet-stream");
+            if let Some(a) = auth {
+                req = req.header("Authorization", a);
+            }
+            req.send(body)
+        })?;
+        if resp.status().as_u16() != 201 {
+            return Err(self.fail(format!("upload: {}", status_message(&mut resp))));
+        }
+        Ok(())
+    }
+
+    /// PATCH each range (the registry answers with where the next one
+    /// goes; a chunk is never re-sent blindly), then PUT the digest.
+    fn chunked(
+        &self,
+        file: &std::path::Path,
+        base: &str,
+        mut location: String,
+    ) -> Result<(), Error> {
+        let chunk = self.client.options.chunk_size.max(1);
+        let mut file = self.open(file)?;
+        let mut offset = 0u64;
+        let mut buf = Vec::with_capacity(chunk as usize);
+        while offset < self.blob.size {
+            buf.clear();
+            (&mut file)
+                .take(chunk)
+                .read_to_end(&mut buf)
+                .map_err(|e| self.fail(e.to_string()))?;
+            if buf.is_empty() {
+                return Err(self.fail("blob shorter than its size".into()));
+            }
+            let end = offset + buf.len() as u64 - 1;
+            let mut t = self.target(None);
+            t.retry = false;
+            let loc = location.clone();
+            let mut resp = self.client.send(&t, &|_, auth| {
+                let mut req = self
+                    .client
+                    .agent()
+                    .patch(&loc)
+                    .header("Content-Type", "application/octet-stream")
+                    .header("Content-Range", format!("{offset}-{end}"));
+                if let Some(a) = auth {
+                    req = req.header("Authorization", a);
+                }
+                req.send(&buf[..])
+            })?;
+            if resp.status().as_u16() != 202 {
+                return Err(self.fail(format!(
+                    "chunk {offset}-{end}: {}",
+                    status_message(&mut resp)
+                )));
+            }
+            if let Some(l) = header(&resp, "location") {
+                location = absolute(base, &l);
+            }
+            offset = end + 1;
+        }
+        let url = with_query(&location, "digest", &self.blob.digest.to_string());
+        let mut resp = self.client.send(&self.target(None), &|_, auth| {
+            let mut req = self.client.agent().put(&url);
+            if let Some(a) = auth {
+                req = req.header("Authorization", a);
+            }
+            req.send_empty()
+        })?;
+        if resp.status().as_u16() != 201 {
+            return Err(self.fail(format!("upload end: {}", status_message(&mut resp))));
+        }
+        Ok(())
     }
 }
 

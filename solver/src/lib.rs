@@ -9,6 +9,7 @@
 //! frontend-neutral) nor call the kernel directly: running an op will go
 //! through the executor, storing results through the store, behind traits.
 
+mod canonical;
 pub mod dump;
 pub mod encode;
 pub mod graph;

@@ -230,6 +230,67 @@ pub fn extract(reader: impl Read, root: BorrowedFd<'_>, opts: &ExtractOptions) -
     })
 }
 
+/// An overlay whiteout entry (`.wh..wh..opq` marks its directory
+/// opaque, `.wh.NAME` hides NAME): made as overlayfs's own marks.
+fn whiteout(dir: &OwnedFd, name: &[u8], raw: &[u8], header: &tar::Header) -> Result<Option<Made>> {
+    if name == OPAQUE_MARKER.as_bytes() {
+        rustix::fs::lsetxattr(
+            proc_path(dir, OsStr::new(".")),
+            OVERLAY_OPAQUE_XATTR,
+            b"y",
+            rustix::fs::XattrFlags::empty(),
+        )
+        .map_err(|e| entry_err(raw, e))?;
+        return Ok(Some(Made::Done));
+    }
+    let Some(hidden) = name.strip_prefix(WHITEOUT_PREFIX.as_bytes()) else {
+        return Ok(None);
+    };
+    let hidden = OsStr::from_bytes(hidden);
+    remove_existing(dir, hidden).map_err(|e| entry_err(raw, e))?;
+    rustix::fs::mknodat(
+        dir,
+        hidden,
+        rustix::fs::FileType::CharacterDevice,
+        Mode::empty(),
+        rustix::fs::makedev(0, 0),
+    )
+    .map_err(|e| entry_err(raw, e))?;
+    // Keep the whiteout's time too: a layer round-trips exactly.
+    set_mtime(dir, hidden, header.mtime().unwrap_or(0)).map_err(|e| entry_err(raw, e))?;
+    Ok(Some(Made::Done))
+}
+
+/// A hardlink: its target is resolved inside the root, component by
+/// component like every entry's path, and must already be in the archive.
+fn hardlink(
+    r: &Root<'_>,
+    dir: &OwnedFd,
+    name: &OsStr,
+    raw: &[u8],
+    link: &[u8],
+    opts: &ExtractOptions,
+) -> Result<()> {
+    let mut target_parts = components(opts.under.as_bytes(), "destination")?;
+    target_parts.extend(components(link, "hardlink target")?);
+    let Some((tname, tparents)) = target_parts.split_last() else {
+        return Err(unsafe_entry(raw, "hardlink to the root"));
+    };
+    let tdir = r.dir(tparents, link)?;
+    rustix::fs::linkat(&tdir, OsStr::from_bytes(tname), dir, name, AtFlags::empty()).map_err(|e| {
+        match e {
+            rustix::io::Errno::NOENT => unsafe_entry(
+                raw,
+                format!(
+                    "hardlink target {:?} is not in this archive",
+                    String::from_utf8_lossy(link)
+                ),
+            ),
+            e => entry_err(raw, e),
+        }
+    })
+}
+
 /// Makes one entry (`name` in `dir`).
 fn entry_into<R: Read>(
     r: &Root<'_>,
@@ -243,30 +304,8 @@ fn entry_into<R: Read>(
     let header = entry.header().clone();
     let kind = header.entry_type();
     if opts.whiteouts {
-        if name == OPAQUE_MARKER.as_bytes() {
-            rustix::fs::lsetxattr(
-                proc_path(dir, OsStr::new(".")),
-                OVERLAY_OPAQUE_XATTR,
-                b"y",
-                rustix::fs::XattrFlags::empty(),
-            )
-            .map_err(|e| entry_err(raw, e))?;
-            return Ok(Made::Done);
-        }
-        if let Some(hidden) = name.strip_prefix(WHITEOUT_PREFIX.as_bytes()) {
-            let hidden = OsStr::from_bytes(hidden);
-            remove_existing(dir, hidden).map_err(|e| entry_err(raw, e))?;
-            rustix::fs::mknodat(
-                dir,
-                hidden,
-                rustix::fs::FileType::CharacterDevice,
-                Mode::empty(),
-                rustix::fs::makedev(0, 0),
-            )
-            .map_err(|e| entry_err(raw, e))?;
-            // Keep the whiteout's time too: a layer round-trips exactly.
-            set_mtime(dir, hidden, header.mtime().unwrap_or(0)).map_err(|e| entry_err(raw, e))?;
-            return Ok(Made::Done);
+        if let Some(made) = whiteout(dir, name, raw, &header)? {
+            return Ok(made);
         }
     }
     // Replace an existing entry, except a directory by a directory.
@@ -309,29 +348,7 @@ fn entry_into<R: Read>(
             let link = entry
                 .link_name_bytes()
                 .ok_or_else(|| unsafe_entry(raw, "hardlink without a target"))?;
-            let mut target_parts = components(opts.under.as_bytes(), "destination")?;
-            target_parts.extend(components(&link, "hardlink target")?);
-            let Some((tname, tparents)) = target_parts.split_last() else {
-                return Err(unsafe_entry(raw, "hardlink to the root"));
-            };
-            let tdir = r.dir(tparents, &link)?;
-            rustix::fs::linkat(
-                &tdir,
-                OsStr::from_bytes(tname),
-                dir,
-                name_os,
-                AtFlags::empty(),
-            )
-            .map_err(|e| match e {
-                rustix::io::Errno::NOENT => unsafe_entry(
-                    raw,
-                    format!(
-                        "hardlink target {:?} is not in this archive",
-                        String::from_utf8_lossy(&link)
-                    ),
-                ),
-                e => entry_err(raw, e),
-            })?;
+            hardlink(r, dir, name_os, raw, &link, opts)?;
             Made::Done // a hardlink shares its target's metadata
         }
         tar::EntryType::Char | tar::EntryType::Block | tar::EntryType::Fifo => {

@@ -5,7 +5,7 @@
 use super::{err, Lowerer, StageState};
 use crate::error::LowerError;
 use crate::path::{clean_abs, join_workdir};
-use kiln_parser::mount::{MountType, RunMount};
+use kiln_parser::mount::{MountError, MountType, RunMount};
 use kiln_parser::Span;
 use kiln_solver::{ExecMount, MountKind, Sharing, VertexId};
 
@@ -22,9 +22,9 @@ impl Lowerer<'_> {
         let m = RunMount::parse(spec, &mut |v| {
             self.lexer
                 .process_word(v, &state.scope)
-                .map_err(|e| e.to_string())
+                .map_err(|e| MountError(e.to_string()))
         })
-        .map_err(bad)?;
+        .map_err(|e| bad(e.0))?;
         let workdir = Self::workdir(state);
         let target = m.target.as_deref().map(|t| join_workdir(&workdir, t));
         let need_target = |kind: &str| {
