@@ -3,10 +3,12 @@
 //! with; the CLI harness ([`Kiln`]), the servers tests talk to
 //! ([`Registry`], [`Proxy`], [`FileServer`]) and the escape probe.
 
+mod hostile_tar;
 mod kiln;
 mod probe;
 mod servers;
 
+pub use hostile_tar::{all_files, hostile_tars, Arena};
 pub use kiln::{Kiln, Output};
 pub use probe::*;
 pub use servers::{free_port, htpasswd_line, FileServer, Proxy, Registry};

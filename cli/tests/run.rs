@@ -332,3 +332,25 @@ fn rustix_kill(pid: u32, sig: i32) {
         .unwrap();
     assert!(status.success());
 }
+
+#[test]
+fn kiln_failures_exit_125_and_other_commands_1_as_docker() {
+    let env = env();
+    // A flag kiln run does not know, before and after a global flag.
+    let (code, _, err) = run(&env, &["--no-such-flag", "bb", "true"]);
+    assert_eq!(code, 125, "{err}");
+    let out = env
+        .cmd()
+        .args(["--insecure-registry", "x:1", "run", "--no-such-flag", "bb"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(125));
+    // An image with neither Entrypoint nor Cmd, and no command given.
+    env.import_busybox("bare", &["CMD []"]);
+    let (code, _, err) = run(&env, &["--rm", "bare"]);
+    assert_eq!(code, 125, "{err}");
+    assert!(err.contains("no command specified"), "{err}");
+    // Other commands keep docker's 1.
+    assert_eq!(env.out(&["inspect", "nope"]).code, 1);
+    assert_eq!(env.out(&["--no-such-flag"]).code, 2, "clap's usage error");
+}
