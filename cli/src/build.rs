@@ -1,17 +1,15 @@
 //! `kiln build`: flags → a checked [`BuildRequest`] → [`Build::run`] →
 //! what was made, rendered. The pipeline itself is the builder's.
 
+use crate::flags::{build_args, dockerfile, parse_output, platform, secrets};
 use crate::{emit, fail, CliError};
 use kiln_builder::progress::Progress;
 use kiln_builder::remote_cache;
-use kiln_builder::{Build, BuildError, BuildRequest, Built, DockerfileSource, NoCache, Output};
-use kiln_frontend_dockerfile::plan::Platform;
-use kiln_parser::{terminal_safe_line, ParseError};
-use kiln_solver::{Failure, Network};
+use kiln_builder::{Build, BuildError, BuildRequest, Built, NoCache, Output};
+use kiln_solver::Network;
 use kiln_store::{Reference, Store};
-use std::collections::{BTreeMap, HashMap};
-use std::io::{IsTerminal, Read};
-use std::path::{Path, PathBuf};
+use std::io::IsTerminal;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 #[derive(clap::Args, Debug)]
@@ -173,45 +171,6 @@ fn show(built: &Built, request: &BuildRequest, o: &BuildOptions) -> Result<(), C
     Ok(())
 }
 
-/// Prints a failed build: a failed step's last output in a box, then the
-/// message at the step's Dockerfile line.
-pub(crate) fn report(error: &BuildError, file: &str, text: &str) {
-    let at_line =
-        |pos, message: &str| eprint!("{}", ParseError::new(pos, message).render(file, text));
-    match error {
-        BuildError::Lower(e) => eprint!("{}", e.render(file, text)),
-        BuildError::Step {
-            step,
-            source,
-            output,
-        } => {
-            let ran = matches!(
-                **source,
-                Failure::Worker(kiln_builder::StepError::Failed { .. })
-            );
-            if ran || !output.is_empty() {
-                let label = step.as_ref().map(|s| s.label.as_str()).unwrap_or_default();
-                eprintln!("------");
-                eprintln!(" > {}:", terminal_safe_line(label));
-                for line in output {
-                    eprintln!("   {}", terminal_safe_line(line));
-                }
-                eprintln!("------");
-            }
-            let message = match step {
-                // A step that did not run: say which instruction it was.
-                Some(s) if !ran => format!("{}: {source}", s.text.trim()),
-                _ => source.to_string(),
-            };
-            match step.as_ref().and_then(|s| s.span) {
-                Some(span) => at_line(span.start, &message),
-                None => eprintln!("error: {}", kiln_parser::terminal_safe(&message)),
-            }
-        }
-        other => eprintln!("error: {}", kiln_parser::terminal_safe(&other.to_string())),
-    }
-}
-
 /// The request the flags describe, every value checked and every file read.
 fn request(o: &BuildOptions) -> Result<BuildRequest, CliError> {
     let dockerfile = dockerfile(o.file.as_deref(), &o.context)?;
@@ -269,60 +228,6 @@ fn request(o: &BuildOptions) -> Result<BuildRequest, CliError> {
     })
 }
 
-/// `-f FILE` (or `-` for stdin), else `CONTEXT/Dockerfile`.
-pub(crate) fn dockerfile(
-    file: Option<&Path>,
-    context: &Path,
-) -> Result<DockerfileSource, CliError> {
-    match std::fs::metadata(context) {
-        Ok(m) if m.is_dir() => {}
-        Ok(_) => {
-            return Err(fail(format!(
-                "build context {}: not a directory",
-                context.display()
-            )))
-        }
-        Err(e) => return Err(fail(format!("build context {}: {e}", context.display()))),
-    }
-    match file {
-        Some(f) => read_dockerfile(f),
-        None => read_dockerfile(&context.join("Dockerfile")),
-    }
-}
-
-/// A Dockerfile from a file, or from stdin for `-`.
-pub(crate) fn read_dockerfile(path: &Path) -> Result<DockerfileSource, CliError> {
-    if path.as_os_str() == "-" {
-        let mut text = Vec::new();
-        std::io::stdin()
-            .read_to_end(&mut text)
-            .map_err(|e| fail(format!("reading the Dockerfile from stdin: {e}")))?;
-        return Ok(DockerfileSource {
-            name: "<stdin>".into(),
-            path: None,
-            text,
-        });
-    }
-    let text =
-        std::fs::read(path).map_err(|e| fail(format!("cannot read {}: {e}", path.display())))?;
-    Ok(DockerfileSource {
-        name: path.display().to_string(),
-        path: Some(path.to_path_buf()),
-        text,
-    })
-}
-
-/// `K=V`, or `K` for the environment's value (skipped when unset, as
-/// docker does).
-pub(crate) fn build_args(args: &[String]) -> BTreeMap<String, String> {
-    args.iter()
-        .filter_map(|a| match a.split_once('=') {
-            Some((k, v)) => Some((k.to_string(), v.to_string())),
-            None => std::env::var(a).ok().map(|v| (a.clone(), v)),
-        })
-        .collect()
-}
-
 /// `-o`, `--push` and `-t` together.
 fn output(o: &BuildOptions) -> Result<Output, CliError> {
     let names: Vec<Reference> = o
@@ -343,109 +248,4 @@ fn output(o: &BuildOptions) -> Result<Output, CliError> {
         }
     }
     Ok(output)
-}
-
-fn parse_output(spec: Option<&str>, names: Vec<Reference>) -> Result<Output, CliError> {
-    let Some(spec) = spec else {
-        return Ok(Output::Image { names, push: false });
-    };
-    if !spec.contains('=') {
-        return Ok(Output::Local(PathBuf::from(spec)));
-    }
-    let mut kind = None;
-    let mut dest = None;
-    let mut push = false;
-    for part in spec.split(',') {
-        match part.split_once('=') {
-            Some(("type", v)) => kind = Some(v.to_string()),
-            Some(("dest", v)) => dest = Some(PathBuf::from(v)),
-            Some(("push", v)) => {
-                push = match v {
-                    "true" => true,
-                    "false" => false,
-                    _ => return Err(fail(format!("-o {spec}: push={v}: want true or false"))),
-                }
-            }
-            _ => {
-                return Err(fail(format!(
-                    "-o {spec}: unknown option {part:?} (use type=...,dest=...)"
-                )))
-            }
-        }
-    }
-    let need_dest = |dest: Option<PathBuf>| {
-        dest.ok_or_else(|| fail(format!("-o {spec}: this output type needs dest=PATH")))
-    };
-    match kind.as_deref() {
-        Some("image") | None => Ok(Output::Image { names, push }),
-        _ if push => Err(fail(format!("-o {spec}: push=true needs type=image"))),
-        Some("oci") | Some("docker") => Ok(Output::Archive {
-            dest: need_dest(dest)?,
-            names,
-        }),
-        Some("tar") => Ok(Output::Tar(need_dest(dest)?)),
-        Some("local") => Ok(Output::Local(need_dest(dest)?)),
-        Some(other) => Err(fail(format!(
-            "-o {spec}: unknown output type {other:?}: use image, oci, docker, tar or local"
-        ))),
-    }
-}
-
-fn secrets(specs: &[String]) -> Result<HashMap<String, Vec<u8>>, CliError> {
-    let mut out = HashMap::new();
-    for spec in specs {
-        let mut id = None;
-        let mut data = None;
-        for part in spec.split(',') {
-            match part.split_once('=') {
-                Some(("id", v)) => id = Some(v.to_string()),
-                Some(("src" | "source", v)) => {
-                    data = Some(
-                        std::fs::read(v)
-                            .map_err(|e| fail(format!("--secret {spec}: cannot read {v}: {e}")))?,
-                    )
-                }
-                Some(("env", v)) => {
-                    data = Some(
-                        std::env::var(v)
-                            .map_err(|_| fail(format!("--secret {spec}: ${v} is not set")))?
-                            .into_bytes(),
-                    )
-                }
-                Some(("type", "file" | "env")) => {}
-                _ => return Err(fail(format!("--secret {spec}: unknown option {part:?}"))),
-            }
-        }
-        let id = id.ok_or_else(|| fail(format!("--secret {spec}: needs id=ID")))?;
-        let data = match data {
-            Some(d) => d,
-            None => std::env::var(&id)
-                .map(String::into_bytes)
-                .map_err(|_| fail(format!("--secret {spec}: give src=FILE or env=VAR")))?,
-        };
-        out.insert(id, data);
-    }
-    Ok(out)
-}
-
-fn platform(p: Option<&str>) -> Result<Option<Platform>, CliError> {
-    let Some(p) = p else { return Ok(None) };
-    let host = Platform::host();
-    let parts: Vec<&str> = p.split('/').collect();
-    let (os, arch, variant) = match parts.as_slice() {
-        [os, arch] => (*os, *arch, ""),
-        [os, arch, variant] => (*os, *arch, *variant),
-        _ => return Err(fail(format!("--platform {p}: expected OS/ARCH[/VARIANT]"))),
-    };
-    if os != host.os || arch != host.arch {
-        return Err(fail(format!(
-            "--platform {p}: this machine builds only {}/{} (no emulation)",
-            host.os, host.arch
-        )));
-    }
-    Ok(Some(Platform {
-        os: os.into(),
-        arch: arch.into(),
-        variant: variant.into(),
-    }))
 }

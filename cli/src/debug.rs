@@ -77,9 +77,9 @@ pub fn run(
             context,
         } => {
             let request = BuildRequest {
-                dockerfile: crate::build::dockerfile(file.as_deref(), &context)?,
+                dockerfile: crate::flags::dockerfile(file.as_deref(), &context)?,
                 context,
-                build_args: crate::build::build_args(&build_args),
+                build_args: crate::flags::build_args(&build_args),
                 target,
                 ..BuildRequest::default()
             };
@@ -99,7 +99,7 @@ pub fn run(
 
 /// Reads and parses a Dockerfile; prints parser warnings.
 fn parse(file: &Path) -> Result<(DockerfileSource, kiln_parser::Dockerfile), CliError> {
-    let source = crate::build::read_dockerfile(file)?;
+    let source = crate::flags::read_dockerfile(file)?;
     let df = kiln_parser::parse_bytes(&source.text).map_err(|e| dockerfile_error(&source, e))?;
     for w in &df.warnings {
         eprintln!(

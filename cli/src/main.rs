@@ -5,11 +5,15 @@ mod build;
 mod change;
 mod containers;
 mod debug;
+mod flags;
 mod images;
 mod registry;
 mod run;
 
 use clap::{Parser, Subcommand};
+use kiln_builder::BuildError;
+use kiln_parser::{terminal_safe_line, ParseError};
+use kiln_solver::Failure;
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -205,7 +209,46 @@ fn report(e: &CliError) {
         CliError::Message(m) => print_error(m),
         CliError::Exec(e) => print_error(e),
         CliError::Dockerfile { error, file, text } => eprint!("{}", error.render(file, text)),
-        CliError::Build { error, file, text } => build::report(error, file, text),
+        CliError::Build { error, file, text } => report_build(error, file, text),
+    }
+}
+
+/// Prints a failed build: a failed step's last output in a box, then the
+/// message at the step's Dockerfile line.
+fn report_build(error: &BuildError, file: &str, text: &str) {
+    let at_line =
+        |pos, message: &str| eprint!("{}", ParseError::new(pos, message).render(file, text));
+    match error {
+        BuildError::Lower(e) => eprint!("{}", e.render(file, text)),
+        BuildError::Step {
+            step,
+            source,
+            output,
+        } => {
+            let ran = matches!(
+                **source,
+                Failure::Worker(kiln_builder::StepError::Failed { .. })
+            );
+            if ran || !output.is_empty() {
+                let label = step.as_ref().map(|s| s.label.as_str()).unwrap_or_default();
+                eprintln!("------");
+                eprintln!(" > {}:", terminal_safe_line(label));
+                for line in output {
+                    eprintln!("   {}", terminal_safe_line(line));
+                }
+                eprintln!("------");
+            }
+            let message = match step {
+                // A step that did not run: say which instruction it was.
+                Some(s) if !ran => format!("{}: {source}", s.text.trim()),
+                _ => source.to_string(),
+            };
+            match step.as_ref().and_then(|s| s.span) {
+                Some(span) => at_line(span.start, &message),
+                None => eprintln!("error: {}", kiln_parser::terminal_safe(&message)),
+            }
+        }
+        other => eprintln!("error: {}", kiln_parser::terminal_safe(&other.to_string())),
     }
 }
 
