@@ -116,12 +116,12 @@ pub enum Stdio {
     /// The caller's own stdout/stderr, and stdin when `stdin` (else
     /// /dev/null), as `docker run` without and with `-i`.
     Inherit { stdin: bool },
-    /// stdout and stderr through pipes (read with [`Running::wait_with_lines`]);
+    /// stdout and stderr through pipes (read with [`Running::wait_with_lines`](crate::Running::wait_with_lines));
     /// stdin is /dev/null.
     Piped,
     /// A terminal allocated inside the container's own devpts (so `tty`
     /// can name it); its primary end comes back through
-    /// [`Running::take_pty`].
+    /// [`Running::take_pty`](crate::Running::take_pty).
     Tty,
 }
 
