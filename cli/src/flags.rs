@@ -28,7 +28,17 @@ pub(crate) fn dockerfile(
     }
     match file {
         Some(f) => read_dockerfile(f),
-        None => read_dockerfile(&context.join("Dockerfile")),
+        None => {
+            // BuildKit falls back to the lower-case name when the context
+            // has no `Dockerfile`.
+            let default = context.join("Dockerfile");
+            let lower = context.join("dockerfile");
+            if !default.exists() && lower.is_file() {
+                read_dockerfile(&lower)
+            } else {
+                read_dockerfile(&default)
+            }
+        }
     }
 }
 

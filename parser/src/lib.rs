@@ -24,7 +24,7 @@ mod safe_text;
 pub mod shell;
 mod span;
 mod split;
-mod suggest;
+pub mod suggest;
 pub mod units;
 
 pub use ast::{Args, Directive, Dockerfile, Flag, Heredoc, KeyValue, Node, Word};

@@ -173,10 +173,16 @@ struct StageState {
 #[derive(Clone, Default)]
 struct Current {
     index: usize,
-    /// `build` or `stage-N`, for progress labels.
+    /// `build` or `stage-N` (`--no-cache-filter` matches it).
     label: String,
     /// `--no-cache-filter` names it.
     no_cache: bool,
+    /// BuildKit's step numbering, `[label i/n]`: the steps are FROM an
+    /// image, WORKDIR, RUN, COPY, ADD and the base's ONBUILD triggers.
+    steps: usize,
+    step: usize,
+    /// Lowering a base image's ONBUILD trigger (labels say `ONBUILD`).
+    in_trigger: bool,
 }
 
 struct Lowerer<'a> {
@@ -207,11 +213,39 @@ fn err(pos: Pos, message: impl Into<String>) -> LowerError {
 
 /// Lowers a parsed Dockerfile. `images` answers `FROM` and `--from`
 /// image references.
+/// `# syntax=` names the frontend image BuildKit would build with. kiln
+/// is its own Dockerfile frontend and implements `docker/dockerfile`
+/// (any tag or digest, and its `-upstream` builds); another frontend
+/// would build something else, so it is refused rather than ignored.
+fn check_syntax(df: &Dockerfile) -> Result<(), LowerError> {
+    let Some(d) = df.directives.iter().find(|d| d.name == "syntax") else {
+        return Ok(());
+    };
+    let reference = d.value.trim();
+    let name = reference.split('@').next().unwrap_or_default();
+    let repo = match name.rsplit_once(':') {
+        Some((repo, tag)) if !tag.contains('/') => repo,
+        _ => name,
+    };
+    let repo = repo.strip_prefix("docker.io/").unwrap_or(repo);
+    if matches!(repo, "docker/dockerfile" | "docker/dockerfile-upstream") {
+        return Ok(());
+    }
+    Err(err(
+        Pos::new(d.line, 1),
+        format!(
+            "unsupported frontend {reference:?}: kiln builds Dockerfiles with its own frontend (docker/dockerfile:1)"
+        ),
+    )
+    .with_hint("remove the `# syntax=` line or name docker/dockerfile:1"))
+}
+
 pub fn lower(
     df: &Dockerfile,
     opts: &Options,
     images: &dyn ImageSource,
 ) -> Result<Lowered, LowerError> {
+    check_syntax(df)?;
     let typed = instructions::parse_instructions(df)?;
     let platform = opts.platform.clone().unwrap_or_else(Platform::host);
     let (plan, stages) = plan(
@@ -295,20 +329,29 @@ impl Lowerer<'_> {
 
     /// The final filesystem of stage `index`, lowering it first if
     /// needed; `pos` is where it was asked for (for a circle's error).
+    /// Stage `index` was reached again while being lowered: the stages
+    /// from it to the top of the stack are a circle, named (as BuildKit
+    /// names it) by its first stage in file order.
+    fn cycle_error(&self, index: usize, pos: Pos) -> LowerError {
+        let from = self.lowering.iter().position(|&i| i == index).unwrap_or(0);
+        let first = self.lowering[from..].iter().copied().min().unwrap_or(index);
+        let stage = self.plan.stages[first]
+            .name
+            .clone()
+            .unwrap_or_else(|| format!("stage-{index}"));
+        LowerError {
+            pos,
+            kind: LowerErrorKind::Cycle { stage },
+            hint: None,
+        }
+    }
+
     fn stage(&mut self, index: usize, pos: Pos) -> Result<VertexId, LowerError> {
         if let Some(done) = self.done.get(&index) {
             return Ok(done.fs);
         }
         if self.lowering.contains(&index) {
-            let stage = self.plan.stages[index]
-                .name
-                .clone()
-                .unwrap_or_else(|| index.to_string());
-            return Err(LowerError {
-                pos,
-                kind: LowerErrorKind::Cycle { stage },
-                hint: None,
-            });
+            return Err(self.cycle_error(index, pos));
         }
         self.lowering.push(index);
         let label = self.plan.stages[index]
@@ -326,6 +369,9 @@ impl Lowerer<'_> {
                 index,
                 label,
                 no_cache,
+                steps: 0,
+                step: 0,
+                in_trigger: false,
             },
         );
         let result = self.lower_stage(index);
@@ -340,7 +386,6 @@ impl Lowerer<'_> {
     fn lower_stage(&mut self, index: usize) -> Result<StageState, LowerError> {
         let sp = self.plan.stages[index].clone();
         let stage = self.stages[index].clone();
-        let total = stage.instructions.len() + 1;
         let from_span = stage.from.span;
         let mut onbuild: Vec<String> = Vec::new();
         let mut state = self.base_state(&sp.base, from_span)?;
@@ -357,6 +402,7 @@ impl Lowerer<'_> {
         }
         // ONBUILD triggers of the base image run first, as if written
         // right after FROM.
+        let mut triggers = Vec::new();
         for trigger in onbuild {
             let parsed = kiln_parser::parse(&trigger).map_err(|e| {
                 err(
@@ -381,12 +427,34 @@ impl Lowerer<'_> {
                     span: from_span,
                     inner: ins.inner,
                 };
-                self.instruction(&mut state, &ins, &trigger, 1, total)?;
+                triggers.push((ins, trigger.clone()));
             }
         }
-        for (n, ins) in stage.instructions.iter().enumerate() {
+        let numbered = |i: &Instruction| {
+            matches!(
+                i,
+                Instruction::Workdir(_)
+                    | Instruction::Run(_)
+                    | Instruction::Copy(_)
+                    | Instruction::Add(_)
+            )
+        };
+        self.current.steps = usize::from(matches!(sp.base, crate::plan::Base::Image(_)))
+            + triggers.len()
+            + stage
+                .instructions
+                .iter()
+                .filter(|i| numbered(&i.inner))
+                .count();
+        self.current.step = usize::from(matches!(sp.base, crate::plan::Base::Image(_)));
+        self.current.in_trigger = true;
+        for (ins, trigger) in &triggers {
+            self.instruction(&mut state, ins, trigger)?;
+        }
+        self.current.in_trigger = false;
+        for ins in &stage.instructions {
             let text = self.text_of(ins.span);
-            self.instruction(&mut state, ins, &text, n + 2, total)?;
+            self.instruction(&mut state, ins, &text)?;
         }
         set_env_list(&mut state.config, state.scope.env());
         Ok(state)
@@ -421,8 +489,24 @@ impl Lowerer<'_> {
         });
     }
 
-    fn label(&self, n: usize, total: usize, text: &str) -> String {
-        format!("[{} {n}/{total}] {}", self.current.label, text.trim())
+    /// The next step's progress label, numbered as BuildKit numbers it:
+    /// `[build 2/4] RUN make` (no stage name when there is one stage).
+    fn label(&mut self, text: &str) -> String {
+        let c = &mut self.current;
+        c.step += 1;
+        let width = c.steps.to_string().len();
+        let name = if self.plan.stages.len() > 1 {
+            format!("{} ", c.label)
+        } else {
+            String::new()
+        };
+        let onbuild = if c.in_trigger { "ONBUILD " } else { "" };
+        format!(
+            "[{name}{:>width$}/{}] {onbuild}{}",
+            c.step,
+            c.steps,
+            text.trim()
+        )
     }
 
     fn instruction(
@@ -430,8 +514,6 @@ impl Lowerer<'_> {
         state: &mut StageState,
         ins: &Spanned<Instruction>,
         text: &str,
-        n: usize,
-        total: usize,
     ) -> Result<(), LowerError> {
         let pos = ins.span.start;
         match &ins.inner {
@@ -449,16 +531,10 @@ impl Lowerer<'_> {
             Instruction::Entrypoint(c) => Self::entrypoint(state, c),
             Instruction::Healthcheck(h) => Self::healthcheck(state, h, text),
             Instruction::Onbuild(o) => Self::onbuild(state, &o.expression, text),
-            Instruction::Workdir(w) => {
-                self.workdir_instruction(state, ins.span, w, text, n, total)?
-            }
-            Instruction::Run(run) => self.run(state, ins.span, run, text, n, total)?,
-            Instruction::Copy(c) => {
-                self.copy(state, ins.span, copy::CopyArgs::copy(c), text, n, total)?
-            }
-            Instruction::Add(a) => {
-                self.copy(state, ins.span, copy::CopyArgs::add(a), text, n, total)?
-            }
+            Instruction::Workdir(w) => self.workdir_instruction(state, ins.span, w, text)?,
+            Instruction::Run(run) => self.run(state, ins.span, run, text)?,
+            Instruction::Copy(c) => self.copy(state, ins.span, copy::CopyArgs::copy(c), text)?,
+            Instruction::Add(a) => self.copy(state, ins.span, copy::CopyArgs::add(a), text)?,
         }
         Ok(())
     }

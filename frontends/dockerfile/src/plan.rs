@@ -174,10 +174,8 @@ pub fn plan(
             .first()
             .map(|g| g.span.start)
             .unwrap_or(Pos::new(1, 1));
-        return Err(err(
-            pos,
-            "no FROM instruction: a Dockerfile needs at least one stage",
-        ));
+        return Err(err(pos, "dockerfile contains no stages to build")
+            .with_hint("a Dockerfile needs at least one FROM instruction"));
     }
     let lexer = Lexer::new(escape);
     let (global, global_args) = global_scope(&globals, build_args, platform, &lexer)?;
@@ -314,9 +312,12 @@ fn find_target(names: &BTreeMap<String, usize>, target: &str) -> Result<usize, P
         .copied()
         .ok_or_else(|| {
             let known: Vec<&str> = names.keys().map(String::as_str).collect();
+            let suggestion = kiln_parser::suggest::closest(target, &known)
+                .map(|s| format!(" (did you mean {s}?)"))
+                .unwrap_or_default();
             err(
                 Pos::new(1, 1),
-                format!("target stage {target:?} could not be found"),
+                format!("target stage {target:?} could not be found{suggestion}"),
             )
             .with_hint(format!(
                 "stages: {}",
@@ -329,15 +330,11 @@ fn find_target(names: &BTreeMap<String, usize>, target: &str) -> Result<usize, P
         })
 }
 
-/// What `--from=` names for the stage at `current`: an earlier stage by
-/// name (case-insensitive) or index, else (`None`) an image. `earlier` is
-/// the plans of the stages before `current`.
-pub(crate) fn resolve_ref(
-    from: &str,
-    earlier: &[StagePlan],
-    current: usize,
-) -> Result<Option<usize>, String> {
-    let by_name = earlier.iter().position(|s| {
+/// What `--from=` names: a stage by name (case-insensitive, any stage:
+/// the caller refuses a later one with BuildKit's wording) or by index,
+/// else (`None`) an image.
+pub(crate) fn resolve_ref(from: &str, stages: &[StagePlan]) -> Result<Option<usize>, String> {
+    let by_name = stages.iter().position(|s| {
         s.name
             .as_deref()
             .is_some_and(|n| n.eq_ignore_ascii_case(from))
@@ -346,10 +343,8 @@ pub(crate) fn resolve_ref(
         return Ok(Some(i));
     }
     if let Ok(i) = from.parse::<usize>() {
-        if i >= current {
-            return Err(format!(
-                "--from={i}: a stage can only copy from an earlier stage"
-            ));
+        if i >= stages.len() {
+            return Err(format!("invalid stage index {i}"));
         }
         return Ok(Some(i));
     }

@@ -8,7 +8,7 @@ use crate::error::LowerError;
 use crate::path::join_workdir;
 use kiln_parser::instructions::{ArgDecl, Command, Healthcheck, Pair};
 use kiln_parser::{Pos, Span};
-use kiln_solver::{FileOp, Op, Vertex};
+use kiln_solver::{Chown, FileOp, Op, Vertex};
 use serde_json::{json, Map, Value};
 
 impl Lowerer<'_> {
@@ -99,14 +99,21 @@ impl Lowerer<'_> {
                     format!("{p}/tcp")
                 };
                 let (num, proto) = p.split_once('/').expect("has a slash");
-                let valid_num = num
-                    .split('-')
-                    .all(|n| !n.is_empty() && n.parse::<u16>().is_ok());
-                if !valid_num || !matches!(proto, "tcp" | "udp" | "sctp") {
+                let (first, last) = num.split_once('-').unwrap_or((num, num));
+                let range = first.parse::<u16>().ok().zip(last.parse::<u16>().ok());
+                let Some((first, last)) = range.filter(|(f, l)| f <= l) else {
                     return Err(err(pos, format!("EXPOSE: invalid port {p:?}"))
-                        .with_hint("use PORT, PORT/tcp, PORT/udp or PORT/sctp"));
+                        .with_hint("use PORT, PORT-PORT, PORT/tcp, PORT/udp or PORT/sctp"));
+                };
+                if !matches!(proto, "tcp" | "udp" | "sctp") {
+                    return Err(
+                        err(pos, format!("EXPOSE: invalid proto {proto:?} in {p:?}"))
+                            .with_hint("use PORT, PORT/tcp, PORT/udp or PORT/sctp"),
+                    );
                 }
-                exposed.push(p);
+                // A range is each of its ports, as docker's port specs
+                // expand it (`9000-9002/tcp` exposes three ports).
+                exposed.extend((first..=last).map(|n| format!("{n}/{proto}")));
             }
         }
         let ports = object_mut(&mut state.config, "ExposedPorts");
@@ -260,21 +267,26 @@ impl Lowerer<'_> {
         span: Span,
         w: &str,
         text: &str,
-        n: usize,
-        total: usize,
     ) -> Result<(), LowerError> {
         let w = self.expand(w, state, span.start)?;
         let dir = join_workdir(&Self::workdir(state), &w);
         state
             .config
             .insert("WorkingDir".into(), Value::String(dir.clone()));
-        let label = self.label(n, total, text);
+        let label = self.label(text);
         state.fs = self.add(
             Vertex {
                 op: Op::File(FileOp::Mkdir {
                     path: dir.clone(),
                     mode: 0o755,
                     parents: true,
+                    // Made as the current USER, as BuildKit makes it.
+                    owner: state
+                        .config
+                        .get("User")
+                        .and_then(Value::as_str)
+                        .filter(|u| !u.is_empty())
+                        .map(Chown::parse),
                 }),
                 inputs: vec![state.fs],
                 name: format!("WORKDIR {dir}"),

@@ -104,21 +104,12 @@ impl Lowerer<'_> {
         span: Span,
         a: CopyArgs<'_>,
         text: &str,
-        n: usize,
-        total: usize,
     ) -> Result<(), LowerError> {
         let x = self.copy_expand(state, &a, span)?;
         let groups = self.copy_groups(state, &a, x.from.as_deref(), span, text)?;
         let count = groups.len();
-        self.copy_vertices(
-            state,
-            &a,
-            &x,
-            groups,
-            span,
-            self.label(n, total, text),
-            text,
-        )?;
+        let label = self.label(text);
+        self.copy_vertices(state, &a, &x, groups, span, label, text)?;
         // One history entry per layer place (more than one only when a
         // COPY mixes heredocs, URLs and paths).
         for _ in 0..count {
@@ -165,11 +156,7 @@ impl Lowerer<'_> {
             .map(|c| self.expand(c, state, pos))
             .transpose()?
             .filter(|c| !c.is_empty())
-            .map(|m| match u32::from_str_radix(&m, 8) {
-                Ok(v) if v <= 0o7777 => Ok(Chmod::Octal(v)),
-                _ => Err(err(pos, format!("{kw} --chmod={m}: not an octal mode"))
-                    .with_hint("symbolic modes are not supported; use e.g. 0755")),
-            })
+            .map(|m| Chmod::parse(&m).map_err(|e| err(pos, format!("{kw} --chmod: {e}"))))
             .transpose()?;
         let excludes = a
             .excludes

@@ -33,8 +33,6 @@ impl Lowerer<'_> {
         span: Span,
         run: &instructions::Run,
         text: &str,
-        n: usize,
-        total: usize,
     ) -> Result<(), LowerError> {
         let mut inputs = vec![state.fs];
         let mut mounts = Vec::new();
@@ -52,7 +50,7 @@ impl Lowerer<'_> {
             .unwrap_or("")
             .to_string();
         let created_by = format!("RUN {} # kiln", argv.join(" "));
-        let label = self.label(n, total, text);
+        let label = self.label(text);
         state.fs = self.add(
             Vertex {
                 op: Op::Exec(Exec {

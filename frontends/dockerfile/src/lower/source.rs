@@ -6,7 +6,7 @@ use super::config::{env_list, set_env_list};
 use super::{err, History, LayerSlot, Lowerer, ResolvedImage, StageState, StepInfo, DEFAULT_PATH};
 use crate::error::{LowerError, LowerErrorKind};
 use crate::plan::{Base, Scope};
-use kiln_parser::Span;
+use kiln_parser::{Pos, Span};
 use kiln_solver::{Op, Source, Vertex, VertexId};
 use serde_json::{Map, Value};
 
@@ -100,12 +100,39 @@ impl Lowerer<'_> {
 
     pub(super) fn named_source(&mut self, from: &str, span: Span) -> Result<VertexId, LowerError> {
         let current = self.current.index;
-        let index = crate::plan::resolve_ref(from, &self.plan.stages[..current], current)
-            .map_err(|m| err(span.start, m))?;
+        let index =
+            crate::plan::resolve_ref(from, &self.plan.stages).map_err(|m| err(span.start, m))?;
         match index {
+            Some(i) if i >= current => Err(self.forward_ref(from, i, span.start)),
             Some(i) => self.stage(i, span.start),
             None => Ok(self.image(from, span)?.0),
         }
+    }
+
+    /// Why a stage cannot use stage `later` (itself or one defined after
+    /// it), as BuildKit says it: a circle of stages is "circular
+    /// dependency detected", anything else "cannot copy from stage".
+    fn forward_ref(&mut self, from: &str, later: usize, pos: Pos) -> LowerError {
+        let current = self.current.index;
+        let cycle = if later == current {
+            Some(self.cycle_error(current, pos))
+        } else {
+            // Lowering the later stage finds the circle if there is one
+            // (it reaches this stage again); the build fails either way.
+            match self.stage(later, pos) {
+                Err(e) if matches!(e.kind, LowerErrorKind::Cycle { .. }) => Some(e),
+                _ => None,
+            }
+        };
+        cycle.unwrap_or_else(|| {
+            err(
+                pos,
+                format!(
+                    "cannot copy from stage {from:?}, it needs to be defined before current stage {:?}",
+                    self.current.label
+                ),
+            )
+        })
     }
 
     /// The state a stage starts in: its base's filesystem, config,
