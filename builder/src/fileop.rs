@@ -8,6 +8,7 @@
 
 use globset::{GlobBuilder, GlobMatcher};
 use kiln_frontend_dockerfile::dockerignore::Ignore;
+use kiln_solver::Chmod;
 use rustix::fs::{
     openat2, AtFlags, Dir, FileType, Mode, OFlags, ResolveFlags, Stat, Timespec, Timestamps,
 };
@@ -76,16 +77,17 @@ fn open_dir_in(root: BorrowedFd<'_>, rel: &str) -> Result<OwnedFd, Errno> {
 
 /// Ownership and mode rules for the entries a copy makes.
 #[derive(Debug, Clone, Copy)]
-pub struct Attrs {
+pub struct Attrs<'a> {
     /// `--chown` (uid, gid); else `keep_owner` decides.
     pub chown: Option<(u32, u32)>,
-    /// `--chmod`, for files and directories alike.
-    pub chmod: Option<u32>,
+    /// `--chmod`, for files and directories alike (symbolic modes apply
+    /// to each entry's own mode).
+    pub chmod: Option<&'a Chmod>,
     /// Keep the source's owner (COPY --from); context files become 0:0.
     pub keep_owner: bool,
 }
 
-impl Attrs {
+impl Attrs<'_> {
     fn owner(&self, st: &Stat) -> (u32, u32) {
         match self.chown {
             Some(o) => o,
@@ -94,7 +96,8 @@ impl Attrs {
         }
     }
     fn mode(&self, st: &Stat) -> u32 {
-        self.chmod.unwrap_or(st.st_mode & 0o7777)
+        let own = st.st_mode & 0o7777;
+        self.chmod.map_or(own, |c| c.apply(own, is_dir(st)))
     }
     /// Owner of directories the copy has to create on the way.
     fn new_dir_owner(&self) -> (u32, u32) {
@@ -178,8 +181,13 @@ pub fn ensure_dir(root: BorrowedFd<'_>, parts: &[String], attrs: &Attrs) -> OpRe
         fd = match open_dir_in(root, &rel) {
             Ok(d) => d,
             Err(Errno::NOENT) => {
-                match rustix::fs::mkdirat(fd.as_fd(), part.as_str(), Mode::from_raw_mode(0o755)) {
-                    Ok(()) => set_owner(fd.as_fd(), OsStr::new(part), attrs.new_dir_owner())?,
+                let mode = Chmod::new_dir_mode(attrs.chmod);
+                match rustix::fs::mkdirat(fd.as_fd(), part.as_str(), Mode::from_raw_mode(mode)) {
+                    Ok(()) => {
+                        set_owner(fd.as_fd(), OsStr::new(part), attrs.new_dir_owner())?;
+                        // mkdirat's mode passes through the umask.
+                        chmod(fd.as_fd(), OsStr::new(part), mode)?;
+                    }
                     Err(Errno::EXIST) => {}
                     Err(e) => return Err(errno(format!("mkdir /{rel}"))(e)),
                 }
@@ -456,7 +464,7 @@ pub struct CopySpec<'a> {
     pub paths: &'a [String],
     /// Absolute; a trailing `/` means "a directory".
     pub dest: &'a str,
-    pub attrs: Attrs,
+    pub attrs: Attrs<'a>,
     pub parents: bool,
     /// ADD: unpack local tar archives.
     pub unpack: bool,
@@ -508,7 +516,13 @@ pub fn copy(
                     whiteouts: false,
                     under: rel_of(&dest_parts),
                     owner: spec.attrs.chown,
-                    mode: spec.attrs.chmod,
+                    // An octal mode applies to every unpacked entry; a
+                    // symbolic one to none (BuildKit applies no --chmod
+                    // when unpacking at all).
+                    mode: match spec.attrs.chmod {
+                        Some(Chmod::Octal(bits)) => Some(*bits),
+                        _ => None,
+                    },
                 };
                 kiln_store::apply::extract(f, dst_root, &opts)
                     .map_err(|e| format!("unpacking /{m}: {e}"))?;

@@ -83,7 +83,9 @@ pub fn resolve(spec: &str, lowers_top_first: &[PathBuf]) -> Result<ResolvedUser,
         };
     }
     let mut groups = vec![gid];
-    if let Some(name) = &name {
+    // `USER name` gets the name's groups from /etc/group; `USER
+    // name:group` gets exactly that group (as BuildKit and docker do).
+    if let (Some(name), None) = (&name, group_part) {
         for f in entries(&group).filter(|f| f.len() >= 4) {
             if f[3].split(',').any(|m| m == name) {
                 if let Ok(g) = f[2].parse::<u32>() {

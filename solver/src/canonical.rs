@@ -144,11 +144,17 @@ fn encode_file(e: &mut Encoder, f: &FileOp) {
             path,
             mode,
             parents,
+            owner,
         } => {
             e.str("mkdir")
                 .str(path)
                 .u64(u64::from(*mode))
                 .bool(*parents);
+            // Appended only when set, so root-owned mkdirs keep the
+            // digests they had before owners existed.
+            if let Some(owner) = owner {
+                e.str(&owner.to_string());
+            }
         }
         FileOp::Mkfile { path, mode, data } => {
             e.str("mkfile").str(path).u64(u64::from(*mode)).bytes(data);

@@ -182,10 +182,14 @@ fn file_fields(out: &mut String, f: &FileOp) {
             path,
             mode,
             parents,
+            owner,
         } => {
             line(out, "path", &quote(path));
             line(out, "mode", &format!("{mode:04o}"));
             line(out, "parents", &parents.to_string());
+            if let Some(owner) = owner {
+                line(out, "owner", &owner.to_string());
+            }
         }
         FileOp::Mkfile { path, mode, data } => {
             line(out, "path", &quote(path));

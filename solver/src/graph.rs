@@ -250,6 +250,9 @@ pub enum FileOp {
         path: String,
         mode: u32,
         parents: bool,
+        /// Who owns the directories made (WORKDIR under a USER), resolved
+        /// against the image's /etc/passwd as `--chown` is; root if none.
+        owner: Option<Chown>,
     },
     Mkfile {
         path: String,

@@ -10,6 +10,7 @@
 //! through the executor, storing results through the store, behind traits.
 
 mod canonical;
+pub mod chmod;
 pub mod dump;
 pub mod encode;
 pub mod graph;

@@ -7,7 +7,7 @@ use crate::fileop;
 use crate::worker::{BuildWorker, Output};
 use kiln_executor::view;
 use kiln_frontend_dockerfile::dockerignore::Ignore;
-use kiln_solver::{Chmod, Chown, FileOp, Owner};
+use kiln_solver::{Chown, FileOp, Owner};
 use kiln_store::LayerStack;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -54,15 +54,7 @@ impl BuildWorker {
                     .as_ref()
                     .map(|c| resolve_chown(c, &lowers))
                     .transpose()?;
-                let chmod = chmod
-                    .as_ref()
-                    .map(|m| match m {
-                        Chmod::Octal(bits) => Ok(*bits),
-                        Chmod::Symbolic(s) => Err(StepError::Invalid(format!(
-                            "--chmod={s}: symbolic modes are not supported yet"
-                        ))),
-                    })
-                    .transpose()?;
+                let chmod = chmod.as_ref();
                 let (ignore, keep_owner) = match input {
                     Output::Dir(_, ignore) => (Some(ignore.as_ref()), false),
                     Output::Stack(_) => (None, true),
@@ -93,8 +85,14 @@ impl BuildWorker {
                 };
                 fileop::copy(source.root(), target.root(), &spec, &filter)?;
             }
-            FileOp::Mkdir { path, mode, .. } => {
-                fileop::mkdir_p(target.root(), path, *mode, (0, 0))?;
+            FileOp::Mkdir {
+                path, mode, owner, ..
+            } => {
+                let owner = match owner {
+                    Some(o) => resolve_chown(o, &lowers)?,
+                    None => (0, 0),
+                };
+                fileop::mkdir_p(target.root(), path, *mode, owner)?;
             }
             FileOp::Mkfile { path, mode, data } => {
                 fileop::mkfile(target.root(), path, *mode, data)?;
@@ -113,21 +111,21 @@ impl BuildWorker {
     }
 }
 
-/// `--chown=user[:group]` against the image's /etc/passwd and /etc/group;
-/// a user without a group uses the same number for both (docker's rule).
+/// `--chown=user[:group]` against the image's /etc/passwd and /etc/group.
+/// Without a group, a user named in /etc/passwd gets its primary group
+/// and a numeric one the same number for both (BuildKit's rule).
 fn resolve_chown(chown: &Chown, lowers: &[PathBuf]) -> Result<(u32, u32), StepError> {
     let top_first: Vec<PathBuf> = lowers.iter().rev().cloned().collect();
     let bad = |e: kiln_executor::ExecError| StepError::Invalid(format!("--chown={chown}: {e}"));
-    let uid = match &chown.user {
-        Owner::Id(n) => *n,
+    let (uid, primary_gid) = match &chown.user {
+        Owner::Id(n) => (*n, *n),
         Owner::Name(name) => {
-            kiln_executor::user::resolve(name, &top_first)
-                .map_err(bad)?
-                .uid
+            let user = kiln_executor::user::resolve(name, &top_first).map_err(bad)?;
+            (user.uid, user.gid)
         }
     };
     let gid = match &chown.group {
-        None => uid,
+        None => primary_gid,
         Some(Owner::Id(n)) => *n,
         Some(Owner::Name(g)) => {
             kiln_executor::user::resolve(&format!("0:{g}"), &top_first)
