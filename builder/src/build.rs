@@ -47,6 +47,9 @@ impl Build {
         let context = context_dir(request)?;
         let ignore = dockerignore(request, &context)?;
         let lowered = lower_dockerfile(store, Some(registry), request, &ignore, progress)?;
+        // A SOURCE_DATE_EPOCH build arg (or global ARG default) wins over
+        // the environment's.
+        let epoch = lowered.source_date_epoch.or(request.epoch);
         let def = Arc::new(lowered.definition.clone());
         let downloads = Arc::new(Downloads::new(store, registry.clone())?);
         let (keys, context_files) =
@@ -67,7 +70,7 @@ impl Build {
             by_key: by_key(&def, &keys),
             def: def.clone(),
             write_opts: kiln_store::layer::WriteOptions {
-                source_date_epoch: request.epoch.map(|e| e.max(0) as u64),
+                source_date_epoch: epoch.map(|e| e.max(0) as u64),
                 ..Default::default()
             },
             downloads,
@@ -92,7 +95,7 @@ impl Build {
         // result was first made, so a fully cached rebuild gives the same
         // image ID.
         let target_key = keys[lowered.target.0].hex();
-        let created = kiln_store::rfc3339(request.epoch.unwrap_or_else(|| {
+        let created = kiln_store::rfc3339(epoch.unwrap_or_else(|| {
             store
                 .cache_created(&target_key)
                 .ok()
@@ -194,6 +197,15 @@ fn lower_dockerfile(
     ignore: &Ignore,
     progress: &Arc<Progress>,
 ) -> Result<Lowered, BuildError> {
+    // BuildKit's front door refuses a zero-byte file before parsing (one
+    // of only comments is the parser's "file with no instructions").
+    if request.dockerfile.text.is_empty() {
+        return Err(LowerError::invalid(
+            kiln_parser::Pos::new(1, 1),
+            "the Dockerfile cannot be empty",
+        )
+        .into());
+    }
     let df = kiln_parser::parse_bytes(&request.dockerfile.text).map_err(LowerError::from)?;
     for w in &df.warnings {
         progress.dockerfile_warning(&request.dockerfile.name, w);

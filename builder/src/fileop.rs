@@ -238,6 +238,10 @@ impl<'a> Filter<'a> {
         self.exclude.is_some_and(|i| i.excludes(Path::new(below)))
     }
 
+    fn ignored(&self, rel: &str) -> bool {
+        self.ignore.is_some_and(|i| i.excludes(Path::new(rel)))
+    }
+
     fn based(&self, base: &str) -> Filter<'a> {
         Filter {
             ignore: self.ignore,
@@ -248,7 +252,8 @@ impl<'a> Filter<'a> {
 }
 
 /// A source path, expanded: wildcards (`*`, `?`, `[..]`, one component
-/// each) matched against the tree. Returns relative paths; none is an error.
+/// each) matched against the tree. Returns relative paths; a wildcard
+/// may match none.
 pub fn expand_source(
     root: BorrowedFd<'_>,
     pattern: &str,
@@ -304,16 +309,19 @@ pub fn expand_source(
         }
         current = next;
     }
+    // A matched directory is copied even when --exclude patterns match
+    // it: they filter what is below it (BuildKit's copier checks them
+    // only under the source), so `--exclude=* dir*` makes an empty dest.
+    // A wildcard matching nothing copies nothing (BuildKit's
+    // AllowEmptyWildcard), not an error.
     let out: Vec<String> = current
         .into_iter()
         .map(|p| p.join("/"))
-        .filter(|p| !filter.excluded(p))
+        .filter(|p| {
+            let dir = stat_in(root, p).is_ok_and(|st| is_dir(&st));
+            !(filter.ignored(p) || !dir && filter.excluded(p))
+        })
         .collect();
-    if out.is_empty() {
-        return Err(FileOpError(format!(
-            "no source files were specified: nothing matches {pattern:?}"
-        )));
-    }
     Ok(out)
 }
 
@@ -486,6 +494,7 @@ pub fn copy(
     // otherwise the destination is the new file's path.
     let into_dir = spec.dest.ends_with('/')
         || matches.len() > 1
+        || spec.paths.len() > 1
         || dest_parts.is_empty()
         || open_dir_in(dst_root, &rel_of(&dest_parts)).is_ok();
     for m in matches {

@@ -12,20 +12,74 @@ use kiln_store::Store;
 use std::collections::HashMap;
 use std::path::Path;
 
-/// Expands include paths with wildcards to the directory above the first
-/// wildcard: the checksum then covers a little more than the op reads,
-/// never less.
-pub fn checksum_roots(include: &[String]) -> Vec<String> {
-    include
-        .iter()
-        .map(|p| {
-            let parts: Vec<&str> = p
-                .split('/')
-                .take_while(|c| !c.contains(['*', '?', '[']))
-                .collect();
-            parts.join("/")
-        })
-        .collect()
+/// The context paths a source's include patterns name: plain paths as
+/// they are, wildcards (one component each) expanded against the context
+/// directory, so a wildcard COPY's key covers exactly the files it
+/// matched (BuildKit's content selector). Symlinks are not followed while
+/// matching; ignored paths never match.
+pub fn checksum_roots(
+    context: &Path,
+    include: &[String],
+    excluded: &dyn Fn(&Path) -> bool,
+) -> Vec<String> {
+    let has_glob = |c: &str| c.contains(['*', '?', '[']);
+    let mut out = Vec::new();
+    for pattern in include {
+        let parts: Vec<&str> = pattern.split('/').filter(|c| !c.is_empty()).collect();
+        if !parts.iter().any(|c| has_glob(c)) {
+            out.push(parts.join("/"));
+            continue;
+        }
+        let mut current = vec![String::new()];
+        for part in parts {
+            let mut next = Vec::new();
+            for base in &current {
+                let join = |name: &str| {
+                    if base.is_empty() {
+                        name.to_string()
+                    } else {
+                        format!("{base}/{name}")
+                    }
+                };
+                if !has_glob(part) {
+                    next.push(join(part));
+                    continue;
+                }
+                let Ok(glob) = globset::GlobBuilder::new(part)
+                    .literal_separator(true)
+                    .backslash_escape(true)
+                    .build()
+                else {
+                    // An invalid pattern fails the copy itself; the key
+                    // then covers the directory.
+                    next.push(base.clone());
+                    continue;
+                };
+                let matcher = glob.compile_matcher();
+                let dir = context.join(base);
+                let is_dir = std::fs::symlink_metadata(&dir).is_ok_and(|m| m.is_dir());
+                let Ok(entries) = std::fs::read_dir(&dir).map_err(drop).and_then(|e| {
+                    if is_dir {
+                        Ok(e)
+                    } else {
+                        Err(())
+                    }
+                }) else {
+                    continue;
+                };
+                let mut names: Vec<String> = entries
+                    .filter_map(|e| e.ok())
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .filter(|n| matcher.is_match(n))
+                    .collect();
+                names.sort();
+                next.extend(names.iter().map(|n| join(n)));
+            }
+            current = next;
+        }
+        out.extend(current.into_iter().filter(|p| !excluded(Path::new(p))));
+    }
+    out
 }
 
 /// Keys of every vertex, and the files each context source reads. A
@@ -70,8 +124,9 @@ pub(crate) fn cache_keys(
                 let rules = Ignore::from_patterns(exclude)
                     .map_err(|e| (id, StepError::Invalid(e.to_string())))?;
                 let excluded = |p: &Path| rules.excludes(p);
+                let roots = checksum_roots(context, include, &excluded);
                 let (d, _, list) = store
-                    .context_checksum_files(context, &checksum_roots(include), &excluded)
+                    .context_checksum_files(context, &roots, &excluded)
                     .map_err(|e| (id, e.into()))?;
                 let mut e = kiln_solver::Encoder::new();
                 e.str(&d.to_string());

@@ -216,8 +216,10 @@ fn report(e: &CliError) {
 /// Prints a failed build: a failed step's last output in a box, then the
 /// message at the step's Dockerfile line.
 fn report_build(error: &BuildError, file: &str, text: &str) {
-    let at_line =
-        |pos, message: &str| eprint!("{}", ParseError::new(pos, message).render(file, text));
+    let at_lines = |span: kiln_parser::Span, message: &str| {
+        let e = ParseError::new(span.start, message);
+        eprint!("{}", e.render_lines(file, text, span.end.line));
+    };
     match error {
         BuildError::Lower(e) => eprint!("{}", e.render(file, text)),
         BuildError::Step {
@@ -244,7 +246,7 @@ fn report_build(error: &BuildError, file: &str, text: &str) {
                 _ => source.to_string(),
             };
             match step.as_ref().and_then(|s| s.span) {
-                Some(span) => at_line(span.start, &message),
+                Some(span) => at_lines(span, &message),
                 None => eprintln!("error: {}", kiln_parser::terminal_safe(&message)),
             }
         }

@@ -40,6 +40,13 @@ impl ParseError {
     /// Untrusted text in it (the file name, the line, the message) is
     /// printed with its control characters escaped.
     pub fn render(&self, file: &str, source: &str) -> String {
+        self.render_lines(file, source, self.pos.line)
+    }
+
+    /// As [`ParseError::render`], showing the lines up to `last_line` too
+    /// (an instruction continued over several lines, as BuildKit shows
+    /// it), at most [`SHOWN_LINES`] of them.
+    pub fn render_lines(&self, file: &str, source: &str, last_line: u32) -> String {
         let mut out = format!(
             "{}:{}:{}: {}\n",
             crate::terminal_safe_line(file),
@@ -48,16 +55,23 @@ impl ParseError {
             crate::terminal_safe(&self.message)
         );
         let source = source.strip_prefix('\u{feff}').unwrap_or(source);
-        if let Some(line) = source
+        let first = self.pos.line.max(1);
+        let last = last_line.clamp(first, first + SHOWN_LINES - 1);
+        let width = last.to_string().len();
+        for (i, line) in source
             .split('\n')
-            .nth(self.pos.line.saturating_sub(1) as usize)
+            .enumerate()
+            .skip(first as usize - 1)
+            .take((last - first + 1) as usize)
         {
             let line = line.trim_end_matches(['\r', '\n']);
             let (shown, caret) = excerpt(line, self.pos.col.saturating_sub(1) as usize);
-            let num = self.pos.line.to_string();
-            let pad = " ".repeat(num.len());
-            out.push_str(&format!(" {num} | {shown}\n"));
-            out.push_str(&format!(" {pad} | {caret}^\n"));
+            let num = i + 1;
+            out.push_str(&format!(" {num:>width$} | {shown}\n"));
+            if num as u32 == first {
+                let pad = " ".repeat(width);
+                out.push_str(&format!(" {pad} | {caret}^\n"));
+            }
         }
         if let Some(hint) = &self.hint {
             out.push_str(&format!("hint: {}\n", crate::terminal_safe(hint)));
@@ -65,6 +79,9 @@ impl ParseError {
         out
     }
 }
+
+/// How many lines of a multi-line instruction an error shows.
+pub const SHOWN_LINES: u32 = 6;
 
 /// The line as printed under an error: control characters escaped, and a
 /// window of at most [`EXCERPT`] characters around column `col` (0-based)

@@ -69,6 +69,32 @@ pub enum Instruction {
     Healthcheck(Healthcheck),
 }
 
+impl Instruction {
+    /// The keyword, upper-case (`RUN`).
+    pub fn keyword(&self) -> &'static str {
+        match self {
+            Instruction::From(_) => "FROM",
+            Instruction::Run(_) => "RUN",
+            Instruction::Cmd(_) => "CMD",
+            Instruction::Entrypoint(_) => "ENTRYPOINT",
+            Instruction::Shell(_) => "SHELL",
+            Instruction::Env(_) => "ENV",
+            Instruction::Label(_) => "LABEL",
+            Instruction::Maintainer(_) => "MAINTAINER",
+            Instruction::Expose(_) => "EXPOSE",
+            Instruction::Add(_) => "ADD",
+            Instruction::Copy(_) => "COPY",
+            Instruction::Volume(_) => "VOLUME",
+            Instruction::User(_) => "USER",
+            Instruction::Workdir(_) => "WORKDIR",
+            Instruction::Arg(_) => "ARG",
+            Instruction::Onbuild(_) => "ONBUILD",
+            Instruction::StopSignal(_) => "STOPSIGNAL",
+            Instruction::Healthcheck(_) => "HEALTHCHECK",
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct From {
     pub image: String,
@@ -619,7 +645,7 @@ fn onbuild_instruction(node: &Node) -> Result<Instruction, ParseError> {
         "onbuild" => {
             return Err(err(
                 node,
-                "chaining ONBUILD via `ONBUILD ONBUILD` isn't allowed",
+                "Chaining ONBUILD via `ONBUILD ONBUILD` isn't allowed",
             ))
         }
         c @ ("from" | "maintainer") => {
@@ -635,8 +661,16 @@ fn onbuild_instruction(node: &Node) -> Result<Instruction, ParseError> {
     }
     let mut child = (**child).clone();
     child.heredocs = node.heredocs.clone();
+    // The recorded trigger carries its heredoc bodies (and terminators),
+    // so the child build parses the whole instruction.
+    let mut expression = child.original.trim().to_string();
+    for doc in &child.heredocs {
+        expression.push('\n');
+        expression.push_str(&doc.content);
+        expression.push_str(&doc.name);
+    }
     Ok(Instruction::Onbuild(Onbuild {
-        expression: child.original.trim().to_string(),
+        expression,
         trigger: Box::new(parse_instruction(&child)?),
     }))
 }

@@ -125,6 +125,11 @@ fn csv_fields(s: &str) -> Result<Vec<String>, String> {
     Ok(out)
 }
 
+/// A `$` that starts a reference (BuildKit's test: not the last character).
+fn has_reference(v: &str) -> bool {
+    v.find('$').is_some_and(|i| i + 1 < v.len())
+}
+
 fn parse_bool(key: &str, v: &str) -> Result<bool, MountError> {
     match v.to_ascii_lowercase().as_str() {
         "1" | "t" | "true" => Ok(true),
@@ -175,6 +180,14 @@ impl RunMount {
         let mut ro_given = false;
         for field in csv_fields(spec)? {
             let key_given_ro = match field.split_once('=') {
+                Some((k, v)) if k.eq_ignore_ascii_case("from") && has_reference(v) => {
+                    // BuildKit resolves stage references before any
+                    // expansion, so it refuses them.
+                    return Err(
+                        "'from' doesn't support variable expansion, define alias stage instead"
+                            .into(),
+                    );
+                }
                 Some((k, v)) => m.set(&k.to_ascii_lowercase(), &expand(v)?, &field)?,
                 None => m.flag(&field.to_ascii_lowercase(), &field)?,
             };

@@ -117,6 +117,10 @@ fn encode_exec(e: &mut Encoder, x: &Exec, purpose: Purpose) {
             MountKind::Secret { id, required } => e.str("secret").str(id).bool(*required),
         };
     }
+    // Appended only when set, so existing digests hold.
+    if let Some(h) = &x.hostname {
+        e.tag("hostname").str(h);
+    }
 }
 
 fn encode_file(e: &mut Encoder, f: &FileOp) {

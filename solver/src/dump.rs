@@ -116,6 +116,9 @@ fn exec_fields(out: &mut String, x: &Exec) {
     for m in &x.mounts {
         line(out, "mount", &mount(m));
     }
+    if let Some(h) = &x.hostname {
+        line(out, "hostname", &quote(h));
+    }
 }
 
 fn mount(m: &ExecMount) -> String {

@@ -227,6 +227,9 @@ pub struct Exec {
     pub user: String,
     pub network: Network,
     pub mounts: Vec<ExecMount>,
+    /// The container's hostname (`BUILDKIT_SANDBOX_HOSTNAME`); the
+    /// executor's default if none.
+    pub hostname: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -456,6 +459,7 @@ mod tests {
                 user: "".into(),
                 network: Network::Default,
                 mounts: vec![],
+                hostname: None,
             }),
             inputs: vec![root],
             name: format!("RUN {cmd}"),

@@ -126,6 +126,7 @@ fn exec(d: &mut Definition, inputs: Vec<VertexId>, name: &str, cmd: &str) -> Ver
             user: String::new(),
             network: Network::Default,
             mounts: vec![],
+            hostname: None,
         }),
         inputs,
         name: name.into(),

@@ -162,8 +162,10 @@ impl Store {
                 )));
             }
             if fs::symlink_metadata(root.join(rel)).is_err() {
+                // BuildKit's wording, so a search for it finds the answer.
                 return Err(StoreError::Invalid(format!(
-                    "{p}: not found in the build context"
+                    "\"/{}\": not found in the build context",
+                    rel.display()
                 )));
             }
             let sum = walk.node(rel)?;

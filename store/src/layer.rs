@@ -321,10 +321,19 @@ pub struct Applied {
     pub skipped_devices: usize,
 }
 
-/// Opens a decompressing reader over a layer stream, sniffing the format.
+/// Opens a decompressing reader over a tar stream, sniffing the format:
+/// gzip and zstd (the OCI layer types), and bzip2 and xz as well, as
+/// moby's `DecompressStream` reads them for `ADD` of a local archive.
 pub fn decompress<'a>(reader: impl Read + 'a) -> io::Result<Box<dyn Read + 'a>> {
     let mut buf = BufReader::with_capacity(256 * 1024, reader);
-    let kind = Compression::detect(buf.fill_buf()?);
+    let head = buf.fill_buf()?;
+    if head.starts_with(b"BZh") {
+        return Ok(Box::new(bzip2::read::MultiBzDecoder::new(buf)));
+    }
+    if head.starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0x00]) {
+        return Ok(Box::new(xz2::read::XzDecoder::new_multi_decoder(buf)));
+    }
+    let kind = Compression::detect(head);
     Ok(match kind {
         Compression::None => Box::new(buf),
         Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(buf)),

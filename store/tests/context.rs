@@ -100,7 +100,7 @@ fn bad_selections_are_clear_errors() {
     };
     assert_eq!(
         err("missing.txt"),
-        "missing.txt: not found in the build context"
+        "\"/missing.txt\": not found in the build context"
     );
     assert_eq!(
         err("../etc/passwd"),

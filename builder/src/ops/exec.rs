@@ -65,6 +65,9 @@ impl BuildWorker {
             .collect();
         spec.cwd = x.cwd.clone();
         spec.user = x.user.clone();
+        if let Some(h) = &x.hostname {
+            spec.hostname = h.clone();
+        }
         spec.network = match x.network {
             kiln_solver::Network::None => Network::None,
             kiln_solver::Network::Host | kiln_solver::Network::Default => Network::Host,

@@ -12,6 +12,9 @@ struct Rule {
     matcher: GlobMatcher,
     /// `!pattern`: re-include.
     include: bool,
+    /// The pattern's components, for "could it match below this
+    /// directory" (re-includes only).
+    components: Vec<String>,
 }
 
 /// A parsed ignore file.
@@ -45,6 +48,12 @@ impl Ignore {
                 continue;
             }
             let (include, pattern) = match line.strip_prefix('!') {
+                Some(rest) if rest.trim().is_empty() => {
+                    return Err(IgnoreError {
+                        line: n + 1,
+                        message: format!("illegal exclusion pattern: {line:?}"),
+                    })
+                }
                 Some(rest) => (true, rest.trim()),
                 None => (false, line),
             };
@@ -66,7 +75,12 @@ impl Ignore {
             } else {
                 pattern.clone()
             });
-            rules.push(Rule { matcher, include });
+            let components = pattern.split('/').map(str::to_string).collect();
+            rules.push(Rule {
+                matcher,
+                include,
+                components,
+            });
         }
         Ok(Ignore { rules, patterns })
     }
@@ -89,8 +103,42 @@ impl Ignore {
         }
     }
 
-    /// Whether `rel` (relative to the context, `/`-separated) is excluded.
+    /// Whether `rel` (relative to the context, `/`-separated) is excluded:
+    /// it or a parent matches (the last rule wins), and no re-include
+    /// could match below it — so an excluded directory holding a
+    /// re-included file (`build` then `!build/keep.txt`) is still walked.
     pub fn excludes(&self, rel: &Path) -> bool {
+        let clean = clean_rel(&rel.to_string_lossy());
+        self.matches(rel) && !self.reincludes_below(&clean)
+    }
+
+    /// Whether a re-include rule could match a path below `rel`.
+    fn reincludes_below(&self, rel: &str) -> bool {
+        let path: Vec<&str> = rel.split('/').collect();
+        self.rules.iter().filter(|r| r.include).any(|r| {
+            for (i, pc) in r.components.iter().enumerate() {
+                if pc == "**" {
+                    return true;
+                }
+                let Some(name) = path.get(i) else {
+                    // The pattern goes deeper than the path.
+                    return true;
+                };
+                let component = GlobBuilder::new(pc)
+                    .literal_separator(true)
+                    .backslash_escape(true)
+                    .build();
+                match component {
+                    Ok(g) if g.compile_matcher().is_match(name) => {}
+                    _ => return false,
+                }
+            }
+            false
+        })
+    }
+
+    /// The rules alone: `rel` or a parent matches, the last rule winning.
+    fn matches(&self, rel: &Path) -> bool {
         let rel = clean_rel(&rel.to_string_lossy());
         if rel.is_empty() {
             return false;
@@ -150,5 +198,17 @@ mod tests {
         assert!(ex("[ab]x", "bx"));
         assert!(!ex("", "anything"));
         assert!(Ignore::parse("[unclosed").is_err());
+        assert!(
+            Ignore::parse("a\n!").is_err(),
+            "a lone ! is BuildKit's illegal pattern"
+        );
+        let keep = "build\n!build/keep-me.txt";
+        assert!(
+            !ex(keep, "build/keep-me.txt"),
+            "re-included inside an excluded dir"
+        );
+        assert!(!ex(keep, "build"), "walked, to reach what is re-included");
+        assert!(ex(keep, "build/other.txt"));
+        assert!(ex(keep, "build/sub"), "no re-include below build/sub");
     }
 }

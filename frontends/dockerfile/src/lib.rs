@@ -12,6 +12,7 @@
 //! [`dockerignore`]; lexical path cleaning, shared by both, in [`path`].
 
 pub mod dockerignore;
+mod epoch;
 mod error;
 pub mod lower;
 pub mod path;

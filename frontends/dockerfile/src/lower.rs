@@ -18,6 +18,7 @@
 
 mod config;
 mod copy;
+mod expose;
 mod mount;
 mod run;
 mod source;
@@ -31,6 +32,8 @@ use kiln_parser::{Dockerfile, Pos, Span};
 use kiln_solver::{Definition, Vertex, VertexId};
 use serde_json::{json, Map, Value};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+const EPOCH_ARG: &str = "SOURCE_DATE_EPOCH";
 
 /// Docker's default `PATH`, given to images built from scratch.
 pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -124,6 +127,8 @@ pub struct Lowered {
     pub steps: HashMap<VertexId, StepInfo>,
     /// The stages lowered (the target and what it reads), by index.
     pub stages: Vec<usize>,
+    /// `SOURCE_DATE_EPOCH` from a build arg or a global ARG default.
+    pub source_date_epoch: Option<i64>,
 }
 
 impl Lowered {
@@ -167,6 +172,9 @@ struct StageState {
     cmd_set: bool,
     /// MAINTAINER: the config's top-level `author`.
     author: Option<String>,
+    /// The ARGs declared so far (a stage built on another inherits its
+    /// list), for RUN's history line (`RUN |2 a=1 b=2 ...`).
+    declared_args: Vec<String>,
 }
 
 /// The stage being lowered (saved and restored around a nested stage).
@@ -248,13 +256,42 @@ pub fn lower(
     check_syntax(df)?;
     let typed = instructions::parse_instructions(df)?;
     let platform = opts.platform.clone().unwrap_or_else(Platform::host);
-    let (plan, stages) = plan(
+    let (mut plan, stages) = plan(
         typed,
         &opts.build_args,
         opts.target.as_deref(),
         &platform,
         df.escape,
     )?;
+    // SOURCE_DATE_EPOCH: a build arg, else a global ARG's default; what
+    // the stages see is the resolved seconds (or nothing).
+    let epoch_value = opts
+        .build_args
+        .get(EPOCH_ARG)
+        .or_else(|| plan.global_args.get(EPOCH_ARG))
+        .cloned();
+    let source_date_epoch = match &epoch_value {
+        Some(v) => crate::epoch::resolve(v, &stages).map_err(|m| err(Pos::new(1, 1), m))?,
+        None => None,
+    };
+    let adjusted;
+    let opts = if epoch_value.is_some() {
+        let mut o = opts.clone();
+        match source_date_epoch {
+            Some(s) => {
+                o.build_args.insert(EPOCH_ARG.into(), s.to_string());
+                plan.global_args.insert(EPOCH_ARG.into(), s.to_string());
+            }
+            None => {
+                o.build_args.remove(EPOCH_ARG);
+                plan.global_args.remove(EPOCH_ARG);
+            }
+        }
+        adjusted = o;
+        &adjusted
+    } else {
+        opts
+    };
     let mut l = Lowerer {
         def: Definition::new(),
         opts,
@@ -310,6 +347,7 @@ pub fn lower(
         no_cache: l.no_cache,
         steps: l.steps,
         stages: built,
+        source_date_epoch,
     })
 }
 
@@ -491,7 +529,8 @@ impl Lowerer<'_> {
 
     /// The next step's progress label, numbered as BuildKit numbers it:
     /// `[build 2/4] RUN make` (no stage name when there is one stage).
-    fn label(&mut self, text: &str) -> String {
+    fn label(&mut self, state: &StageState, text: &str) -> String {
+        let text = display_text(text, &state.scope, self.plan.escape);
         let c = &mut self.current;
         c.step += 1;
         let width = c.steps.to_string().len();
@@ -522,7 +561,7 @@ impl Lowerer<'_> {
             Instruction::Env(pairs) => self.env(state, pairs, text, pos)?,
             Instruction::Label(pairs) => self.labels(state, pairs, text, pos)?,
             Instruction::Maintainer(m) => Self::maintainer(state, m, text),
-            Instruction::Expose(ports) => self.expose(state, ports, text, pos)?,
+            Instruction::Expose(ports) => self.expose(state, ports, pos)?,
             Instruction::Volume(vols) => self.volume(state, vols, text, pos)?,
             Instruction::User(u) => self.user(state, u, text, pos)?,
             Instruction::StopSignal(s) => self.stop_signal(state, s, text, pos)?,
@@ -537,6 +576,27 @@ impl Lowerer<'_> {
             Instruction::Add(a) => self.copy(state, ins.span, copy::CopyArgs::add(a), text)?,
         }
         Ok(())
+    }
+}
+
+/// An instruction as progress shows it (BuildKit's `processCmdEnv` and
+/// `uppercaseCmd`): the keyword upper-cased, the stage's variables
+/// substituted with quotes kept and unset ones left as written.
+fn display_text(text: &str, scope: &Scope, escape: char) -> String {
+    let text = text.trim();
+    let (keyword, rest) = text.split_once(char::is_whitespace).unwrap_or((text, ""));
+    let lexer = Lexer {
+        raw_quotes: true,
+        skip_unset_env: true,
+        ..Lexer::new(escape)
+    };
+    let rest = lexer
+        .process_word(rest, scope)
+        .unwrap_or_else(|_| rest.to_string());
+    if rest.is_empty() {
+        keyword.to_ascii_uppercase()
+    } else {
+        format!("{} {rest}", keyword.to_ascii_uppercase())
     }
 }
 

@@ -61,6 +61,9 @@ pub struct Plan {
     /// Values of the global ARGs (after --build-arg), for the stages to
     /// re-declare.
     pub global_args: BTreeMap<String, String>,
+    /// BuildKit's predefined args (TARGETPLATFORM..., BUILDPLATFORM...,
+    /// TARGETSTAGE): in the global scope, and in a stage once declared.
+    pub predefined: Vec<(String, String)>,
     /// The Dockerfile's escape character (`# escape=`).
     pub escape: char,
 }
@@ -178,7 +181,20 @@ pub fn plan(
             .with_hint("a Dockerfile needs at least one FROM instruction"));
     }
     let lexer = Lexer::new(escape);
-    let (global, global_args) = global_scope(&globals, build_args, platform, &lexer)?;
+    // TARGETSTAGE: the --target, else the last stage's name, else
+    // "default" (BuildKit's predefined arg).
+    let last_name = match &stages[stages.len() - 1].from.inner {
+        Instruction::From(f) => f.stage_name.clone(),
+        _ => None,
+    };
+    let target_stage = target
+        .map(str::to_string)
+        .or(last_name)
+        .unwrap_or_else(|| "default".into());
+    let mut predefined = platform.args("TARGET");
+    predefined.extend(platform.args("BUILD"));
+    predefined.push(("TARGETSTAGE".into(), target_stage));
+    let (global, global_args) = global_scope(&globals, build_args, &predefined, &lexer)?;
     let mut names: BTreeMap<String, usize> = BTreeMap::new();
     let mut plans: Vec<StagePlan> = Vec::new();
     for (index, stage) in stages.iter().enumerate() {
@@ -202,6 +218,7 @@ pub fn plan(
             stages: plans,
             target,
             global_args,
+            predefined,
             escape,
         },
         stages,
@@ -217,11 +234,10 @@ type GlobalScope = Vec<(String, String)>;
 fn global_scope(
     globals: &[Spanned<Instruction>],
     build_args: &BTreeMap<String, String>,
-    platform: &Platform,
+    predefined: &[(String, String)],
     lexer: &Lexer,
 ) -> Result<(GlobalScope, BTreeMap<String, String>), ParseError> {
-    let mut global: Vec<(String, String)> = platform.args("TARGET");
-    global.extend(platform.args("BUILD"));
+    let mut global: Vec<(String, String)> = predefined.to_vec();
     let mut global_args = BTreeMap::new();
     for g in globals {
         let Instruction::Arg(decls) = &g.inner else {
@@ -423,7 +439,6 @@ impl Scope {
         default: Option<&str>,
         build_args: &BTreeMap<String, String>,
         plan: &Plan,
-        platform: &Platform,
     ) -> Result<(), String> {
         let value = if let Some(v) = build_args.get(name) {
             Some(v.clone())
@@ -436,12 +451,10 @@ impl Scope {
         } else if let Some(v) = plan.global_args.get(name) {
             Some(v.clone())
         } else {
-            platform
-                .args("TARGET")
-                .into_iter()
-                .chain(platform.args("BUILD"))
+            plan.predefined
+                .iter()
                 .find(|(k, _)| k == name)
-                .map(|(_, v)| v)
+                .map(|(_, v)| v.clone())
         };
         if let Some(v) = value {
             self.args.set(name, v);
@@ -454,6 +467,16 @@ impl Scope {
     }
 
     /// For tests and `--explain`: every visible variable (ENV shadowing ARG).
+    /// An ARG's value in this stage, if it has one.
+    pub fn arg(&self, name: &str) -> Option<&str> {
+        self.args.get(name)
+    }
+
+    /// What `$name` expands to (ENV shadows ARG).
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.env.get(name).or_else(|| self.args.get(name))
+    }
+
     pub fn vars(&self) -> Vec<(String, String)> {
         let mut out: Vec<(String, String)> = self
             .args
@@ -622,19 +645,12 @@ mod tests {
         let mut s = Scope::new(vec![("PATH".into(), "/bin".into())]);
         // A global ARG is invisible until re-declared.
         assert!(!s.vars().iter().any(|(k, _)| k == "V"));
-        s.declare_arg("V", None, &BTreeMap::new(), &p, &host())
-            .unwrap();
+        s.declare_arg("V", None, &BTreeMap::new(), &p).unwrap();
         assert!(s.vars().contains(&("V".into(), "global".into())));
         // --build-arg beats a default; ENV beats ARG.
-        s.declare_arg(
-            "W",
-            Some("default-$V"),
-            &args(&[("W", "from-cli")]),
-            &p,
-            &host(),
-        )
-        .unwrap();
-        s.declare_arg("X", Some("x-$V"), &BTreeMap::new(), &p, &host())
+        s.declare_arg("W", Some("default-$V"), &args(&[("W", "from-cli")]), &p)
+            .unwrap();
+        s.declare_arg("X", Some("x-$V"), &BTreeMap::new(), &p)
             .unwrap();
         assert!(s.vars().contains(&("X".into(), "x-global".into())));
         s.set_env("W", "from-env".into());
@@ -647,7 +663,7 @@ mod tests {
         );
         assert_eq!(s.env().len(), 2, "but only ENV is saved in the image");
         // Predefined platform args need declaring in a stage too.
-        s.declare_arg("TARGETOS", None, &BTreeMap::new(), &p, &host())
+        s.declare_arg("TARGETOS", None, &BTreeMap::new(), &p)
             .unwrap();
         assert!(s.vars().contains(&("TARGETOS".into(), "linux".into())));
     }

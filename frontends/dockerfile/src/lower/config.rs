@@ -18,6 +18,7 @@ impl Lowerer<'_> {
         decls: &[ArgDecl],
         pos: Pos,
     ) -> Result<(), LowerError> {
+        let mut shown = Vec::new();
         for d in decls {
             state
                 .scope
@@ -26,10 +27,16 @@ impl Lowerer<'_> {
                     d.default.as_deref(),
                     &self.opts.build_args,
                     &self.plan,
-                    &self.platform,
                 )
                 .map_err(|m| err(pos, m))?;
+            state.declared_args.push(d.name.clone());
+            shown.push(match state.scope.arg(&d.name) {
+                Some(v) => format!("{}={v}", d.name),
+                None => d.name.clone(),
+            });
         }
+        // An empty-layer history entry per ARG line, as BuildKit writes.
+        Self::history(state, format!("ARG {}", shown.join(" ")), LayerSlot::None);
         Ok(())
     }
 
@@ -86,41 +93,28 @@ impl Lowerer<'_> {
         &mut self,
         state: &mut StageState,
         ports: &[String],
-        text: &str,
         pos: Pos,
     ) -> Result<(), LowerError> {
-        let mut exposed = Vec::new();
+        // BuildKit sorts the words, then parses each.
+        let mut words = Vec::new();
         for p in ports {
             let p = self.expand(p, state, pos)?;
-            for p in p.split_whitespace() {
-                let p = if p.contains('/') {
-                    p.to_ascii_lowercase()
-                } else {
-                    format!("{p}/tcp")
-                };
-                let (num, proto) = p.split_once('/').expect("has a slash");
-                let (first, last) = num.split_once('-').unwrap_or((num, num));
-                let range = first.parse::<u16>().ok().zip(last.parse::<u16>().ok());
-                let Some((first, last)) = range.filter(|(f, l)| f <= l) else {
-                    return Err(err(pos, format!("EXPOSE: invalid port {p:?}"))
-                        .with_hint("use PORT, PORT-PORT, PORT/tcp, PORT/udp or PORT/sctp"));
-                };
-                if !matches!(proto, "tcp" | "udp" | "sctp") {
-                    return Err(
-                        err(pos, format!("EXPOSE: invalid proto {proto:?} in {p:?}"))
-                            .with_hint("use PORT, PORT/tcp, PORT/udp or PORT/sctp"),
-                    );
-                }
-                // A range is each of its ports, as docker's port specs
-                // expand it (`9000-9002/tcp` exposes three ports).
-                exposed.extend((first..=last).map(|n| format!("{n}/{proto}")));
-            }
+            words.extend(p.split_whitespace().map(str::to_string));
+        }
+        words.sort();
+        let mut exposed = Vec::new();
+        for w in &words {
+            exposed.extend(super::expose::container_ports(w).map_err(|m| err(pos, m))?);
         }
         let ports = object_mut(&mut state.config, "ExposedPorts");
-        for p in exposed {
-            ports.insert(p, json!({}));
+        for p in &exposed {
+            ports.insert(p.clone(), json!({}));
         }
-        Self::history(state, text.trim().to_string(), LayerSlot::None);
+        Self::history(
+            state,
+            format!("EXPOSE [{}]", exposed.join(" ")),
+            LayerSlot::None,
+        );
         Ok(())
     }
 
@@ -273,7 +267,7 @@ impl Lowerer<'_> {
         state
             .config
             .insert("WorkingDir".into(), Value::String(dir.clone()));
-        let label = self.label(text);
+        let label = self.label(state, text);
         state.fs = self.add(
             Vertex {
                 op: Op::File(FileOp::Mkdir {

@@ -5,6 +5,7 @@
 use super::{err, LayerSlot, Lowerer, StageState, StepInfo};
 use crate::error::LowerError;
 use crate::path::{clean_abs, join_workdir};
+use crate::plan::Scope;
 use kiln_parser::instructions::{Add, Copy, Source as CopySource};
 use kiln_parser::Span;
 use kiln_solver::{Chmod, Chown, FileOp, Op, Source, Vertex, VertexId};
@@ -108,14 +109,52 @@ impl Lowerer<'_> {
         let x = self.copy_expand(state, &a, span)?;
         let groups = self.copy_groups(state, &a, x.from.as_deref(), span, text)?;
         let count = groups.len();
-        let label = self.label(text);
+        let label = self.label(state, text);
         self.copy_vertices(state, &a, &x, groups, span, label, text)?;
         // One history entry per layer place (more than one only when a
-        // COPY mixes heredocs, URLs and paths).
+        // COPY mixes heredocs, URLs and paths), worded as BuildKit's.
+        let message = self.commit_message(state, &a, &x, span)?;
         for _ in 0..count {
-            Self::history(state, format!("{} # kiln", text.trim()), LayerSlot::Step);
+            Self::history(state, format!("{message} # kiln"), LayerSlot::Step);
         }
         Ok(())
+    }
+
+    /// BuildKit's history line for a COPY/ADD: the keyword, `--parents`,
+    /// `--chown`, `--chmod` (never `--from`, `--link`...), the sources
+    /// and the destination, expanded.
+    fn commit_message(
+        &self,
+        state: &StageState,
+        a: &CopyArgs<'_>,
+        x: &Expanded,
+        span: Span,
+    ) -> Result<String, LowerError> {
+        let mut m = a.keyword.to_string();
+        if a.parents {
+            m.push_str(" --parents");
+        }
+        if let Some(c) = &x.chown {
+            m.push_str(&format!(" --chown={c}"));
+        }
+        if let Some(c) = a.chmod {
+            m.push_str(&format!(" --chmod={}", self.expand(c, state, span.start)?));
+        }
+        // Paths first, then heredocs (`<<NAME`), as BuildKit writes them.
+        for s in a.sources {
+            if let CopySource::Path(p) = s {
+                m.push(' ');
+                m.push_str(&self.expand(p, state, span.start)?);
+            }
+        }
+        for s in a.sources {
+            if let CopySource::Heredoc(doc) = s {
+                m.push_str(&format!(" <<{}", doc.name));
+            }
+        }
+        m.push(' ');
+        m.push_str(&self.expand(a.dest, state, span.start)?);
+        Ok(m)
     }
 
     /// The destination (a directory when it ends in `/`, `.` or `..`) and
@@ -163,7 +202,15 @@ impl Lowerer<'_> {
             .iter()
             .map(|e| self.expand(e, state, pos))
             .collect::<Result<_, _>>()?;
-        let from = a.from.map(|f| self.expand(f, state, pos)).transpose()?;
+        // BuildKit resolves --from before any expansion and refuses a
+        // value that would expand (with no variables set) to another.
+        if let Some(f) = a.from {
+            let bare = self.lexer.process_word(f, &Scope::new(Vec::new()));
+            if !matches!(&bare, Ok(v) if v == f) {
+                return Err(err(pos, "variable expansion is not supported for --from, define a new stage with FROM using ARG from global scope as a workaround"));
+            }
+        }
+        let from = a.from.map(str::to_string);
         Ok(Expanded {
             dest,
             chown,
@@ -193,10 +240,16 @@ impl Lowerer<'_> {
                 CopySource::Heredoc(doc) => {
                     let mut doc = doc.clone();
                     if doc.expand {
-                        doc.content = self
-                            .lexer
+                        // Variables only: quotes and other characters stay
+                        // as written (BuildKit's raw expansion: quotes are
+                        // not processed, `\` escapes whatever follows it).
+                        let lexer = kiln_parser::shell::Lexer {
+                            skip_process_quotes: true,
+                            ..kiln_parser::shell::Lexer::new('\\')
+                        };
+                        doc.content = lexer
                             .process_word(&doc.content, &state.scope)
-                            .unwrap_or(doc.content);
+                            .map_err(|e| err(pos, format!("{kw} <<{}: {e}", doc.name)))?;
                     }
                     let file = self.heredoc_file(&doc, 0o644, span)?;
                     groups.push((file, vec![format!("/{}", doc.name)], false));

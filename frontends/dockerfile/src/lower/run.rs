@@ -49,8 +49,8 @@ impl Lowerer<'_> {
             .and_then(Value::as_str)
             .unwrap_or("")
             .to_string();
-        let created_by = format!("RUN {} # kiln", argv.join(" "));
-        let label = self.label(text);
+        let created_by = format!("RUN {}{} # kiln", args_prefix(state), argv.join(" "));
+        let label = self.label(state, text);
         state.fs = self.add(
             Vertex {
                 op: Op::Exec(Exec {
@@ -61,6 +61,13 @@ impl Lowerer<'_> {
                     user,
                     network,
                     mounts,
+                    // BuildKit's build arg for the RUN containers' hostname.
+                    hostname: self
+                        .opts
+                        .build_args
+                        .get("BUILDKIT_SANDBOX_HOSTNAME")
+                        .filter(|h| !h.is_empty())
+                        .cloned(),
                 }),
                 inputs,
                 name: text.trim().to_string(),
@@ -167,10 +174,21 @@ impl Lowerer<'_> {
                 env.push((k, v));
             }
         }
-        for p in PROXY_ARGS {
-            if let Some(v) = self.opts.build_args.get(p) {
-                if !proxy_env.iter().any(|(k, _)| k == p) && !env.iter().any(|(k, _)| k == p) {
-                    proxy_env.push((p.to_string(), v.clone()));
+        // BuildKit's proxy env: each of the five from its build arg (the
+        // lower-case one when both cases are given), set in both cases.
+        for lower in PROXY_ARGS
+            .iter()
+            .filter(|p| p.starts_with(|c: char| c.is_lowercase()))
+        {
+            let upper = lower.to_ascii_uppercase();
+            let args = &self.opts.build_args;
+            let Some(v) = args.get(*lower).or_else(|| args.get(&upper)) else {
+                continue;
+            };
+            for name in [upper.as_str(), lower] {
+                let set = |list: &[(String, String)]| list.iter().any(|(k, _)| k == name);
+                if !set(&proxy_env) && !set(&env) {
+                    proxy_env.push((name.to_string(), v.clone()));
                 }
             }
         }
@@ -209,4 +227,24 @@ fn is_lone_heredoc(cmd: &str, doc: &Heredoc) -> bool {
     let c = cmd.trim();
     let rest = c.strip_prefix("<<-").or_else(|| c.strip_prefix("<<"));
     rest.is_some_and(|r| r.trim_matches(|ch| ch == '"' || ch == '\'') == doc.name)
+}
+
+/// BuildKit's history prefix for a RUN: the declared ARGs with their
+/// values as the RUN sees them, each once (at its first place, with its
+/// latest value), counted: `|2 foo=bar2 bar=123 `.
+fn args_prefix(state: &StageState) -> String {
+    let mut names: Vec<&str> = Vec::new();
+    for n in &state.declared_args {
+        if !names.contains(&n.as_str()) {
+            names.push(n);
+        }
+    }
+    if names.is_empty() {
+        return String::new();
+    }
+    let pairs: Vec<String> = names
+        .iter()
+        .map(|n| format!("{n}={}", state.scope.get(n).unwrap_or_default()))
+        .collect();
+    format!("|{} {} ", names.len(), pairs.join(" "))
 }

@@ -147,6 +147,8 @@ impl Lowerer<'_> {
                 let fs = self.scratch()?;
                 let mut config = Map::new();
                 set_env_list(&mut config, &[("PATH".into(), DEFAULT_PATH.into())]);
+                // BuildKit's empty image config works in `/`.
+                config.insert("WorkingDir".into(), Value::String("/".into()));
                 StageState {
                     fs,
                     config,
@@ -155,6 +157,7 @@ impl Lowerer<'_> {
                     scope: Scope::new(vec![("PATH".into(), DEFAULT_PATH.into())]),
                     cmd_set: false,
                     author: None,
+                    declared_args: Vec::new(),
                 }
             }
             Base::Stage(i) => {
@@ -197,7 +200,14 @@ impl Lowerer<'_> {
                             .collect()
                     })
                     .unwrap_or_default();
-                let env = env_list(&config);
+                let mut config = config;
+                let mut env = env_list(&config);
+                // Every Linux stage has a PATH: BuildKit adds its default
+                // when the base image's config has none.
+                if !env.iter().any(|(k, _)| k == "PATH") {
+                    env.push(("PATH".into(), DEFAULT_PATH.into()));
+                    set_env_list(&mut config, &env);
+                }
                 let shell = config
                     .get("Shell")
                     .and_then(Value::as_array)
@@ -220,6 +230,7 @@ impl Lowerer<'_> {
                         .get("author")
                         .and_then(Value::as_str)
                         .map(str::to_string),
+                    declared_args: Vec::new(),
                 }
             }
         })
