@@ -77,7 +77,7 @@ impl Build {
             imports,
             no_cache: match request.no_cache {
                 NoCache::All => def.vertices().map(|(id, _)| id).collect(),
-                NoCache::Stages(_) | NoCache::None => lowered.no_cache.clone(),
+                NoCache::Stages(_) | NoCache::None => with_dependents(&def, &lowered.no_cache),
             },
             keys: keys.clone(),
             // The project: where its context is and which Dockerfile.
@@ -190,6 +190,23 @@ fn dockerignore(request: &BuildRequest, context: &Path) -> Result<Ignore, BuildE
 
 /// Parses (warnings to progress) and lowers the Dockerfile, resolving
 /// base images from the store or the registry.
+/// `set` and every vertex that reads from it: a step rerun for
+/// `--no-cache-filter` gives a new result, so what uses it cannot be
+/// answered from the cache either (kiln's keys are the graph's, not the
+/// results' content). Vertices come inputs first, so one pass does.
+fn with_dependents(
+    def: &kiln_solver::Definition,
+    set: &std::collections::BTreeSet<kiln_solver::VertexId>,
+) -> std::collections::BTreeSet<kiln_solver::VertexId> {
+    let mut out = set.clone();
+    for (id, v) in def.vertices() {
+        if v.inputs.iter().any(|i| out.contains(i)) {
+            out.insert(id);
+        }
+    }
+    out
+}
+
 fn lower_dockerfile(
     store: &Store,
     registry: Option<&kiln_registry::Client>,

@@ -95,7 +95,7 @@ impl Downloads {
             let got = fetched.download.digest.to_string();
             if !want.eq_ignore_ascii_case(&got) {
                 return Err(format!(
-                    "{url}: checksum mismatch: --checksum={want}, but the download is {got}"
+                    "digest mismatch for {url}: {got} (expected: {want})"
                 ));
             }
         }

@@ -173,20 +173,48 @@ fn list(dir: BorrowedFd<'_>) -> OpResult<Vec<OsString>> {
     Ok(names)
 }
 
-/// `mkdir -p` inside the view; returns the directory, opened.
+/// `mkdir -p` inside the view; returns the directory, opened. A
+/// component that is a symlink to a missing directory is followed (inside
+/// the root, as BuildKit's MkdirAll does) and its target made.
 pub fn ensure_dir(root: BorrowedFd<'_>, parts: &[String], attrs: &Attrs) -> OpResult<OwnedFd> {
     let mut fd = open_dir_in(root, ".").map_err(errno("opening /"))?;
-    for (i, part) in parts.iter().enumerate() {
-        let rel = rel_of(&parts[..=i]);
+    let mut done: Vec<String> = Vec::new();
+    let mut todo: std::collections::VecDeque<String> = parts.iter().cloned().collect();
+    let mut links = 0;
+    while let Some(part) = todo.pop_front() {
+        let mut here = done.clone();
+        here.push(part.clone());
+        let rel = rel_of(&here);
         fd = match open_dir_in(root, &rel) {
             Ok(d) => d,
             Err(Errno::NOENT) => {
+                if let Ok(target) = rustix::fs::readlinkat(fd.as_fd(), part.as_str(), Vec::new()) {
+                    links += 1;
+                    if links > 40 {
+                        return Err(FileOpError(format!(
+                            "/{rel}: too many levels of symbolic links"
+                        )));
+                    }
+                    // Restart from the root along the link's target.
+                    let target = target.to_string_lossy().into_owned();
+                    let joined = if target.starts_with('/') {
+                        target
+                    } else {
+                        format!("{}/{target}", done.join("/"))
+                    };
+                    for c in components(&joined).into_iter().rev() {
+                        todo.push_front(c);
+                    }
+                    done.clear();
+                    fd = open_dir_in(root, ".").map_err(errno("opening /"))?;
+                    continue;
+                }
                 let mode = Chmod::new_dir_mode(attrs.chmod);
                 match rustix::fs::mkdirat(fd.as_fd(), part.as_str(), Mode::from_raw_mode(mode)) {
                     Ok(()) => {
-                        set_owner(fd.as_fd(), OsStr::new(part), attrs.new_dir_owner())?;
+                        set_owner(fd.as_fd(), OsStr::new(&part), attrs.new_dir_owner())?;
                         // mkdirat's mode passes through the umask.
-                        chmod(fd.as_fd(), OsStr::new(part), mode)?;
+                        chmod(fd.as_fd(), OsStr::new(&part), mode)?;
                     }
                     Err(Errno::EXIST) => {}
                     Err(e) => return Err(errno(format!("mkdir /{rel}"))(e)),
@@ -198,6 +226,7 @@ pub fn ensure_dir(root: BorrowedFd<'_>, parts: &[String], attrs: &Attrs) -> OpRe
             }
             Err(e) => return Err(errno(format!("/{rel}"))(e)),
         };
+        done = here;
     }
     Ok(fd)
 }
@@ -251,8 +280,26 @@ impl<'a> Filter<'a> {
     }
 }
 
+/// Every path below `base` in the tree (symlinks not followed).
+fn descendants(root: BorrowedFd<'_>, base: &[String], out: &mut Vec<Vec<String>>) -> OpResult<()> {
+    let Ok(dir) = open_dir_in(root, &rel_of(base)) else {
+        return Ok(());
+    };
+    for name in list(dir.as_fd())? {
+        let mut p = base.to_vec();
+        p.push(name.to_string_lossy().into_owned());
+        let is_dir = rustix::fs::statat(dir.as_fd(), &name, AtFlags::SYMLINK_NOFOLLOW)
+            .is_ok_and(|st| FileType::from_raw_mode(st.st_mode) == FileType::Directory);
+        if is_dir {
+            descendants(root, &p, out)?;
+        }
+        out.push(p);
+    }
+    Ok(())
+}
+
 /// A source path, expanded: wildcards (`*`, `?`, `[..]`, one component
-/// each) matched against the tree. Returns relative paths; a wildcard
+/// each; `**` any number of them) matched against the tree. Returns relative paths; a wildcard
 /// may match none.
 pub fn expand_source(
     root: BorrowedFd<'_>,
@@ -279,7 +326,13 @@ pub fn expand_source(
     let mut current: Vec<Vec<String>> = vec![vec![]];
     for part in &parts {
         let mut next = Vec::new();
-        if !has_glob(part) {
+        if part == "**" {
+            // Any number of directories, none included.
+            for base in current {
+                descendants(root, &base, &mut next)?;
+                next.push(base);
+            }
+        } else if !has_glob(part) {
             for base in current {
                 let mut p = base.clone();
                 p.push(part.clone());
@@ -376,7 +429,14 @@ fn copy_entry(
                 Mode::empty(),
             )
             .map_err(errno(format!("/{rel}")))?;
-            write_file_from(src, &st, existing.is_some(), dst_dir, dst_name, rel, attrs)
+            if st.st_nlink > 1 && link_to_copied(&st, existing.is_some(), dst_dir, dst_name)? {
+                return Ok(());
+            }
+            write_file_from(src, &st, existing.is_some(), dst_dir, dst_name, rel, attrs)?;
+            if st.st_nlink > 1 {
+                remember_copied(&st, dst_dir, dst_name)?;
+            }
+            Ok(())
         }
         FileType::Symlink => {
             if existing.is_some() {
@@ -403,9 +463,98 @@ fn copy_entry(
             .map_err(errno(format!("mkfifo {}", dst_name.to_string_lossy())))?;
             set_owner(dst_dir, dst_name, attrs.owner(&st))
         }
-        // Sockets and device nodes are not build inputs.
+        // A socket in the build context arrives as an empty file (as
+        // BuildKit's context transfer sends it); one in a stage is made
+        // again.
+        FileType::Socket => {
+            if existing.is_some() {
+                remove_all_at(dst_dir, dst_name)?;
+            }
+            if attrs.keep_owner {
+                rustix::fs::mknodat(
+                    dst_dir,
+                    dst_name,
+                    FileType::Socket,
+                    Mode::from_raw_mode(attrs.mode(&st)),
+                    0,
+                )
+                .map_err(errno(format!("mknod {}", dst_name.to_string_lossy())))?;
+            } else {
+                let fd = rustix::fs::openat(
+                    dst_dir,
+                    dst_name,
+                    OFlags::WRONLY
+                        | OFlags::CREATE
+                        | OFlags::EXCL
+                        | OFlags::NOFOLLOW
+                        | OFlags::CLOEXEC,
+                    Mode::from_raw_mode(0o600),
+                )
+                .map_err(errno(format!("/{rel}")))?;
+                drop(fd);
+                chmod(dst_dir, dst_name, attrs.mode(&st))?;
+            }
+            set_owner(dst_dir, dst_name, attrs.owner(&st))?;
+            set_times(dst_dir, dst_name, &st)
+        }
+        // Device nodes are not build inputs.
         _ => Ok(()),
     }
+}
+
+thread_local! {
+    /// The files with more than one link a copy has made so far, by the
+    /// source's (device, inode): a second name of one becomes a hard link
+    /// to the copy (as BuildKit's copier does), not a second file.
+    static COPIED_LINKS: std::cell::RefCell<std::collections::HashMap<(u64, u64), (OwnedFd, OsString)>> =
+        Default::default();
+}
+
+/// Clears [`COPIED_LINKS`] when a copy ends (links never span copies).
+struct CopiedLinks;
+
+impl CopiedLinks {
+    fn scope() -> CopiedLinks {
+        COPIED_LINKS.with(|m| m.borrow_mut().clear());
+        CopiedLinks
+    }
+}
+
+impl Drop for CopiedLinks {
+    fn drop(&mut self) {
+        COPIED_LINKS.with(|m| m.borrow_mut().clear());
+    }
+}
+
+/// Makes `dst_name` a hard link to this copy's earlier copy of the same
+/// source file, if there is one.
+fn link_to_copied(
+    st: &Stat,
+    replace: bool,
+    dst_dir: BorrowedFd<'_>,
+    dst_name: &OsStr,
+) -> OpResult<bool> {
+    COPIED_LINKS.with(|m| {
+        let m = m.borrow();
+        let Some((dir, name)) = m.get(&(st.st_dev, st.st_ino)) else {
+            return Ok(false);
+        };
+        if replace {
+            remove_all_at(dst_dir, dst_name)?;
+        }
+        rustix::fs::linkat(dir, name.as_os_str(), dst_dir, dst_name, AtFlags::empty())
+            .map_err(errno(format!("link {}", dst_name.to_string_lossy())))?;
+        Ok(true)
+    })
+}
+
+fn remember_copied(st: &Stat, dst_dir: BorrowedFd<'_>, dst_name: &OsStr) -> OpResult<()> {
+    let dir = rustix::io::fcntl_dupfd_cloexec(dst_dir, 0).map_err(errno("dup"))?;
+    COPIED_LINKS.with(|m| {
+        m.borrow_mut()
+            .insert((st.st_dev, st.st_ino), (dir, dst_name.to_os_string()))
+    });
+    Ok(())
 }
 
 /// A regular file's content and attributes to `dst_name` in `dst_dir`.
@@ -484,11 +633,33 @@ pub fn copy(
     spec: &CopySpec<'_>,
     filter: &Filter<'_>,
 ) -> OpResult<()> {
-    let mut matches = Vec::new();
+    let _links = CopiedLinks::scope();
+    // Each match with how many of its leading components `--parents`
+    // drops: those before the pattern's first `/./` (its pivot).
+    let mut matches: Vec<(String, usize)> = Vec::new();
     for p in spec.paths {
-        matches.extend(expand_source(src_root, p, filter)?);
+        let kept_from = match p.find("/./") {
+            Some(i) if spec.parents => components(&p[..i]).len(),
+            _ => 0,
+        };
+        matches.extend(
+            expand_source(src_root, p, filter)?
+                .into_iter()
+                .map(|m| (m, kept_from)),
+        );
     }
     let dest_parts = components(spec.dest);
+    if matches.is_empty() {
+        // Nothing matched: the destination directory is still made, as
+        // BuildKit's copier makes it before matching.
+        let dir = if spec.dest.ends_with('/') {
+            &dest_parts[..]
+        } else {
+            &dest_parts[..dest_parts.len().saturating_sub(1)]
+        };
+        ensure_dir(dst_root, dir, &spec.attrs)?;
+        return Ok(());
+    }
     // A file source goes *into* the destination when it names a directory
     // (trailing `/`, several sources, the root, or an existing directory);
     // otherwise the destination is the new file's path.
@@ -497,13 +668,13 @@ pub fn copy(
         || spec.paths.len() > 1
         || dest_parts.is_empty()
         || open_dir_in(dst_root, &rel_of(&dest_parts)).is_ok();
-    for m in matches {
+    for (m, kept_from) in matches {
         let st = stat_in(src_root, &m).map_err(errno(format!("/{m}")))?;
         let m_parts = components(&m);
         if is_dir(&st) {
             let mut target = dest_parts.clone();
             if spec.parents {
-                target.extend(m_parts.iter().cloned());
+                target.extend(m_parts.iter().skip(kept_from).cloned());
             }
             let dst = ensure_dir(dst_root, &target, &spec.attrs)?;
             let src = open_dir_in(src_root, &m).map_err(errno(format!("/{m}")))?;
@@ -541,7 +712,7 @@ pub fn copy(
         let (dir_parts, dst_name): (Vec<String>, String) = if into_dir {
             let mut d = dest_parts.clone();
             if spec.parents {
-                d.extend(m_parent.iter().cloned());
+                d.extend(m_parent.iter().skip(kept_from).cloned());
             }
             (d, name.clone())
         } else {

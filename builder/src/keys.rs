@@ -25,7 +25,12 @@ pub fn checksum_roots(
     let has_glob = |c: &str| c.contains(['*', '?', '[']);
     let mut out = Vec::new();
     for pattern in include {
-        let parts: Vec<&str> = pattern.split('/').filter(|c| !c.is_empty()).collect();
+        // `**` can match anything below: the key covers its directory.
+        let parts: Vec<&str> = pattern
+            .split('/')
+            .filter(|c| !c.is_empty() && *c != ".")
+            .take_while(|c| *c != "**")
+            .collect();
         if !parts.iter().any(|c| has_glob(c)) {
             out.push(parts.join("/"));
             continue;

@@ -614,7 +614,7 @@ fn add_from_urls_with_checksums_and_cache() {
     set("hello.txt", b"changed\n");
     let (code, _, err) = env.try_build(&[]);
     assert_ne!(code, 0, "the pinned checksum no longer matches");
-    assert!(err.contains("checksum mismatch"), "{err}");
+    assert!(err.contains("digest mismatch"), "{err}");
     assert!(err.contains("Dockerfile:3"), "{err}");
     let new_sum = format!("sha256:{}", hex::encode(sha2::Sha256::digest(b"changed\n")));
     env.write_ctx("Dockerfile", dockerfile(&new_sum));

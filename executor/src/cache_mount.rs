@@ -87,9 +87,7 @@ impl Drop for CacheLock {
 pub(crate) fn cache_source(
     dir: &Path,
     sharing: Sharing,
-    uid: u32,
-    gid: u32,
-    mode: u32,
+    (uid, gid, mode): (u32, u32, u32),
 ) -> Result<(MountSource, Option<CacheLock>), ExecError> {
     if !dir.exists() {
         let parent = dir.parent().unwrap_or(Path::new("/"));
@@ -120,4 +118,29 @@ pub(crate) fn cache_source(
             None => Ok((MountSource::Copy(dir.to_path_buf()), None)),
         },
     }
+}
+
+/// `source=`: the directory `sub` inside the cache, resolved within it (a
+/// symlink in the cache pointing out is followed inside the cache, so
+/// nothing outside is ever mounted) and cloned as a detached tree. Always
+/// the cache itself: a private copy by path could be raced by a
+/// container swapping a component for a symlink.
+pub(crate) fn subtree(dir: &Path, sub: &str) -> Result<MountSource, ExecError> {
+    use rustix::fs::{Mode, OFlags, ResolveFlags};
+    let root = fs::File::open(dir).map_err(io_err(dir))?;
+    let at = rustix::fs::openat2(
+        &root,
+        sub.trim_start_matches('/'),
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+        ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS,
+    )
+    .map_err(|e| {
+        ExecError::Invalid(format!(
+            "cache mount source={sub}: not a directory in the cache ({})",
+            std::io::Error::from(e)
+        ))
+    })?;
+    let tree = crate::spec::clone_tree(std::os::fd::AsFd::as_fd(&at)).map_err(io_err(dir))?;
+    Ok(MountSource::Tree(tree))
 }

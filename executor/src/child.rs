@@ -65,6 +65,12 @@ fn mkdir(path: &CStr, mode: u32) -> R {
     }
 }
 
+/// Whether `path` is strictly inside directory `dir` (both absolute).
+fn is_below(path: &[u8], dir: &[u8]) -> bool {
+    let dir = dir.strip_suffix(b"/").unwrap_or(dir);
+    path.len() > dir.len() + 1 && path.starts_with(dir) && path[dir.len()] == b'/'
+}
+
 /// Creates a regular file to mount over, unless something is there.
 fn touch(path: &CStr) -> R {
     use rustix::fs::OFlags;
@@ -395,6 +401,16 @@ fn attach_mounts(p: &Prepared) -> R {
                     MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH,
                 )
                 .map_err(e)?;
+                // Mountpoints of mounts nested inside this one (a cache at
+                // /foo/bar/baz inside one at /foo/bar) are made again in
+                // what was just attached.
+                let under = m.target.to_bytes();
+                for dir in p.mkdirs.iter().filter(|d| is_below(d.to_bytes(), under)) {
+                    mkdir(dir, 0o755)?;
+                }
+                for file in p.mkfiles.iter().filter(|f| is_below(f.to_bytes(), under)) {
+                    touch(file)?;
+                }
             }
             crate::prepare::PreparedMountKind::Tmpfs { size } => {
                 let attrs = if m.readonly {

@@ -289,7 +289,7 @@ fn helper_mounts(
                     "mount trees need the native runtime".into(),
                 ))
             }
-            MountSource::Secret(_) | MountSource::Cache { .. } => {
+            MountSource::Secret { .. } | MountSource::Cache { .. } => {
                 return Err(ExecError::Invalid(
                     "internal error: secret and cache mounts must be resolved first".into(),
                 ))

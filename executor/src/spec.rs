@@ -45,21 +45,29 @@ pub enum MountSource {
     Copy(PathBuf),
     /// A fresh tmpfs of at most this many bytes (0 = kernel default).
     Tmpfs { size: u64 },
-    /// A secret: written to a file only the container's user can read
-    /// (mode 0400), bound read-only; never part of the diff.
-    Secret(Vec<u8>),
+    /// A secret: written to a file (owned by `uid`/`gid`, else the
+    /// container's user, with `mode`), bound read-only; never part of
+    /// the diff.
+    Secret {
+        data: Vec<u8>,
+        uid: Option<u32>,
+        gid: Option<u32>,
+        mode: u32,
+    },
     /// A mount tree the caller already cloned (`open_tree` with
     /// `OPEN_TREE_CLONE`), e.g. a path inside a detached overlay view;
     /// attached read-only or read-write as the mount says.
     Tree(DetachedTree),
     /// A persistent cache directory (`RUN --mount=type=cache`), created on
-    /// first use with `uid`/`gid`/`mode`.
+    /// first use with `uid`/`gid`/`mode`; `subpath` (`source=`) mounts a
+    /// directory inside it, resolved within the cache.
     Cache {
         dir: PathBuf,
         sharing: Sharing,
         uid: u32,
         gid: u32,
         mode: u32,
+        subpath: Option<String>,
     },
 }
 

@@ -123,6 +123,7 @@ fn with_mounts(f: &Fixture, s: &mut Spec) -> String {
                 uid: 0,
                 gid: 0,
                 mode: 0o755,
+                subpath: None,
             },
             target: "/cache".into(),
             readonly: false,

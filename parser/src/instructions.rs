@@ -272,7 +272,7 @@ fn flags(node: &Node, known: &[(&'static str, Kind)]) -> Result<Flags, ParseErro
             let names: Vec<&str> = known.iter().map(|(n, _)| *n).collect();
             let mut err = ParseError::new(flag.pos, format!("unknown flag: --{name}"));
             err = match closest(name, &names) {
-                Some(s) => err.with_hint(format!("did you mean --{s}?")),
+                Some(s) => err.with_hint(format!("did you mean {s}?")),
                 None if names.is_empty() => err.with_hint(format!("{keyword} takes no flags")),
                 None => err.with_hint(format!(
                     "{keyword} accepts {}",

@@ -344,10 +344,15 @@ mod tests {
 
     #[test]
     fn keys_are_case_insensitive_and_values_expand() {
-        let m = parse("type=bind,FROM=$S,Source=/out,target=/in").unwrap();
+        let m = parse("type=bind,FROM=build,Source=$S/out,target=/in").unwrap();
         assert_eq!(m.kind, MountType::Bind);
         assert_eq!(m.from.as_deref(), Some("build"));
-        assert_eq!(m.source.as_deref(), Some("/out"));
+        assert_eq!(m.source.as_deref(), Some("build/out"));
+        let e = parse("type=bind,from=$S,target=/in").unwrap_err();
+        assert_eq!(
+            e.0,
+            "'from' doesn't support variable expansion, define alias stage instead"
+        );
         assert!(m.readonly, "binds are read-only by default");
         let m = parse("type=CACHE,target=/c,sharing=locked,id=apt,mode=0700,uid=42").unwrap();
         assert_eq!(m.kind, MountType::Cache);

@@ -26,13 +26,14 @@ fn distance(a: &str, b: &str) -> usize {
     d[a.len()][b.len()]
 }
 
-/// The closest candidate, if it is close enough to be a likely typo.
+/// The closest candidate, if it is close enough to be a likely typo:
+/// fewer than three edits, BuildKit's rule (so a search for its "did you
+/// mean" finds the same answer).
 pub fn closest<'a>(word: &str, candidates: &[&'a str]) -> Option<&'a str> {
-    let limit = (word.chars().count() / 3).clamp(1, 3);
     candidates
         .iter()
         .map(|c| (distance(word, c), *c))
-        .filter(|(d, _)| *d <= limit)
+        .filter(|(d, _)| *d < 3)
         .min_by_key(|(d, _)| *d)
         .map(|(_, c)| c)
 }

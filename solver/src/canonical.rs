@@ -99,23 +99,46 @@ fn encode_exec(e: &mut Encoder, x: &Exec, purpose: Purpose) {
             .str(&m.selector);
         e.tag("input").u64(m.input.map_or(u64::MAX, |i| i as u64));
         match &m.kind {
-            MountKind::Bind { readonly } => e.str("bind").bool(*readonly),
+            MountKind::Bind { readonly } => {
+                e.str("bind").bool(*readonly);
+            }
             MountKind::Cache {
                 id,
                 sharing,
                 uid,
                 gid,
                 mode,
-            } => e
-                .str("cache")
-                .str(id)
-                .str(sharing.as_str())
-                .u64(u64::from(*uid))
-                .u64(u64::from(*gid))
-                .u64(u64::from(*mode)),
-            MountKind::Tmpfs { size } => e.str("tmpfs").u64(*size),
-            MountKind::Secret { id, required } => e.str("secret").str(id).bool(*required),
-        };
+            } => {
+                e.str("cache")
+                    .str(id)
+                    .str(sharing.as_str())
+                    .u64(u64::from(*uid))
+                    .u64(u64::from(*gid))
+                    .u64(u64::from(*mode));
+            }
+            MountKind::Tmpfs { size } => {
+                e.str("tmpfs").u64(*size);
+            }
+            MountKind::Secret {
+                id,
+                required,
+                env,
+                uid,
+                gid,
+                mode,
+            } => {
+                e.str("secret").str(id).bool(*required);
+                // Appended only when given, so plain secrets keep their keys.
+                if env.is_some() || uid.is_some() || gid.is_some() || mode.is_some() {
+                    let n = |v: &Option<u32>| v.map_or(u64::MAX, u64::from);
+                    e.tag("secret-opts")
+                        .opt_str(env.as_deref())
+                        .u64(n(uid))
+                        .u64(n(gid))
+                        .u64(n(mode));
+                }
+            }
+        }
     }
     // Appended only when set, so existing digests hold.
     if let Some(h) = &x.hostname {

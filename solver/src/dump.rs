@@ -141,8 +141,27 @@ fn mount(m: &ExecMount) -> String {
             sharing.as_str()
         ),
         MountKind::Tmpfs { size } => format!("{at} tmpfs size={size}"),
-        MountKind::Secret { id, required } => {
-            format!("{at} secret id={} required={required}", quote(id))
+        MountKind::Secret {
+            id,
+            required,
+            env,
+            uid,
+            gid,
+            mode,
+        } => {
+            let mut s = format!("{at} secret id={} required={required}", quote(id));
+            if let Some(env) = env {
+                s.push_str(&format!(" env={}", quote(env)));
+            }
+            for (k, v) in [("uid", uid), ("gid", gid)] {
+                if let Some(v) = v {
+                    s.push_str(&format!(" {k}={v}"));
+                }
+            }
+            if let Some(mode) = mode {
+                s.push_str(&format!(" mode={mode:04o}"));
+            }
+            s
         }
     }
 }

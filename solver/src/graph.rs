@@ -199,10 +199,18 @@ pub enum MountKind {
     Tmpfs {
         size: u64,
     },
-    /// A secret: its id is part of the key, its content never is.
+    /// A secret: its id is part of the key, its content never is. It is
+    /// a file at the mount's target unless the target is empty (`env=`
+    /// alone), and the environment variable `env` when set.
     Secret {
         id: String,
         required: bool,
+        env: Option<String>,
+        /// The file's owner and mode: the container's user and 0400 when
+        /// not given.
+        uid: Option<u32>,
+        gid: Option<u32>,
+        mode: Option<u32>,
     },
 }
 

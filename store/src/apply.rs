@@ -102,9 +102,17 @@ impl Root<'_> {
         let flags = OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC;
         let mut fd = rustix::fs::openat2(self.fd, ".", flags, Mode::empty(), how)
             .map_err(|e| entry_err(raw, e))?;
+        // Each prefix is resolved from the root, so a symlink on the way
+        // (`var/run -> /run`) is followed inside the root, never out of it.
+        let mut path: Vec<u8> = Vec::new();
         for part in parts {
             let name = OsStr::from_bytes(part);
-            match rustix::fs::openat2(&fd, name, flags, Mode::empty(), how) {
+            if !path.is_empty() {
+                path.push(b'/');
+            }
+            path.extend_from_slice(part);
+            let prefix = OsStr::from_bytes(&path);
+            match rustix::fs::openat2(self.fd, prefix, flags, Mode::empty(), how) {
                 Ok(next) => fd = next,
                 Err(rustix::io::Errno::NOENT) => {
                     rustix::fs::mkdirat(&fd, name, Mode::from_raw_mode(0o755))
@@ -112,7 +120,7 @@ impl Root<'_> {
                     if let (Some((uid, gid)), true) = (self.owner, self.is_root_user) {
                         chown(&fd, name, uid, gid).map_err(|e| entry_err(raw, e))?;
                     }
-                    fd = rustix::fs::openat2(&fd, name, flags, Mode::empty(), how)
+                    fd = rustix::fs::openat2(self.fd, prefix, flags, Mode::empty(), how)
                         .map_err(|e| entry_err(raw, e))?;
                 }
                 Err(rustix::io::Errno::NOTDIR) => {

@@ -63,6 +63,7 @@ impl BuildWorker {
             .chain(x.proxy_env.iter())
             .map(|(k, v)| format!("{k}={v}"))
             .collect();
+        spec.env.extend(self.secret_env(x)?);
         spec.cwd = x.cwd.clone();
         spec.user = x.user.clone();
         if let Some(h) = &x.hostname {
@@ -116,6 +117,86 @@ impl BuildWorker {
 
     /// One `RUN --mount` as the executor's mount; None for an optional
     /// secret that was not given.
+    /// A cache mount with `from=` that does not exist yet starts as a
+    /// copy of `selector` in `seed`, made under a temp name and renamed,
+    /// so a concurrent first use sees it whole (or makes its own).
+    fn seed_cache(
+        &self,
+        dir: &Path,
+        seed: &Output,
+        selector: &str,
+        state: &Path,
+        (uid, gid, mode): (u32, u32, u32),
+    ) -> Result<(), StepError> {
+        if dir.exists() {
+            return Ok(());
+        }
+        let parent = dir.parent().unwrap_or(Path::new("/"));
+        std::fs::create_dir_all(parent)?;
+        let tmp = parent.join(format!(".seed-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&tmp);
+        std::fs::create_dir_all(&tmp)?;
+        let v = self.view_of(seed, &state.join("cache-seed"))?;
+        let dst = std::fs::File::open(&tmp)?;
+        let paths = [selector.to_string()];
+        let spec = fileop::CopySpec {
+            paths: &paths,
+            dest: "/",
+            attrs: fileop::Attrs {
+                chown: None,
+                chmod: None,
+                keep_owner: true,
+            },
+            parents: false,
+            unpack: false,
+        };
+        let filter = fileop::Filter {
+            ignore: None,
+            exclude: None,
+            base: String::new(),
+        };
+        fileop::copy(v.root(), dst.as_fd(), &spec, &filter)
+            .map_err(|e| StepError::Invalid(format!("cache mount from=: {e}")))?;
+        std::os::unix::fs::chown(&tmp, Some(uid), Some(gid))?;
+        std::fs::set_permissions(&tmp, std::os::unix::fs::PermissionsExt::from_mode(mode))?;
+        if std::fs::rename(&tmp, dir).is_err() {
+            let _ = std::fs::remove_dir_all(&tmp);
+        }
+        Ok(())
+    }
+
+    /// The secrets asked for as `env=` (`NAME=value`, after the step's
+    /// own env so they win); a missing required secret is BuildKit's
+    /// "secret ID: not found".
+    fn secret_env(&self, x: &Exec) -> Result<Vec<String>, StepError> {
+        let mut env = Vec::new();
+        for m in &x.mounts {
+            let MountKind::Secret {
+                id,
+                required,
+                env: name,
+                ..
+            } = &m.kind
+            else {
+                continue;
+            };
+            match self.secrets.get(id) {
+                Some(data) => {
+                    if let Some(name) = name {
+                        env.push(format!("{name}={}", String::from_utf8_lossy(data)));
+                    }
+                }
+                None if *required => {
+                    return Err(StepError::Invalid(format!(
+                        "secret {id}: not found (pass it with --secret id={id},src=FILE)"
+                    )))
+                }
+                None => {}
+            }
+        }
+        Ok(env)
+    }
+
     fn mount(
         &self,
         m: &ExecMount,
@@ -129,28 +210,34 @@ impl BuildWorker {
                     .input
                     .and_then(|i| inputs.get(i))
                     .ok_or_else(|| StepError::Internal("bind mount without input".into()))?;
-                let v = self.view_of(input, state)?;
+                // A rw bind of a stage is a writable overlay of its layers
+                // whose upper is this step's, thrown away with it: the
+                // source never changes, however many layers it has.
+                let v = match (input, *readonly) {
+                    (Output::Stack(stack), false) => {
+                        let lowers = self.store.snapshot_chain(stack)?;
+                        let dir = state.join(format!("rw-bind-{}", keep.len()));
+                        view::writable(&lowers, &dir.join("upper"), &dir)?
+                    }
+                    _ => self.view_of(input, state)?,
+                };
                 let (fd, path) = fileop::pin_path(v.root(), &m.selector)
                     .map_err(|e| StepError::Invalid(format!("--mount source: {e}")))?;
-                let source = if *readonly {
-                    MountSource::Tree(kiln_executor::clone_tree(fd.as_fd()).map_err(|e| {
-                        StepError::Invalid(format!("--mount source {}: {e}", m.selector))
-                    })?)
-                } else {
-                    // Writes go to a throwaway upper: the source needs a
-                    // host path (the context, or a one-layer stack).
-                    let real = std::fs::read_link(&path)?;
-                    let single = match input {
-                        Output::Dir(..) => true,
-                        Output::Stack(s) => s.iter().flatten().count() <= 1,
-                    };
-                    if !single || !real.is_absolute() || !real.is_dir() {
-                        return Err(StepError::Invalid(format!(
-                            "--mount {}: rw bind mounts need a directory in the context or a one-layer stage (not supported yet otherwise)",
-                            m.target
-                        )));
+                let source = match (input, *readonly) {
+                    (Output::Dir(..), false) => {
+                        // The context: an overlay on its host directory.
+                        let real = std::fs::read_link(&path)?;
+                        if !real.is_absolute() || !real.is_dir() {
+                            return Err(StepError::Invalid(format!(
+                                "--mount {}: a rw bind of the context needs a directory",
+                                m.target
+                            )));
+                        }
+                        MountSource::Copy(real)
                     }
-                    MountSource::Copy(real)
+                    _ => MountSource::Tree(kiln_executor::clone_tree(fd.as_fd()).map_err(|e| {
+                        StepError::Invalid(format!("--mount source {}: {e}", m.selector))
+                    })?),
                 };
                 keep.push((v, fd));
                 source
@@ -161,28 +248,47 @@ impl BuildWorker {
                 uid,
                 gid,
                 mode,
-            } => MountSource::Cache {
-                dir: cache_mount_dir(&self.store, cache_id),
-                sharing: match sharing {
-                    kiln_solver::Sharing::Private => Sharing::Private,
-                    kiln_solver::Sharing::Locked => Sharing::Locked,
-                    kiln_solver::Sharing::Shared => Sharing::Shared,
-                },
-                uid: *uid,
-                gid: *gid,
-                mode: *mode,
-            },
+            } => {
+                let dir = cache_mount_dir(&self.store, cache_id);
+                // from=: a new cache starts as a copy of that path of the
+                // stage; without from=, source= is a directory inside it.
+                let subpath = match m.input.and_then(|i| inputs.get(i)) {
+                    Some(seed) => {
+                        self.seed_cache(&dir, seed, &m.selector, state, (*uid, *gid, *mode))?;
+                        None
+                    }
+                    None => Some(m.selector.clone()).filter(|s| !s.is_empty()),
+                };
+                MountSource::Cache {
+                    dir,
+                    sharing: match sharing {
+                        kiln_solver::Sharing::Private => Sharing::Private,
+                        kiln_solver::Sharing::Locked => Sharing::Locked,
+                        kiln_solver::Sharing::Shared => Sharing::Shared,
+                    },
+                    uid: *uid,
+                    gid: *gid,
+                    mode: *mode,
+                    subpath,
+                }
+            }
             MountKind::Tmpfs { size } => MountSource::Tmpfs { size: *size },
             MountKind::Secret {
                 id: secret,
-                required,
+                uid,
+                gid,
+                mode,
+                ..
             } => match self.secrets.get(secret) {
-                Some(data) => MountSource::Secret(data.clone()),
-                None if *required => {
-                    return Err(StepError::Invalid(format!(
-                        "secret {secret:?} is required but was not given (--secret id={secret},src=FILE)"
-                    )))
-                }
+                // `env=` alone: no file (the variable is set by exec_in).
+                Some(_) if m.target.is_empty() => return Ok(None),
+                Some(data) => MountSource::Secret {
+                    data: data.clone(),
+                    uid: *uid,
+                    gid: *gid,
+                    mode: mode.unwrap_or(0o400),
+                },
+                // A missing required secret fails in exec_in, first.
                 None => return Ok(None),
             },
         };

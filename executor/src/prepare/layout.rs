@@ -19,7 +19,12 @@ const SYSTEM_DIRS: [&str; 3] = ["/proc", "/dev", "/sys"];
 const SYSTEM_FILES: [&str; 3] = ["/etc/hosts", "/etc/resolv.conf", "/etc/hostname"];
 
 /// Writes a secret readable only by `uid` (mode 0400).
-fn write_private(path: &Path, data: &[u8], uid: u32, gid: u32) -> Result<(), ExecError> {
+fn write_private(
+    path: &Path,
+    data: &[u8],
+    (uid, gid): (u32, u32),
+    mode: u32,
+) -> Result<(), ExecError> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
     let mut f = fs::OpenOptions::new()
@@ -30,6 +35,10 @@ fn write_private(path: &Path, data: &[u8], uid: u32, gid: u32) -> Result<(), Exe
         .map_err(io_err(path))?;
     f.write_all(data).map_err(io_err(path))?;
     std::os::unix::fs::fchown(&f, Some(uid), Some(gid)).map_err(io_err(path))?;
+    // After the chown (which clears set-id bits); the umask does not
+    // apply to an explicit chmod.
+    f.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(mode & 0o7777))
+        .map_err(io_err(path))?;
     Ok(())
 }
 
@@ -114,11 +123,17 @@ pub(crate) fn resolve_mounts(
     let mut resolved = Vec::new();
     for (n, m) in mounts.iter().enumerate() {
         let (source, readonly) = match &m.source {
-            MountSource::Secret(data) => {
+            MountSource::Secret {
+                data,
+                uid,
+                gid,
+                mode,
+            } => {
                 let dir = state.join("secrets");
                 fs::create_dir_all(&dir).map_err(io_err(&dir))?;
                 let path = dir.join(n.to_string());
-                write_private(&path, data, user.uid, user.gid)?;
+                let owner = (uid.unwrap_or(user.uid), gid.unwrap_or(user.gid));
+                write_private(&path, data, owner, *mode)?;
                 (MountSource::Bind(path), true)
             }
             MountSource::Cache {
@@ -127,8 +142,13 @@ pub(crate) fn resolve_mounts(
                 uid,
                 gid,
                 mode,
+                subpath,
             } => {
-                let (source, lock) = cache_source(dir, *sharing, *uid, *gid, *mode)?;
+                let (source, lock) = cache_source(dir, *sharing, (*uid, *gid, *mode))?;
+                let source = match subpath {
+                    Some(sub) => crate::cache_mount::subtree(dir, sub)?,
+                    None => source,
+                };
                 locks.extend(lock);
                 (source, m.readonly)
             }
@@ -256,7 +276,7 @@ pub(crate) fn layout(
                     readonly: m.readonly,
                 });
             }
-            MountSource::Secret(_) | MountSource::Cache { .. } => {
+            MountSource::Secret { .. } | MountSource::Cache { .. } => {
                 return Err(ExecError::Invalid(
                     "internal error: secret and cache mounts must be resolved first".into(),
                 ))
@@ -278,6 +298,9 @@ pub(crate) fn layout(
             readonly,
         });
     }
+    // Outer mounts before the mounts inside them, as docker orders them.
+    l.mounts
+        .sort_by_key(|m| m.target.to_bytes().iter().filter(|&&b| b == b'/').count());
     l.mkdirs.sort();
     l.mkdirs.dedup();
     let files = l.mkfiles.clone();

@@ -320,7 +320,12 @@ fn secret_mount_is_private_and_never_in_the_diff() {
     let mut s = spec(&f, "cat /run/secrets/token; stat -c '%a %u' /run/secrets/token; echo x > /run/secrets/token 2>/dev/null || echo read-only");
     s.user = "app".into();
     s.mounts = vec![Mount {
-        source: MountSource::Secret(b"s3cr3t".to_vec()),
+        source: MountSource::Secret {
+            data: b"s3cr3t".to_vec(),
+            uid: None,
+            gid: None,
+            mode: 0o400,
+        },
         target: "/run/secrets/token".into(),
         readonly: true,
     }];
@@ -345,7 +350,8 @@ fn cache_mounts_persist_and_respect_sharing() {
             uid: 1000,
             gid: 1000,
             mode: 0o750,
-        },
+            subpath: None,
+            },
         target: "/var/cache/x".into(),
         readonly: false,
     };

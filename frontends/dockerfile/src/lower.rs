@@ -530,7 +530,17 @@ impl Lowerer<'_> {
     /// The next step's progress label, numbered as BuildKit numbers it:
     /// `[build 2/4] RUN make` (no stage name when there is one stage).
     fn label(&mut self, state: &StageState, text: &str) -> String {
-        let text = display_text(text, &state.scope, self.plan.escape);
+        self.label_masking(state, text, &[])
+    }
+
+    /// [`Lowerer::label`], showing the variables in `masked` (secrets
+    /// mounted as `env=`) as `****`, as BuildKit does.
+    fn label_masking(&mut self, state: &StageState, text: &str, masked: &[String]) -> String {
+        let scope = Masked {
+            scope: &state.scope,
+            masked,
+        };
+        let text = display_text(text, &scope, self.plan.escape);
         let c = &mut self.current;
         c.step += 1;
         let width = c.steps.to_string().len();
@@ -582,7 +592,7 @@ impl Lowerer<'_> {
 /// An instruction as progress shows it (BuildKit's `processCmdEnv` and
 /// `uppercaseCmd`): the keyword upper-cased, the stage's variables
 /// substituted with quotes kept and unset ones left as written.
-fn display_text(text: &str, scope: &Scope, escape: char) -> String {
+fn display_text(text: &str, scope: &dyn kiln_parser::shell::Env, escape: char) -> String {
     let text = text.trim();
     let (keyword, rest) = text.split_once(char::is_whitespace).unwrap_or((text, ""));
     let lexer = Lexer {
@@ -597,6 +607,22 @@ fn display_text(text: &str, scope: &Scope, escape: char) -> String {
         keyword.to_ascii_uppercase()
     } else {
         format!("{} {rest}", keyword.to_ascii_uppercase())
+    }
+}
+
+/// A stage's variables with some hidden (secret env names).
+struct Masked<'a> {
+    scope: &'a Scope,
+    masked: &'a [String],
+}
+
+impl kiln_parser::shell::Env for Masked<'_> {
+    fn lookup(&self, name: &str) -> Option<&str> {
+        if self.masked.iter().any(|m| m == name) {
+            Some("****")
+        } else {
+            self.scope.get(name)
+        }
     }
 }
 

@@ -168,7 +168,9 @@ impl Lowerer<'_> {
         let pos = span.start;
         let kw = a.keyword;
         let dest_raw = self.expand(a.dest, state, pos)?;
-        let dest_is_dir = dest_raw.ends_with('/')
+        // An empty destination (`COPY f $unset`) is the working directory.
+        let dest_is_dir = dest_raw.is_empty()
+            || dest_raw.ends_with('/')
             || dest_raw == "."
             || dest_raw.ends_with("/.")
             || dest_raw == ".."
@@ -256,6 +258,10 @@ impl Lowerer<'_> {
                 }
                 CopySource::Path(p) => {
                     let p = self.expand(p, state, pos)?;
+                    if kw == "COPY" && is_url(&p) {
+                        return Err(err(pos, "source can't be a URL for COPY")
+                            .with_hint("use ADD to download, or RUN with curl or wget"));
+                    }
                     if kw == "ADD" && is_url(&p) {
                         groups.push(self.download(state, a, &p, span, text)?);
                     } else if kw == "ADD" && is_git(&p) {
@@ -270,12 +276,18 @@ impl Lowerer<'_> {
                 }
             }
         }
-        if a.checksum.is_some()
-            && a.sources
-                .iter()
-                .any(|s| matches!(s, CopySource::Path(p) if !is_url(p)))
-        {
-            return Err(err(pos, "ADD --checksum only applies to http(s) sources"));
+        // Checked on the expanded sources (`--checksum=$SUM $URL`).
+        if a.checksum.is_some() {
+            if a.sources.len() > 1 {
+                return Err(err(pos, "checksum can't be specified for multiple sources"));
+            }
+            if !paths.is_empty()
+                || a.sources
+                    .iter()
+                    .any(|s| matches!(s, CopySource::Heredoc(_)))
+            {
+                return Err(err(pos, "checksum requires HTTP(S) or Git sources"));
+            }
         }
         if !paths.is_empty() {
             let src = match from {
@@ -306,13 +318,9 @@ impl Lowerer<'_> {
         let pos = span.start;
         let checksum = a.checksum.map(|c| self.expand(c, state, pos)).transpose()?;
         if let Some(c) = &checksum {
-            let hex = c.strip_prefix("sha256:").unwrap_or("");
-            if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
-                return Err(err(
-                    pos,
-                    format!("ADD --checksum={c}: want sha256:<64 hex digits>"),
-                ));
-            }
+            check_digest(c).map_err(|m| {
+                err(pos, format!("ADD --checksum={c}: {m}")).with_hint("use sha256:<64 hex digits>")
+            })?;
         }
         let filename = url_filename(url);
         let id = self.add(
@@ -394,6 +402,30 @@ impl Lowerer<'_> {
         state.fs = fs;
         Ok(())
     }
+}
+
+/// An OCI digest as `--checksum` takes it, worded as go-digest's errors
+/// (what BuildKit reports). kiln verifies sha256 downloads.
+fn check_digest(d: &str) -> Result<(), String> {
+    let Some((algorithm, hex)) = d.split_once(':') else {
+        return Err("invalid checksum digest format".into());
+    };
+    let length = match algorithm {
+        "sha256" => 64,
+        "sha384" | "sha512" => {
+            return Err(format!(
+                "unsupported digest algorithm: kiln verifies sha256, not {algorithm}"
+            ))
+        }
+        _ => return Err(format!("unsupported digest algorithm: {algorithm}")),
+    };
+    if hex.len() != length {
+        return Err("invalid checksum digest length".into());
+    }
+    if !hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+        return Err("invalid checksum digest format".into());
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -55,9 +55,16 @@ impl Lowerer<'_> {
             }
             MountType::Cache => {
                 let target = need_target("cache")?;
-                if m.from.is_some() {
-                    return Err(bad("cache mounts with from= are not supported yet".into()));
-                }
+                // from=: the stage (path source=) a new cache starts as;
+                // otherwise source= is a directory inside the cache.
+                let (input, selector) = match &m.from {
+                    Some(from) => {
+                        inputs.push(self.named_source(from, span)?);
+                        let source = m.source.as_deref().unwrap_or("/");
+                        (Some(inputs.len() - 1), clean_abs(source))
+                    }
+                    None => (None, m.source.as_deref().map(clean_abs).unwrap_or_default()),
+                };
                 let sharing = m
                     .sharing
                     .as_deref()
@@ -65,8 +72,8 @@ impl Lowerer<'_> {
                     .ok_or_else(|| bad("sharing: use shared, private or locked".into()))?;
                 Ok(ExecMount {
                     target: target.clone(),
-                    input: None,
-                    selector: String::new(),
+                    input,
+                    selector,
                     kind: MountKind::Cache {
                         id: m.id.clone().unwrap_or(target),
                         sharing,
@@ -94,10 +101,12 @@ impl Lowerer<'_> {
                                 .map(|t| t.rsplit('/').next().unwrap_or(t).to_string())
                         })
                         .ok_or_else(|| bad("a secret mount needs id= or target=".into()))?;
-                if m.env.is_some() {
-                    return Err(bad("secrets as env= are not supported yet".into()));
-                }
-                let target = target.unwrap_or_else(|| format!("/run/secrets/{id}"));
+                // `env=` alone is no file; with a target it is both.
+                let target = match (target, &m.env) {
+                    (Some(t), _) => t,
+                    (None, Some(_)) => String::new(),
+                    (None, None) => format!("/run/secrets/{id}"),
+                };
                 Ok(ExecMount {
                     target,
                     input: None,
@@ -105,6 +114,10 @@ impl Lowerer<'_> {
                     kind: MountKind::Secret {
                         id,
                         required: m.required,
+                        env: m.env.clone(),
+                        uid: m.uid,
+                        gid: m.gid,
+                        mode: m.mode,
                     },
                 })
             }

@@ -50,7 +50,14 @@ impl Lowerer<'_> {
             .unwrap_or("")
             .to_string();
         let created_by = format!("RUN {}{} # kiln", args_prefix(state), argv.join(" "));
-        let label = self.label(state, text);
+        let masked: Vec<String> = mounts
+            .iter()
+            .filter_map(|m| match &m.kind {
+                kiln_solver::MountKind::Secret { env, .. } => env.clone(),
+                _ => None,
+            })
+            .collect();
+        let label = self.label_masking(state, text, &masked);
         state.fs = self.add(
             Vertex {
                 op: Op::Exec(Exec {
@@ -133,12 +140,23 @@ impl Lowerer<'_> {
     fn run_network(&self, run: &instructions::Run, span: Span) -> Result<Network, LowerError> {
         let pos = span.start;
         if let Some(sec) = &run.security {
-            if sec != "sandbox" {
-                return Err(err(
-                    pos,
-                    format!("RUN --security={sec}: only sandbox is allowed"),
-                )
-                .with_hint("kiln never runs build steps with extra privileges"));
+            match sec.as_str() {
+                "sandbox" => {}
+                // BuildKit's entitlement error; kiln grants none.
+                "insecure" => {
+                    return Err(err(
+                        pos,
+                        "RUN --security=insecure: security.insecure is not allowed",
+                    )
+                    .with_hint("kiln never runs build steps with extra privileges"))
+                }
+                other => {
+                    return Err(err(
+                        pos,
+                        format!("RUN --security={other}: unsupported security mode"),
+                    )
+                    .with_hint("use sandbox"))
+                }
             }
         }
         let default_network = match self.opts.network {
