@@ -338,8 +338,16 @@ fn busybox_tar() -> PathBuf {
     .clone()
 }
 
+/// The kiln under test: this build's, or `KILN_FIDELITY_BIN` (to show
+/// which cases an older kiln fails).
+fn kiln_bin() -> PathBuf {
+    std::env::var_os("KILN_FIDELITY_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(KILN))
+}
+
 fn run_case(case: &Case) -> Result<(), String> {
-    let kiln = Kiln::new(KILN);
+    let kiln = Kiln::new(kiln_bin());
     let tar = busybox_tar();
     kiln.ok(&["import", tar.to_str().unwrap(), "busybox"]);
     let serve_dir = kiln.path("serve");
@@ -452,6 +460,33 @@ fn every_case_belongs_to_an_area() {
     }
     // The issue that made this corpus asks for at least 150 cases.
     assert!(total >= 150, "only {total} fidelity cases");
+}
+
+/// A case may assert kiln's behaviour where it deliberately differs from
+/// BuildKit (a `differs:` header line), at most five of them, each named
+/// in ARCHITECTURE.md's list of deliberate differences.
+#[test]
+fn deliberate_differences_are_few_and_documented() {
+    let architecture = std::fs::read_to_string(repo_root().join("ARCHITECTURE.md")).unwrap();
+    let mut differing = Vec::new();
+    for area in AREAS {
+        for (path, name) in cases_in(area) {
+            let text = std::fs::read_to_string(&path).unwrap();
+            let header = text.split("\n-- ").next().unwrap_or_default();
+            if header.lines().any(|l| l.starts_with("differs: ")) {
+                differing.push(name);
+            }
+        }
+    }
+    let undocumented: Vec<&String> = differing
+        .iter()
+        .filter(|n| !architecture.contains(n.as_str()))
+        .collect();
+    assert!(
+        undocumented.is_empty(),
+        "ARCHITECTURE.md does not name {undocumented:?}"
+    );
+    assert!(differing.len() <= 5, "{} deliberate differences: {differing:?}", differing.len());
 }
 
 #[test]
