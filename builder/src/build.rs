@@ -67,6 +67,11 @@ impl Build {
                 .iter()
                 .map(|(id, s)| (*id, s.label.clone()))
                 .collect(),
+            texts: lowered
+                .steps
+                .iter()
+                .map(|(id, s)| (*id, s.text.clone()))
+                .collect(),
             by_key: by_key(&def, &keys),
             def: def.clone(),
             write_opts: kiln_store::layer::WriteOptions {

@@ -44,6 +44,9 @@ pub struct BuildWorker {
     pub(crate) secrets: HashMap<String, Vec<u8>>,
     pub(crate) progress: Arc<Progress>,
     pub(crate) labels: HashMap<VertexId, String>,
+    /// Each step's instruction as written (labels show values expanded;
+    /// `--explain` compares the instruction itself).
+    pub(crate) texts: HashMap<VertexId, String>,
     /// Which vertices each cache key answers (for progress on hits).
     pub(crate) by_key: HashMap<CacheKey, Vec<VertexId>>,
     pub(crate) def: Arc<Definition>,
@@ -86,10 +89,13 @@ impl BuildWorker {
     /// What a step is now, for comparing with its last run.
     fn step_state(&self, id: VertexId, vertex: &Vertex, key: &CacheKey) -> explain::StepState {
         let label = self.label(id);
-        let text = label
-            .split_once("] ")
-            .map_or(label.as_str(), |(_, t)| t)
-            .to_string();
+        let text = match self.texts.get(&id) {
+            Some(t) => t.trim().to_string(),
+            None => label
+                .split_once("] ")
+                .map_or(label.as_str(), |(_, t)| t)
+                .to_string(),
+        };
         let env = match &vertex.op {
             Op::Exec(x) => x.env.iter().cloned().collect(),
             _ => Default::default(),

@@ -400,7 +400,7 @@ fn run_forms_mounts_and_network() {
     // cached step needs no secret, as in BuildKit).
     let (code, _, err) = env.try_build(&["--no-cache"]);
     assert_ne!(code, 0);
-    assert!(err.contains("secret \"tok\" is required"), "{err}");
+    assert!(err.contains("secret tok: not found"), "{err}");
 }
 
 #[test]
@@ -682,9 +682,11 @@ fn explain_says_why_each_step_missed() {
         miss(&out),
         [
             "context files changed: src/b.txt",
-            "an earlier step changed: [stage-0 3/6] COPY src/ /src/",
-            "an earlier step changed: [stage-0 4/6] RUN echo $V > /v",
-            "an earlier step changed: [stage-0 5/6] COPY other.txt /",
+            // BuildKit's step names: one stage has no stage name; ENV
+            // values are shown.
+            "an earlier step changed: [2/5] COPY src/ /src/",
+            "an earlier step changed: [3/5] RUN echo 1 > /v",
+            "an earlier step changed: [4/5] COPY other.txt /",
         ]
     );
     // A build arg.

@@ -428,3 +428,54 @@ fn damaged_snapshots_are_rebuilt_and_bad_layers_named() {
     assert!(err.contains(&format!("layer sha256:{name}")), "{err}");
     assert!(!err.contains("unpack-"), "{err}");
 }
+
+/// A destination (or an archive entry) under a symlink the Dockerfile
+/// planted is followed inside the image, never on the host: `COPY f
+/// /evil/` with `/evil -> /tmp/<host path>` (dangling in the image) makes
+/// that path in the image, and an ADDed tar's `evil/x` lands there too.
+#[test]
+fn copies_through_planted_symlinks_stay_in_the_image() {
+    let k = kiln();
+    let host = k.path("host-target");
+    let host_s = host.display().to_string();
+    assert!(!host.exists());
+    let planted = k.path("planted");
+    fs::create_dir_all(&planted).unwrap();
+    std::os::unix::fs::symlink(&host, planted.join("evil")).unwrap();
+    let tar = k.write_ctx("links.tar", []);
+    let ok = std::process::Command::new("tar")
+        .arg("-C")
+        .arg(&planted)
+        .arg("-cf")
+        .arg(&tar)
+        .arg("evil")
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    let payload = k.path("payload");
+    fs::create_dir_all(payload.join("evil")).unwrap();
+    fs::write(payload.join("evil/from-tar"), "t").unwrap();
+    let ok = std::process::Command::new("tar")
+        .arg("-C")
+        .arg(&payload)
+        .arg("-cf")
+        .arg(k.ctx().join("payload.tar"))
+        .arg("evil/from-tar")
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    k.write_ctx("f", "copied");
+    k.write_ctx(
+        "Dockerfile",
+        "FROM busybox\nADD links.tar /\nCOPY f /evil/\nADD payload.tar /\n",
+    );
+    k.build(&["-t", "planted"]);
+    assert!(!host.exists(), "{host_s} was made on the host");
+    let inside = k.run_rm(&[
+        "planted",
+        "cat",
+        &format!("{host_s}/f"),
+        &format!("{host_s}/from-tar"),
+    ]);
+    assert_eq!(inside, "copiedt");
+}

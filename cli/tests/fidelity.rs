@@ -486,7 +486,11 @@ fn deliberate_differences_are_few_and_documented() {
         undocumented.is_empty(),
         "ARCHITECTURE.md does not name {undocumented:?}"
     );
-    assert!(differing.len() <= 5, "{} deliberate differences: {differing:?}", differing.len());
+    assert!(
+        differing.len() <= 5,
+        "{} deliberate differences: {differing:?}",
+        differing.len()
+    );
 }
 
 #[test]

@@ -45,7 +45,7 @@ impl ParseError {
 
     /// As [`ParseError::render`], showing the lines up to `last_line` too
     /// (an instruction continued over several lines, as BuildKit shows
-    /// it), at most [`SHOWN_LINES`] of them.
+    /// it), at most `SHOWN_LINES` (6) of them.
     pub fn render_lines(&self, file: &str, source: &str, last_line: u32) -> String {
         let mut out = format!(
             "{}:{}:{}: {}\n",
@@ -81,7 +81,7 @@ impl ParseError {
 }
 
 /// How many lines of a multi-line instruction an error shows.
-pub const SHOWN_LINES: u32 = 6;
+const SHOWN_LINES: u32 = 6;
 
 /// The line as printed under an error: control characters escaped, and a
 /// window of at most [`EXCERPT`] characters around column `col` (0-based)
