@@ -6,9 +6,13 @@
 //! context (`/bin -> usr/bin`, `etc -> /etc`) resolves inside its own tree,
 //! never on the host.
 
-use globset::{GlobBuilder, GlobMatcher};
-use kiln_frontend_dockerfile::dockerignore::Ignore;
 use kiln_solver::Chmod;
+
+mod links;
+mod matching;
+
+use links::{link_to_copied, remember_copied, CopiedLinks};
+pub use matching::{expand_source, Filter};
 use rustix::fs::{
     openat2, AtFlags, Dir, FileType, Mode, OFlags, ResolveFlags, Stat, Timespec, Timestamps,
 };
@@ -18,7 +22,7 @@ use std::fs::File;
 use std::io::{self, Read};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStringExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 /// Why a file op failed: the path and what happened, in words for the user.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -241,143 +245,6 @@ fn is_dir(st: &Stat) -> bool {
     FileType::from_raw_mode(st.st_mode) == FileType::Directory
 }
 
-/// Filters applied while walking a source: the context's `.dockerignore`
-/// (paths relative to the source root) and `--exclude` patterns.
-/// `--exclude` patterns match below the source being copied: `*.md`
-/// excludes `b.md` when copying `src/`.
-pub struct Filter<'a> {
-    pub ignore: Option<&'a Ignore>,
-    pub exclude: Option<&'a Ignore>,
-    /// The source path `--exclude` patterns are relative to.
-    pub base: String,
-}
-
-impl<'a> Filter<'a> {
-    fn excluded(&self, rel: &str) -> bool {
-        if self.ignore.is_some_and(|i| i.excludes(Path::new(rel))) {
-            return true;
-        }
-        let below = if self.base.is_empty() {
-            rel
-        } else {
-            rel.strip_prefix(self.base.as_str())
-                .map(|r| r.trim_start_matches('/'))
-                .unwrap_or(rel)
-        };
-        self.exclude.is_some_and(|i| i.excludes(Path::new(below)))
-    }
-
-    fn ignored(&self, rel: &str) -> bool {
-        self.ignore.is_some_and(|i| i.excludes(Path::new(rel)))
-    }
-
-    fn based(&self, base: &str) -> Filter<'a> {
-        Filter {
-            ignore: self.ignore,
-            exclude: self.exclude,
-            base: base.to_string(),
-        }
-    }
-}
-
-/// Every path below `base` in the tree (symlinks not followed).
-fn descendants(root: BorrowedFd<'_>, base: &[String], out: &mut Vec<Vec<String>>) -> OpResult<()> {
-    let Ok(dir) = open_dir_in(root, &rel_of(base)) else {
-        return Ok(());
-    };
-    for name in list(dir.as_fd())? {
-        let mut p = base.to_vec();
-        p.push(name.to_string_lossy().into_owned());
-        let is_dir = rustix::fs::statat(dir.as_fd(), &name, AtFlags::SYMLINK_NOFOLLOW)
-            .is_ok_and(|st| FileType::from_raw_mode(st.st_mode) == FileType::Directory);
-        if is_dir {
-            descendants(root, &p, out)?;
-        }
-        out.push(p);
-    }
-    Ok(())
-}
-
-/// A source path, expanded: wildcards (`*`, `?`, `[..]`, one component
-/// each; `**` any number of them) matched against the tree. Returns relative paths; a wildcard
-/// may match none.
-pub fn expand_source(
-    root: BorrowedFd<'_>,
-    pattern: &str,
-    filter: &Filter<'_>,
-) -> OpResult<Vec<String>> {
-    let parts = components(pattern);
-    let has_glob = |s: &str| s.contains(['*', '?', '[']);
-    if !parts.iter().any(|p| has_glob(p)) {
-        let rel = parts.join("/");
-        if !rel.is_empty() && filter.excluded(&rel) {
-            return Err(FileOpError(format!(
-                "\"/{rel}\": not found (excluded by .dockerignore)"
-            )));
-        }
-        return match stat_in(root, &rel) {
-            Ok(_) => Ok(vec![rel]),
-            Err(Errno::NOENT) | Err(Errno::NOTDIR) => {
-                Err(FileOpError(format!("\"/{rel}\": not found")))
-            }
-            Err(e) => Err(errno(format!("/{rel}"))(e)),
-        };
-    }
-    let mut current: Vec<Vec<String>> = vec![vec![]];
-    for part in &parts {
-        let mut next = Vec::new();
-        if part == "**" {
-            // Any number of directories, none included.
-            for base in current {
-                descendants(root, &base, &mut next)?;
-                next.push(base);
-            }
-        } else if !has_glob(part) {
-            for base in current {
-                let mut p = base.clone();
-                p.push(part.clone());
-                if stat_in(root, &rel_of(&p)).is_ok() {
-                    next.push(p);
-                }
-            }
-        } else {
-            let matcher: GlobMatcher = GlobBuilder::new(part)
-                .literal_separator(true)
-                .backslash_escape(true)
-                .build()
-                .map_err(|e| format!("invalid pattern {pattern:?}: {e}"))?
-                .compile_matcher();
-            for base in current {
-                let Ok(dir) = open_dir_in(root, &rel_of(&base)) else {
-                    continue;
-                };
-                for name in list(dir.as_fd())? {
-                    if matcher.is_match(Path::new(&name)) {
-                        let mut p = base.clone();
-                        p.push(name.to_string_lossy().into_owned());
-                        next.push(p);
-                    }
-                }
-            }
-        }
-        current = next;
-    }
-    // A matched directory is copied even when --exclude patterns match
-    // it: they filter what is below it (BuildKit's copier checks them
-    // only under the source), so `--exclude=* dir*` makes an empty dest.
-    // A wildcard matching nothing copies nothing (BuildKit's
-    // AllowEmptyWildcard), not an error.
-    let out: Vec<String> = current
-        .into_iter()
-        .map(|p| p.join("/"))
-        .filter(|p| {
-            let dir = stat_in(root, p).is_ok_and(|st| is_dir(&st));
-            !(filter.ignored(p) || !dir && filter.excluded(p))
-        })
-        .collect();
-    Ok(out)
-}
-
 /// Copies the entry `name` of `src_dir` to `dst_name` in `dst_dir`.
 /// `rel` is the entry's path from the source root (for the filters).
 fn copy_entry(
@@ -502,61 +369,6 @@ fn copy_entry(
     }
 }
 
-thread_local! {
-    /// The files with more than one link a copy has made so far, by the
-    /// source's (device, inode): a second name of one becomes a hard link
-    /// to the copy (as BuildKit's copier does), not a second file.
-    static COPIED_LINKS: std::cell::RefCell<std::collections::HashMap<(u64, u64), (OwnedFd, OsString)>> =
-        Default::default();
-}
-
-/// Clears [`COPIED_LINKS`] when a copy ends (links never span copies).
-struct CopiedLinks;
-
-impl CopiedLinks {
-    fn scope() -> CopiedLinks {
-        COPIED_LINKS.with(|m| m.borrow_mut().clear());
-        CopiedLinks
-    }
-}
-
-impl Drop for CopiedLinks {
-    fn drop(&mut self) {
-        COPIED_LINKS.with(|m| m.borrow_mut().clear());
-    }
-}
-
-/// Makes `dst_name` a hard link to this copy's earlier copy of the same
-/// source file, if there is one.
-fn link_to_copied(
-    st: &Stat,
-    replace: bool,
-    dst_dir: BorrowedFd<'_>,
-    dst_name: &OsStr,
-) -> OpResult<bool> {
-    COPIED_LINKS.with(|m| {
-        let m = m.borrow();
-        let Some((dir, name)) = m.get(&(st.st_dev, st.st_ino)) else {
-            return Ok(false);
-        };
-        if replace {
-            remove_all_at(dst_dir, dst_name)?;
-        }
-        rustix::fs::linkat(dir, name.as_os_str(), dst_dir, dst_name, AtFlags::empty())
-            .map_err(errno(format!("link {}", dst_name.to_string_lossy())))?;
-        Ok(true)
-    })
-}
-
-fn remember_copied(st: &Stat, dst_dir: BorrowedFd<'_>, dst_name: &OsStr) -> OpResult<()> {
-    let dir = rustix::io::fcntl_dupfd_cloexec(dst_dir, 0).map_err(errno("dup"))?;
-    COPIED_LINKS.with(|m| {
-        m.borrow_mut()
-            .insert((st.st_dev, st.st_ino), (dir, dst_name.to_os_string()))
-    });
-    Ok(())
-}
-
 /// A regular file's content and attributes to `dst_name` in `dst_dir`.
 fn write_file_from(
     src: OwnedFd,
@@ -634,20 +446,7 @@ pub fn copy(
     filter: &Filter<'_>,
 ) -> OpResult<()> {
     let _links = CopiedLinks::scope();
-    // Each match with how many of its leading components `--parents`
-    // drops: those before the pattern's first `/./` (its pivot).
-    let mut matches: Vec<(String, usize)> = Vec::new();
-    for p in spec.paths {
-        let kept_from = match p.find("/./") {
-            Some(i) if spec.parents => components(&p[..i]).len(),
-            _ => 0,
-        };
-        matches.extend(
-            expand_source(src_root, p, filter)?
-                .into_iter()
-                .map(|m| (m, kept_from)),
-        );
-    }
+    let matches = matching::sources(src_root, spec, filter)?;
     let dest_parts = components(spec.dest);
     if matches.is_empty() {
         // Nothing matched: the destination directory is still made, as
@@ -684,30 +483,11 @@ pub fn copy(
         let Some((name, m_parent)) = m_parts.split_last() else {
             return Err("cannot copy the root as a file".into());
         };
-        if spec.unpack && FileType::from_raw_mode(st.st_mode) == FileType::RegularFile {
-            let mut f =
-                File::from(open_in(src_root, &m, OFlags::RDONLY).map_err(errno(format!("/{m}")))?);
-            if is_archive(&mut f).unwrap_or(false) {
-                let dst = ensure_dir(dst_root, &dest_parts, &spec.attrs)?;
-                io::Seek::rewind(&mut f).map_err(|e| format!("/{m}: {e}"))?;
-                let _ = dst;
-                // The store's extractor, the one layers are applied with.
-                let opts = kiln_store::apply::ExtractOptions {
-                    whiteouts: false,
-                    under: rel_of(&dest_parts),
-                    owner: spec.attrs.chown,
-                    // An octal mode applies to every unpacked entry; a
-                    // symbolic one to none (BuildKit applies no --chmod
-                    // when unpacking at all).
-                    mode: match spec.attrs.chmod {
-                        Some(Chmod::Octal(bits)) => Some(*bits),
-                        _ => None,
-                    },
-                };
-                kiln_store::apply::extract(f, dst_root, &opts)
-                    .map_err(|e| format!("unpacking /{m}: {e}"))?;
-                continue;
-            }
+        if spec.unpack
+            && FileType::from_raw_mode(st.st_mode) == FileType::RegularFile
+            && unpack_archive(src_root, dst_root, &m, &dest_parts, &spec.attrs)?
+        {
+            continue;
         }
         let (dir_parts, dst_name): (Vec<String>, String) = if into_dir {
             let mut d = dest_parts.clone();
@@ -759,6 +539,37 @@ pub fn copy(
         }
     }
     Ok(())
+}
+
+/// ADD of a local archive: unpacked under `dest_parts` with the store's
+/// extractor (the one layers are applied with); false when `m` is not a
+/// tar archive (it is then copied as a file).
+fn unpack_archive(
+    src_root: BorrowedFd<'_>,
+    dst_root: BorrowedFd<'_>,
+    m: &str,
+    dest_parts: &[String],
+    attrs: &Attrs,
+) -> OpResult<bool> {
+    let mut f = File::from(open_in(src_root, m, OFlags::RDONLY).map_err(errno(format!("/{m}")))?);
+    if !is_archive(&mut f).unwrap_or(false) {
+        return Ok(false);
+    }
+    ensure_dir(dst_root, dest_parts, attrs)?;
+    io::Seek::rewind(&mut f).map_err(|e| format!("/{m}: {e}"))?;
+    let opts = kiln_store::apply::ExtractOptions {
+        whiteouts: false,
+        under: rel_of(dest_parts),
+        owner: attrs.chown,
+        // An octal mode applies to every unpacked entry; a symbolic one
+        // to none (BuildKit applies no --chmod when unpacking at all).
+        mode: match attrs.chmod {
+            Some(Chmod::Octal(bits)) => Some(*bits),
+            _ => None,
+        },
+    };
+    kiln_store::apply::extract(f, dst_root, &opts).map_err(|e| format!("unpacking /{m}: {e}"))?;
+    Ok(true)
 }
 
 /// Whether a file is a tar archive (plain, gzip or zstd compressed).
