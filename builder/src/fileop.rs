@@ -572,7 +572,7 @@ fn unpack_archive(
     Ok(true)
 }
 
-/// Whether a file is a tar archive (plain, gzip or zstd compressed).
+/// Whether a file is a tar archive (plain or compressed).
 fn is_archive(f: &mut File) -> io::Result<bool> {
     let mut r = kiln_store::layer::decompress(&mut *f)?;
     let mut header = [0u8; 512];
@@ -583,7 +583,36 @@ fn is_archive(f: &mut File) -> io::Result<bool> {
             k => n += k,
         }
     }
-    Ok(n == 512 && &header[257..262] == b"ustar")
+    Ok(n == 512 && tar_checksum_ok(&header))
+}
+
+/// Whether a 512-byte block is a tar header: its checksum field (octal,
+/// bytes 148..156) is the sum of the block with that field as spaces. As
+/// Go's archive/tar (what docker's unpacker uses) it takes v7, ustar and
+/// GNU headers alike, not just ones with the `ustar` magic.
+fn tar_checksum_ok(header: &[u8; 512]) -> bool {
+    let field = &header[148..156];
+    let text: String = field
+        .iter()
+        .map(|&b| b as char)
+        .filter(|c| c.is_digit(8))
+        .collect();
+    let Ok(want) = u32::from_str_radix(&text, 8) else {
+        return false;
+    };
+    let sum: u32 = header
+        .iter()
+        .enumerate()
+        .map(|(i, &b)| {
+            if (148..156).contains(&i) {
+                u32::from(b' ')
+            } else {
+                u32::from(b)
+            }
+        })
+        .sum();
+    // An all-zero block (end of archive) is not a header.
+    want == sum && header.iter().any(|&b| b != 0)
 }
 
 /// `WORKDIR`: the directory and its missing parents.

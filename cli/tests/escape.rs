@@ -439,9 +439,14 @@ fn copies_through_planted_symlinks_stay_in_the_image() {
     let host = k.path("host-target");
     let host_s = host.display().to_string();
     assert!(!host.exists());
+    // And one to a host directory that exists: only resolving inside the
+    // image's root keeps the copy out of it.
+    let existing = k.path("host-existing");
+    fs::create_dir_all(&existing).unwrap();
     let planted = k.path("planted");
     fs::create_dir_all(&planted).unwrap();
     std::os::unix::fs::symlink(&host, planted.join("evil")).unwrap();
+    std::os::unix::fs::symlink(&existing, planted.join("evil2")).unwrap();
     let tar = k.write_ctx("links.tar", []);
     let ok = std::process::Command::new("tar")
         .arg("-C")
@@ -449,6 +454,7 @@ fn copies_through_planted_symlinks_stay_in_the_image() {
         .arg("-cf")
         .arg(&tar)
         .arg("evil")
+        .arg("evil2")
         .status()
         .unwrap();
     assert!(ok.success());
@@ -467,10 +473,20 @@ fn copies_through_planted_symlinks_stay_in_the_image() {
     k.write_ctx("f", "copied");
     k.write_ctx(
         "Dockerfile",
-        "FROM busybox\nADD links.tar /\nCOPY f /evil/\nADD payload.tar /\n",
+        "FROM busybox\nADD links.tar /\nCOPY f /evil/\nCOPY f /evil2/\nADD payload.tar /\n",
     );
     k.build(&["-t", "planted"]);
     assert!(!host.exists(), "{host_s} was made on the host");
+    assert!(
+        !existing.join("f").exists(),
+        "COPY wrote into the host's {}",
+        existing.display()
+    );
+    let existing_s = existing.display().to_string();
+    assert_eq!(
+        k.run_rm(&["planted", "cat", &format!("{existing_s}/f")]),
+        "copied"
+    );
     let inside = k.run_rm(&[
         "planted",
         "cat",
