@@ -23,8 +23,10 @@ cat >"$KILN_ROOT.prune" <<PRUNE
 set -e
 "$KILN" prune -a >/dev/null
 if [ -d "${BENCH_ANCHORS:-/var/lib/bench-anchors}/busybox-oci" ]; then
-  "$KILN" load -q -i "${BENCH_ANCHORS:-/var/lib/bench-anchors}/busybox-oci"
-  "$KILN" tag localhost/busybox:latest busybox 2>/dev/null || true
+  # The anchors' layout names its manifest by a bare tag ("latest"),
+  # which names no repository: tag the loaded image by its ID.
+  id=\$("$KILN" load -i "${BENCH_ANCHORS:-/var/lib/bench-anchors}/busybox-oci" | sed -n 's/^Loaded image ID: //p')
+  "$KILN" tag "\$id" busybox
 else
   bash "$REPO/examples/busybox-rootfs.sh" | "$KILN" import - busybox >/dev/null
 fi
