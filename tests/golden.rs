@@ -9,32 +9,8 @@
 //! `KILN_BLESS=1 cargo test --test golden` rewrites the expected files.
 
 use kiln_parser::{dump, instructions, parse_bytes, print, shell::Lexer};
-use kiln_tests::{bless, case_dirs, fixtures};
+use kiln_tests::{case_dirs, check_golden, fixtures};
 use std::fs;
-use std::path::Path;
-
-/// Compares (or, when blessing, writes) one expected file. A `None` actual
-/// means the file must not exist.
-fn check(dir: &Path, file: &str, actual: Option<&str>, failures: &mut Vec<String>) {
-    let path = dir.join(file);
-    let expected = fs::read_to_string(&path).ok();
-    if expected.as_deref() == actual {
-        return;
-    }
-    if bless() {
-        match actual {
-            Some(a) => fs::write(&path, a).unwrap(),
-            None => fs::remove_file(&path).unwrap(),
-        }
-        return;
-    }
-    failures.push(format!(
-        "{}:\n--- expected\n{}\n--- actual\n{}",
-        path.display(),
-        expected.as_deref().unwrap_or("<no file>"),
-        actual.unwrap_or("<no file>")
-    ));
-}
 
 #[test]
 fn parser_cases() {
@@ -108,11 +84,11 @@ fn parser_cases() {
                 );
             }
         }
-        check(dir, "ast", ast.as_deref(), &mut failures);
-        check(dir, "instructions", typed.as_deref(), &mut failures);
-        check(dir, "error", error.as_deref(), &mut failures);
-        check(dir, "warnings", warnings.as_deref(), &mut failures);
-        check(dir, "directives", directives.as_deref(), &mut failures);
+        check_golden(dir, "ast", ast.as_deref(), &mut failures);
+        check_golden(dir, "instructions", typed.as_deref(), &mut failures);
+        check_golden(dir, "error", error.as_deref(), &mut failures);
+        check_golden(dir, "warnings", warnings.as_deref(), &mut failures);
+        check_golden(dir, "directives", directives.as_deref(), &mut failures);
     }
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
 }

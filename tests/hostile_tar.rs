@@ -53,15 +53,30 @@ pub fn hostile_tars() -> Vec<(&'static str, Vec<u8>)> {
     cases
         .into_iter()
         .map(|(name, entries)| {
-            let mut tar = Vec::new();
-            for (path, kind, link) in &entries {
-                let data: &[u8] = if *kind == Regular { b"pwned" } else { b"" };
-                raw_entry(&mut tar, path, *kind, link, data);
-            }
-            tar.extend_from_slice(&[0u8; 1024]);
-            (name, tar)
+            let entries: Vec<RawEntry> = entries
+                .into_iter()
+                .map(|(path, kind, link)| {
+                    let data: &[u8] = if kind == Regular { b"pwned" } else { b"" };
+                    (path, kind, link, data)
+                })
+                .collect();
+            (name, raw_tar(&entries))
         })
         .collect()
+}
+
+/// One entry of [`raw_tar`]: name, type, link target, content.
+pub type RawEntry<'a> = (&'a str, tar::EntryType, &'a str, &'a [u8]);
+
+/// A tar of v7 headers written as given, with its end blocks: names the
+/// tar crate's builder refuses (`..`, absolute) included.
+pub fn raw_tar(entries: &[RawEntry]) -> Vec<u8> {
+    let mut tar = Vec::new();
+    for (name, kind, link, data) in entries {
+        raw_entry(&mut tar, name, *kind, link, data);
+    }
+    tar.extend_from_slice(&[0u8; 1024]);
+    tar
 }
 
 /// A header written as is: the tar crate's builder refuses `..` and

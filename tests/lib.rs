@@ -8,7 +8,7 @@ mod kiln;
 mod probe;
 mod servers;
 
-pub use hostile_tar::{all_files, hostile_tars, Arena};
+pub use hostile_tar::{all_files, hostile_tars, raw_tar, Arena, RawEntry};
 pub use kiln::{Kiln, Output};
 pub use probe::*;
 pub use servers::{free_port, htpasswd_line, FileServer, Proxy, Registry};
@@ -57,6 +57,30 @@ pub fn case_dirs(dir: &std::path::Path) -> Vec<PathBuf> {
 /// Set `KILN_BLESS=1` to rewrite golden files from the current output.
 pub fn bless() -> bool {
     std::env::var_os("KILN_BLESS").is_some_and(|v| v == "1")
+}
+
+/// Compares one expected file of a golden case with `actual` (`None`:
+/// the file must not exist), or writes it when blessing; a difference is
+/// pushed onto `failures` for the test to report all at once.
+pub fn check_golden(dir: &Path, file: &str, actual: Option<&str>, failures: &mut Vec<String>) {
+    let path = dir.join(file);
+    let expected = std::fs::read_to_string(&path).ok();
+    if expected.as_deref() == actual {
+        return;
+    }
+    if bless() {
+        match actual {
+            Some(a) => std::fs::write(&path, a).unwrap(),
+            None => std::fs::remove_file(&path).unwrap(),
+        }
+        return;
+    }
+    failures.push(format!(
+        "{}:\n--- expected\n{}\n--- actual\n{}",
+        path.display(),
+        expected.as_deref().unwrap_or("<no file>"),
+        actual.unwrap_or("<no file>")
+    ));
 }
 
 /// Where a required tool lives (Debian: busybox-static, skopeo, umoci,

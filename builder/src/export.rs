@@ -187,23 +187,7 @@ fn export_local(store: &Store, stack: &LayerStack, dir: &Path) -> Result<(), Bui
         let src =
             view::readonly(&lowers, &scratch.join("empty")).map_err(BuildError::output(what()))?;
         let dst = view::host_dir(dir).map_err(BuildError::output(what()))?;
-        let spec = fileop::CopySpec {
-            paths: &["/".to_string()],
-            dest: "/",
-            attrs: fileop::Attrs {
-                chown: None,
-                chmod: None,
-                keep_owner: true,
-            },
-            parents: false,
-            unpack: false,
-        };
-        let filter = fileop::Filter {
-            ignore: None,
-            exclude: None,
-            base: String::new(),
-        };
-        fileop::copy(src.root(), dst.root(), &spec, &filter)
+        fileop::copy_tree(src.root(), "/", dst.root())
             .map_err(|e| BuildError::Invalid(format!("{}: {e}", what())))
     })();
     let _ = std::fs::remove_dir_all(&scratch);

@@ -615,6 +615,34 @@ fn tar_checksum_ok(header: &[u8; 512]) -> bool {
     want == sum && header.iter().any(|&b| b != 0)
 }
 
+/// Everything under `selector` in `src_root` into the root of
+/// `dst_root`, owners, modes and links kept, nothing filtered (`-o
+/// type=local`, a cache mount's `from=` seed).
+pub fn copy_tree(
+    src_root: BorrowedFd<'_>,
+    selector: &str,
+    dst_root: BorrowedFd<'_>,
+) -> OpResult<()> {
+    let paths = [selector.to_string()];
+    let spec = CopySpec {
+        paths: &paths,
+        dest: "/",
+        attrs: Attrs {
+            chown: None,
+            chmod: None,
+            keep_owner: true,
+        },
+        parents: false,
+        unpack: false,
+    };
+    let filter = Filter {
+        ignore: None,
+        exclude: None,
+        base: String::new(),
+    };
+    copy(src_root, dst_root, &spec, &filter)
+}
+
 /// `WORKDIR`: the directory and its missing parents.
 pub fn mkdir_p(root: BorrowedFd<'_>, path: &str, mode: u32, owner: (u32, u32)) -> OpResult<()> {
     let attrs = Attrs {

@@ -5,84 +5,51 @@
 
 use crate::download::Downloads;
 use crate::error::StepError;
+use crate::fileop;
 use crate::worker::ContextFiles;
+use kiln_executor::view;
 use kiln_frontend_dockerfile::dockerignore::Ignore;
 use kiln_solver::{CacheKey, Definition, Fingerprint, Op, Source, VertexId};
 use kiln_store::Store;
 use std::collections::HashMap;
+use std::os::fd::BorrowedFd;
 use std::path::Path;
 
 /// The context paths a source's include patterns name: plain paths as
-/// they are, wildcards (one component each) expanded against the context
-/// directory, so a wildcard COPY's key covers exactly the files it
-/// matched (BuildKit's content selector). Symlinks are not followed while
-/// matching; ignored paths never match.
-pub fn checksum_roots(
-    context: &Path,
-    include: &[String],
-    excluded: &dyn Fn(&Path) -> bool,
-) -> Vec<String> {
+/// they are, wildcards matched against the context by the copier's own
+/// matcher ([`fileop::expand_source`], with the `.dockerignore` rules), so
+/// a wildcard COPY's key covers exactly the files it will copy (BuildKit's
+/// content selector). `**` widens to its directory; a pattern the matcher
+/// refuses widens to the directory above its first wildcard (the copy
+/// then fails with the matcher's error).
+pub fn checksum_roots(context: BorrowedFd<'_>, include: &[String], ignore: &Ignore) -> Vec<String> {
     let has_glob = |c: &str| c.contains(['*', '?', '[']);
+    let filter = fileop::Filter {
+        ignore: Some(ignore),
+        exclude: None,
+        base: String::new(),
+    };
     let mut out = Vec::new();
     for pattern in include {
-        // `**` can match anything below: the key covers its directory.
-        let parts: Vec<&str> = pattern
-            .split('/')
-            .filter(|c| !c.is_empty() && *c != ".")
-            .take_while(|c| *c != "**")
+        let parts: Vec<String> = fileop::components(pattern)
+            .into_iter()
+            .take_while(|c| c != "**")
             .collect();
         if !parts.iter().any(|c| has_glob(c)) {
             out.push(parts.join("/"));
             continue;
         }
-        let mut current = vec![String::new()];
-        for part in parts {
-            let mut next = Vec::new();
-            for base in &current {
-                let join = |name: &str| {
-                    if base.is_empty() {
-                        name.to_string()
-                    } else {
-                        format!("{base}/{name}")
-                    }
-                };
-                if !has_glob(part) {
-                    next.push(join(part));
-                    continue;
-                }
-                let Ok(glob) = globset::GlobBuilder::new(part)
-                    .literal_separator(true)
-                    .backslash_escape(true)
-                    .build()
-                else {
-                    // An invalid pattern fails the copy itself; the key
-                    // then covers the directory.
-                    next.push(base.clone());
-                    continue;
-                };
-                let matcher = glob.compile_matcher();
-                let dir = context.join(base);
-                let is_dir = std::fs::symlink_metadata(&dir).is_ok_and(|m| m.is_dir());
-                let Ok(entries) = std::fs::read_dir(&dir).map_err(drop).and_then(|e| {
-                    if is_dir {
-                        Ok(e)
-                    } else {
-                        Err(())
-                    }
-                }) else {
-                    continue;
-                };
-                let mut names: Vec<String> = entries
-                    .filter_map(|e| e.ok())
-                    .map(|e| e.file_name().to_string_lossy().into_owned())
-                    .filter(|n| matcher.is_match(n))
-                    .collect();
-                names.sort();
-                next.extend(names.iter().map(|n| join(n)));
-            }
-            current = next;
+        match fileop::expand_source(context, &parts.join("/"), &filter) {
+            Ok(matched) => out.extend(matched),
+            Err(_) => out.push(
+                parts
+                    .iter()
+                    .take_while(|c| !has_glob(c))
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join("/"),
+            ),
         }
-        out.extend(current.into_iter().filter(|p| !excluded(Path::new(p))));
     }
     out
 }
@@ -101,6 +68,8 @@ pub(crate) fn cache_keys(
     let mut sums: HashMap<VertexId, Fingerprint> = HashMap::new();
     let mut files: ContextFiles = HashMap::new();
     let needed = kiln_solver::needed(def, target);
+    // The context, opened once, for matching wildcard sources.
+    let mut context_view: Option<view::View> = None;
     for (id, v) in def.vertices() {
         match &v.op {
             Op::Source(Source::Http {
@@ -129,7 +98,11 @@ pub(crate) fn cache_keys(
                 let rules = Ignore::from_patterns(exclude)
                     .map_err(|e| (id, StepError::Invalid(e.to_string())))?;
                 let excluded = |p: &Path| rules.excludes(p);
-                let roots = checksum_roots(context, include, &excluded);
+                if context_view.is_none() {
+                    context_view = Some(view::host_dir(context).map_err(|e| (id, e.into()))?);
+                }
+                let root = context_view.as_ref().expect("opened above").root();
+                let roots = checksum_roots(root, include, &rules);
                 let (d, _, list) = store
                     .context_checksum_files(context, &roots, &excluded)
                     .map_err(|e| (id, e.into()))?;

@@ -81,33 +81,52 @@ impl Drop for CacheLock {
     }
 }
 
+/// Makes the cache directory `dir` unless it exists: built under a temp
+/// name unique to this process and call, filled by `fill` (a `from=`
+/// seed; nothing for a plain cache), given `uid`/`gid`/`mode`, and renamed
+/// into place, so a concurrent first use sees it whole or makes its own
+/// (the loser's copy is dropped).
+pub fn create_cache_dir<E: From<ExecError>>(
+    dir: &Path,
+    (uid, gid, mode): (u32, u32, u32),
+    fill: impl FnOnce(&Path) -> Result<(), E>,
+) -> Result<(), E> {
+    static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    if dir.exists() {
+        return Ok(());
+    }
+    let parent = dir.parent().unwrap_or(Path::new("/"));
+    fs::create_dir_all(parent).map_err(io_err(parent))?;
+    let tmp = parent.join(format!(
+        ".{}-{}-{}",
+        dir.file_name()
+            .map(|n| n.to_string_lossy())
+            .unwrap_or_default(),
+        std::process::id(),
+        SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    ));
+    fs::create_dir_all(&tmp).map_err(io_err(&tmp))?;
+    let made = fill(&tmp).and_then(|()| {
+        std::os::unix::fs::chown(&tmp, Some(uid), Some(gid)).map_err(io_err(&tmp))?;
+        fs::set_permissions(&tmp, std::os::unix::fs::PermissionsExt::from_mode(mode))
+            .map_err(io_err(&tmp))?;
+        Ok(())
+    });
+    if made.is_err() || fs::rename(&tmp, dir).is_err() {
+        let _ = fs::remove_dir_all(&tmp);
+    }
+    made
+}
+
 /// The mount source for a cache, creating it on first use, and the lock
 /// held while the container runs (`Locked` waits for it; `Private` falls
 /// back to a throwaway copy when someone else holds it).
 pub(crate) fn cache_source(
     dir: &Path,
     sharing: Sharing,
-    (uid, gid, mode): (u32, u32, u32),
+    owner_mode: (u32, u32, u32),
 ) -> Result<(MountSource, Option<CacheLock>), ExecError> {
-    if !dir.exists() {
-        let parent = dir.parent().unwrap_or(Path::new("/"));
-        fs::create_dir_all(parent).map_err(io_err(parent))?;
-        // Built under a temp name so a concurrent first use sees it whole.
-        let tmp = parent.join(format!(
-            ".{}-{}",
-            dir.file_name()
-                .map(|n| n.to_string_lossy())
-                .unwrap_or_default(),
-            std::process::id()
-        ));
-        fs::create_dir_all(&tmp).map_err(io_err(&tmp))?;
-        std::os::unix::fs::chown(&tmp, Some(uid), Some(gid)).map_err(io_err(&tmp))?;
-        fs::set_permissions(&tmp, std::os::unix::fs::PermissionsExt::from_mode(mode))
-            .map_err(io_err(&tmp))?;
-        if fs::rename(&tmp, dir).is_err() {
-            let _ = fs::remove_dir_all(&tmp);
-        }
-    }
+    create_cache_dir(dir, owner_mode, |_| Ok::<(), ExecError>(()))?;
     let lock_path = dir.with_extension("lock");
     let bind = MountSource::Bind(dir.to_path_buf());
     match sharing {

@@ -26,6 +26,7 @@
 //! overlay views for file ops), `terminal`.
 
 mod cache_mount;
+pub use cache_mount::create_cache_dir;
 mod cgroup;
 mod child;
 mod devices;

@@ -265,29 +265,6 @@ fn same_tree_same_digest_and_epoch_clamps_mtimes() {
     );
 }
 
-/// A tar entry with a raw name (the tar crate refuses to write `..`).
-fn raw_entry(out: &mut Vec<u8>, name: &str, kind: tar::EntryType, link: &str, data: &[u8]) {
-    let mut h = tar::Header::new_old();
-    {
-        let old = h.as_old_mut();
-        old.name[..name.len()].copy_from_slice(name.as_bytes());
-        old.linkname[..link.len()].copy_from_slice(link.as_bytes());
-    }
-    h.set_entry_type(kind);
-    h.set_mode(0o644);
-    h.set_size(data.len() as u64);
-    h.set_mtime(0);
-    h.set_cksum();
-    out.extend_from_slice(h.as_bytes());
-    out.extend_from_slice(data);
-    out.resize(out.len().div_ceil(512) * 512, 0);
-}
-
-fn finish(mut tar: Vec<u8>) -> Vec<u8> {
-    tar.extend_from_slice(&[0u8; 1024]);
-    tar
-}
-
 /// The shared corpus (kiln_tests::hostile_tars) against layer apply;
 /// builder/tests/add_unpack.rs runs it against ADD's unpacking.
 #[test]
@@ -308,18 +285,16 @@ fn hostile_tars_never_write_outside_the_snapshot() {
 #[test]
 fn dotdot_is_refused_with_a_clear_error() {
     let tmp = tempfile::tempdir().unwrap();
-    let mut tar = Vec::new();
-    raw_entry(&mut tar, "../x", tar::EntryType::Regular, "", b"x");
-    let err = apply_layer(finish(tar).as_slice(), &tmp.path().join("t")).unwrap_err();
+    let tar = kiln_tests::raw_tar(&[("../x", tar::EntryType::Regular, "", b"x")]);
+    let err = apply_layer(tar.as_slice(), &tmp.path().join("t")).unwrap_err();
     assert_eq!(err.to_string(), "layer entry \"../x\": path contains '..'");
 }
 
 #[test]
 fn absolute_paths_land_inside() {
     let tmp = tempfile::tempdir().unwrap();
-    let mut tar = Vec::new();
-    raw_entry(&mut tar, "/etc/inside", tar::EntryType::Regular, "", b"ok");
-    apply_layer(finish(tar).as_slice(), &tmp.path().join("t")).unwrap();
+    let tar = kiln_tests::raw_tar(&[("/etc/inside", tar::EntryType::Regular, "", b"ok")]);
+    apply_layer(tar.as_slice(), &tmp.path().join("t")).unwrap();
     assert_eq!(
         fs::read_to_string(tmp.path().join("t/etc/inside")).unwrap(),
         "ok"

@@ -118,51 +118,25 @@ impl BuildWorker {
     /// One `RUN --mount` as the executor's mount; None for an optional
     /// secret that was not given.
     /// A cache mount with `from=` that does not exist yet starts as a
-    /// copy of `selector` in `seed`, made under a temp name and renamed,
-    /// so a concurrent first use sees it whole (or makes its own).
+    /// copy of `selector` in `seed` (made as the executor makes every
+    /// cache directory: whole, or not at all).
     fn seed_cache(
         &self,
         dir: &Path,
         seed: &Output,
         selector: &str,
         state: &Path,
-        (uid, gid, mode): (u32, u32, u32),
+        owner_mode: (u32, u32, u32),
     ) -> Result<(), StepError> {
         if dir.exists() {
             return Ok(());
         }
-        let parent = dir.parent().unwrap_or(Path::new("/"));
-        std::fs::create_dir_all(parent)?;
-        let tmp = parent.join(format!(".seed-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&tmp);
-        std::fs::create_dir_all(&tmp)?;
         let v = self.view_of(seed, &state.join("cache-seed"))?;
-        let dst = std::fs::File::open(&tmp)?;
-        let paths = [selector.to_string()];
-        let spec = fileop::CopySpec {
-            paths: &paths,
-            dest: "/",
-            attrs: fileop::Attrs {
-                chown: None,
-                chmod: None,
-                keep_owner: true,
-            },
-            parents: false,
-            unpack: false,
-        };
-        let filter = fileop::Filter {
-            ignore: None,
-            exclude: None,
-            base: String::new(),
-        };
-        fileop::copy(v.root(), dst.as_fd(), &spec, &filter)
-            .map_err(|e| StepError::Invalid(format!("cache mount from=: {e}")))?;
-        std::os::unix::fs::chown(&tmp, Some(uid), Some(gid))?;
-        std::fs::set_permissions(&tmp, std::os::unix::fs::PermissionsExt::from_mode(mode))?;
-        if std::fs::rename(&tmp, dir).is_err() {
-            let _ = std::fs::remove_dir_all(&tmp);
-        }
-        Ok(())
+        kiln_executor::create_cache_dir(dir, owner_mode, |tmp| {
+            let dst = std::fs::File::open(tmp)?;
+            fileop::copy_tree(v.root(), selector, dst.as_fd())
+                .map_err(|e| StepError::Invalid(format!("cache mount from=: {e}")))
+        })
     }
 
     /// The secrets asked for as `env=` (`NAME=value`, after the step's

@@ -19,7 +19,7 @@ use kiln_frontend_dockerfile::lower::{self, ImageError, ImageSource, Options, Re
 use kiln_frontend_dockerfile::plan::Platform;
 use kiln_frontend_dockerfile::LowerError;
 use kiln_solver::{Encoder, Network};
-use kiln_tests::{bless, case_dirs, fixtures};
+use kiln_tests::{case_dirs, check_golden, fixtures};
 use serde_json::{json, Value};
 use std::fs;
 use std::path::Path;
@@ -144,29 +144,6 @@ fn lower_case(dir: &Path) -> Result<(String, String), String> {
     Ok((lowered.dump_graph(), lowered.dump_config()))
 }
 
-/// Compares (or, when blessing, writes) one expected file; `None` means
-/// the file must not exist.
-fn check(dir: &Path, file: &str, actual: Option<&str>, failures: &mut Vec<String>) {
-    let path = dir.join(file);
-    let expected = fs::read_to_string(&path).ok();
-    if expected.as_deref() == actual {
-        return;
-    }
-    if bless() {
-        match actual {
-            Some(a) => fs::write(&path, a).unwrap(),
-            None => fs::remove_file(&path).unwrap(),
-        }
-        return;
-    }
-    failures.push(format!(
-        "{}:\n--- expected\n{}\n--- actual\n{}",
-        path.display(),
-        expected.as_deref().unwrap_or("<no file>"),
-        actual.unwrap_or("<no file>")
-    ));
-}
-
 #[test]
 fn lowering_cases() {
     let dirs = case_dirs(&fixtures("lower"));
@@ -181,9 +158,9 @@ fn lowering_cases() {
             Ok((g, c)) => (Some(g), Some(c), None),
             Err(e) => (None, None, Some(e)),
         };
-        check(dir, "graph", graph.as_deref(), &mut failures);
-        check(dir, "config", config.as_deref(), &mut failures);
-        check(dir, "error", error.as_deref(), &mut failures);
+        check_golden(dir, "graph", graph.as_deref(), &mut failures);
+        check_golden(dir, "config", config.as_deref(), &mut failures);
+        check_golden(dir, "error", error.as_deref(), &mut failures);
     }
     assert!(
         failures.is_empty(),
