@@ -22,9 +22,10 @@ struct Action {
     copy: Option<u8>,
 }
 
-/// A parsed symbolic mode.
+/// A parsed symbolic mode, with the text it was parsed from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SymbolicMode {
+    text: String,
     clauses: Vec<(u32, Vec<Action>)>,
 }
 
@@ -43,7 +44,7 @@ impl Chmod {
             };
         }
         SymbolicMode::parse(m)
-            .map(|_| Chmod::Symbolic(m.to_string()))
+            .map(Chmod::Symbolic)
             .ok_or_else(|| format!("{}: invalid syntax", invalid(m)))
     }
 
@@ -51,11 +52,7 @@ impl Chmod {
     pub fn apply(&self, mode: u32, is_dir: bool) -> u32 {
         match self {
             Chmod::Octal(bits) => *bits,
-            Chmod::Symbolic(s) => match SymbolicMode::parse(s) {
-                Some(sym) => sym.apply(mode, is_dir),
-                // Unreachable for a Chmod made by `parse`.
-                None => mode,
-            },
+            Chmod::Symbolic(sym) => sym.apply(mode, is_dir),
         }
     }
 
@@ -122,7 +119,15 @@ impl SymbolicMode {
             }
             clauses.push((who, actions));
         }
-        Some(SymbolicMode { clauses })
+        Some(SymbolicMode {
+            text: s.to_string(),
+            clauses,
+        })
+    }
+
+    /// The mode as written (`u+x,go-w`).
+    pub fn text(&self) -> &str {
+        &self.text
     }
 
     pub fn apply(&self, mode: u32, is_dir: bool) -> u32 {

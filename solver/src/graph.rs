@@ -107,7 +107,8 @@ impl Network {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Chmod {
     Octal(u32),
-    Symbolic(String),
+    /// Parsed once, applied to every entry.
+    Symbolic(crate::chmod::SymbolicMode),
 }
 
 impl Chmod {
@@ -115,7 +116,7 @@ impl Chmod {
     pub fn text(&self) -> String {
         match self {
             Chmod::Octal(m) => format!("{m:04o}"),
-            Chmod::Symbolic(s) => s.clone(),
+            Chmod::Symbolic(s) => s.text().to_string(),
         }
     }
 }
