@@ -8,13 +8,24 @@ use crate::path::clean_rel;
 use globset::{GlobBuilder, GlobMatcher};
 use std::path::Path;
 
+/// docker's pattern rules: `*` and `?` stay within a component, `\`
+/// escapes.
+fn glob(pattern: &str) -> Result<GlobMatcher, globset::Error> {
+    Ok(GlobBuilder::new(pattern)
+        .literal_separator(true)
+        .backslash_escape(true)
+        .build()?
+        .compile_matcher())
+}
+
 struct Rule {
     matcher: GlobMatcher,
     /// `!pattern`: re-include.
     include: bool,
-    /// The pattern's components, for "could it match below this
-    /// directory" (re-includes only).
-    components: Vec<String>,
+    /// The pattern's components, each matched on its own (`None` for
+    /// `**`), for "could it match below this directory" (re-includes
+    /// only; compiled once here, not per walked path).
+    components: Vec<Option<GlobMatcher>>,
 }
 
 /// A parsed ignore file.
@@ -61,21 +72,27 @@ impl Ignore {
             if pattern.is_empty() {
                 continue;
             }
-            let matcher = GlobBuilder::new(&pattern)
-                .literal_separator(true)
-                .backslash_escape(true)
-                .build()
-                .map_err(|e| IgnoreError {
-                    line: n + 1,
-                    message: format!("invalid pattern {pattern:?}: {e}"),
-                })?
-                .compile_matcher();
+            let matcher = glob(&pattern).map_err(|e| IgnoreError {
+                line: n + 1,
+                message: format!("invalid pattern {pattern:?}: {e}"),
+            })?;
             patterns.push(if include {
                 format!("!{pattern}")
             } else {
                 pattern.clone()
             });
-            let components = pattern.split('/').map(str::to_string).collect();
+            let components = if include {
+                pattern
+                    .split('/')
+                    .map(|c| (c != "**").then(|| glob(c)).transpose())
+                    .collect::<Result<_, _>>()
+                    .map_err(|e| IgnoreError {
+                        line: n + 1,
+                        message: format!("invalid pattern {pattern:?}: {e}"),
+                    })?
+            } else {
+                Vec::new()
+            };
             rules.push(Rule {
                 matcher,
                 include,
@@ -116,21 +133,16 @@ impl Ignore {
     fn reincludes_below(&self, rel: &str) -> bool {
         let path: Vec<&str> = rel.split('/').collect();
         self.rules.iter().filter(|r| r.include).any(|r| {
-            for (i, pc) in r.components.iter().enumerate() {
-                if pc == "**" {
-                    return true;
-                }
+            for (i, component) in r.components.iter().enumerate() {
+                let Some(matcher) = component else {
+                    return true; // `**`
+                };
                 let Some(name) = path.get(i) else {
                     // The pattern goes deeper than the path.
                     return true;
                 };
-                let component = GlobBuilder::new(pc)
-                    .literal_separator(true)
-                    .backslash_escape(true)
-                    .build();
-                match component {
-                    Ok(g) if g.compile_matcher().is_match(name) => {}
-                    _ => return false,
+                if !matcher.is_match(name) {
+                    return false;
                 }
             }
             false
