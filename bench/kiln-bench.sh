@@ -17,16 +17,20 @@ cargo build --quiet --release --manifest-path "$REPO/Cargo.toml" -p kiln-cli
 KILN="$REPO/target/release/kiln"
 export KILN
 
-# The prune hook: drop every image and cache record, then bring the base back.
+# The prune hook: drop every image and cache record, then bring the bases
+# back: the docker archives setup-anchors.sh leaves (busybox and
+# debian:bookworm, named by their archives), unpacked at once, as BuildKit's
+# daemon keeps its bases unpacked.
 cat >"$KILN_ROOT.prune" <<PRUNE
 #!/usr/bin/env bash
 set -e
 "$KILN" prune -a >/dev/null
-if [ -d "${BENCH_ANCHORS:-/var/lib/bench-anchors}/busybox-oci" ]; then
-  # The anchors' layout names its manifest by a bare tag ("latest"),
-  # which names no repository: tag the loaded image by its ID.
-  id=\$("$KILN" load -i "${BENCH_ANCHORS:-/var/lib/bench-anchors}/busybox-oci" | sed -n 's/^Loaded image ID: //p')
-  "$KILN" tag "\$id" busybox
+anchors="${BENCH_ANCHORS:-/var/lib/bench-anchors}"
+if [ -f "\$anchors/busybox.docker.tar" ]; then
+  "$KILN" load -i "\$anchors/busybox.docker.tar" >/dev/null
+  "$KILN" load -i "\$anchors/debian.docker.tar" >/dev/null
+  "$KILN" run --rm --network none busybox true
+  "$KILN" run --rm --network none debian:bookworm true
 else
   bash "$REPO/examples/busybox-rootfs.sh" | "$KILN" import - busybox >/dev/null
 fi

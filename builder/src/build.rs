@@ -74,10 +74,7 @@ impl Build {
                 .collect(),
             by_key: by_key(&def, &keys),
             def: def.clone(),
-            write_opts: kiln_store::layer::WriteOptions {
-                source_date_epoch: epoch.map(|e| e.max(0) as u64),
-                ..Default::default()
-            },
+            pending: Default::default(),
             downloads,
             imports,
             no_cache: match request.no_cache {
@@ -90,6 +87,8 @@ impl Build {
             context_files,
         });
         let solved = solve(worker.clone(), &lowered);
+        // What ran is recorded whether or not the build succeeded.
+        worker.commit_records();
         progress.finish();
         let stack = solved.map_err(|e| {
             let output = progress.tail(e.vertex);
@@ -100,6 +99,8 @@ impl Build {
         // result was first made, so a fully cached rebuild gives the same
         // image ID.
         let target_key = keys[lowered.target.0].hex();
+        // Layer tars clamp their mtimes to the epoch (reproducible builds).
+        let layer_epoch = epoch.map(|e| e.max(0) as u64);
         let created = kiln_store::rfc3339(epoch.unwrap_or_else(|| {
             store
                 .cache_created(&target_key)
@@ -111,13 +112,18 @@ impl Build {
             .cache_to
             .iter()
             .any(|t| t.location.is_none())
-            .then(|| export::cache_records(store, &lowered, &keys, false, &worker.imports));
+            .then(|| {
+                export::cache_records(store, &lowered, &keys, false, &worker.imports, layer_epoch)
+            });
         let exports = export::export(
             store,
             registry,
             &lowered,
             &stack,
-            &created,
+            &export::Stamp {
+                created,
+                epoch: layer_epoch,
+            },
             &request.output,
             inline,
         )?;
@@ -128,6 +134,7 @@ impl Build {
             &keys,
             &worker.imports,
             &request.cache_to,
+            layer_epoch,
         )?;
         Ok(Built {
             image: exports.image,

@@ -11,7 +11,8 @@ use crate::request::Output;
 use kiln_executor::view;
 use kiln_frontend_dockerfile::lower::{LayerSlot, Lowered};
 use kiln_solver::{CacheKey, MountKind, Op, VertexId};
-use kiln_store::{Image, LayerRef, LayerStack, Reference, Store};
+use kiln_store::layer::Compression;
+use kiln_store::{Image, Layer, LayerRef, LayerStack, Reference, Store};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 
@@ -26,6 +27,7 @@ pub(crate) fn cache_records(
     keys: &[CacheKey],
     max: bool,
     imports: &[remote_cache::Imported],
+    epoch: Option<u64>,
 ) -> Vec<remote_cache::CacheRecord> {
     let def = &lowered.definition;
     let ids: Vec<VertexId> = if max {
@@ -64,9 +66,14 @@ pub(crate) fn cache_records(
             continue;
         };
         let created = store.cache_created(&key).ok().flatten().unwrap_or(0);
+        // A record travels as blobs: built layers are compressed now. One
+        // that cannot be (its snapshot is gone) is left out, as a miss.
+        let Some(layers) = record_blobs(store, &stack, epoch) else {
+            continue;
+        };
         out.push(remote_cache::CacheRecord {
             key,
-            layers: stack,
+            layers,
             created,
             inputs: v.inputs.iter().map(|i| keys[i.0].hex()).collect(),
             step: lowered
@@ -77,6 +84,25 @@ pub(crate) fn cache_records(
         });
     }
     out
+}
+
+/// A stack's layers as blobs (made now where they are built layers).
+fn record_blobs(
+    store: &Store,
+    stack: &LayerStack,
+    epoch: Option<u64>,
+) -> Option<Vec<Option<LayerRef>>> {
+    stack
+        .iter()
+        .map(|l| match l {
+            None => Some(None),
+            Some(Layer::Tar(t)) => store.layer_blob(t, Compression::Gzip).ok().map(Some),
+            Some(built) => store
+                .built_blob(built, epoch, Compression::Gzip)
+                .ok()
+                .map(Some),
+        })
+        .collect()
 }
 
 /// The `RUN --mount=type=cache` ids the target's steps use, with their
@@ -111,7 +137,7 @@ pub(crate) fn image_config(
     lowered: &Lowered,
     stack: &LayerStack,
     created: &str,
-) -> (Value, Vec<LayerRef>) {
+) -> (Value, Vec<Layer>) {
     let steps = lowered
         .history
         .iter()
@@ -224,6 +250,13 @@ pub(crate) struct Exports {
     pub(crate) pushed: Vec<(Reference, kiln_registry::Pushed, std::time::Duration)>,
 }
 
+/// When an image is made: its `created` time, and the epoch its layer
+/// tars clamp mtimes to (`SOURCE_DATE_EPOCH`).
+pub(crate) struct Stamp {
+    pub(crate) created: String,
+    pub(crate) epoch: Option<u64>,
+}
+
 /// Exports the solved `stack` as `output` says; `inline` is the cache to
 /// put in the image config (`--cache-to type=inline`).
 pub(crate) fn export(
@@ -231,7 +264,7 @@ pub(crate) fn export(
     client: &kiln_registry::Client,
     lowered: &Lowered,
     stack: &LayerStack,
-    created: &str,
+    stamp: &Stamp,
     output: &Output,
     inline: Option<Vec<remote_cache::CacheRecord>>,
 ) -> Result<Exports, BuildError> {
@@ -252,7 +285,7 @@ pub(crate) fn export(
         }
         Output::Image { names, .. } | Output::Archive { names, .. } => names,
     };
-    let (mut config, layers) = image_config(lowered, stack, created);
+    let (mut config, layers) = image_config(lowered, stack, &stamp.created);
     if let Some(records) = inline {
         // `--cache-to type=inline`: the image carries its own chain's records.
         config[remote_cache::INLINE_KEY] = serde_json::to_value(CacheConfig {
@@ -262,7 +295,7 @@ pub(crate) fn export(
         })
         .unwrap_or_default();
     }
-    let image = store.commit_built_image(config, &layers, names)?;
+    let image = store.commit_built_image(config, &layers, stamp.epoch, names)?;
     if let Output::Archive { dest, .. } = output {
         let list: Vec<(Image, Option<Reference>)> = if names.is_empty() {
             vec![(image.clone(), None)]
@@ -297,6 +330,7 @@ pub(crate) fn export_caches(
     keys: &[CacheKey],
     imports: &[remote_cache::Imported],
     cache_to: &[CacheTo],
+    epoch: Option<u64>,
 ) -> Result<Vec<(Location, Exported, std::time::Duration)>, BuildError> {
     let mut out = Vec::new();
     for to in cache_to {
@@ -306,7 +340,7 @@ pub(crate) fn export_caches(
         let start = std::time::Instant::now();
         let mut config = CacheConfig {
             version: 1,
-            records: cache_records(store, lowered, keys, to.max, imports),
+            records: cache_records(store, lowered, keys, to.max, imports, epoch),
             mounts: Vec::new(),
         };
         if to.mounts {

@@ -18,7 +18,7 @@
 
 use kiln_registry::Client;
 use kiln_store::layer::{self, WriteOptions};
-use kiln_store::{Digest, LayerRef, LayerStack, Reference, Store, MEDIA_OCI_MANIFEST};
+use kiln_store::{Digest, Layer, LayerRef, LayerStack, Reference, Store, MEDIA_OCI_MANIFEST};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::collections::HashMap;
@@ -347,14 +347,17 @@ impl Imported {
     }
 
     fn restore_inner(&self, store: &Store, record: &CacheRecord) -> Result<LayerStack, String> {
-        let stack: LayerStack = record.layers.clone();
-        for l in stack.iter().flatten() {
+        for l in record.layers.iter().flatten() {
             self.fetch_blob(store, &l.digest, l.size)?;
         }
         store
-            .cache_import(&record.key, &stack, record.created)
+            .cache_import(&record.key, &record.layers, record.created)
             .map_err(|e| e.to_string())?;
-        Ok(stack)
+        Ok(record
+            .layers
+            .iter()
+            .map(|l| l.clone().map(Layer::Tar))
+            .collect())
     }
 
     /// Fills empty cache-mount directories from the export

@@ -8,7 +8,6 @@ use crate::progress::Progress;
 use crate::remote_cache;
 use kiln_frontend_dockerfile::dockerignore::Ignore;
 use kiln_solver::{CacheKey, Cancel, Definition, Op, Source, Vertex, VertexId, Worker};
-use kiln_store::layer::WriteOptions;
 use kiln_store::{LayerStack, Store};
 use std::collections::{BTreeSet, HashMap};
 use std::path::PathBuf;
@@ -50,7 +49,9 @@ pub struct BuildWorker {
     /// Which vertices each cache key answers (for progress on hits).
     pub(crate) by_key: HashMap<CacheKey, Vec<VertexId>>,
     pub(crate) def: Arc<Definition>,
-    pub(crate) write_opts: WriteOptions,
+    /// Results to record in the cache index, all at once after the solve
+    /// (one filesystem sync for every snapshot the build made).
+    pub(crate) pending: std::sync::Mutex<Vec<(String, LayerStack)>>,
     pub(crate) downloads: Arc<crate::download::Downloads>,
     /// Other machines' caches (`--cache-from`), asked after the store.
     pub(crate) imports: Vec<remote_cache::Imported>,
@@ -66,6 +67,20 @@ pub struct BuildWorker {
 }
 
 impl BuildWorker {
+    fn pending(&self) -> std::sync::MutexGuard<'_, Vec<(String, LayerStack)>> {
+        self.pending.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Records the build's results in the cache index (after one sync of
+    /// their snapshots). A failure only costs a rebuild next time.
+    pub(crate) fn commit_records(&self) {
+        let records = std::mem::take(&mut *self.pending());
+        if let Err(e) = self.store.cache_commit(&records) {
+            self.progress
+                .warn(&format!("recording the build cache failed: {e}"));
+        }
+    }
+
     /// A result from an imported cache: its layers are fetched now. A
     /// blob that is missing or corrupt costs a warning and a rebuild.
     fn imported(&self, key: &CacheKey, id: VertexId) -> Option<LayerStack> {
@@ -181,7 +196,13 @@ impl Worker for BuildWorker {
             }
             return self.source(src).ok();
         }
-        let stack = match self.store.cache_get(&key.hex()).ok().flatten() {
+        let hex = key.hex();
+        let pending = self
+            .pending()
+            .iter()
+            .find(|(k, _)| *k == hex)
+            .map(|(_, s)| s.clone());
+        let stack = match pending.or_else(|| self.store.cache_get(&hex).ok().flatten()) {
             Some(stack) => stack,
             None => self.imported(key, first)?,
         };
@@ -235,8 +256,7 @@ impl Worker for BuildWorker {
             return;
         }
         if let Output::Stack(stack) = output {
-            // A failed record only costs a rebuild next time.
-            let _ = self.store.cache_put(&key.hex(), stack);
+            self.pending().push((key.hex(), stack.as_ref().clone()));
         }
     }
 }

@@ -58,6 +58,11 @@ impl Client {
         reference: &Reference,
     ) -> Result<Pushed, Error> {
         let what = reference.familiar();
+        // A built image's layers are compressed now (once: the blobs are
+        // kept); what is pushed is that manifest, the same image ID.
+        let image = &store
+            .materialize(image, kiln_store::layer::Compression::Gzip)
+            .map_err(|e| Error::protocol(&what, e.to_string()))?;
         let layers = image
             .layers()
             .map_err(|e| Error::protocol(&what, e.to_string()))?;

@@ -77,7 +77,12 @@ impl Store {
                 "config": Value::Object(opts.config.clone()),
                 "history": [{ "created": created, "created_by": created_by, "comment": "imported from tarball" }],
             });
-            self.commit_built_image(config, &[blob.into()], std::slice::from_ref(name))
+            self.commit_built_image(
+                config,
+                &[crate::Layer::Tar(blob.into())],
+                None,
+                std::slice::from_ref(name),
+            )
         })();
         let _ = fs::remove_dir_all(&staging);
         result
@@ -173,7 +178,7 @@ impl Store {
                 serde_json::from_value(index).map_err(|e| bad(format!("index.json: {e}")))?;
             for desc in index.manifests() {
                 let digest = image::kiln_digest(desc.digest(), "index.json manifest")?;
-                let names = names_from_annotations(desc.annotations().as_ref());
+                let names = names_from_annotations(desc.annotations().as_ref(), source);
                 let manifest_bytes = self.resolve_manifest(&digest, source, 0)?;
                 let img = self.commit_loaded(&manifest_bytes, &names, source)?;
                 report.images.push((img.config_digest, img.names));
@@ -394,6 +399,9 @@ impl Store {
         let mut docker_manifest = Vec::new();
         let mut repositories: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
         for (img, reference) in images {
+            // A built image's layers become gzip blobs now (kept for the
+            // next save or push).
+            let img = &self.materialize(img, Compression::Gzip)?;
             let mut layer_paths = Vec::new();
             // Held while we write them; sizes are the manifest's, so a
             // blob that changed on disk is caught as it streams.
@@ -630,6 +638,7 @@ fn fixed_header(kind: tar::EntryType, mode: u32, size: u64) -> tar::Header {
 
 fn names_from_annotations(
     annotations: Option<&std::collections::HashMap<String, String>>,
+    source: &str,
 ) -> Vec<Reference> {
     let Some(a) = annotations else {
         return Vec::new();
@@ -640,11 +649,71 @@ fn names_from_annotations(
     {
         return vec![full];
     }
-    // podman/skopeo write the whole reference into ref.name; a bare tag
-    // names nothing we could use.
-    a.get("org.opencontainers.image.ref.name")
-        .filter(|n| n.contains('/') || n.contains(':'))
-        .and_then(|n| Reference::parse(n).ok())
-        .into_iter()
-        .collect()
+    let Some(name) = a.get("org.opencontainers.image.ref.name") else {
+        return Vec::new();
+    };
+    // podman/skopeo write the whole reference into ref.name.
+    if name.contains('/') || name.contains(':') {
+        return Reference::parse(name).into_iter().collect();
+    }
+    // A bare tag (umoci, `skopeo copy oci:layout:latest`) names the image
+    // only together with the layout: skopeo calls it `oci:<path>:<tag>`.
+    // kiln names it the same way, `<layout file name>:<tag>`.
+    bare_tag_name(source, name).into_iter().collect()
+}
+
+/// `<stem of the layout's file name>:<tag>`, if that is a valid reference
+/// (`/x/busybox-oci` + `latest` → `busybox-oci:latest`).
+fn bare_tag_name(source: &str, tag: &str) -> Option<Reference> {
+    let file = std::path::Path::new(source.trim_end_matches('/')).file_name()?;
+    let mut stem = file.to_string_lossy().to_lowercase();
+    for ext in [".tgz", ".gz", ".zst", ".tar", ".oci"] {
+        if let Some(s) = stem.strip_suffix(ext) {
+            stem = s.to_string();
+        }
+    }
+    let repo: String = stem
+        .chars()
+        .map(|c| match c {
+            'a'..='z' | '0'..='9' | '.' | '_' | '-' => c,
+            _ => '-',
+        })
+        .collect();
+    let repo = repo.trim_matches(|c: char| !c.is_ascii_alphanumeric());
+    if repo.is_empty() {
+        return None;
+    }
+    Reference::parse(&format!("{repo}:{tag}")).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(ref_name: &str, source: &str) -> Vec<String> {
+        let a = std::collections::HashMap::from([(
+            "org.opencontainers.image.ref.name".to_string(),
+            ref_name.to_string(),
+        )]);
+        names_from_annotations(Some(&a), source)
+            .iter()
+            .map(|r| r.familiar())
+            .collect()
+    }
+
+    /// A layout's bare tag names the image after the layout, as skopeo's
+    /// `oci:<path>:<tag>` does; a full reference is taken as it is.
+    #[test]
+    fn bare_tags_are_named_after_the_layout() {
+        assert_eq!(
+            names("latest", "/var/lib/bench-anchors/busybox-oci"),
+            ["busybox-oci:latest"]
+        );
+        assert_eq!(names("v1", "./My Image.tar.gz"), ["my-image:v1"]);
+        assert_eq!(names("latest", "layout/"), ["layout:latest"]);
+        assert_eq!(names("quay.io/a/b:2", "x.tar"), ["quay.io/a/b:2"]);
+        // Nothing usable: no name rather than a wrong one.
+        assert!(names("latest", "-").is_empty());
+        assert!(names("not a tag!", "x.tar").is_empty());
+    }
 }

@@ -77,7 +77,11 @@ impl Store {
                         Err(e) => report.problems.push(format!("image {}: {e}", row.manifest)),
                         Ok(layers) => {
                             for l in layers {
-                                if !self.blobs.contains(&l.digest) {
+                                // A built image's layer blob is made on
+                                // demand from its snapshot (lazy.rs).
+                                let available = self.blobs.contains(&l.digest)
+                                    || self.built_source(&l.diff_id)?.is_some();
+                                if !available {
                                     report.problems.push(format!(
                                         "image {}: layer blob {} is missing",
                                         row.manifest, l.digest
@@ -114,6 +118,14 @@ impl Store {
                     .push(format!("snapshot {} has no directory", snap.chain_id));
             }
         }
+        for id in self.db().built_snapshots()? {
+            report.snapshots_checked += 1;
+            if !self.snapshots.join(id.hex()).is_dir() {
+                report
+                    .problems
+                    .push(format!("built snapshot {id} has no directory"));
+            }
+        }
         Ok(report)
     }
 
@@ -126,7 +138,8 @@ impl Store {
             .iter()
             .map(|(_, p)| fs::metadata(p).map(|m| m.len()).unwrap_or(0))
             .sum();
-        let snaps = self.db().snapshots()?;
+        let mut snaps: Vec<String> = self.db().snapshots()?.into_iter().map(|s| s.dir).collect();
+        snaps.extend(self.db().built_snapshots()?.iter().map(|id| id.hex()));
         Ok(DiskUsage {
             images: images.len(),
             images_size: images.iter().map(image::Image::size).sum(),
@@ -134,7 +147,7 @@ impl Store {
             snapshots: snaps.len(),
             snapshots_bytes: snaps
                 .iter()
-                .map(|s| dir_size(&self.snapshots.join(&s.dir)))
+                .map(|dir| dir_size(&self.snapshots.join(dir)))
                 .sum(),
             reclaimable_bytes: {
                 let used = self.referenced_blobs()?;

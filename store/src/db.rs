@@ -39,6 +39,25 @@ CREATE TABLE IF NOT EXISTS snapshots (
     dir      TEXT NOT NULL,         -- directory under snapshots/
     size     INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS built_snapshots (
+    id       TEXT PRIMARY KEY,      -- a build step's result: snapshots/<hex of id>/, no tar yet
+    created  INTEGER NOT NULL       -- unix seconds
+);
+CREATE TABLE IF NOT EXISTS layer_tars (
+    snapshot TEXT NOT NULL,         -- a built snapshot
+    epoch    INTEGER NOT NULL,      -- SOURCE_DATE_EPOCH its tar clamps mtimes to (-1: none)
+    diff_id  TEXT NOT NULL,         -- that tar's digest, computed streaming (never stored)
+    size     INTEGER NOT NULL,      -- and its length
+    PRIMARY KEY (snapshot, epoch)
+);
+CREATE INDEX IF NOT EXISTS layer_tars_by_diff ON layer_tars (diff_id);
+CREATE TABLE IF NOT EXISTS layer_blobs (
+    diff_id    TEXT NOT NULL,       -- a layer made into a blob on demand
+    media_type TEXT NOT NULL,       -- in this compression
+    digest     TEXT NOT NULL,       -- is this blob
+    size       INTEGER NOT NULL,
+    PRIMARY KEY (diff_id, media_type)
+);
 CREATE TABLE IF NOT EXISTS blob_sources (
     digest     TEXT NOT NULL,       -- a blob pulled from or pushed to a registry
     repository TEXT NOT NULL,       -- where it lives: host/path (for cross-repo mounts)
@@ -61,7 +80,7 @@ CREATE TABLE IF NOT EXISTS lease_items (
 );
 CREATE TABLE IF NOT EXISTS build_cache (
     key      TEXT PRIMARY KEY,      -- a build step's cache key
-    layers   TEXT NOT NULL,         -- JSON layer stack: null | {digest, diff_id, size, media_type}
+    layers   TEXT NOT NULL,         -- JSON layer stack: null | {digest, diff_id, size, media_type} | {snapshot}
     created  INTEGER NOT NULL,      -- unix seconds when these layers were first recorded
     used     INTEGER NOT NULL       -- unix seconds of the last hit or write
 );
@@ -237,6 +256,76 @@ impl Db {
         snapshot_rows(&self.conn)
     }
 
+    /// Records a build step's result directory (already in place).
+    pub fn add_built_snapshot(&mut self, id: &Digest, now: i64) -> Result<()> {
+        self.conn.execute(
+            "INSERT OR IGNORE INTO built_snapshots (id, created) VALUES (?1, ?2)",
+            params![id.to_string(), now],
+        )?;
+        Ok(())
+    }
+
+    /// (diff ID, size) of a built snapshot's tar with this epoch, if known.
+    pub fn layer_tar(&self, snapshot: &Digest, epoch: i64) -> Result<Option<(Digest, u64)>> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT diff_id, size FROM layer_tars WHERE snapshot = ?1 AND epoch = ?2",
+                params![snapshot.to_string(), epoch],
+                |r| Ok((digest(r.get(0)?)?, r.get::<_, i64>(1)? as u64)),
+            )
+            .optional()?)
+    }
+
+    pub fn put_layer_tar(
+        &mut self,
+        snapshot: &Digest,
+        epoch: i64,
+        diff_id: &Digest,
+        size: u64,
+    ) -> Result<()> {
+        self.conn.execute(
+            "INSERT OR REPLACE INTO layer_tars (snapshot, epoch, diff_id, size) VALUES (?1, ?2, ?3, ?4)",
+            params![snapshot.to_string(), epoch, diff_id.to_string(), size as i64],
+        )?;
+        Ok(())
+    }
+
+    /// The built snapshots (and epochs) whose tar has this diff ID.
+    pub fn tar_sources(&self, diff_id: &Digest) -> Result<Vec<(Digest, i64)>> {
+        tar_sources(&self.conn, diff_id)
+    }
+
+    /// A blob made from a layer in one compression: (digest, size).
+    pub fn layer_blob(&self, diff_id: &Digest, media_type: &str) -> Result<Option<(Digest, u64)>> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT digest, size FROM layer_blobs WHERE diff_id = ?1 AND media_type = ?2",
+                params![diff_id.to_string(), media_type],
+                |r| Ok((digest(r.get(0)?)?, r.get::<_, i64>(1)? as u64)),
+            )
+            .optional()?)
+    }
+
+    pub fn put_layer_blob(
+        &mut self,
+        diff_id: &Digest,
+        media_type: &str,
+        blob: &Digest,
+        size: u64,
+    ) -> Result<()> {
+        self.conn.execute(
+            "INSERT OR REPLACE INTO layer_blobs (diff_id, media_type, digest, size) VALUES (?1, ?2, ?3, ?4)",
+            params![diff_id.to_string(), media_type, blob.to_string(), size as i64],
+        )?;
+        Ok(())
+    }
+
+    pub fn built_snapshots(&self) -> Result<Vec<Digest>> {
+        built_snapshot_ids(&self.conn)
+    }
+
     /// The whole context memo: (dev, ino) → (size, mtime_ns, ctime_ns, sha256).
     pub fn context_memo(&self) -> Result<std::collections::HashMap<(u64, u64), MemoRow>> {
         let mut stmt = self
@@ -299,19 +388,7 @@ impl Db {
 
     /// Records layers under a key; `created` changes only with the layers.
     pub fn cache_put(&mut self, key: &str, layers: &str, now: i64) -> Result<()> {
-        self.conn.execute(
-            "INSERT INTO build_cache (key, layers, created, used) VALUES (?1, ?2, ?3, ?3)
-             ON CONFLICT(key) DO UPDATE SET
-               created = CASE WHEN build_cache.layers = excluded.layers THEN build_cache.created ELSE excluded.created END,
-               layers = excluded.layers, used = excluded.used",
-            params![key, layers, now],
-        )?;
-        Ok(())
-    }
-
-    /// Every cache record's layer stack (JSON).
-    pub fn cache_records(&self) -> Result<Vec<String>> {
-        cache_texts(&self.conn)
+        cache_put(&self.conn, key, layers, now)
     }
 
     /// Remembers that `repository` holds these blobs.
@@ -426,6 +503,47 @@ pub(crate) fn snapshot_rows(conn: &Connection) -> Result<Vec<SnapshotRow>> {
         .prepare("SELECT chain_id, parent, diff_id, dir, size FROM snapshots ORDER BY chain_id")?;
     let rows = stmt.query_map([], snapshot_row)?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// Records layers under a key; `created` changes only with the layers.
+pub(crate) fn cache_put(conn: &Connection, key: &str, layers: &str, now: i64) -> Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO build_cache (key, layers, created, used) VALUES (?1, ?2, ?3, ?3)
+         ON CONFLICT(key) DO UPDATE SET
+           created = CASE WHEN build_cache.layers = excluded.layers THEN build_cache.created ELSE excluded.created END,
+           layers = excluded.layers, used = excluded.used",
+    )?
+    .execute(params![key, layers, now])?;
+    Ok(())
+}
+
+pub(crate) fn built_snapshot_ids(conn: &Connection) -> Result<Vec<Digest>> {
+    let mut stmt = conn.prepare("SELECT id FROM built_snapshots ORDER BY id")?;
+    let rows = stmt.query_map([], |r| digest(r.get(0)?))?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+pub(crate) fn tar_sources(conn: &Connection, diff_id: &Digest) -> Result<Vec<(Digest, i64)>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT snapshot, epoch FROM layer_tars WHERE diff_id = ?1 ORDER BY snapshot, epoch",
+    )?;
+    let rows = stmt.query_map([diff_id.to_string()], |r| {
+        Ok((digest(r.get(0)?)?, r.get(1)?))
+    })?;
+    Ok(rows.collect::<rusqlite::Result<_>>()?)
+}
+
+/// Forgets a built snapshot and the tars known for it.
+pub(crate) fn remove_built_snapshot(conn: &Connection, id: &Digest) -> Result<()> {
+    conn.execute(
+        "DELETE FROM built_snapshots WHERE id = ?1",
+        [id.to_string()],
+    )?;
+    conn.execute(
+        "DELETE FROM layer_tars WHERE snapshot = ?1",
+        [id.to_string()],
+    )?;
+    Ok(())
 }
 
 /// What live leases hold, by kind; leases of dead processes are deleted.

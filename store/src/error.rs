@@ -16,6 +16,8 @@ pub enum StoreError {
     ImageNotFound(String),
     #[error("blob {digest} is missing from the store")]
     BlobMissing { digest: String },
+    #[error("built snapshot {id} is missing from the store")]
+    SnapshotMissing { id: String },
     #[error("{what}: digest mismatch: expected {expected}, got {actual}")]
     DigestMismatch {
         what: String,

@@ -12,9 +12,9 @@ use crate::check::PruneReport;
 use crate::db::{self, ImageRow};
 use crate::digest::Digest;
 use crate::error::{IoContext, Result};
-use crate::image::{Image, LayerRef};
+use crate::image::Image;
 use crate::lease::Kind;
-use crate::{blobs, build, Store};
+use crate::{blobs, build, Layer, Store};
 use std::collections::HashSet;
 use std::fs;
 use std::path::Path;
@@ -85,15 +85,23 @@ impl Store {
                     report.cache_records_removed = tx.execute("DELETE FROM build_cache", [])?;
                 }
                 let named: HashSet<Digest> = db::named_manifests(tx)?.into_iter().collect();
-                for row in db::image_rows(tx)? {
-                    if all || !named.contains(&row.manifest) {
+                let rows = db::image_rows(tx)?;
+                // A named image's other manifests (its layers made into
+                // blobs for a push or a save) are the same image.
+                let named_configs: HashSet<&Digest> = rows
+                    .iter()
+                    .filter(|r| named.contains(&r.manifest))
+                    .map(|r| &r.config)
+                    .collect();
+                for row in &rows {
+                    if all || !named_configs.contains(&row.config) {
                         db::remove_image(tx, &row.manifest)?;
                         report.images_removed += 1;
                     }
                 }
             }
             let (live_blobs, live_snapshots) =
-                self.live(&db::image_rows(tx)?, &db::cache_texts(tx)?, &holds);
+                self.live(tx, &db::image_rows(tx)?, &db::cache_texts(tx)?, &holds)?;
             let mut doomed_blobs = Vec::new();
             match scope {
                 Scope::Blobs(candidates) => doomed_blobs.extend(
@@ -117,6 +125,12 @@ impl Store {
                 let Ok(meta) = fs::metadata(path) else {
                     continue;
                 };
+                if let Some(name) = path.file_name().and_then(|n| n.to_str()) {
+                    tx.execute(
+                        "DELETE FROM layer_blobs WHERE digest = ?1",
+                        [format!("sha256:{name}")],
+                    )?;
+                }
                 fs::rename(path, trash.join(format!("b{n}"))).at(path)?;
                 report.bytes_freed += meta.len();
                 report.blobs_removed += 1;
@@ -139,6 +153,19 @@ impl Store {
                     }
                     report.snapshots_removed += 1;
                 }
+                for id in db::built_snapshot_ids(tx)? {
+                    if live_snapshots.contains(&id) {
+                        continue;
+                    }
+                    db::remove_built_snapshot(tx, &id)?;
+                    let dir = self.snapshots.join(id.hex());
+                    if dir.exists() {
+                        report.bytes_freed += dir_size(&dir);
+                        fs::rename(&dir, trash.join(format!("s{n}"))).at(&dir)?;
+                        n += 1;
+                    }
+                    report.snapshots_removed += 1;
+                }
                 // Directories no record knows (a crash between rename and
                 // record), unless a live process holds them.
                 for e in fs::read_dir(&self.snapshots).at(&self.snapshots)?.flatten() {
@@ -146,14 +173,11 @@ impl Store {
                     let Ok(chain) = format!("sha256:{name}").parse::<Digest>() else {
                         continue;
                     };
+                    let known =
+                        |sql: &str| tx.query_row(sql, [chain.to_string()], |_| Ok(())).is_ok();
                     if live_snapshots.contains(&chain)
-                        || tx
-                            .query_row(
-                                "SELECT 1 FROM snapshots WHERE chain_id = ?1",
-                                [chain.to_string()],
-                                |_| Ok(()),
-                            )
-                            .is_ok()
+                        || known("SELECT 1 FROM snapshots WHERE chain_id = ?1")
+                        || known("SELECT 1 FROM built_snapshots WHERE id = ?1")
                     {
                         continue;
                     }
@@ -170,17 +194,19 @@ impl Store {
     }
 
     /// Blobs and snapshots that the images, the cache records and the
-    /// live holds need. Reads only blob files and the given rows (it runs
-    /// inside the collector's transaction, with the database locked).
+    /// live holds need. Reads only blob files, directories and the given
+    /// connection (it runs inside the collector's transaction, with the
+    /// database locked).
     fn live(
         &self,
+        conn: &rusqlite::Connection,
         images: &[ImageRow],
         cache: &[String],
         holds: &HashSet<(Kind, Digest)>,
-    ) -> (HashSet<Digest>, HashSet<Digest>) {
+    ) -> Result<(HashSet<Digest>, HashSet<Digest>)> {
         let mut blobs: HashSet<Digest> = HashSet::new();
         let mut snapshots: HashSet<Digest> = HashSet::new();
-        let mut stacks: Vec<Vec<LayerRef>> = Vec::new();
+        let mut stacks: Vec<Vec<Layer>> = Vec::new();
         for row in images {
             blobs.insert(row.manifest.clone());
             blobs.insert(row.config.clone());
@@ -188,7 +214,7 @@ impl Store {
                 .image_from_blobs(row)
                 .and_then(|img: Image| img.layers())
             {
-                Ok(layers) => stacks.push(layers),
+                Ok(layers) => stacks.push(layers.into_iter().map(Layer::Tar).collect()),
                 // An image whose config cannot be read still keeps the
                 // layers its manifest names (check reports the damage).
                 Err(_) => blobs.extend(self.manifest_layer_digests(&row.manifest)),
@@ -199,11 +225,27 @@ impl Store {
                 stacks.push(stack.into_iter().flatten().collect());
             }
         }
+        // Layers known by diff ID: their blobs, the built snapshots their
+        // tars come from, and the blobs made from those (kept for the next
+        // push).
+        let mut diff_ids: HashSet<Digest> = HashSet::new();
         for layers in &stacks {
-            blobs.extend(layers.iter().map(|l| l.digest.clone()));
-            let diff_ids: Vec<&Digest> = layers.iter().map(|l| &l.diff_id).collect();
-            for n in 1..=diff_ids.len() {
-                snapshots.extend(build::chain_id(diff_ids[..n].iter().copied()));
+            for (n, layer) in layers.iter().enumerate() {
+                match layer {
+                    Layer::Built { snapshot } => {
+                        snapshots.insert(snapshot.clone());
+                    }
+                    Layer::Tar(l) => {
+                        blobs.insert(l.digest.clone());
+                        diff_ids.insert(l.diff_id.clone());
+                        snapshots.extend(build::chain_id(layers[..=n].iter().map(|l| l.ident())));
+                    }
+                }
+            }
+        }
+        for diff_id in &diff_ids {
+            for (snapshot, _) in db::tar_sources(conn, diff_id)? {
+                snapshots.insert(snapshot);
             }
         }
         for (kind, d) in holds {
@@ -212,7 +254,20 @@ impl Store {
                 Kind::Snapshot => snapshots.insert(d.clone()),
             };
         }
-        (blobs, snapshots)
+        let mut stmt = conn.prepare(
+            "SELECT layer_blobs.digest, layer_tars.snapshot FROM layer_blobs
+             JOIN layer_tars ON layer_tars.diff_id = layer_blobs.diff_id",
+        )?;
+        let made = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
+        for row in made {
+            let (blob, snapshot) = row?;
+            if let (Ok(blob), Ok(snapshot)) = (blob.parse::<Digest>(), snapshot.parse::<Digest>()) {
+                if snapshots.contains(&snapshot) {
+                    blobs.insert(blob);
+                }
+            }
+        }
+        Ok((blobs, snapshots))
     }
 
     fn manifest_layer_digests(&self, manifest: &Digest) -> Vec<Digest> {
@@ -231,8 +286,10 @@ impl Store {
     /// Every blob some image or build cache record needs (not counting
     /// holds): what `system df` calls in use.
     pub(crate) fn referenced_blobs(&self) -> Result<HashSet<Digest>> {
-        let images = self.db().images()?;
-        let cache = self.db().cache_records()?;
-        Ok(self.live(&images, &cache, &HashSet::new()).0)
+        self.db().immediate(|tx| {
+            let images = db::image_rows(tx)?;
+            let cache = db::cache_texts(tx)?;
+            Ok(self.live(tx, &images, &cache, &HashSet::new())?.0)
+        })
     }
 }

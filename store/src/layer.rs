@@ -107,7 +107,7 @@ pub struct LayerBlob {
 
 enum Encoder {
     Plain(BlobWriter),
-    Gzip(flate2::write::GzEncoder<BlobWriter>),
+    Gzip(crate::pgzip::ParGzEncoder<BlobWriter>),
     Zstd(zstd::Encoder<'static, BlobWriter>),
 }
 
@@ -145,25 +145,10 @@ pub fn write_layer(blobs: &Blobs, dir: &Path, opts: WriteOptions) -> Result<Laye
     let blob = blobs.writer()?;
     let encoder = match opts.compression {
         Compression::None => Encoder::Plain(blob),
-        Compression::Gzip => Encoder::Gzip(flate2::write::GzEncoder::new(
-            blob,
-            flate2::Compression::fast(),
-        )),
+        Compression::Gzip => Encoder::Gzip(crate::pgzip::ParGzEncoder::new(blob)),
         Compression::Zstd => Encoder::Zstd(zstd::Encoder::new(blob, 3).at(dir)?),
     };
-    // Fixed-size chunks into the compressor keep its output independent of
-    // how the tar writer happens to split its writes.
-    let chunked = io::BufWriter::with_capacity(64 * 1024, encoder);
-    let mut tar = tar::Builder::new(HashingWriter::new(chunked));
-    tar.mode(tar::HeaderMode::Complete);
-    let mut state = WalkState {
-        links: HashMap::new(),
-        epoch: opts.source_date_epoch,
-    };
-    append_dir(&mut tar, dir, Path::new(""), &mut state)?;
-    let hashing = tar.into_inner().at(dir)?;
-    let (chunked, diff_id, _) = hashing.finish();
-    let encoder = chunked.into_inner().map_err(|e| e.into_error()).at(dir)?;
+    let (encoder, diff_id, _) = write_tar(dir, opts.source_date_epoch, encoder)?;
     let blob = encoder.finish().at(dir)?;
     let (digest, size) = blob.commit(None, "layer")?;
     Ok(LayerBlob {
@@ -172,6 +157,36 @@ pub fn write_layer(blobs: &Blobs, dir: &Path, opts: WriteOptions) -> Result<Laye
         size,
         media_type: opts.compression.media_type(),
     })
+}
+
+/// The diff ID and size of the tar [`write_layer`] would write for `dir`,
+/// computed as it streams: no file, no compression.
+pub fn tar_digest(dir: &Path, source_date_epoch: Option<u64>) -> Result<(Digest, u64)> {
+    let (_, diff_id, size) = write_tar(dir, source_date_epoch, io::sink())?;
+    Ok((diff_id, size))
+}
+
+/// Streams the layer tar of `dir` into `sink`; returns the sink, the tar's
+/// digest (diff ID) and its size.
+pub(crate) fn write_tar<W: Write>(
+    dir: &Path,
+    epoch: Option<u64>,
+    sink: W,
+) -> Result<(W, Digest, u64)> {
+    // Fixed-size chunks into the compressor keep its output independent of
+    // how the tar writer happens to split its writes.
+    let chunked = io::BufWriter::with_capacity(64 * 1024, sink);
+    let mut tar = tar::Builder::new(HashingWriter::new(chunked));
+    tar.mode(tar::HeaderMode::Complete);
+    let mut state = WalkState {
+        links: HashMap::new(),
+        epoch,
+    };
+    append_dir(&mut tar, dir, Path::new(""), &mut state)?;
+    let hashing = tar.into_inner().at(dir)?;
+    let (chunked, diff_id, size) = hashing.finish();
+    let sink = chunked.into_inner().map_err(|e| e.into_error()).at(dir)?;
+    Ok((sink, diff_id, size))
 }
 
 struct WalkState {

@@ -29,13 +29,15 @@ mod error;
 mod gc;
 mod image;
 pub mod layer;
+mod lazy;
 mod lease;
+mod pgzip;
 mod reference;
 pub mod time;
 
 pub use archive::{ImportOptions, LoadReport};
 pub use blobs::{BlobWriter, Blobs};
-pub use build::{chain_id, stack_layers, LayerStack};
+pub use build::{chain_id, stack_layers, Layer, LayerStack};
 pub use check::{CheckReport, DiskUsage, PruneReport};
 pub use context::{ContextStats, FileSums};
 pub use digest::{Digest, DigestError, HashingReader, HashingWriter, VerifyingReader};
@@ -191,13 +193,11 @@ impl Store {
         let manifest: ImageManifest = serde_json::from_slice(manifest_bytes)
             .map_err(|e| StoreError::Invalid(format!("manifest: {e}")))?;
         let config_digest = image::kiln_digest(manifest.config().digest(), "config")?;
-        for needed in std::iter::once(manifest.config()).chain(manifest.layers().iter()) {
-            let d = image::kiln_digest(needed.digest(), "blob")?;
-            if !self.blobs.contains(&d) {
-                return Err(StoreError::BlobMissing {
-                    digest: d.to_string(),
-                });
-            }
+        let config = image::kiln_digest(manifest.config().digest(), "config")?;
+        if !self.blobs.contains(&config) {
+            return Err(StoreError::BlobMissing {
+                digest: config.to_string(),
+            });
         }
         let manifest_digest = self.blobs.put(manifest_bytes)?;
         let names: Vec<String> = names.iter().map(|r| r.to_string()).collect();
@@ -213,8 +213,9 @@ impl Store {
             .collect::<Result<_>>()?;
         // Checked again in the transaction that records the image: a
         // collection is ordered before or after it, never in between.
+        // A layer blob may be one to make from a built snapshot (lazy.rs).
         self.db().immediate(|tx| {
-            if let Some(d) = needed.iter().find(|d| !self.blobs.path(d).is_file()) {
+            if let Some(d) = needed.iter().find(|d| !self.layer_available(tx, d)) {
                 return Err(StoreError::BlobMissing {
                     digest: d.to_string(),
                 });

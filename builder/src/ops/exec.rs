@@ -107,9 +107,7 @@ impl BuildWorker {
                 exit: format!("exit code: {}", exit.code()),
             });
         }
-        let layer = self
-            .store
-            .commit_diff(&state.join("upper"), stack, self.write_opts)?;
+        let layer = self.store.commit_diff(&state.join("upper"))?;
         let mut next = stack.clone();
         next.push(layer);
         Ok(Output::Stack(Arc::new(next)))

@@ -104,7 +104,7 @@ impl BuildWorker {
             }
         }
         drop(target);
-        let layer = self.store.commit_diff(&upper, stack, self.write_opts)?;
+        let layer = self.store.commit_diff(&upper)?;
         let mut next = stack.clone();
         next.push(layer);
         Ok(Output::Stack(Arc::new(next)))
