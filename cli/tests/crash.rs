@@ -156,6 +156,71 @@ fn random_sigkills_leave_no_container_and_a_clean_store() {
     k.ok(&["system", "check"]);
 }
 
+/// SIGKILL at random instants of builds that commit large steps (a big
+/// RUN result, a COPY of many files, the image commit hashing their tars),
+/// of saves that compress those layers, and of prunes: after each,
+/// `system check` passes, and at the end a build from the same store is
+/// correct and its save is valid.
+#[test]
+fn sigkills_during_large_commits_and_exports_leave_a_usable_store() {
+    let k = kiln();
+    k.write(
+        "ctx/Dockerfile",
+        "FROM busybox\nARG N\n\
+         RUN dd if=/dev/urandom of=/big bs=1M count=48 2>/dev/null && md5sum /big > /big.md5\n\
+         COPY tree /tree\n\
+         RUN echo $N > /n && find /tree -type f | wc -l > /count\n",
+    );
+    for i in 0..400 {
+        k.write(&format!("ctx/tree/d{}/f{i}", i % 20), format!("file {i}\n"));
+    }
+    let ctx = k.path("ctx").display().to_string();
+    let saved = k.path("saved.tar");
+    let saved_arg = saved.display().to_string();
+    let owned = |args: &[&str]| -> Vec<String> { args.iter().map(|s| s.to_string()).collect() };
+    let build = |n: &str| owned(&["build", "-q", "--build-arg", n, "-t", "big", &ctx]);
+    let ok = |args: Vec<String>| k.ok(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    // How long an uninterrupted build takes: kills land anywhere in it.
+    let start = Instant::now();
+    ok(build("N=first"));
+    let span = start.elapsed().as_millis() as u64 + 200;
+    let mut rng = Rng::new();
+    for trial in 0..24 {
+        let args: Vec<String> = match trial % 4 {
+            // A save compresses the image's layers (each on all cores).
+            1 => owned(&["save", "-o", &saved_arg, "big"]),
+            3 => owned(&["prune"]),
+            _ => build(&format!("N={trial}")),
+        };
+        let mut child = k
+            .cmd()
+            .args(&args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(rng.below(span)));
+        let _ = child.kill(); // SIGKILL
+        let _ = child.wait();
+        let check = k.out(&["system", "check"]);
+        assert_eq!(
+            check.code, 0,
+            "trial {trial} ({args:?}): {}{}",
+            check.stdout, check.stderr
+        );
+    }
+    ok(build("N=last"));
+    assert_eq!(k.run_rm(&["big", "cat", "/n", "/count"]), "last\n400\n");
+    assert_eq!(k.run_rm(&["big", "md5sum", "-c", "/big.md5"]), "/big: OK\n");
+    k.ok(&["save", "-o", &saved_arg, "big"]);
+    let info = kiln_tests::tool(
+        "skopeo",
+        &["inspect", &format!("docker-archive:{saved_arg}")],
+    );
+    assert!(info.contains("\"Layers\""), "{info}");
+    k.ok(&["system", "check"]);
+}
+
 #[test]
 fn prune_loops_beside_concurrent_builds_and_a_run() {
     let k = kiln();

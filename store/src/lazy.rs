@@ -17,7 +17,7 @@ use crate::error::{Result, StoreError};
 use crate::image::{canonical_json, Image, LayerRef};
 use crate::layer::{self, Compression, WriteOptions, MEDIA_TAR};
 use crate::lease::Kind;
-use crate::{db, Layer, Store};
+use crate::{db, Layer, Reference, Store};
 use std::path::PathBuf;
 
 /// How `layer_tars` stores "no epoch".
@@ -167,8 +167,8 @@ impl Store {
 
     /// The image with every layer blob present: itself when they all are,
     /// else the same image (same config, so the same image ID) under a
-    /// manifest naming the blobs made in `compression`, stored unnamed.
-    /// Layers compress at once.
+    /// manifest naming the blobs made in `compression`, which takes over
+    /// the image's names. Layers compress at once.
     pub fn materialize(&self, image: &Image, compression: Compression) -> Result<Image> {
         let layers = image.layers()?;
         if layers.iter().all(|l| self.blobs.contains(&l.digest)) {
@@ -183,7 +183,15 @@ impl Store {
         })?;
         let config = image.manifest.config();
         let manifest = crate::build::image_manifest(&image.config_digest, config.size(), &blobs)?;
-        self.commit_image(&canonical_json(&manifest), &[])
+        // The names move to the manifest with blobs (what a push gives the
+        // registry, so `images` shows the digest users see there); the old
+        // one stays, unnamed, as another manifest of the same image.
+        let names: Vec<Reference> = image
+            .names
+            .iter()
+            .filter_map(|n| Reference::parse(n).ok())
+            .collect();
+        self.commit_image(&canonical_json(&manifest), &names)
     }
 }
 
