@@ -74,6 +74,12 @@ pub fn load(store: &Store, input: &str, quiet: bool) -> Result<(), CliError> {
         let source = if input == "-" { "<stdin>" } else { input };
         store.load(reader, source).map_err(fail)?
     };
+    // Unpacked now, as `docker load` leaves images (all layers at once):
+    // the first build or run from them starts without unpacking.
+    for (id, _) in &report.images {
+        let image = store.resolve(&id.to_string()).map_err(fail)?;
+        store.snapshots_for(&image).map_err(fail)?;
+    }
     if !quiet {
         let mut out = String::new();
         for (id, names) in &report.images {

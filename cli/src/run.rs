@@ -160,6 +160,8 @@ pub fn run(store: &Store, client: &kiln_registry::Client, o: RunOptions) -> Resu
         cgroup_root: "/sys/fs/cgroup".into(),
         runtime,
         init: o.init,
+        // A container's fsyncs are real (databases rely on them).
+        deferred_sync: false,
     };
     let running = match kiln_executor::spawn(spec) {
         Ok(r) => r,

@@ -175,3 +175,31 @@ fn source_date_epoch_builds_match_across_two_stores() {
     assert_eq!(id_a, id_b);
     assert!(tar_a == tar_b, "the archives differ");
 }
+
+/// Megabytes of dirty page cache after `sync`, as the command sees it.
+const DIRTY_AFTER_SYNC: &str = "dd if=/dev/zero of=/f bs=1M count=96 2>/dev/null && sync \
+    && awk '/^Dirty:/ { print int($2 / 1024) }' /proc/meminfo";
+
+/// A build step's fsyncs are answered at once (kiln syncs the step's
+/// writes itself, once, before the cache records): the 96 MiB a step
+/// wrote are still dirty after its `sync`. A container's are real.
+#[test]
+fn build_steps_sync_once_at_the_end_containers_sync_for_real() {
+    let k = kiln();
+    k.write_ctx(
+        "Dockerfile",
+        format!("FROM busybox\nRUN ({DIRTY_AFTER_SYNC}) > /dirty && rm /f\n"),
+    );
+    k.build(&["-t", "sync"]);
+    let in_build: u64 = k.run_rm(&["sync", "cat", "/dirty"]).trim().parse().unwrap();
+    assert!(
+        in_build >= 90,
+        "dirty after a build step's sync: {in_build} MiB"
+    );
+    let in_run: u64 = k
+        .run_rm(&["busybox", "sh", "-c", DIRTY_AFTER_SYNC])
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(in_run < 48, "dirty after a container's sync: {in_run} MiB");
+}

@@ -236,6 +236,9 @@ fn setup(p: &Prepared, step: &mut Step) -> R {
             seccompiler::apply_filter(program).map_err(|_| libc::EPERM)?;
         }
     }
+    if let Some(program) = p.deferred_sync {
+        seccompiler::apply_filter(program).map_err(|_| libc::EPERM)?;
+    }
     Ok(())
 }
 

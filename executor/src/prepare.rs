@@ -83,6 +83,8 @@ pub(crate) struct Prepared {
     pub(crate) gid: rustix::process::Gid,
     pub(crate) groups: Vec<rustix::process::Gid>,
     pub(crate) seccomp: Option<&'static [seccompiler::BpfProgram; 2]>,
+    /// Syncing calls answered at once (a build step; `Spec::deferred_sync`).
+    pub(crate) deferred_sync: Option<&'static seccompiler::BpfProgram>,
     pub(crate) exec_candidates: Vec<CString>,
     pub(crate) _argv: Vec<CString>,
     pub(crate) argv_ptrs: Vec<*const c_char>,
@@ -230,6 +232,10 @@ impl Prepared {
                 .map(|g| rustix::process::Gid::from_raw(*g))
                 .collect(),
             seccomp: seccomp::programs(),
+            deferred_sync: spec
+                .deferred_sync
+                .then(seccomp::deferred_sync_program)
+                .flatten(),
             exec_candidates: cstrings(&candidates, "command")?,
             argv_ptrs: pointers(&argv),
             _argv: argv,

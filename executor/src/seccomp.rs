@@ -76,6 +76,16 @@ pub(crate) const NAMESPACE_FLAGS: u64 = (libc::CLONE_NEWNS
     | libc::CLONE_NEWNET
     | libc::CLONE_NEWCGROUP) as u64;
 
+/// Syncing calls a build step's filter answers with success at once
+/// (`Spec::deferred_sync`).
+const SYNCS: &[i64] = &[
+    libc::SYS_fsync,
+    libc::SYS_fdatasync,
+    libc::SYS_sync,
+    libc::SYS_syncfs,
+    libc::SYS_sync_file_range,
+];
+
 fn compile(rules: BTreeMap<i64, Vec<SeccompRule>>, errno: i32) -> Result<BpfProgram, String> {
     let filter = SeccompFilter::new(
         rules,
@@ -116,6 +126,20 @@ fn build() -> Result<[BpfProgram; 2], String> {
     let deny = compile(rules, libc::EPERM)?;
     let clone3 = compile(BTreeMap::from([(libc::SYS_clone3, vec![])]), libc::ENOSYS)?;
     Ok([deny, clone3])
+}
+
+/// The filter that makes syncing calls return 0 without syncing
+/// (`SECCOMP_RET_ERRNO` with data 0 is success). x86_64 only.
+pub(crate) fn deferred_sync_program() -> Option<&'static BpfProgram> {
+    static PROGRAM: OnceLock<Option<BpfProgram>> = OnceLock::new();
+    PROGRAM
+        .get_or_init(|| {
+            let rules = SYNCS.iter().map(|&nr| (nr, vec![])).collect();
+            cfg!(target_arch = "x86_64")
+                .then(|| compile(rules, 0).ok())
+                .flatten()
+        })
+        .as_ref()
 }
 
 /// The compiled filter (x86_64 only; on other architectures no filter is

@@ -171,6 +171,13 @@ pub struct Spec {
     /// forwards signals to the command (docker's `--init`). Without it the
     /// command itself is PID 1, as in docker by default.
     pub init: bool,
+    /// Answer the command's `fsync`, `fdatasync`, `sync`, `syncfs` and
+    /// `sync_file_range` at once, syncing nothing: for build steps, whose
+    /// writes kiln makes durable itself (one `syncfs` before the build's
+    /// cache records commit; a step cut short is thrown away anyway), so
+    /// dpkg's fsync per file costs nothing. Never for `kiln run`. Only the
+    /// native executor honours it.
+    pub deferred_sync: bool,
 }
 
 impl Spec {
@@ -195,6 +202,7 @@ impl Spec {
             cgroup_root: "/sys/fs/cgroup".into(),
             runtime: Runtime::Native,
             init: false,
+            deferred_sync: false,
         }
     }
 }

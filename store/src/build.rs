@@ -234,15 +234,12 @@ impl Store {
         if records.is_empty() {
             return Ok(());
         }
-        if records
-            .iter()
-            .any(|(_, s)| s.iter().flatten().any(|l| matches!(l, Layer::Built { .. })))
-        {
-            let dir = fs::File::open(&self.snapshots).at(&self.snapshots)?;
-            rustix::fs::syncfs(&dir)
-                .map_err(std::io::Error::from)
-                .at(&self.snapshots)?;
-        }
+        // The whole filesystem: snapshots and cache-mount directories
+        // alike (build steps' own fsyncs were answered without syncing).
+        let dir = fs::File::open(&self.snapshots).at(&self.snapshots)?;
+        rustix::fs::syncfs(&dir)
+            .map_err(std::io::Error::from)
+            .at(&self.snapshots)?;
         let now = time::now();
         self.db().immediate(|tx| {
             for (key, stack) in records {

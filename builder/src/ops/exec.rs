@@ -74,6 +74,8 @@ impl BuildWorker {
             kiln_solver::Network::Host | kiln_solver::Network::Default => Network::Host,
         };
         spec.mounts = mounts;
+        // The step's writes become durable with the build's one syncfs.
+        spec.deferred_sync = true;
         let running = kiln_executor::spawn(spec)?;
         drop(keep);
         let handle = running.handle();
