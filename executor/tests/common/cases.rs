@@ -63,6 +63,7 @@ fn spec(f: &Fixture, script: &str) -> Spec {
         cgroup_root: "/sys/fs/cgroup".into(),
         runtime: backend(),
         init: false,
+        deferred_sync: false,
     }
 }
 
