@@ -45,6 +45,7 @@ fn container_diff_becomes_a_layer() {
         cgroup_root: "/sys/fs/cgroup".into(),
         runtime: kiln_executor::Runtime::Native,
         init: false,
+        deferred_sync: false,
     };
     assert_eq!(run(spec, |_, _| {}).unwrap(), Exit::Code(0));
     let layer = write_layer(
