@@ -44,6 +44,7 @@ fn bench(c: &mut Criterion) {
                 cgroup_root: "/sys/fs/cgroup".into(),
                 runtime: kiln_executor::Runtime::Native,
                 init: false,
+                deferred_sync: false,
             };
             let exit = spawn(spec).unwrap().wait().unwrap();
             assert_eq!(exit, Exit::Code(0));
