@@ -70,6 +70,7 @@ fn spec(f: &Fixture, runtime: Runtime, args: &[String]) -> Spec {
         cgroup_root: "/sys/fs/cgroup".into(),
         runtime,
         init: false,
+        deferred_sync: false,
     }
 }
 
@@ -325,6 +326,7 @@ fn orphan_parent() {
         cgroup_root: "/sys/fs/cgroup".into(),
         runtime,
         init: false,
+        deferred_sync: false,
     };
     let _ = kiln_executor::spawn(s).unwrap().wait();
 }
