@@ -128,6 +128,9 @@ fn pull_build_push_round_trip_checked_by_skopeo_and_umoci() {
     let (_, _, err) = b.out(&["push", &app]).parts();
     assert!(err.contains("0 blob(s) uploaded"), "{err}");
     assert!(err.contains("3 already there"), "{err}");
+    // The same manifest, byte for byte: its layers were compressed once.
+    assert_eq!(manifest_digest(&b, &app), digest);
+    assert_eq!(skopeo_inspect(&app, None)["Digest"], digest.as_str());
     let (_, _, err) = b
         .out(&["push", &app, &format!("{host}/mirror/app:1")])
         .parts();

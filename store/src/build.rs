@@ -15,10 +15,12 @@
 use crate::digest::Digest;
 use crate::error::{IoContext, Result, StoreError};
 use crate::image::{canonical_json, descriptor, Image, LayerRef, MEDIA_OCI_CONFIG};
+use crate::layer::Compression;
 use crate::lease::Kind;
 use crate::{db, time, Reference, Store};
 use oci_spec::image::{ImageManifestBuilder, SCHEMA_VERSION};
 use serde_json::{json, Value};
+use std::collections::HashSet;
 use std::fs;
 use std::path::{Path, PathBuf};
 
@@ -111,24 +113,36 @@ impl Store {
         self.hold_stack(stack)?;
         let mut dirs = Vec::with_capacity(chain.len());
         let mut unpack = Vec::new();
+        // overlayfs refuses a directory twice among the lowers (ELOOP): a
+        // layer that appears twice (equal diff IDs, a merge of the same
+        // layer) is unpacked again from its blob, made if need be.
+        let mut used: HashSet<PathBuf> = HashSet::new();
         for (layer, id, parent) in &chain {
-            match layer {
-                Layer::Built { snapshot } => dirs.push(Some(self.built_dir(snapshot)?)),
-                Layer::Tar(l) => match self.built_source(&l.diff_id)? {
-                    Some((dir, _)) => dirs.push(Some(dir)),
-                    None => {
-                        unpack.push((dirs.len(), l, id, parent.as_ref()));
-                        dirs.push(None);
-                    }
-                },
+            let dir = match layer {
+                Layer::Built { snapshot } => Some(self.built_dir(snapshot)?),
+                Layer::Tar(l) => self.built_source(&l.diff_id, &used)?.map(|(d, _)| d),
+            };
+            match dir.filter(|d| !used.contains(d)) {
+                Some(dir) => {
+                    used.insert(dir.clone());
+                    dirs.push(Some(dir));
+                }
+                None => {
+                    let blob = match layer {
+                        Layer::Tar(l) => self.layer_blob(l, Compression::Gzip)?,
+                        built => self.built_blob(built, None, Compression::Gzip)?,
+                    };
+                    unpack.push((dirs.len(), blob, id, parent.as_ref()));
+                    dirs.push(None);
+                }
             }
         }
         // Missing image layers unpack at once, each into its own directory.
         let unpacked: Vec<(usize, Result<PathBuf>)> = std::thread::scope(|s| {
             let handles: Vec<_> = unpack
                 .iter()
-                .map(|&(at, l, id, parent)| {
-                    (at, s.spawn(move || self.ensure_snapshot(l, id, parent)))
+                .map(|(at, l, id, parent)| {
+                    (*at, s.spawn(move || self.ensure_snapshot(l, id, *parent)))
                 })
                 .collect();
             handles
@@ -173,7 +187,10 @@ impl Store {
                     })
                 }
                 Layer::Tar(l) => {
-                    if self.built_source(&l.diff_id)?.is_none() {
+                    if self
+                        .built_source(&l.diff_id, &Default::default())?
+                        .is_none()
+                    {
                         return Err(StoreError::BlobMissing {
                             digest: l.digest.to_string(),
                         });

@@ -80,7 +80,9 @@ impl Store {
                                 // A built image's layer blob is made on
                                 // demand from its snapshot (lazy.rs).
                                 let available = self.blobs.contains(&l.digest)
-                                    || self.built_source(&l.diff_id)?.is_some();
+                                    || self
+                                        .built_source(&l.diff_id, &Default::default())?
+                                        .is_some();
                                 if !available {
                                     report.problems.push(format!(
                                         "image {}: layer blob {} is missing",

@@ -18,6 +18,7 @@ use crate::image::{canonical_json, Image, LayerRef};
 use crate::layer::{self, Compression, WriteOptions, MEDIA_TAR};
 use crate::lease::Kind;
 use crate::{db, Layer, Reference, Store};
+use std::collections::HashSet;
 use std::path::PathBuf;
 
 /// How `layer_tars` stores "no epoch".
@@ -42,9 +43,17 @@ impl Store {
 
     /// A built snapshot whose tar has this diff ID, held, with the epoch
     /// that tar was written with; None if there is none.
-    pub(crate) fn built_source(&self, diff_id: &Digest) -> Result<Option<(PathBuf, Option<u64>)>> {
+    /// Directories in `skip` are not taken (a chain using it already).
+    pub(crate) fn built_source(
+        &self,
+        diff_id: &Digest,
+        skip: &HashSet<PathBuf>,
+    ) -> Result<Option<(PathBuf, Option<u64>)>> {
         let sources = self.db().tar_sources(diff_id)?;
         for (snapshot, epoch) in sources {
+            if skip.contains(&self.snapshots.join(snapshot.hex())) {
+                continue;
+            }
             let present = self
                 .keeper
                 .hold(&[(Kind::Snapshot, snapshot.clone())], &|_, d| {
@@ -127,7 +136,7 @@ impl Store {
                 });
             }
         }
-        let Some((dir, epoch)) = self.built_source(&l.diff_id)? else {
+        let Some((dir, epoch)) = self.built_source(&l.diff_id, &HashSet::new())? else {
             return Err(StoreError::BlobMissing {
                 digest: l.digest.to_string(),
             });
