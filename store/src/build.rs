@@ -266,11 +266,6 @@ impl Store {
         })
     }
 
-    /// Records one build step's result (see [`Store::cache_commit`]).
-    pub fn cache_put(&self, key: &str, stack: &[Option<Layer>]) -> Result<()> {
-        self.cache_commit(&[(key.to_string(), stack.to_vec())])
-    }
-
     /// What a build step was when it last ran (JSON; see `--explain`).
     pub fn step_info(&self, step: &str) -> Result<Option<String>> {
         self.db().step_info(step)

@@ -120,7 +120,8 @@ impl Store {
                     .push(format!("snapshot {} has no directory", snap.chain_id));
             }
         }
-        for id in self.db().built_snapshots()? {
+        let built = self.db().built_snapshots()?;
+        for id in built {
             report.snapshots_checked += 1;
             if !self.snapshots.join(id.hex()).is_dir() {
                 report
