@@ -8,6 +8,15 @@ use std::fs;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
+/// These tests race kiln against SIGKILL and prune on timing; run side by
+/// side, one's heavy I/O skews the other's odds (the prune loop's builds
+/// lose their base more often than it allows). One at a time.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 fn kiln() -> Kiln {
     Kiln::with_busybox(env!("CARGO_BIN_EXE_kiln"))
 }
@@ -66,6 +75,7 @@ fn wait_gone(marker: &str) -> Vec<i32> {
 
 #[test]
 fn random_sigkills_leave_no_container_and_a_clean_store() {
+    let _serial = one_at_a_time();
     let k = kiln();
     let marker = format!("kiln-crash-{}", std::process::id());
     // Steps that write real data (so commits are in flight) and sleep (so
@@ -163,6 +173,7 @@ fn random_sigkills_leave_no_container_and_a_clean_store() {
 /// correct and its save is valid.
 #[test]
 fn sigkills_during_large_commits_and_exports_leave_a_usable_store() {
+    let _serial = one_at_a_time();
     let k = kiln();
     k.write(
         "ctx/Dockerfile",
@@ -223,6 +234,7 @@ fn sigkills_during_large_commits_and_exports_leave_a_usable_store() {
 
 #[test]
 fn prune_loops_beside_concurrent_builds_and_a_run() {
+    let _serial = one_at_a_time();
     let k = kiln();
     let base = k.path("busybox.tar");
     k.ok(&["save", "-o", base.to_str().unwrap(), "busybox"]);
