@@ -96,9 +96,8 @@ fn record_blobs(
         .iter()
         .map(|l| match l {
             None => Some(None),
-            Some(Layer::Tar(t)) => store.layer_blob(t, Compression::Gzip).ok().map(Some),
-            Some(built) => store
-                .built_blob(built, epoch, Compression::Gzip)
+            Some(layer) => store
+                .stack_layer_blob(layer, epoch, Compression::Gzip)
                 .ok()
                 .map(Some),
         })

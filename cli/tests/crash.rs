@@ -47,6 +47,20 @@ impl Rng {
     }
 }
 
+/// Starts kiln with `args` and SIGKILLs it after `delay`.
+fn kill_after<S: AsRef<std::ffi::OsStr>>(k: &Kiln, args: &[S], delay: Duration) {
+    let mut child = k
+        .cmd()
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(delay);
+    let _ = child.kill(); // SIGKILL
+    let _ = child.wait();
+}
+
 /// Host processes whose command line holds `marker`.
 fn processes_with(marker: &str) -> Vec<i32> {
     fs::read_dir("/proc")
@@ -127,16 +141,7 @@ fn random_sigkills_leave_no_container_and_a_clean_store() {
         } else {
             marker.as_str()
         };
-        let mut child = k
-            .cmd()
-            .args(&args)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        std::thread::sleep(Duration::from_millis(50 + rng.below(1500)));
-        let _ = child.kill(); // SIGKILL
-        let _ = child.wait();
+        kill_after(&k, &args, Duration::from_millis(50 + rng.below(1500)));
         let left = wait_gone(run_marker);
         assert!(
             left.is_empty(),
@@ -203,16 +208,7 @@ fn sigkills_during_large_commits_and_exports_leave_a_usable_store() {
             3 => owned(&["prune"]),
             _ => build(&format!("N={trial}")),
         };
-        let mut child = k
-            .cmd()
-            .args(&args)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        std::thread::sleep(Duration::from_millis(rng.below(span)));
-        let _ = child.kill(); // SIGKILL
-        let _ = child.wait();
+        kill_after(&k, &args, Duration::from_millis(rng.below(span)));
         let check = k.out(&["system", "check"]);
         assert_eq!(
             check.code, 0,

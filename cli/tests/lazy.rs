@@ -29,6 +29,25 @@ fn layer_blobs(k: &Kiln) -> BTreeSet<String> {
         .collect()
 }
 
+/// `kiln build -q ARGS CONTEXT` with `SOURCE_DATE_EPOCH`, which must
+/// succeed; returns the image ID.
+fn build_at_epoch(k: &Kiln, epoch: &str, args: &[&str]) -> String {
+    let out = k
+        .cmd()
+        .env("SOURCE_DATE_EPOCH", epoch)
+        .args(["build", "-q"])
+        .args(args)
+        .arg(k.ctx())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
 fn is_gzip(k: &Kiln, blob: &str) -> bool {
     let bytes = fs::read(k.root().join("blobs/sha256").join(blob)).unwrap();
     bytes.starts_with(&[0x1f, 0x8b])
@@ -113,21 +132,17 @@ fn cache_exports_repeat_byte_for_byte_and_share_blobs_with_saves() {
     assert_eq!(made, 3);
     let two = export("cache2");
     assert_eq!(layer_blobs(&k).difference(&base).count(), made);
+    // Every file's path (relative) and bytes, sorted by path.
     let files = |dir: &std::path::Path| -> Vec<(String, Vec<u8>)> {
-        let mut out = Vec::new();
-        let mut stack = vec![dir.to_path_buf()];
-        while let Some(d) = stack.pop() {
-            for e in fs::read_dir(&d).unwrap().flatten() {
-                if e.file_type().unwrap().is_dir() {
-                    stack.push(e.path());
-                } else {
-                    let rel = e.path().strip_prefix(dir).unwrap().display().to_string();
-                    out.push((rel, fs::read(e.path()).unwrap()));
-                }
-            }
-        }
-        out.sort();
-        out
+        kiln_tests::all_files(dir)
+            .iter()
+            .map(std::path::Path::new)
+            .filter(|p| p.is_file())
+            .map(|p| {
+                let rel = p.strip_prefix(dir).unwrap().display().to_string();
+                (rel, fs::read(p).unwrap())
+            })
+            .collect()
     };
     assert_eq!(files(&one), files(&two));
     k.ok(&["save", "-o", k.path("a.tar").to_str().unwrap(), "lazy"]);
@@ -146,23 +161,9 @@ fn source_date_epoch_builds_match_across_two_stores() {
     let build = |k: &Kiln| {
         k.write_ctx("Dockerfile", MULTI_STAGE);
         let dest = k.path("out.tar");
-        let out = k
-            .cmd()
-            .env("SOURCE_DATE_EPOCH", "1700000000")
-            .args(["build", "-q", "-t", "repro", "-o"])
-            .arg(format!("type=oci,dest={}", dest.display()))
-            .arg(k.ctx())
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        (
-            String::from_utf8(out.stdout).unwrap().trim().to_string(),
-            fs::read(dest).unwrap(),
-        )
+        let output = format!("type=oci,dest={}", dest.display());
+        let id = build_at_epoch(k, "1700000000", &["-t", "repro", "-o", &output]);
+        (id, fs::read(dest).unwrap())
     };
     // The same base in both: B loads what A saved.
     let a = kiln();
@@ -236,18 +237,7 @@ fn an_image_with_two_equal_layers_runs() {
         "Dockerfile",
         "FROM busybox\nRUN echo a > /a\nRUN echo b > /a\nRUN echo a > /a\n",
     );
-    let out = k
-        .cmd()
-        .env("SOURCE_DATE_EPOCH", "0")
-        .args(["build", "-q", "-t", "twice"])
-        .arg(k.ctx())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    build_at_epoch(&k, "0", &["-t", "twice"]);
     let diff_ids = k.inspect("twice")["RootFS"]["Layers"].clone();
     let diff_ids = diff_ids.as_array().unwrap();
     assert_eq!(diff_ids[1], diff_ids[3], "{diff_ids:?}");

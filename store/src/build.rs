@@ -128,10 +128,7 @@ impl Store {
                     dirs.push(Some(dir));
                 }
                 None => {
-                    let blob = match layer {
-                        Layer::Tar(l) => self.layer_blob(l, Compression::Gzip)?,
-                        built => self.built_blob(built, None, Compression::Gzip)?,
-                    };
+                    let blob = self.stack_layer_blob(layer, None, Compression::Gzip)?;
                     unpack.push((dirs.len(), blob, id, parent.as_ref()));
                     dirs.push(None);
                 }

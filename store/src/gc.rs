@@ -137,6 +137,16 @@ impl Store {
             }
             if let Scope::Everything { .. } = scope {
                 let mut n = 0;
+                // A doomed snapshot directory (if there) goes to the trash.
+                let mut discard = |dir: &Path, report: &mut PruneReport| -> Result<()> {
+                    if dir.exists() {
+                        report.bytes_freed += dir_size(dir);
+                        fs::rename(dir, trash.join(format!("s{n}"))).at(dir)?;
+                        n += 1;
+                    }
+                    report.snapshots_removed += 1;
+                    Ok(())
+                };
                 for snap in db::snapshot_rows(tx)? {
                     if live_snapshots.contains(&snap.chain_id) {
                         continue;
@@ -145,26 +155,14 @@ impl Store {
                         "DELETE FROM snapshots WHERE chain_id = ?1",
                         [snap.chain_id.to_string()],
                     )?;
-                    let dir = self.snapshots.join(&snap.dir);
-                    if dir.exists() {
-                        report.bytes_freed += dir_size(&dir);
-                        fs::rename(&dir, trash.join(format!("s{n}"))).at(&dir)?;
-                        n += 1;
-                    }
-                    report.snapshots_removed += 1;
+                    discard(&self.snapshots.join(&snap.dir), &mut report)?;
                 }
                 for id in db::built_snapshot_ids(tx)? {
                     if live_snapshots.contains(&id) {
                         continue;
                     }
                     db::remove_built_snapshot(tx, &id)?;
-                    let dir = self.snapshots.join(id.hex());
-                    if dir.exists() {
-                        report.bytes_freed += dir_size(&dir);
-                        fs::rename(&dir, trash.join(format!("s{n}"))).at(&dir)?;
-                        n += 1;
-                    }
-                    report.snapshots_removed += 1;
+                    discard(&self.snapshots.join(id.hex()), &mut report)?;
                 }
                 // Directories no record knows (a crash between rename and
                 // record), unless a live process holds them.
@@ -181,10 +179,7 @@ impl Store {
                     {
                         continue;
                     }
-                    report.bytes_freed += dir_size(&e.path());
-                    fs::rename(e.path(), trash.join(format!("s{n}"))).at(e.path())?;
-                    n += 1;
-                    report.snapshots_removed += 1;
+                    discard(&e.path(), &mut report)?;
                 }
             }
             Ok(report)

@@ -160,9 +160,10 @@ impl Store {
         Ok(blob.into())
     }
 
-    /// A built layer as a blob (for cache exports): its tar with `epoch`,
-    /// compressed. Held.
-    pub fn built_blob(
+    /// Any layer of a stack as a blob (for cache exports): a built one's
+    /// tar with `epoch`, compressed; an image layer's blob, made if need
+    /// be. Held.
+    pub fn stack_layer_blob(
         &self,
         layer: &Layer,
         epoch: Option<u64>,
