@@ -5,11 +5,10 @@ use crate::{emit, fail, CliError};
 use kiln_store::{Reference, Store};
 use std::fs;
 use std::io::{self, IsTerminal, Read, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-pub fn open_store(root: Option<PathBuf>) -> Result<Store, CliError> {
-    let root = root.unwrap_or_else(Store::default_root);
-    Store::open(&root)
+pub fn open_store(root: &Path) -> Result<Store, CliError> {
+    Store::open(root)
         .map_err(|e| fail(format!("cannot open the store at {}: {e}", root.display())))
 }
 

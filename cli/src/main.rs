@@ -8,6 +8,7 @@ mod debug;
 mod flags;
 mod images;
 mod registry;
+mod rootless;
 mod run;
 
 use clap::{Parser, Subcommand};
@@ -154,6 +155,14 @@ enum Command {
     /// Tools for looking inside kiln.
     #[command(subcommand)]
     Debug(debug::Debug),
+    /// Run a command in the user namespace a rootless kiln works in, where
+    /// the store's files show their container owners (`kiln unshare rm -rf
+    /// ~/.local/share/kiln`); as root, just runs it.
+    Unshare {
+        /// The command [default: $SHELL].
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        command: Vec<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -249,6 +258,9 @@ fn report_build(error: &BuildError, file: &str, text: &str) {
                 Some(span) => at_lines(span, &message),
                 None => eprintln!("error: {}", kiln_parser::terminal_safe(&message)),
             }
+            if let (true, Some(hint)) = (ran, rootless::single_id_hint()) {
+                eprintln!("{hint}");
+            }
         }
         other => eprintln!("error: {}", kiln_parser::terminal_safe(&other.to_string())),
     }
@@ -265,8 +277,8 @@ pub(crate) fn emit(text: &str) -> Result<(), CliError> {
     }
 }
 
-fn run(cli: Cli) -> Result<i32, CliError> {
-    let store = || images::open_store(cli.root.clone());
+fn run(cli: Cli, root: PathBuf) -> Result<i32, CliError> {
+    let store = || images::open_store(&root);
     let client = || std::sync::Arc::new(registry::client(&cli.insecure_registries));
     match cli.command {
         Command::Build(options) => return build::build(store()?, client(), options),
@@ -309,6 +321,7 @@ fn run(cli: Cli) -> Result<i32, CliError> {
         Command::System(System::Df) => images::df(&store()?)?,
         Command::System(System::Check) => images::check(&store()?)?,
         Command::Debug(command) => debug::run(command, store)?,
+        Command::Unshare { command } => return rootless::unshare(&command),
     }
     Ok(0)
 }
@@ -353,7 +366,16 @@ fn main() -> ExitCode {
         }
     };
     let runs_a_container = matches!(cli.command, Command::Run(_));
-    match run(cli) {
+    // Decided before the namespace, where kiln is root: the real caller's.
+    let root = cli.root.clone().unwrap_or_else(kiln_store::Store::default_root);
+    let needs_ids = !matches!(cli.command, Command::Login { .. } | Command::Logout { .. });
+    if needs_ids {
+        if let Err(e) = rootless::enter_if_unprivileged() {
+            report(&e);
+            return ExitCode::from(exit_code(&e, runs_a_container));
+        }
+    }
+    match run(cli, root) {
         Ok(code) => ExitCode::from(code.clamp(0, 255) as u8),
         Err(e) => {
             report(&e);

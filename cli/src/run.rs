@@ -305,6 +305,9 @@ fn limits(o: &RunOptions) -> Result<kiln_executor::Limits, CliError> {
 fn runtime(o: &RunOptions) -> Result<kiln_executor::Runtime, CliError> {
     match &o.oci_runtime {
         None => Ok(kiln_executor::Runtime::Native),
+        Some(_) if crate::rootless::entered().is_some() => Err(fail(
+            "--oci-runtime: not supported by a rootless kiln yet (its containers run in kiln's own user namespace)",
+        )),
         Some(_) if o.tty => Err(fail(
             "--oci-runtime: -t is not supported with an external runtime yet",
         )),

@@ -38,6 +38,9 @@ impl Cgroup {
     /// Creates `kiln/<name>` under each hierarchy that has a limited
     /// controller, and sets the limits.
     pub(crate) fn create(root: &Path, name: &str, limits: Limits) -> Result<Cgroup, ExecError> {
+        if crate::rootless::in_user_namespace() {
+            return Cgroup::create_delegated(root, name, limits);
+        }
         let mut cg = Cgroup { dirs: Vec::new() };
         let v2 = root.join("cgroup.controllers");
         if let Ok(controllers) = fs::read_to_string(&v2) {
@@ -86,6 +89,68 @@ impl Cgroup {
                 // No swap either, or the limit is soft.
                 let _ = fs::write(dir.join("memory.memsw.limit_in_bytes"), value.to_string());
             }
+        }
+        Ok(cg)
+    }
+
+    /// Rootless: cgroup v1 cannot be delegated, so only a v2 subtree the
+    /// caller owns will do. kiln's own cgroup must not get controllers (it
+    /// holds kiln: v2's no-internal-process rule), so the container's goes
+    /// beside it, in the parent, which must be writable by the caller (as
+    /// systemd's `Delegate=yes` makes `user@UID.service`'s slices).
+    fn create_delegated(root: &Path, name: &str, limits: Limits) -> Result<Cgroup, ExecError> {
+        let refuse = |why: String| {
+            ExecError::Invalid(format!(
+                "--memory/--pids-limit: a rootless kiln can limit a container only inside a \
+                 cgroup v2 subtree delegated to its user, and {why}. Run kiln in a delegated \
+                 cgroup (systemd: a user service or `systemd-run --user -p Delegate=yes`), \
+                 or without the limits"
+            ))
+        };
+        let v2 = [root.to_path_buf(), root.join("unified")]
+            .into_iter()
+            .find(|p| p.join("cgroup.controllers").is_file())
+            .ok_or_else(|| refuse(format!("no cgroup v2 is mounted at {}", root.display())))?;
+        let own = fs::read_to_string("/proc/self/cgroup")
+            .ok()
+            .and_then(|t| {
+                t.lines()
+                    .find_map(|l| l.strip_prefix("0::").map(str::to_string))
+            })
+            .ok_or_else(|| refuse("kiln's cgroup v2 path is unknown".into()))?;
+        let own = own.trim_matches('/');
+        let parent = match own.rsplit_once('/') {
+            Some((up, _)) => v2.join(up),
+            None => v2.clone(), // kiln's cgroup is the root's child, or the root
+        };
+        let control = parent.join("cgroup.subtree_control");
+        if rustix::fs::access(&control, rustix::fs::Access::WRITE_OK).is_err() {
+            return Err(refuse(format!("{} is not delegated to it", parent.display())));
+        }
+        let available = fs::read_to_string(parent.join("cgroup.controllers")).unwrap_or_default();
+        for (c, wanted) in [("memory", limits.memory.is_some()), ("pids", limits.pids.is_some())] {
+            if wanted && !available.split_whitespace().any(|x| x == c) {
+                return Err(refuse(format!(
+                    "{} does not offer the {c} controller",
+                    parent.display()
+                )));
+            }
+        }
+        let _ = fs::write(&control, "+memory +pids");
+        let dir = parent.join(format!("kiln-{name}"));
+        fs::create_dir_all(&dir).map_err(|source| ExecError::Io {
+            path: dir.clone(),
+            source,
+        })?;
+        let cg = Cgroup {
+            dirs: vec![dir.clone()],
+        };
+        if let Some(m) = limits.memory {
+            write(&dir.join("memory.max"), &m.to_string())?;
+            let _ = fs::write(dir.join("memory.swap.max"), "0");
+        }
+        if let Some(p) = limits.pids {
+            write(&dir.join("pids.max"), &p.to_string())?;
         }
         Ok(cg)
     }

@@ -15,7 +15,7 @@ use rustix::mount::{
     FsMountFlags, FsOpenFlags, MountAttrFlags, MoveMountFlags, OpenTreeFlags,
 };
 use std::ffi::CStr;
-use std::os::fd::{AsFd, AsRawFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 
 type R<T = ()> = Result<T, i32>;
 
@@ -31,14 +31,13 @@ fn optional(r: R) -> R {
     }
 }
 
-/// Mounts a fresh filesystem of `fstype` at `target` with the new mount API.
-fn mount_new(
+/// A fresh filesystem of `fstype`, as a detached mount (new mount API).
+fn new_detached(
     fstype: &CStr,
     options: &[(&CStr, &CStr)],
     flags: &[&CStr],
     attrs: MountAttrFlags,
-    target: &CStr,
-) -> R {
+) -> R<OwnedFd> {
     let fs = fsopen(fstype, FsOpenFlags::FSOPEN_CLOEXEC).map_err(e)?;
     for (k, v) in options {
         fsconfig_set_string(fs.as_fd(), *k, *v).map_err(e)?;
@@ -47,15 +46,30 @@ fn mount_new(
         fsconfig_set_flag(fs.as_fd(), *f).map_err(e)?;
     }
     fsconfig_create(fs.as_fd()).map_err(e)?;
-    let mnt = fsmount(fs.as_fd(), FsMountFlags::FSMOUNT_CLOEXEC, attrs).map_err(e)?;
+    fsmount(fs.as_fd(), FsMountFlags::FSMOUNT_CLOEXEC, attrs).map_err(e)
+}
+
+/// Attaches a detached mount at `target`.
+fn attach(tree: &OwnedFd, target: &CStr) -> R {
     move_mount(
-        mnt.as_fd(),
+        tree.as_fd(),
         c"",
         CWD,
         target,
         MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH,
     )
     .map_err(e)
+}
+
+/// Mounts a fresh filesystem of `fstype` at `target` with the new mount API.
+fn mount_new(
+    fstype: &CStr,
+    options: &[(&CStr, &CStr)],
+    flags: &[&CStr],
+    attrs: MountAttrFlags,
+    target: &CStr,
+) -> R {
+    attach(&new_detached(fstype, options, flags, attrs)?, target)
 }
 
 fn mkdir(path: &CStr, mode: u32) -> R {
@@ -116,7 +130,14 @@ fn mount_rootfs(p: &Prepared) -> R {
     fsconfig_set_string(fs.as_fd(), c"upperdir", p.upper.as_c_str()).map_err(e)?;
     fsconfig_set_string(fs.as_fd(), c"workdir", p.work.as_c_str()).map_err(e)?;
     // A faithful upper dir: no redirects, no metadata-only copy-ups.
-    fsconfig_set_string(fs.as_fd(), c"redirect_dir", c"off").map_err(e)?;
+    if p.userns {
+        // In a user namespace overlayfs may not use trusted.* xattrs: its
+        // marks (opaque dirs) go in user.overlay.* (Linux >= 5.11). It
+        // then never makes redirects, and refuses to be told about them.
+        fsconfig_set_flag(fs.as_fd(), c"userxattr").map_err(e)?;
+    } else {
+        fsconfig_set_string(fs.as_fd(), c"redirect_dir", c"off").map_err(e)?;
+    }
     fsconfig_set_string(fs.as_fd(), c"metacopy", c"off").map_err(e)?;
     fsconfig_create(fs.as_fd()).map_err(e)?;
     // nodev: a device node in an image or made with mknod cannot be
@@ -164,6 +185,13 @@ fn setup(p: &Prepared, step: &mut Step) -> R {
     detach_mount_sources(p)?;
     *step = Step::Dev;
     detach_devices(p)?;
+    // /proc and /sys are made now, while the host's are still in our
+    // mount namespace: in a user namespace the kernel lets a new procfs
+    // or sysfs be mounted only where one is already fully visible.
+    *step = Step::Proc;
+    let _ = p.proc_tree.set(new_detached(c"proc", &[], &[], PROC_ATTRS)?);
+    *step = Step::Sys;
+    let _ = p.sys_tree.set(detach_sys(p)?);
     *step = Step::PivotRoot;
     rustix::process::chdir(p.rootfs.as_c_str()).map_err(e)?;
     rustix::process::pivot_root(c".", c".").map_err(e)?;
@@ -179,20 +207,11 @@ fn setup(p: &Prepared, step: &mut Step) -> R {
         touch(file)?;
     }
     *step = Step::Proc;
-    mount_proc()?;
+    attach(p.proc_tree.get().ok_or(libc::EBADF)?, c"/proc")?;
     *step = Step::Dev;
     mount_dev(p)?;
     *step = Step::Sys;
-    mount_new(
-        c"sysfs",
-        &[],
-        &[],
-        MountAttrFlags::MOUNT_ATTR_RDONLY
-            | MountAttrFlags::MOUNT_ATTR_NOSUID
-            | MountAttrFlags::MOUNT_ATTR_NODEV
-            | MountAttrFlags::MOUNT_ATTR_NOEXEC,
-        c"/sys",
-    )?;
+    attach(p.sys_tree.get().ok_or(libc::EBADF)?, c"/sys")?;
     *step = Step::Mounts;
     attach_mounts(p)?;
     *step = Step::Mask;
@@ -257,16 +276,31 @@ fn setup_runtime_helper(p: &Prepared, step: &mut Step) -> R {
     sys::cloexec_from(3)
 }
 
+const PROC_ATTRS: MountAttrFlags = MountAttrFlags::MOUNT_ATTR_NOSUID
+    .union(MountAttrFlags::MOUNT_ATTR_NODEV)
+    .union(MountAttrFlags::MOUNT_ATTR_NOEXEC);
+
+const SYS_ATTRS: MountAttrFlags = MountAttrFlags::MOUNT_ATTR_RDONLY
+    .union(MountAttrFlags::MOUNT_ATTR_NOSUID)
+    .union(MountAttrFlags::MOUNT_ATTR_NODEV)
+    .union(MountAttrFlags::MOUNT_ATTR_NOEXEC);
+
+/// A read-only /sys: the container's own sysfs, or in a user namespace
+/// that does not own its network namespace (rootless, host network),
+/// where sysfs cannot be mounted, the host's bound read-only.
+fn detach_sys(p: &Prepared) -> R<OwnedFd> {
+    if !p.bind_sys {
+        return new_detached(c"sysfs", &[], &[], SYS_ATTRS);
+    }
+    let flags =
+        OpenTreeFlags::OPEN_TREE_CLONE | OpenTreeFlags::OPEN_TREE_CLOEXEC | OpenTreeFlags::AT_RECURSIVE;
+    let fd = rustix::mount::open_tree(CWD, c"/sys", flags).map_err(e)?;
+    sys::mount_setattr_recursive(fd.as_raw_fd(), SYS_ATTRS.bits() as u64)?;
+    Ok(fd)
+}
+
 fn mount_proc() -> R {
-    mount_new(
-        c"proc",
-        &[],
-        &[],
-        MountAttrFlags::MOUNT_ATTR_NOSUID
-            | MountAttrFlags::MOUNT_ATTR_NODEV
-            | MountAttrFlags::MOUNT_ATTR_NOEXEC,
-        c"/proc",
-    )
+    mount_new(c"proc", &[], &[], PROC_ATTRS, c"/proc")
 }
 
 /// Clones each bind source into a detached tree (or makes a copy mount's
@@ -304,6 +338,9 @@ fn detach_mount_sources(p: &Prepared) -> R {
                 fsconfig_set_string(fs.as_fd(), c"lowerdir+", lower.as_c_str()).map_err(e)?;
                 fsconfig_set_string(fs.as_fd(), c"upperdir", upper.as_c_str()).map_err(e)?;
                 fsconfig_set_string(fs.as_fd(), c"workdir", work.as_c_str()).map_err(e)?;
+                if p.userns {
+                    fsconfig_set_flag(fs.as_fd(), c"userxattr").map_err(e)?;
+                }
                 fsconfig_create(fs.as_fd()).map_err(e)?;
                 let mut attrs = MountAttrFlags::MOUNT_ATTR_NODEV;
                 if m.readonly {
@@ -356,9 +393,14 @@ fn mount_dev(p: &Prepared) -> R {
         .map_err(e)?;
     }
     mkdir(c"/dev/pts", 0o755)?;
+    let devpts_options: &[(&CStr, &CStr)] = if p.tty_gid {
+        &[(c"ptmxmode", c"0666"), (c"mode", c"0620"), (c"gid", c"5")]
+    } else {
+        &[(c"ptmxmode", c"0666"), (c"mode", c"0620")]
+    };
     mount_new(
         c"devpts",
-        &[(c"ptmxmode", c"0666"), (c"mode", c"0620"), (c"gid", c"5")],
+        devpts_options,
         &[c"newinstance"],
         MountAttrFlags::MOUNT_ATTR_NOSUID | MountAttrFlags::MOUNT_ATTR_NOEXEC,
         c"/dev/pts",
@@ -507,7 +549,9 @@ fn drop_privileges(p: &Prepared) -> R {
             }
         }
     }
-    rustix::thread::set_thread_groups(&p.groups).map_err(e)?;
+    if p.setgroups {
+        rustix::thread::set_thread_groups(&p.groups).map_err(e)?;
+    }
     rustix::thread::set_thread_res_gid(p.gid, p.gid, p.gid).map_err(e)?;
     rustix::thread::set_thread_res_uid(p.uid, p.uid, p.uid).map_err(e)?;
     if p.uid.is_root() {

@@ -33,6 +33,7 @@ mod devices;
 mod error;
 mod oci;
 mod prepare;
+pub mod rootless;
 mod running;
 mod seccomp;
 mod spec;
@@ -62,7 +63,8 @@ use std::os::fd::OwnedFd;
 pub fn spawn(spec: Spec) -> Result<Running, ExecError> {
     let dirs = StateDirs::create(&spec.state_dir)?;
     let lowers = prepare::lowers_top_first(&spec.lowers, &spec.state_dir)?;
-    let user = user::resolve(&spec.user, &lowers)?;
+    let mut user = user::resolve(&spec.user, &lowers)?;
+    rootless::check_user(&spec.user, &mut user)?;
     let etc_binds = prepare::etc_files(&spec, &dirs.etc)?;
     let (resolved, cache_locks) = prepare::resolve_mounts(&spec.mounts, &spec.state_dir, &user)?;
     let layout = prepare::layout(&resolved, etc_binds, &spec.state_dir)?;

@@ -59,6 +59,18 @@ pub(crate) struct Prepared {
     pub(crate) work: CString,
     pub(crate) rootfs: CString,
     pub(crate) network_none: bool,
+    /// In a user namespace (rootless kiln): overlayfs needs `userxattr`.
+    pub(crate) userns: bool,
+    /// /sys bound read-only from the host: sysfs can be mounted only by a
+    /// namespace that owns its network namespace (rootless, host network).
+    pub(crate) bind_sys: bool,
+    /// The container's /proc and /sys, made before `pivot_root`.
+    pub(crate) proc_tree: std::cell::OnceCell<OwnedFd>,
+    pub(crate) sys_tree: std::cell::OnceCell<OwnedFd>,
+    /// setgroups(2) is allowed (not in a single-id user namespace).
+    pub(crate) setgroups: bool,
+    /// gid 5 (tty) exists here, so devpts can own new ptys by it.
+    pub(crate) tty_gid: bool,
     pub(crate) mkdirs: Vec<CString>,
     pub(crate) mkfiles: Vec<CString>,
     pub(crate) mounts: Vec<PreparedMount>,
@@ -192,6 +204,7 @@ impl Prepared {
     /// (`oci::helper` turns it into the OCI runtime's helper).
     pub(crate) fn new(i: Inputs<'_>) -> Result<Prepared, ExecError> {
         let spec = i.spec;
+        let userns = crate::rootless::in_user_namespace();
         let mut cwd_mkdirs = parents(&i.cwd);
         cwd_mkdirs.push(i.cwd.clone());
         let candidates = exec_candidates(spec.argv.first().map_or("", String::as_str), &i.env);
@@ -208,6 +221,12 @@ impl Prepared {
             work: cstring(i.dirs.work.as_os_str().as_bytes(), "work path")?,
             rootfs: cstring(i.dirs.rootfs.as_os_str().as_bytes(), "rootfs path")?,
             network_none: spec.network == Network::None,
+            userns,
+            bind_sys: userns && spec.network != Network::None,
+            proc_tree: std::cell::OnceCell::new(),
+            sys_tree: std::cell::OnceCell::new(),
+            setgroups: crate::rootless::setgroups_allowed(),
+            tty_gid: crate::rootless::gid_mapped(5),
             mkdirs: cstrings(&i.layout.mkdirs, "path")?,
             mkfiles: cstrings(&i.layout.mkfiles, "path")?,
             mounts: i.layout.mounts,

@@ -238,3 +238,14 @@ pub(crate) fn mount_setattr_recursive(fd: RawFd, set: u64) -> Result<(), i32> {
         Err(errno())
     }
 }
+
+/// `unshare(2)` into new namespaces (`CLONE_NEW*` flags only).
+pub(crate) fn unshare(flags: libc::c_int) -> std::io::Result<()> {
+    // SAFETY: unshare takes only flags; with namespace flags alone it
+    // changes no memory or descriptor this process relies on.
+    if unsafe { libc::unshare(flags) } == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}

@@ -57,6 +57,7 @@ fn overlay(lowers: &[PathBuf], upper: Option<(&Path, &Path)>) -> io::Result<Owne
         .first()
         .map(PathBuf::as_path)
         .unwrap_or(Path::new("/"));
+    let userns = crate::rootless::in_user_namespace();
     let fs = fsopen("overlay", FsOpenFlags::FSOPEN_CLOEXEC).map_err(ctx("overlay for", first))?;
     for lower in lowers.iter().rev() {
         fsconfig_set_string(fs.as_fd(), "lowerdir+", lower).map_err(ctx("overlay lower", lower))?;
@@ -64,10 +65,17 @@ fn overlay(lowers: &[PathBuf], upper: Option<(&Path, &Path)>) -> io::Result<Owne
     if let Some((upper, work)) = upper {
         fsconfig_set_string(fs.as_fd(), "upperdir", upper).map_err(ctx("overlay upper", upper))?;
         fsconfig_set_string(fs.as_fd(), "workdir", work).map_err(ctx("overlay work", work))?;
-        fsconfig_set_string(fs.as_fd(), "redirect_dir", "off")
-            .map_err(ctx("overlay option for", upper))?;
+        if !userns {
+            fsconfig_set_string(fs.as_fd(), "redirect_dir", "off")
+                .map_err(ctx("overlay option for", upper))?;
+        }
         fsconfig_set_string(fs.as_fd(), "metacopy", "off")
             .map_err(ctx("overlay option for", upper))?;
+    }
+    if userns {
+        // As for a container's root (see `child::mount_rootfs`).
+        rustix::mount::fsconfig_set_flag(fs.as_fd(), "userxattr")
+            .map_err(ctx("overlay option for", first))?;
     }
     fsconfig_create(fs.as_fd()).map_err(ctx("creating overlay on", first))?;
     fsmount(

@@ -13,7 +13,7 @@
 use crate::digest::HashingReader;
 use crate::error::{IoContext, Result, StoreError};
 use crate::layer::{
-    decompress, is_overlay_xattr, Applied, OPAQUE_MARKER, OVERLAY_OPAQUE_XATTR, WHITEOUT_PREFIX,
+    decompress, is_overlay_xattr, overlay_opaque_xattr, Applied, OPAQUE_MARKER, WHITEOUT_PREFIX,
 };
 use rustix::fs::{AtFlags, Mode, OFlags, ResolveFlags};
 use std::ffi::OsStr;
@@ -136,7 +136,7 @@ impl Root<'_> {
     }
 }
 
-fn chown(dir: &impl AsFd, name: &OsStr, uid: u32, gid: u32) -> rustix::io::Result<()> {
+fn chown(dir: &impl AsFd, name: &OsStr, uid: u32, gid: u32) -> io::Result<()> {
     rustix::fs::chownat(
         dir,
         name,
@@ -144,6 +144,15 @@ fn chown(dir: &impl AsFd, name: &OsStr, uid: u32, gid: u32) -> rustix::io::Resul
         Some(rustix::fs::Gid::from_raw(gid)),
         AtFlags::SYMLINK_NOFOLLOW,
     )
+    .map_err(|e| match e {
+        // In a user namespace, an id it does not map (rootless kiln).
+        rustix::io::Errno::INVAL => io::Error::other(format!(
+            "owned by uid {uid} / gid {gid}, which does not exist in kiln's user namespace \
+             (a rootless kiln has ids beyond 0 only from the caller's ranges in /etc/subuid \
+             and /etc/subgid)"
+        )),
+        e => e.into(),
+    })
 }
 
 /// A path usable with path-based calls (xattrs) for `name` in `dir`.
@@ -244,7 +253,7 @@ fn whiteout(dir: &OwnedFd, name: &[u8], raw: &[u8], header: &tar::Header) -> Res
     if name == OPAQUE_MARKER.as_bytes() {
         rustix::fs::lsetxattr(
             proc_path(dir, OsStr::new(".")),
-            OVERLAY_OPAQUE_XATTR,
+            overlay_opaque_xattr(),
             b"y",
             rustix::fs::XattrFlags::empty(),
         )

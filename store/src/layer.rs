@@ -25,7 +25,26 @@ pub const DOCKER_LAYER_TAR: &str = "application/vnd.docker.image.rootfs.diff.tar
 
 pub(crate) const WHITEOUT_PREFIX: &str = ".wh.";
 pub(crate) const OPAQUE_MARKER: &str = ".wh..wh..opq";
-pub(crate) const OVERLAY_OPAQUE_XATTR: &str = "trusted.overlay.opaque";
+const OVERLAY_OPAQUE_XATTR: &str = "trusted.overlay.opaque";
+/// What overlayfs mounted with `userxattr` (in a user namespace) reads.
+const USER_OVERLAY_OPAQUE_XATTR: &str = "user.overlay.opaque";
+
+/// The xattr that marks a snapshot directory opaque for the overlays this
+/// process mounts: `trusted.overlay.opaque`, or in a user namespace
+/// (rootless kiln; the executor then mounts with `userxattr`, and
+/// trusted.* cannot be set) `user.overlay.opaque`.
+pub(crate) fn overlay_opaque_xattr() -> &'static str {
+    // The same test as `kiln_executor::rootless::in_user_namespace` (the
+    // store may not depend on the executor): not the initial namespace.
+    let initial = fs::read_to_string("/proc/self/uid_map").map_or(true, |m| {
+        m.split_whitespace().collect::<Vec<_>>() == ["0", "0", "4294967295"]
+    });
+    if initial {
+        OVERLAY_OPAQUE_XATTR
+    } else {
+        USER_OVERLAY_OPAQUE_XATTR
+    }
+}
 
 /// Applying a layer lives in `apply.rs`, with the extractor ADD uses.
 pub use crate::apply::{apply_layer, extract, ExtractOptions};
@@ -232,9 +251,15 @@ pub(crate) fn is_overlay_xattr(name: &str) -> bool {
     name.starts_with("trusted.overlay.") || name.starts_with("user.overlay.")
 }
 
+/// Whether an upper dir's directory is opaque: marked by a root overlay
+/// (trusted.*) or a rootless one (user.*).
 fn is_opaque(path: &Path) -> bool {
-    let mut v = [0u8; 8];
-    matches!(rustix::fs::lgetxattr(path, OVERLAY_OPAQUE_XATTR, &mut v), Ok(1) if v[0] == b'y')
+    [OVERLAY_OPAQUE_XATTR, USER_OVERLAY_OPAQUE_XATTR]
+        .iter()
+        .any(|name| {
+            let mut v = [0u8; 8];
+            matches!(rustix::fs::lgetxattr(path, *name, &mut v), Ok(1) if v[0] == b'y')
+        })
 }
 
 fn base_header(meta: &fs::Metadata, epoch: Option<u64>) -> tar::Header {

@@ -133,5 +133,13 @@ fn resolve_chown(chown: &Chown, lowers: &[PathBuf]) -> Result<(u32, u32), StepEr
                 .gid
         }
     };
+    let mapped = kiln_executor::rootless::uid_mapped(uid)
+        && kiln_executor::rootless::gid_mapped(gid);
+    if !mapped {
+        return Err(StepError::Invalid(format!(
+            "--chown={chown}: uid {uid} / gid {gid} does not exist here: {}",
+            kiln_executor::rootless::unmapped_hint()
+        )));
+    }
     Ok((uid, gid))
 }

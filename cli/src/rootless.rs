@@ -1,0 +1,55 @@
+//! Rootless kiln: when not run as root, every command that touches the
+//! store runs inside kiln's user namespace (see `kiln_executor::rootless`),
+//! entered here before anything else starts a thread.
+
+use crate::{fail, CliError};
+use kiln_executor::rootless::{self, Entered, Mapping};
+use std::sync::OnceLock;
+
+static ENTERED: OnceLock<Entered> = OnceLock::new();
+
+/// Enters the user namespace unless this process is root. Warns when the
+/// namespace has only one id.
+pub fn enter_if_unprivileged() -> Result<(), CliError> {
+    if rustix::process::geteuid().is_root() {
+        return Ok(());
+    }
+    let entered = rootless::enter().map_err(fail)?;
+    if let Some(w) = entered.warning() {
+        eprintln!("warning: {w}");
+    }
+    let _ = ENTERED.set(entered);
+    Ok(())
+}
+
+/// The namespace this kiln entered, if it is rootless.
+pub fn entered() -> Option<&'static Entered> {
+    ENTERED.get()
+}
+
+/// What a failure that may come from a missing id deserves to have said
+/// after it: the single-id namespace and how to widen it.
+pub fn single_id_hint() -> Option<String> {
+    let e = entered()?;
+    (e.mapping == Mapping::Single).then(|| {
+        format!(
+            "hint: this rootless kiln has only uid/gid 0 (no range for {} in /etc/subuid \
+             and /etc/subgid), so a step that uses another id fails",
+            e.user
+        )
+    })
+}
+
+/// `kiln unshare [CMD...]`: runs CMD (default $SHELL) in the namespace.
+pub fn unshare(command: &[String]) -> Result<i32, CliError> {
+    let shell = std::env::var("SHELL").unwrap_or_else(|_| "/bin/sh".into());
+    let (program, args) = match command.split_first() {
+        Some((p, a)) => (p.clone(), a.to_vec()),
+        None => (shell, Vec::new()),
+    };
+    let status = std::process::Command::new(&program)
+        .args(&args)
+        .status()
+        .map_err(|e| fail(format!("{program}: {e}")))?;
+    Ok(status.code().unwrap_or(125))
+}
