@@ -212,7 +212,11 @@ fn export_local(store: &Store, stack: &LayerStack, dir: &Path) -> Result<(), Bui
         let src =
             view::readonly(&lowers, &scratch.join("empty")).map_err(BuildError::output(what()))?;
         let dst = view::host_dir(dir).map_err(BuildError::output(what()))?;
-        fileop::copy_tree(src.root(), "/", dst.root())
+        // A rootless kiln writes the files as its caller (namespace root),
+        // as BuildKit's client does: owners from the image would be the
+        // caller's subordinate ids on disk, files the caller cannot manage.
+        let keep_owner = !kiln_executor::rootless::is_rootless();
+        fileop::copy_tree(src.root(), "/", dst.root(), keep_owner)
             .map_err(|e| BuildError::Invalid(format!("{}: {e}", what())))
     })();
     let _ = std::fs::remove_dir_all(&scratch);

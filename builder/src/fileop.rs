@@ -616,12 +616,14 @@ fn tar_checksum_ok(header: &[u8; 512]) -> bool {
 }
 
 /// Everything under `selector` in `src_root` into the root of
-/// `dst_root`, owners, modes and links kept, nothing filtered (`-o
-/// type=local`, a cache mount's `from=` seed).
+/// `dst_root`, modes and links kept (owners too with `keep_owner`, else
+/// the caller's), nothing filtered (`-o type=local`, a cache mount's
+/// `from=` seed).
 pub fn copy_tree(
     src_root: BorrowedFd<'_>,
     selector: &str,
     dst_root: BorrowedFd<'_>,
+    keep_owner: bool,
 ) -> OpResult<()> {
     let paths = [selector.to_string()];
     let spec = CopySpec {
@@ -630,7 +632,7 @@ pub fn copy_tree(
         attrs: Attrs {
             chown: None,
             chmod: None,
-            keep_owner: true,
+            keep_owner,
         },
         parents: false,
         unpack: false,

@@ -370,7 +370,8 @@ fn main() -> ExitCode {
     let root = cli.root.clone().unwrap_or_else(kiln_store::Store::default_root);
     let needs_ids = !matches!(cli.command, Command::Login { .. } | Command::Logout { .. });
     if needs_ids {
-        if let Err(e) = rootless::enter_if_unprivileged() {
+        let runs_steps = matches!(cli.command, Command::Build(_) | Command::Run(_));
+        if let Err(e) = rootless::enter_if_unprivileged(runs_steps) {
             report(&e);
             return ExitCode::from(exit_code(&e, runs_a_container));
         }

@@ -8,14 +8,15 @@ use std::sync::OnceLock;
 
 static ENTERED: OnceLock<Entered> = OnceLock::new();
 
-/// Enters the user namespace unless this process is root. Warns when the
-/// namespace has only one id.
-pub fn enter_if_unprivileged() -> Result<(), CliError> {
-    if rustix::process::geteuid().is_root() {
+/// Enters the user namespace unless this process is root (with
+/// CAP_SYS_ADMIN: root in an unprivileged container gets one too). `warn`: say so
+/// when the namespace has only one id (commands that run containers).
+pub fn enter_if_unprivileged(warn: bool) -> Result<(), CliError> {
+    if !rootless::needs_own_namespace() {
         return Ok(());
     }
     let entered = rootless::enter().map_err(fail)?;
-    if let Some(w) = entered.warning() {
+    if let (true, Some(w)) = (warn, entered.warning()) {
         eprintln!("warning: {w}");
     }
     let _ = ENTERED.set(entered);

@@ -217,7 +217,14 @@ fn setup(p: &Prepared, step: &mut Step) -> R {
     *step = Step::Mask;
     mask_kernel_paths()?;
     *step = Step::Hostname;
-    rustix::system::sethostname(p.hostname.as_bytes()).map_err(e)?;
+    match rustix::system::sethostname(p.hostname.as_bytes()) {
+        // Inside an unprivileged container (the Kubernetes pod case) its
+        // seccomp profile may refuse sethostname to a process without
+        // CAP_SYS_ADMIN in the *outer* namespace, even in a UTS namespace
+        // of our own: the container keeps the pod's hostname then.
+        Err(rustix::io::Errno::PERM) if p.userns => {}
+        other => other.map_err(e)?,
+    }
     *step = Step::Workdir;
     for dir in &p.cwd_mkdirs {
         mkdir(dir, 0o755)?;

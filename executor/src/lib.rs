@@ -55,6 +55,7 @@ use error::Step;
 use prepare::{Inputs, Prepared, StateDirs};
 use rustix::process::Pid;
 use std::io::Read;
+use std::path::Path;
 use std::os::fd::OwnedFd;
 
 /// Starts a container. Returns once the command has been exec'd (or with
@@ -164,7 +165,7 @@ pub fn spawn(spec: Spec) -> Result<Running, ExecError> {
     if report.len() >= 8 {
         let _ = rustix::process::waitpid(Some(pid), rustix::process::WaitOptions::empty());
         cleanup.run();
-        return Err(setup_error(&report, argv0, &cwd));
+        return Err(setup_error(&report, argv0, &cwd, &spec.state_dir));
     }
     Ok(Running {
         oci,
@@ -217,9 +218,12 @@ fn place_in_cgroup(pid: Pid, cg: &cgroup::Cgroup, gate: OwnedFd) -> Result<(), E
 }
 
 /// The child's (step, errno) report as an error docker would give.
-fn setup_error(report: &[u8], argv0: String, cwd: &str) -> ExecError {
+fn setup_error(report: &[u8], argv0: String, cwd: &str, state_dir: &Path) -> ExecError {
     let step = u32::from_le_bytes(report[..4].try_into().unwrap_or_default());
     let errno = i32::from_le_bytes(report[4..8].try_into().unwrap_or_default());
+    if let Some(why) = rootless::explain_setup_failure(step, errno, state_dir) {
+        return ExecError::Invalid(why);
+    }
     match (step, errno) {
         (s, libc::ENOENT) if s == Step::Exec as u32 => ExecError::NotFound(argv0),
         (s, libc::EACCES) if s == Step::Exec as u32 => ExecError::PermissionDenied(argv0),

@@ -92,6 +92,14 @@ pub enum RootlessError {
     Helper(String),
 }
 
+static ENTERED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Whether this process is a rootless kiln (it [`enter`]ed its namespace;
+/// root inside someone else's user namespace is not).
+pub fn is_rootless() -> bool {
+    ENTERED.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 /// Whether this process is in a user namespace other than the initial one
 /// (rootless kiln, or kiln inside a userns container).
 pub fn in_user_namespace() -> bool {
@@ -202,6 +210,59 @@ pub fn unmapped_hint() -> String {
     )
 }
 
+/// What a container setup failure means where kiln is in a user namespace
+/// (rootless, or inside a container), when it means something particular.
+pub(crate) fn explain_setup_failure(step: u32, errno: i32, state_dir: &Path) -> Option<String> {
+    use crate::error::Step;
+    if step == Step::Rootfs as u32 && errno == libc::EINVAL && on_overlayfs(state_dir) {
+        return Some(format!(
+            "cannot mount the container's root filesystem: the store ({}) is on overlayfs, \
+             which cannot hold an overlay's upper directory. Put the store on a volume \
+             (ext4, xfs, btrfs or tmpfs; in a Kubernetes pod an emptyDir) with --root or KILN_ROOT",
+            state_dir.display()
+        ));
+    }
+    if !in_user_namespace() {
+        return None;
+    }
+    if step == Step::Rootfs as u32 && errno == libc::EPERM {
+        return Some(
+            "cannot mount overlayfs in a user namespace: rootless kiln needs Linux 5.11 or later"
+                .into(),
+        );
+    }
+    if step == Step::Proc as u32 && errno == libc::EPERM {
+        return Some(
+            "cannot mount /proc for the container: the kernel lets a user namespace mount a \
+             new /proc only where the /proc it sees is fully visible, and this one has paths \
+             masked (kiln is running inside a container). Run that container with its /proc \
+             unmasked: podman --security-opt unmask=ALL, docker --security-opt \
+             systempaths=unconfined, or Kubernetes securityContext.procMount: Unmasked"
+                .into(),
+        );
+    }
+    None
+}
+
+/// Whether `path` is on an overlay filesystem.
+fn on_overlayfs(path: &Path) -> bool {
+    const OVERLAYFS_SUPER_MAGIC: i64 = 0x794c_7630;
+    rustix::fs::statfs(path).is_ok_and(|s| s.f_type as i64 == OVERLAYFS_SUPER_MAGIC)
+}
+
+/// Whether this process lacks what running containers directly takes
+/// (CAP_SYS_ADMIN in its user namespace): true for an ordinary user, and
+/// for root inside an unprivileged container.
+pub fn needs_own_namespace() -> bool {
+    if !rustix::process::geteuid().is_root() {
+        return true;
+    }
+    rustix::thread::capabilities(None).is_ok_and(|c| {
+        !c.effective
+            .contains(rustix::thread::CapabilitySet::SYS_ADMIN)
+    })
+}
+
 /// The first range of `user` (by name or uid) in a subuid/subgid file.
 pub fn subordinate_range(text: &str, user: &str, id: u32) -> Option<IdRange> {
     let id = id.to_string();
@@ -299,6 +360,7 @@ pub fn enter() -> Result<Entered, RootlessError> {
         }
     };
     become_root()?;
+    ENTERED.store(true, std::sync::atomic::Ordering::Relaxed);
     Ok(Entered {
         uid,
         gid,

@@ -134,7 +134,7 @@ impl BuildWorker {
         let v = self.view_of(seed, &state.join("cache-seed"))?;
         kiln_executor::create_cache_dir(dir, owner_mode, |tmp| {
             let dst = std::fs::File::open(tmp)?;
-            fileop::copy_tree(v.root(), selector, dst.as_fd())
+            fileop::copy_tree(v.root(), selector, dst.as_fd(), true)
                 .map_err(|e| StepError::Invalid(format!("cache mount from=: {e}")))
         })
     }
