@@ -29,6 +29,62 @@ impl Output {
 pub struct Kiln {
     pub dir: tempfile::TempDir,
     bin: PathBuf,
+    user: Option<TestUser>,
+}
+
+/// An ordinary user the rootless tests run kiln as (made by
+/// `tests/setup/rootless-users.sh`, which `.ci/run` runs).
+#[derive(Debug, Clone)]
+pub struct TestUser {
+    pub name: String,
+    pub uid: u32,
+    pub gid: u32,
+    pub home: PathBuf,
+}
+
+impl TestUser {
+    /// `kiln-rootless`: has a subordinate id range in /etc/subuid and /etc/subgid.
+    pub fn with_range() -> TestUser {
+        TestUser::lookup("kiln-rootless")
+    }
+
+    /// `kiln-single`: has none (kiln maps only itself).
+    pub fn without_range() -> TestUser {
+        TestUser::lookup("kiln-single")
+    }
+
+    fn lookup(name: &str) -> TestUser {
+        let passwd = std::fs::read_to_string("/etc/passwd").unwrap();
+        let line = passwd
+            .lines()
+            .find(|l| l.split(':').next() == Some(name))
+            .unwrap_or_else(|| {
+                panic!("no user {name}: run `bash tests/setup/rootless-users.sh` (.ci/run does)")
+            });
+        let f: Vec<&str> = line.split(':').collect();
+        TestUser {
+            name: name.to_string(),
+            uid: f[2].parse().unwrap(),
+            gid: f[3].parse().unwrap(),
+            home: PathBuf::from(f[5]),
+        }
+    }
+
+    /// Gives `path` to this user.
+    pub fn own(&self, path: &Path) {
+        std::os::unix::fs::lchown(path, Some(self.uid), Some(self.gid)).unwrap();
+    }
+
+    /// Sets `cmd` to run as this user, with its HOME and nothing of
+    /// root's that changes where kiln keeps things.
+    pub fn apply(&self, cmd: &mut std::process::Command) {
+        use std::os::unix::process::CommandExt;
+        cmd.uid(self.uid).gid(self.gid);
+        cmd.env("HOME", &self.home);
+        for var in ["XDG_DATA_HOME", "XDG_RUNTIME_DIR", "XDG_CONFIG_HOME"] {
+            cmd.env_remove(var);
+        }
+    }
 }
 
 impl Kiln {
@@ -37,9 +93,43 @@ impl Kiln {
         let k = Kiln {
             dir: tempfile::tempdir().unwrap(),
             bin: bin.into(),
+            user: None,
         };
         std::fs::create_dir_all(k.ctx()).unwrap();
         k
+    }
+
+    /// An empty store and context that `user` owns; kiln runs as `user`
+    /// (rootless). Files the test writes are given to it.
+    pub fn as_user(bin: impl Into<PathBuf>, user: TestUser) -> Kiln {
+        let k = Kiln {
+            dir: tempfile::tempdir().unwrap(),
+            bin: bin.into(),
+            user: Some(user),
+        };
+        std::fs::create_dir_all(k.ctx()).unwrap();
+        k.give(k.dir.path());
+        k.give(&k.ctx());
+        k
+    }
+
+    /// The user kiln runs as, if not root.
+    pub fn user(&self) -> Option<&TestUser> {
+        self.user.as_ref()
+    }
+
+    /// Gives `path` (in the test's directory) and the directories between
+    /// it and the test's directory to the test's user, if it has one.
+    pub fn give(&self, path: &Path) {
+        let Some(user) = &self.user else { return };
+        let mut p = Some(path);
+        while let Some(dir) = p {
+            user.own(dir);
+            if dir == self.dir.path() {
+                break;
+            }
+            p = dir.parent().filter(|d| d.starts_with(self.dir.path()));
+        }
     }
 
     /// A store holding `busybox` (from Debian's busybox-static).
@@ -55,6 +145,7 @@ impl Kiln {
         let rootfs = self.path("busybox-rootfs.tar");
         if !rootfs.is_file() {
             write_busybox_rootfs(&rootfs);
+            self.give(&rootfs);
         }
         let mut args = vec!["import", rootfs.to_str().unwrap(), name];
         for c in changes {
@@ -78,6 +169,7 @@ impl Kiln {
         let p = self.path(rel);
         std::fs::create_dir_all(p.parent().unwrap()).unwrap();
         std::fs::write(&p, data).unwrap();
+        self.give(&p);
         p
     }
 
@@ -99,6 +191,9 @@ impl Kiln {
     /// of the caller's settings that change what kiln does.
     pub fn cmd(&self) -> std::process::Command {
         let mut c = std::process::Command::new(&self.bin);
+        if let Some(user) = &self.user {
+            user.apply(&mut c);
+        }
         c.arg("--root").arg(self.root());
         c.env("DOCKER_CONFIG", self.path("docker"));
         for var in [

@@ -9,7 +9,7 @@ mod probe;
 mod servers;
 
 pub use hostile_tar::{all_files, hostile_tars, raw_tar, Arena, RawEntry};
-pub use kiln::{Kiln, Output};
+pub use kiln::{Kiln, Output, TestUser};
 pub use probe::*;
 pub use servers::{free_port, htpasswd_line, FileServer, Proxy, Registry};
 

@@ -8,8 +8,7 @@ use std::io::{self, IsTerminal, Read, Write};
 use std::path::Path;
 
 pub fn open_store(root: &Path) -> Result<Store, CliError> {
-    Store::open(root)
-        .map_err(|e| fail(format!("cannot open the store at {}: {e}", root.display())))
+    Store::open(root).map_err(|e| fail(format!("cannot open the store at {}: {e}", root.display())))
 }
 
 /// Docker's size style: decimal units, three significant digits.

@@ -367,7 +367,10 @@ fn main() -> ExitCode {
     };
     let runs_a_container = matches!(cli.command, Command::Run(_));
     // Decided before the namespace, where kiln is root: the real caller's.
-    let root = cli.root.clone().unwrap_or_else(kiln_store::Store::default_root);
+    let root = cli
+        .root
+        .clone()
+        .unwrap_or_else(kiln_store::Store::default_root);
     let needs_ids = !matches!(cli.command, Command::Login { .. } | Command::Logout { .. });
     if needs_ids {
         let runs_steps = matches!(cli.command, Command::Build(_) | Command::Run(_));

@@ -125,10 +125,16 @@ impl Cgroup {
         };
         let control = parent.join("cgroup.subtree_control");
         if rustix::fs::access(&control, rustix::fs::Access::WRITE_OK).is_err() {
-            return Err(refuse(format!("{} is not delegated to it", parent.display())));
+            return Err(refuse(format!(
+                "{} is not delegated to it",
+                parent.display()
+            )));
         }
         let available = fs::read_to_string(parent.join("cgroup.controllers")).unwrap_or_default();
-        for (c, wanted) in [("memory", limits.memory.is_some()), ("pids", limits.pids.is_some())] {
+        for (c, wanted) in [
+            ("memory", limits.memory.is_some()),
+            ("pids", limits.pids.is_some()),
+        ] {
             if wanted && !available.split_whitespace().any(|x| x == c) {
                 return Err(refuse(format!(
                     "{} does not offer the {c} controller",

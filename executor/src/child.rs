@@ -189,7 +189,9 @@ fn setup(p: &Prepared, step: &mut Step) -> R {
     // mount namespace: in a user namespace the kernel lets a new procfs
     // or sysfs be mounted only where one is already fully visible.
     *step = Step::Proc;
-    let _ = p.proc_tree.set(new_detached(c"proc", &[], &[], PROC_ATTRS)?);
+    let _ = p
+        .proc_tree
+        .set(new_detached(c"proc", &[], &[], PROC_ATTRS)?);
     *step = Step::Sys;
     let _ = p.sys_tree.set(detach_sys(p)?);
     *step = Step::PivotRoot;
@@ -299,8 +301,9 @@ fn detach_sys(p: &Prepared) -> R<OwnedFd> {
     if !p.bind_sys {
         return new_detached(c"sysfs", &[], &[], SYS_ATTRS);
     }
-    let flags =
-        OpenTreeFlags::OPEN_TREE_CLONE | OpenTreeFlags::OPEN_TREE_CLOEXEC | OpenTreeFlags::AT_RECURSIVE;
+    let flags = OpenTreeFlags::OPEN_TREE_CLONE
+        | OpenTreeFlags::OPEN_TREE_CLOEXEC
+        | OpenTreeFlags::AT_RECURSIVE;
     let fd = rustix::mount::open_tree(CWD, c"/sys", flags).map_err(e)?;
     sys::mount_setattr_recursive(fd.as_raw_fd(), SYS_ATTRS.bits() as u64)?;
     Ok(fd)

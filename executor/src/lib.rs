@@ -55,8 +55,8 @@ use error::Step;
 use prepare::{Inputs, Prepared, StateDirs};
 use rustix::process::Pid;
 use std::io::Read;
-use std::path::Path;
 use std::os::fd::OwnedFd;
+use std::path::Path;
 
 /// Starts a container. Returns once the command has been exec'd (or with
 /// the reason it could not be). The calling thread must outlive the

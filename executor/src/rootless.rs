@@ -169,7 +169,10 @@ fn inside_ranges(map: &str) -> String {
     let mut ranges: Vec<(u64, u64)> = map
         .lines()
         .filter_map(|l| {
-            let f: Vec<u64> = l.split_whitespace().filter_map(|x| x.parse().ok()).collect();
+            let f: Vec<u64> = l
+                .split_whitespace()
+                .filter_map(|x| x.parse().ok())
+                .collect();
             match f[..] {
                 [inside, _, count] if count > 0 => Some((inside, inside + count - 1)),
                 _ => None,
@@ -186,7 +189,13 @@ fn inside_ranges(map: &str) -> String {
     }
     let text: Vec<String> = merged
         .iter()
-        .map(|(a, b)| if a == b { a.to_string() } else { format!("{a}-{b}") })
+        .map(|(a, b)| {
+            if a == b {
+                a.to_string()
+            } else {
+                format!("{a}-{b}")
+            }
+        })
         .collect();
     text.join(",")
 }
@@ -317,10 +326,10 @@ fn plan(user: &str, uid: u32, gid: u32) -> Result<MapTools, String> {
         .ok_or_else(|| format!("{user} has no range in /etc/subuid"))?;
     let gids = subordinate_range(&read("/etc/subgid"), user, gid)
         .ok_or_else(|| format!("{user} has no range in /etc/subgid"))?;
-    let newuidmap = find_program("newuidmap")
-        .ok_or("newuidmap is not installed (Debian's uidmap package)")?;
-    let newgidmap = find_program("newgidmap")
-        .ok_or("newgidmap is not installed (Debian's uidmap package)")?;
+    let newuidmap =
+        find_program("newuidmap").ok_or("newuidmap is not installed (Debian's uidmap package)")?;
+    let newgidmap =
+        find_program("newgidmap").ok_or("newgidmap is not installed (Debian's uidmap package)")?;
     Ok(MapTools {
         newuidmap,
         newgidmap,
@@ -354,7 +363,8 @@ pub fn enter() -> Result<Entered, RootlessError> {
             }
         },
         Err(reason) => {
-            sys::unshare(libc::CLONE_NEWUSER | libc::CLONE_NEWNS).map_err(RootlessError::Unshare)?;
+            sys::unshare(libc::CLONE_NEWUSER | libc::CLONE_NEWNS)
+                .map_err(RootlessError::Unshare)?;
             map_self(uid, gid)?;
             (Mapping::Single, Some(reason))
         }
@@ -380,7 +390,11 @@ fn single_threaded() -> bool {
 /// Forks a helper (still outside), unshares, lets the helper run
 /// newuidmap/newgidmap on us. Returns the helper's failure, if any, once
 /// we are in the (then unmapped) namespace.
-fn enter_with_helper(tools: &MapTools, uid: u32, gid: u32) -> Result<Option<String>, RootlessError> {
+fn enter_with_helper(
+    tools: &MapTools,
+    uid: u32,
+    gid: u32,
+) -> Result<Option<String>, RootlessError> {
     let pipe = || {
         rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).map_err(|e| RootlessError::Map {
             what: "pipe",
@@ -449,7 +463,8 @@ fn run_helper(tools: &MapTools, pid: u32, uid: u32, gid: u32, go: OwnedFd) -> St
             String::from_utf8_lossy(&out.stderr).trim()
         ))
     };
-    match run(&tools.newuidmap, uid, tools.uids).and_then(|()| run(&tools.newgidmap, gid, tools.gids))
+    match run(&tools.newuidmap, uid, tools.uids)
+        .and_then(|()| run(&tools.newgidmap, gid, tools.gids))
     {
         Ok(()) => "ok".into(),
         Err(e) => e,

@@ -133,8 +133,8 @@ fn resolve_chown(chown: &Chown, lowers: &[PathBuf]) -> Result<(u32, u32), StepEr
                 .gid
         }
     };
-    let mapped = kiln_executor::rootless::uid_mapped(uid)
-        && kiln_executor::rootless::gid_mapped(gid);
+    let mapped =
+        kiln_executor::rootless::uid_mapped(uid) && kiln_executor::rootless::gid_mapped(gid);
     if !mapped {
         return Err(StepError::Invalid(format!(
             "--chown={chown}: uid {uid} / gid {gid} does not exist here: {}",

@@ -1,0 +1,289 @@
+//! Rootless kiln: the builds users run, run by an ordinary user. The test
+//! process is root; kiln runs as `kiln-rootless` (a subordinate id range
+//! in /etc/subuid) or `kiln-single` (none), which
+//! `tests/setup/rootless-users.sh` makes. What a root build records, a
+//! rootless one must record too: the container's ids, not the caller's.
+
+use kiln_tests::{Kiln, Registry, TestUser};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_kiln")
+}
+
+/// A rootless kiln with a subordinate range, and busybox in its store.
+fn rootless() -> Kiln {
+    let k = Kiln::as_user(bin(), TestUser::with_range());
+    k.import_busybox("busybox", &[]);
+    k
+}
+
+/// The first range of `user` in a subuid/subgid file.
+fn range_start(file: &str, user: &str) -> u32 {
+    std::fs::read_to_string(file)
+        .unwrap()
+        .lines()
+        .find_map(|l| {
+            let f: Vec<&str> = l.split(':').collect();
+            (f[0] == user).then(|| f[1].parse().unwrap())
+        })
+        .unwrap()
+}
+
+/// A file named `name` under `dir`, found by walking it.
+fn find(dir: &Path, name: &str) -> Option<PathBuf> {
+    for e in std::fs::read_dir(dir).ok()?.flatten() {
+        let p = e.path();
+        let ft = e.file_type().ok()?;
+        if ft.is_dir() {
+            if let Some(hit) = find(&p, name) {
+                return Some(hit);
+            }
+        } else if e.file_name() == name {
+            return Some(p);
+        }
+    }
+    None
+}
+
+const MULTI_STAGE: &str = "\
+FROM busybox AS base
+RUN mkdir -p /data && echo hi > /data/owned-by-33 && chown 33:33 /data/owned-by-33
+COPY --chown=1000:1000 a.txt /owned-num
+COPY --chown=nobody:nobody a.txt /owned-name
+RUN mkdir /drop && chmod 777 /drop
+USER nobody
+RUN id -u > /drop/uid && id -g > /drop/gid
+USER root
+RUN --mount=type=cache,target=/cache,id=rl echo run >> /cache/log && wc -l < /cache/log > /runs
+RUN --mount=type=secret,id=tok,required cat /run/secrets/tok > /secret-copy
+
+FROM busybox AS final
+COPY --from=base /data /data
+COPY --from=base /owned-num /owned-name /runs /secret-copy /
+COPY --from=base /drop /drop
+
+FROM final AS broken
+RUN exit 3
+";
+
+#[test]
+fn multi_stage_chown_user_cache_mounts_and_secrets_work_rootless() {
+    let k = rootless();
+    let user = k.user().unwrap().clone();
+    k.write_ctx("Dockerfile", MULTI_STAGE);
+    k.write_ctx("a.txt", "a\n");
+    let secret = k.write("tok.txt", "s3cret");
+    let secret_arg = format!("id=tok,src={}", secret.display());
+    // The last stage fails: --target must build only up to `final`.
+    let (code, _, err) = k.try_build(&["--secret", &secret_arg]);
+    assert_ne!(code, 0, "the default target runs `exit 3`:\n{err}");
+    k.build(&["--target", "final", "-t", "app", "--secret", &secret_arg]);
+    let out = k.run_rm(&[
+        "app",
+        "sh",
+        "-c",
+        "stat -c '%u:%g %n' /data/owned-by-33 /owned-num /owned-name; \
+         cat /drop/uid /drop/gid /runs /secret-copy",
+    ]);
+    assert_eq!(
+        out,
+        "33:33 /data/owned-by-33\n1000:1000 /owned-num\n65534:65534 /owned-name\n\
+         65534\n65534\n1\ns3cret",
+        "ids inside are the container's"
+    );
+    // On disk the file is the caller's subordinate id 33 - 1 + start:
+    // the namespace really mapped the range.
+    let on_disk = find(&k.root().join("snapshots"), "owned-by-33").expect("the file in a snapshot");
+    let start = range_start("/etc/subuid", &user.name);
+    assert_eq!(std::fs::metadata(&on_disk).unwrap().uid(), start + 32);
+    // The cache mount persists between builds (a rebuild that runs again).
+    k.build(&["--target", "final", "--no-cache", "--secret", &secret_arg]);
+    assert_eq!(k.cache_log("rl"), ["run", "run"]);
+}
+
+/// Builds `ctx` with SOURCE_DATE_EPOCH set; returns the image ID.
+fn build_with_epoch(k: &Kiln) -> String {
+    let iid = k.path("iid");
+    let out = k
+        .cmd()
+        .env("SOURCE_DATE_EPOCH", "1700000000")
+        .args(["build", "-q", "--iidfile"])
+        .arg(&iid)
+        .arg(k.ctx())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::fs::read_to_string(&iid).unwrap().trim().to_string()
+}
+
+#[test]
+fn a_rootless_build_gives_the_same_image_id_as_root() {
+    let dockerfile = "\
+FROM busybox
+RUN mkdir -p /d/sub /www && echo old > /d/sub/old && chown -R 33:33 /www && echo w > /www/f && chown 33 /www/f
+RUN rm -rf /d && mkdir /d && echo new > /d/new && rm /etc/group
+COPY --chown=65534:65534 a.txt /a
+RUN chmod 4755 /a && ln -s /a /link && ln /a /hard
+";
+    let root = Kiln::with_busybox(bin());
+    let base = root.path("busybox.tar");
+    root.ok(&["save", "-o", base.to_str().unwrap(), "busybox"]);
+    let user = Kiln::as_user(bin(), TestUser::with_range());
+    let base_copy = user.write("busybox.tar", std::fs::read(&base).unwrap());
+    user.ok(&["load", "-q", "-i", base_copy.to_str().unwrap()]);
+    for k in [&root, &user] {
+        k.write_ctx("Dockerfile", dockerfile);
+        k.write_ctx("a.txt", "a\n");
+    }
+    let as_root = build_with_epoch(&root);
+    let rootless = build_with_epoch(&user);
+    assert_eq!(as_root, rootless, "same layers, same config, same ID");
+    // And the rootless image holds what the root one does.
+    let listing =
+        "stat -c '%u:%g %a %n' /www/f /a /hard; ls /d; test -e /etc/group || echo no-group";
+    assert_eq!(
+        user.run_rm(&[&rootless, "sh", "-c", listing]),
+        root.run_rm(&[&as_root, "sh", "-c", listing])
+    );
+}
+
+/// The debian:bookworm rootfs tarball `tests/setup/debian-rootfs.sh` makes.
+fn debian_rootfs() -> PathBuf {
+    let p = std::env::var_os("KILN_TEST_DEBIAN_TAR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/var/cache/kiln-tests/debian-bookworm.tar"));
+    assert!(
+        p.is_file(),
+        "{} is missing: run `bash tests/setup/debian-rootfs.sh` (.ci/run does)",
+        p.display()
+    );
+    p
+}
+
+#[test]
+fn apt_get_installs_rootless_dropping_to_its_own_user() {
+    let k = Kiln::as_user(bin(), TestUser::with_range());
+    k.ok(&[
+        "import",
+        debian_rootfs().to_str().unwrap(),
+        "debian:bookworm",
+    ]);
+    // apt-get update downloads as _apt (uid 42): the namespace must map it.
+    k.write_ctx(
+        "Dockerfile",
+        "FROM debian:bookworm\n\
+         RUN apt-get update -qq && apt-get install -y -qq --no-install-recommends hello >/dev/null \
+         && rm -rf /var/lib/apt/lists/*\n\
+         RUN stat -c '%U:%u' /var/cache/apt/archives/partial > /apt-owner\n",
+    );
+    k.build(&["-t", "hello"]);
+    assert_eq!(k.run_rm(&["hello", "hello"]), "Hello, world!\n");
+    assert_eq!(k.run_rm(&["hello", "cat", "/apt-owner"]), "_apt:42\n");
+}
+
+#[test]
+fn cache_to_a_registry_then_cache_from_a_clean_rootless_store() {
+    let registry = Registry::start(None);
+    let cache_ref = format!("127.0.0.1:{}/rootless/cache", registry.port);
+    let dockerfile = "\
+FROM busybox
+COPY a.txt /a
+RUN --mount=type=cache,target=/c,id=runs echo ran >> /c/log && chown 33 /a && cat /a > /b
+";
+    let a = rootless();
+    a.write_ctx("Dockerfile", dockerfile);
+    a.write_ctx("a.txt", "a\n");
+    let to = format!("type=registry,ref={cache_ref},mode=max");
+    let (id_a, _) = a.build(&["--cache-to", &to]);
+    assert_eq!(a.cache_log("runs"), ["ran"]);
+    // Another user's machine: a clean store, the same base (as if pulled
+    // from one registry), only the cache.
+    let base = a.path("busybox.tar");
+    a.ok(&["save", "-o", base.to_str().unwrap(), "busybox"]);
+    let b = Kiln::as_user(bin(), TestUser::with_range());
+    let base_copy = b.write("busybox.tar", std::fs::read(&base).unwrap());
+    b.ok(&["load", "-q", "-i", base_copy.to_str().unwrap()]);
+    b.write_ctx("Dockerfile", dockerfile);
+    b.write_ctx("a.txt", "a\n");
+    let from = format!("type=registry,ref={cache_ref}");
+    let (id_b, err) = b.build(&["--cache-from", &from]);
+    assert!(b.cache_log("runs").is_empty(), "B ran the step:\n{err}");
+    assert_eq!(id_a, id_b);
+    assert_eq!(b.run_rm(&[&id_b, "stat", "-c", "%u", "/a"]), "33\n");
+}
+
+#[test]
+fn run_with_a_tty_as_another_user_and_without_network() {
+    let k = rootless();
+    assert_eq!(
+        k.run_rm(&["-u", "65534:65534", "busybox", "id"]),
+        "uid=65534(nobody) gid=65534(nobody) groups=65534(nobody)\n"
+    );
+    assert_eq!(k.run_rm(&["busybox", "id", "-u"]), "0\n");
+    // --network none: a network namespace of its own, only loopback.
+    assert_eq!(
+        k.run_rm(&["--network", "none", "busybox", "ls", "/sys/class/net"]),
+        "lo\n"
+    );
+    // The host network (the default) stays: more than loopback.
+    let host = k.run_rm(&["busybox", "ls", "/sys/class/net"]);
+    assert!(host.lines().count() > 1, "{host}");
+    // -it: a pty from the container's own devpts.
+    let user = k.user().unwrap();
+    let cmd = format!(
+        "'{}' --root '{}' run --rm -it busybox sh -c 'tty; [ -t 0 ] && echo stdin-is-a-tty; id -u'",
+        k.bin().display(),
+        k.root().display()
+    );
+    let mut script = std::process::Command::new("script");
+    script.args(["-qec", &cmd, "/dev/null"]);
+    user.apply(&mut script);
+    let out = script.stdin(std::process::Stdio::null()).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("/dev/pts/0"), "{text}");
+    assert!(text.contains("stdin-is-a-tty"), "{text}");
+}
+
+#[test]
+fn cgroup_limits_without_a_delegated_subtree_are_refused_clearly() {
+    let k = rootless();
+    let err = k.fails(&["run", "--rm", "--memory", "64m", "busybox", "true"]);
+    assert!(err.contains("delegated"), "{err}");
+    assert!(err.contains("cgroup v2"), "{err}");
+}
+
+#[test]
+fn a_user_without_a_subuid_range_builds_as_root_and_is_told_why_other_ids_fail() {
+    let k = Kiln::as_user(bin(), TestUser::without_range());
+    k.import_busybox("busybox", &[]);
+    k.write_ctx(
+        "Dockerfile",
+        "FROM busybox\nRUN echo hi > /f && id -u > /uid\n",
+    );
+    let (id, err) = k.build(&[]);
+    assert!(err.contains("/etc/subuid"), "the single-id warning:\n{err}");
+    assert_eq!(k.run_rm(&[&id, "cat", "/f", "/uid"]), "hi\n0\n");
+
+    k.write_ctx("Dockerfile", "FROM busybox\nRUN touch /f && chown 33 /f\n");
+    let (code, _, err) = k.try_build(&[]);
+    assert_ne!(code, 0);
+    assert!(
+        err.contains("hint:") && err.contains("/etc/subuid"),
+        "{err}"
+    );
+
+    k.write_ctx(
+        "Dockerfile",
+        "FROM busybox\nCOPY --chown=33 Dockerfile /f\n",
+    );
+    let (code, _, err) = k.try_build(&[]);
+    assert_ne!(code, 0);
+    assert!(err.contains("Dockerfile:2:1"), "{err}");
+    assert!(err.contains("/etc/subuid"), "{err}");
+}
