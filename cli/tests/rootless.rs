@@ -287,3 +287,94 @@ fn a_user_without_a_subuid_range_builds_as_root_and_is_told_why_other_ids_fail()
     assert!(err.contains("Dockerfile:2:1"), "{err}");
     assert!(err.contains("/etc/subuid"), "{err}");
 }
+
+/// Runs `kiln ARGS` as `user` from a root bash that first opened
+/// descriptors 7 (the host's root) and 8 (/etc/shadow) without
+/// close-on-exec, as a CI agent might leave them.
+fn with_leaked_fds(k: &Kiln, args: &[&str]) -> kiln_tests::Output {
+    let user = k.user().unwrap();
+    let mut cmd = std::process::Command::new("bash");
+    cmd.arg("-c")
+        .arg("exec 7</ 8</etc/shadow; exec setpriv --reuid=\"$U\" --regid=\"$G\" --clear-groups \"$@\"")
+        .arg("bash")
+        .arg(k.bin())
+        .arg("--root")
+        .arg(k.root())
+        .args(args)
+        .env("U", user.uid.to_string())
+        .env("G", user.gid.to_string())
+        .env("HOME", &user.home);
+    let out = cmd.output().unwrap();
+    kiln_tests::Output {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+#[test]
+fn rootless_build_steps_and_containers_have_no_way_out() {
+    let k = rootless();
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port().to_string();
+    let ns = kiln_tests::host_namespaces();
+    k.write_ctx("probe", std::fs::read(kiln_tests::escape_probe()).unwrap());
+    std::fs::set_permissions(
+        k.ctx().join("probe"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    k.write_ctx("devlist", kiln_tests::host_devices());
+    k.write_ctx(
+        "Dockerfile",
+        format!(
+            "FROM busybox\nCOPY probe devlist /\n\
+             RUN --mount=type=bind,target=/ctx,rw --mount=type=cache,target=/cache \
+             --mount=type=tmpfs,target=/scratch \
+             /probe --devices /devlist --host-ns {ns} --host-port {port} \
+             --writable /tmp,/ctx,/cache,/scratch\n"
+        ),
+    );
+    let ctx = k.ctx();
+    let out = with_leaked_fds(
+        &k,
+        &[
+            "build",
+            "--no-cache",
+            "--network",
+            "none",
+            "--progress",
+            "plain",
+            "-t",
+            "probe",
+            ctx.to_str().unwrap(),
+        ],
+    );
+    let report = kiln_tests::probe_lines(&out.stderr);
+    let mut checks = kiln_tests::PROBE_ALWAYS.to_vec();
+    checks.extend_from_slice(kiln_tests::PROBE_NO_NETWORK);
+    kiln_tests::assert_no_escape(&report, &checks);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    // kiln run, host network not given: the same probe from outside a build.
+    let run = with_leaked_fds(
+        &k,
+        &[
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "probe",
+            "/probe",
+            "--devices",
+            "/devlist",
+            "--host-ns",
+            &ns,
+            "--host-port",
+            &port,
+            "--writable",
+            "/tmp",
+        ],
+    );
+    kiln_tests::assert_no_escape(&run.stdout, &checks);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+}

@@ -256,6 +256,8 @@ pub(crate) fn explain_setup_failure(step: u32, errno: i32, state_dir: &Path) -> 
 /// Whether `path` is on an overlay filesystem.
 fn on_overlayfs(path: &Path) -> bool {
     const OVERLAYFS_SUPER_MAGIC: i64 = 0x794c_7630;
+    // f_type's width differs between architectures (i64 here, u32 on s390x).
+    #[allow(clippy::unnecessary_cast)]
     rustix::fs::statfs(path).is_ok_and(|s| s.f_type as i64 == OVERLAYFS_SUPER_MAGIC)
 }
 
