@@ -8,13 +8,30 @@
 # /var/tmp/kiln-bench). The base image is the bench's busybox when
 # setup-anchors.sh made it (same manifest digest as the anchors use), else
 # the one examples/busybox-rootfs.sh makes from Debian's busybox-static.
+#
+# KILN_BENCH_USER=NAME runs kiln as that ordinary user (rootless; its
+# store defaults to /var/tmp/kiln-bench-NAME), to compare with root.
 set -euo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
 REPO="$(cd "$HERE/.." && pwd)"
 SHARED="${SHARED:-$REPO/../shared}"
-export KILN_ROOT="${KILN_BENCH_ROOT:-/var/tmp/kiln-bench}"
+BENCH_USER="${KILN_BENCH_USER:-}"
+export KILN_ROOT="${KILN_BENCH_ROOT:-/var/tmp/kiln-bench${BENCH_USER:+-$BENCH_USER}}"
 cargo build --quiet --release --manifest-path "$REPO/Cargo.toml" -p kiln-cli
 KILN="$REPO/target/release/kiln"
+if [ -n "$BENCH_USER" ]; then
+  # kiln as the user, through a wrapper every hook and the runner call.
+  mkdir -p "$KILN_ROOT"
+  chown "$BENCH_USER:" "$KILN_ROOT"
+  home=$(getent passwd "$BENCH_USER" | cut -d: -f6)
+  cat >"$KILN_ROOT.kiln" <<WRAP
+#!/bin/sh
+exec setpriv --reuid=$(id -u "$BENCH_USER") --regid=$(id -g "$BENCH_USER") --init-groups \
+  env HOME=$home KILN_ROOT=$KILN_ROOT "$KILN" "\$@"
+WRAP
+  chmod +x "$KILN_ROOT.kiln"
+  KILN="$KILN_ROOT.kiln"
+fi
 export KILN
 
 # The prune hook: drop every image and cache record, then bring the bases
