@@ -378,3 +378,96 @@ fn rootless_build_steps_and_containers_have_no_way_out() {
     kiln_tests::assert_no_escape(&run.stdout, &checks);
     assert_eq!(run.code, 0, "{}", run.stderr);
 }
+
+/// A podman image with glibc (kiln is linked against it) made from the
+/// debian tarball, once per machine.
+fn podman_debian() -> String {
+    let name = "localhost/kiln-rootless-test:debian";
+    let exists = std::process::Command::new(kiln_tests::tool_path("podman"))
+        .args(["image", "exists", name])
+        .status()
+        .unwrap()
+        .success();
+    if !exists {
+        kiln_tests::tool(
+            "podman",
+            &["import", "-q", debian_rootfs().to_str().unwrap(), name],
+        );
+    }
+    name.to_string()
+}
+
+/// `podman run` (no --privileged, no added capabilities, podman's default
+/// seccomp profile) as uid 1000 inside, with kiln and `work` (holding a
+/// busybox rootfs tar and a context) mounted, running `script` in /w.
+fn in_podman(work: &Path, extra: &[&str], script: &str) -> kiln_tests::Output {
+    let runc = kiln_tests::tool_path("runc");
+    let mut cmd = std::process::Command::new(kiln_tests::tool_path("podman"));
+    cmd.args([
+        "--runtime",
+        runc.to_str().unwrap(),
+        "run",
+        "--rm",
+        "--user",
+        "1000:1000",
+    ])
+    .args(["-e", "HOME=/tmp"])
+    .args(["-v", &format!("{}:/usr/local/bin/kiln:ro", bin())])
+    .args(["-v", &format!("{}:/w", work.display())])
+    .args(extra)
+    .arg(podman_debian())
+    .args(["sh", "-c", &format!("cd /w && {script}")]);
+    let out = cmd.output().unwrap();
+    kiln_tests::Output {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// The Kubernetes pod case: kiln in an unprivileged container. What it
+/// needs is the store on a real filesystem (a volume) and an unmasked
+/// /proc; without either it says exactly that.
+#[test]
+fn builds_inside_an_unprivileged_container_and_names_what_is_missing() {
+    let work = tempfile::tempdir().unwrap();
+    kiln_tests::write_busybox_rootfs(&work.path().join("busybox.tar"));
+    std::fs::create_dir_all(work.path().join("ctx")).unwrap();
+    std::fs::write(
+        work.path().join("ctx/Dockerfile"),
+        "FROM busybox\nRUN echo built-in-a-pod > /f\n",
+    )
+    .unwrap();
+    // Everything in it belongs to the container's uid 1000.
+    kiln_tests::tool("chown", &["-R", "1000:1000", work.path().to_str().unwrap()]);
+    let build = |store: &str| {
+        format!(
+            "kiln --root {store} import busybox.tar busybox >/dev/null && \
+             kiln --root {store} build -q -t app ctx && kiln --root {store} run --rm app cat /f"
+        )
+    };
+    let ok = in_podman(
+        work.path(),
+        &["--security-opt", "unmask=ALL"],
+        &build("/w/store-ok"),
+    );
+    assert_eq!(ok.code, 0, "{}", ok.stderr);
+    assert!(ok.stdout.ends_with("built-in-a-pod\n"), "{}", ok.stdout);
+
+    let masked = in_podman(work.path(), &[], &build("/w/store-masked"));
+    assert_ne!(masked.code, 0);
+    assert!(masked.stderr.contains("unmask=ALL"), "{}", masked.stderr);
+    assert!(masked.stderr.contains("procMount"), "{}", masked.stderr);
+
+    let on_overlay = in_podman(
+        work.path(),
+        &["--security-opt", "unmask=ALL"],
+        &build("/tmp/store"),
+    );
+    assert_ne!(on_overlay.code, 0);
+    assert!(
+        on_overlay.stderr.contains("is on overlayfs"),
+        "{}",
+        on_overlay.stderr
+    );
+}
