@@ -568,7 +568,9 @@ fn unpack_archive(
             _ => None,
         },
     };
-    kiln_store::apply::extract(f, dst_root, &opts).map_err(|e| format!("unpacking /{m}: {e}"))?;
+    let applied = kiln_store::apply::extract(f, dst_root, &opts)
+        .map_err(|e| format!("unpacking /{m}: {e}"))?;
+    kiln_store::warn_skipped_devices(&format!("ADD /{m}"), applied.skipped_devices);
     Ok(true)
 }
 

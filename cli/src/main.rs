@@ -209,6 +209,13 @@ pub(crate) fn print_error(msg: impl std::fmt::Display) {
     eprintln!("error: {}", kiln_parser::terminal_safe(&msg.to_string()));
 }
 
+/// What the store noticed along the way (see `kiln_store::take_warnings`).
+pub(crate) fn print_store_warnings() {
+    for w in kiln_store::take_warnings() {
+        eprintln!("warning: {}", kiln_parser::terminal_safe(&w));
+    }
+}
+
 /// Prints an error the way a user wants to read it. Messages carry
 /// untrusted text (Dockerfile words, archive entry names, registry
 /// answers), so control characters are escaped on the way out.
@@ -379,7 +386,9 @@ fn main() -> ExitCode {
             return ExitCode::from(exit_code(&e, runs_a_container));
         }
     }
-    match run(cli, root) {
+    let result = run(cli, root);
+    print_store_warnings();
+    match result {
         Ok(code) => ExitCode::from(code.clamp(0, 255) as u8),
         Err(e) => {
             report(&e);

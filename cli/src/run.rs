@@ -163,6 +163,8 @@ pub fn run(store: &Store, client: &kiln_registry::Client, o: RunOptions) -> Resu
         // A container's fsyncs are real (databases rely on them).
         deferred_sync: false,
     };
+    // Before the container's own output (unpacking happened by now).
+    crate::print_store_warnings();
     let running = match kiln_executor::spawn(spec) {
         Ok(r) => r,
         Err(e) => {

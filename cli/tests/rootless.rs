@@ -471,3 +471,43 @@ fn builds_inside_an_unprivileged_container_and_names_what_is_missing() {
         on_overlay.stderr
     );
 }
+
+#[test]
+fn device_nodes_in_a_layer_are_skipped_rootless_with_a_warning() {
+    // A layer with a character device (made here, as root) and a file.
+    let src = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(src.path().join("etc")).unwrap();
+    std::fs::write(src.path().join("etc/kept"), "kept\n").unwrap();
+    std::fs::create_dir_all(src.path().join("devs")).unwrap();
+    kiln_tests::tool(
+        "mknod",
+        &[
+            src.path().join("devs/null").to_str().unwrap(),
+            "c",
+            "1",
+            "3",
+        ],
+    );
+    let k = rootless();
+    let tarball = k.path("with-device.tar");
+    kiln_tests::tool(
+        "tar",
+        &[
+            "-C",
+            src.path().to_str().unwrap(),
+            "-cf",
+            tarball.to_str().unwrap(),
+            ".",
+        ],
+    );
+    k.give(&tarball);
+    k.write_ctx("Dockerfile", "FROM busybox\nADD with-device.tar /\n");
+    std::fs::copy(&tarball, k.ctx().join("with-device.tar")).unwrap();
+    k.give(&k.ctx().join("with-device.tar"));
+    let (id, err) = k.build(&[]);
+    assert!(err.contains("skipped 1 device node"), "{err}");
+    assert_eq!(
+        k.run_rm(&[&id, "sh", "-c", "cat /etc/kept; ls /devs | wc -l"]),
+        "kept\n0\n"
+    );
+}

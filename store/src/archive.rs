@@ -57,7 +57,8 @@ impl Store {
     ) -> Result<Image> {
         let staging = crate::blobs::temp_path(self.blobs.tmp_dir(), "import");
         let result = (|| {
-            layer::apply_layer(reader, &staging)?;
+            let applied = layer::apply_layer(reader, &staging)?;
+            crate::warnings::skipped_devices("the imported tarball", applied.skipped_devices);
             let write_opts = WriteOptions {
                 compression: opts.compression.unwrap_or(Compression::Gzip),
                 source_date_epoch: opts.epoch.map(|e| e as u64),

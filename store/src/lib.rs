@@ -34,6 +34,7 @@ mod lease;
 mod pgzip;
 mod reference;
 pub mod time;
+mod warnings;
 
 pub use archive::{ImportOptions, LoadReport};
 pub use blobs::{BlobWriter, Blobs};
@@ -49,6 +50,7 @@ pub use image::{
 pub use lease::ProcessId;
 pub use reference::{Reference, ReferenceError};
 pub use time::{now, rfc3339};
+pub use warnings::{skipped_devices as warn_skipped_devices, take_warnings};
 
 use crate::db::{Db, ImageRow, SnapshotRow};
 use crate::error::IoContext;
@@ -400,6 +402,7 @@ impl Store {
                 digest: layer.digest.to_string(),
                 source: Box::new(e),
             })?;
+            warnings::skipped_devices(&format!("layer {}", layer.digest), applied.skipped_devices);
             if applied.diff_id != layer.diff_id {
                 return Err(StoreError::DigestMismatch {
                     what: format!("layer {} (uncompressed)", layer.digest),
