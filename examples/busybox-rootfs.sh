@@ -3,14 +3,18 @@
 # busybox-static package: a base image that needs no registry.
 #   examples/busybox-rootfs.sh | kiln import - busybox --change 'CMD ["sh"]'
 # Deterministic: the same busybox binary always gives the same bytes.
+# BUSYBOX=PATH uses another busybox binary (another architecture's, e.g.
+# tests/setup/arm64-busybox.sh's); its applets are the host busybox's list.
 set -euo pipefail
-bb=/bin/busybox   # Debian's busybox-static installs it here
-[ -x "$bb" ] || { echo "busybox-static is not installed (apt-get install busybox-static)" >&2; exit 1; }
+host_bb=/bin/busybox   # Debian's busybox-static installs it here
+bb=${BUSYBOX:-$host_bb}
+[ -x "$host_bb" ] || { echo "busybox-static is not installed (apt-get install busybox-static)" >&2; exit 1; }
+[ -f "$bb" ] || { echo "$bb: no such busybox binary" >&2; exit 1; }
 dir=$(mktemp -d)
 trap 'rm -rf "$dir"' EXIT
 mkdir -p "$dir"/{bin,etc,tmp,root,var,proc,sys,dev}
 cp "$bb" "$dir/bin/busybox"
-for applet in $("$dir/bin/busybox" --list); do
+for applet in $("$host_bb" --list); do
   [ "$applet" = busybox ] || ln -s busybox "$dir/bin/$applet"
 done
 printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n' >"$dir/etc/passwd"

@@ -47,6 +47,7 @@ impl Build {
         let context = context_dir(request)?;
         let ignore = dockerignore(request, &context)?;
         let lowered = lower_dockerfile(store, Some(registry), request, &ignore, progress)?;
+        check_emulation(&lowered)?;
         // A SOURCE_DATE_EPOCH build arg (or global ARG default) wins over
         // the environment's.
         let epoch = lowered.source_date_epoch.or(request.epoch);
@@ -219,6 +220,25 @@ fn with_dependents(
     out
 }
 
+/// RUN steps for another architecture run under binfmt_misc emulation:
+/// a machine without the emulator fails at the first such step, saying
+/// what to install, before anything runs.
+fn check_emulation(lowered: &Lowered) -> Result<(), BuildError> {
+    for (id, platform) in &lowered.emulated {
+        if let Err(why) = kiln_executor::binfmt::check(&platform.arch, &platform.variant) {
+            let pos = lowered
+                .steps
+                .get(id)
+                .and_then(|s| s.span)
+                .map_or(kiln_parser::Pos::new(1, 1), |s| s.start);
+            return Err(
+                LowerError::invalid(pos, format!("RUN for {}: {why}", platform.name())).into(),
+            );
+        }
+    }
+    Ok(())
+}
+
 fn lower_dockerfile(
     store: &Store,
     registry: Option<&kiln_registry::Client>,
@@ -252,20 +272,11 @@ fn lower_dockerfile(
         },
         ignore: ignore.patterns().to_vec(),
     };
-    let pull_platform = match &request.platform {
-        Some(p) => kiln_registry::Platform {
-            os: p.os.clone(),
-            architecture: p.arch.clone(),
-            variant: Some(p.variant.clone()).filter(|v| !v.is_empty()),
-        },
-        None => kiln_registry::Platform::host(),
-    };
     let tell = |r: &Reference| progress.info(&format!("pulling {}", r.familiar()));
     let images = StoreImages {
         store,
         registry,
         always_pull: request.pull,
-        platform: pull_platform,
         on_pull: Some(&tell),
     };
     Ok(lower::lower(&df, &options, &images)?)

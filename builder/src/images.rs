@@ -12,18 +12,23 @@ pub struct StoreImages<'a> {
     pub registry: Option<&'a kiln_registry::Client>,
     /// `--pull`: resolve every image against its registry again.
     pub always_pull: bool,
-    pub platform: kiln_registry::Platform,
     /// Told of each image before it is pulled.
     pub on_pull: Option<&'a (dyn Fn(&Reference) + Sync)>,
 }
 
 impl<'a> StoreImages<'a> {
-    /// The image `reference` names: from the store, else pulled.
-    pub fn image(&self, reference: &str) -> Result<kiln_store::Image, ImageError> {
+    /// The image `reference` names for `platform`: from the store, else
+    /// pulled (a registry's index gives each platform its manifest).
+    pub fn image(
+        &self,
+        reference: &str,
+        platform: &kiln_registry::Platform,
+    ) -> Result<kiln_store::Image, ImageError> {
+        let wanted = platform_text(platform);
         let local = if self.always_pull {
             None
         } else {
-            match self.store.resolve(reference) {
+            match self.store.resolve_for(reference, &wanted) {
                 Ok(image) => return Ok(image),
                 Err(e) => Some(e),
             }
@@ -36,10 +41,13 @@ impl<'a> StoreImages<'a> {
                     tell(&r);
                 }
                 client
-                    .pull(self.store, &r, &self.platform)
+                    .pull(self.store, &r, platform)
                     .map(|p| p.image)
                     .map_err(|e| {
                         ImageError(match &local {
+                            Some(w @ kiln_store::StoreError::WrongPlatform { .. }) => {
+                                format!("{w} in the local store, and pulling it failed: {e}")
+                            }
                             Some(_) => format!("{e}; it is not in the local store either {hint}"),
                             None => e.to_string(),
                         })
@@ -54,9 +62,26 @@ impl<'a> StoreImages<'a> {
     }
 }
 
+/// `os/arch[/variant]`.
+fn platform_text(p: &kiln_registry::Platform) -> String {
+    match &p.variant {
+        Some(v) => format!("{}/{}/{v}", p.os, p.architecture),
+        None => format!("{}/{}", p.os, p.architecture),
+    }
+}
+
 impl ImageSource for StoreImages<'_> {
-    fn resolve(&self, reference: &str) -> Result<ResolvedImage, ImageError> {
-        let image = self.image(reference)?;
+    fn resolve(
+        &self,
+        reference: &str,
+        platform: &kiln_frontend_dockerfile::plan::Platform,
+    ) -> Result<ResolvedImage, ImageError> {
+        let platform = kiln_registry::Platform {
+            os: platform.os.clone(),
+            architecture: platform.arch.clone(),
+            variant: Some(platform.variant.clone()).filter(|v| !v.is_empty()),
+        };
+        let image = self.image(reference, &platform)?;
         let canonical = Reference::parse(reference)
             .map(|r| r.to_string())
             .unwrap_or_else(|_| reference.to_string());

@@ -160,22 +160,9 @@ pub(crate) fn secrets(specs: &[String]) -> Result<HashMap<String, Vec<u8>>, CliE
 
 pub(crate) fn platform(p: Option<&str>) -> Result<Option<Platform>, CliError> {
     let Some(p) = p else { return Ok(None) };
-    let host = Platform::host();
-    let parts: Vec<&str> = p.split('/').collect();
-    let (os, arch, variant) = match parts.as_slice() {
-        [os, arch] => (*os, *arch, ""),
-        [os, arch, variant] => (*os, *arch, *variant),
-        _ => return Err(fail(format!("--platform {p}: expected OS/ARCH[/VARIANT]"))),
-    };
-    if os != host.os || arch != host.arch {
-        return Err(fail(format!(
-            "--platform {p}: this machine builds only {}/{} (no emulation)",
-            host.os, host.arch
-        )));
-    }
-    Ok(Some(Platform {
-        os: os.into(),
-        arch: arch.into(),
-        variant: variant.into(),
-    }))
+    // Another architecture's RUN steps run under emulation; the build
+    // checks for the emulator (binfmt_misc) when it has the graph.
+    Platform::parse(p)
+        .map(Some)
+        .map_err(|e| fail(format!("--platform: {e}")))
 }

@@ -173,8 +173,12 @@ pub fn import(
     name: &str,
     changes: &[String],
     message: Option<&str>,
+    platform: Option<&str>,
 ) -> Result<(), CliError> {
     let reference = Reference::parse(name).map_err(fail)?;
+    let platform = platform
+        .map(|p| crate::registry::parse_platform("--platform", Some(p)).map(|p| p.to_string()))
+        .transpose()?;
     let mut config = serde_json::Map::new();
     for change in changes {
         crate::change::apply(change, &mut config).map_err(fail)?;
@@ -185,6 +189,7 @@ pub fn import(
         created_by: message.map(str::to_string).unwrap_or_default(),
         compression: None,
         epoch: source_date_epoch()?,
+        platform,
     };
     let img = store
         .import(reader, &reference, &opts)
@@ -246,6 +251,7 @@ pub fn images(store: &Store, json: bool, quiet: bool) -> Result<(), CliError> {
             for (repo, tag) in repo_tags(img) {
                 let v = serde_json::json!({
                     "Repository": repo, "Tag": tag, "ID": img.short_id(),
+                    "Platform": kiln_store::platform_name(&img.config),
                     "Digest": img.manifest_digest.to_string(),
                     "CreatedAt": img.created().unwrap_or(""), "Size": human_size(img.size()),
                     "VirtualSize": img.size(),
@@ -267,9 +273,11 @@ pub fn images(store: &Store, json: bool, quiet: bool) -> Result<(), CliError> {
         "IMAGE ID".into(),
         "CREATED".into(),
         "SIZE".into(),
+        "PLATFORM".into(),
     ]];
     for img in &images {
         let created = ago(img.created().unwrap_or(""));
+        let platform = kiln_store::platform_name(&img.config);
         for (repo, tag) in repo_tags(img) {
             rows.push([
                 repo,
@@ -277,6 +285,7 @@ pub fn images(store: &Store, json: bool, quiet: bool) -> Result<(), CliError> {
                 img.short_id(),
                 created.clone(),
                 human_size(img.size()),
+                platform.clone(),
             ]);
         }
     }

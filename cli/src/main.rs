@@ -7,6 +7,7 @@ mod containers;
 mod debug;
 mod flags;
 mod images;
+mod platforms;
 mod registry;
 mod rootless;
 mod run;
@@ -118,6 +119,9 @@ enum Command {
         /// History comment for the layer.
         #[arg(short, long)]
         message: Option<String>,
+        /// The image's platform [default: this machine's].
+        #[arg(long, value_name = "OS/ARCH[/VARIANT]")]
+        platform: Option<String>,
     },
     /// List images.
     Images {
@@ -171,6 +175,14 @@ enum System {
     Df,
     /// Verify every blob's digest and every reference in the store.
     Check,
+    /// Which platforms this machine can run build steps for (binfmt_misc
+    /// emulators).
+    Binfmt {
+        /// Mount binfmt_misc and register the qemu handlers in
+        /// /usr/lib/binfmt.d (needs root).
+        #[arg(long)]
+        install: bool,
+    },
 }
 
 /// Why a command failed. Rendered once, by [`report`]: Dockerfile
@@ -315,7 +327,15 @@ fn run(cli: Cli, root: PathBuf) -> Result<i32, CliError> {
             name,
             change,
             message,
-        } => images::import(&store()?, &file, &name, &change, message.as_deref())?,
+            platform,
+        } => images::import(
+            &store()?,
+            &file,
+            &name,
+            &change,
+            message.as_deref(),
+            platform.as_deref(),
+        )?,
         Command::Images { format, quiet } => images::images(&store()?, format == "json", quiet)?,
         Command::Inspect { images: list } => images::inspect(&store()?, &list)?,
         Command::History { image } => images::history(&store()?, &image)?,
@@ -327,6 +347,7 @@ fn run(cli: Cli, root: PathBuf) -> Result<i32, CliError> {
         Command::Prune { all } => images::prune(&store()?, all)?,
         Command::System(System::Df) => images::df(&store()?)?,
         Command::System(System::Check) => images::check(&store()?)?,
+        Command::System(System::Binfmt { install }) => platforms::binfmt(install)?,
         Command::Debug(command) => debug::run(command, store)?,
         Command::Unshare { command } => return rootless::unshare(&command),
     }
@@ -378,7 +399,10 @@ fn main() -> ExitCode {
         .root
         .clone()
         .unwrap_or_else(kiln_store::Store::default_root);
-    let needs_ids = !matches!(cli.command, Command::Login { .. } | Command::Logout { .. });
+    let needs_ids = !matches!(
+        cli.command,
+        Command::Login { .. } | Command::Logout { .. } | Command::System(System::Binfmt { .. })
+    );
     if needs_ids {
         let runs_steps = matches!(cli.command, Command::Build(_) | Command::Run(_));
         if let Err(e) = rootless::enter_if_unprivileged(runs_steps) {

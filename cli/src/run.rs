@@ -15,6 +15,10 @@ use std::path::{Path, PathBuf};
 /// `kiln run`'s flags (clap parses straight into this).
 #[derive(clap::Args)]
 pub struct RunOptions {
+    /// The platform's image of a multi-platform image (a foreign one runs
+    /// under binfmt_misc emulation) [default: the image's default].
+    #[arg(long, value_name = "OS/ARCH[/VARIANT]")]
+    pub platform: Option<String>,
     /// Remove the container's files when it exits.
     #[arg(long)]
     pub rm: bool,
@@ -106,7 +110,27 @@ fn random_id() -> String {
 }
 
 pub fn run(store: &Store, client: &kiln_registry::Client, o: RunOptions) -> Result<i32, CliError> {
-    let image = image(store, client, &o.image)?;
+    let platform = o
+        .platform
+        .as_deref()
+        .map(|p| crate::registry::parse_platform("--platform", Some(p)))
+        .transpose()?;
+    let image = image(store, client, &o.image, platform.as_ref())?;
+    // A foreign image runs under emulation: say what is missing if none.
+    let arch = image
+        .config
+        .get("architecture")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let variant = image
+        .config
+        .get("variant")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    if !arch.is_empty() {
+        kiln_executor::binfmt::check(arch, variant)
+            .map_err(|e| fail(format!("{}: {e}", o.image)))?;
+    }
     let config = image.config.get("config").cloned().unwrap_or(Value::Null);
     let argv = command(&o, &config)?;
     let env = environment(&o, &config)?;
@@ -184,23 +208,31 @@ pub fn run(store: &Store, client: &kiln_registry::Client, o: RunOptions) -> Resu
     }
 }
 
-/// The image, pulled first when the store lacks it (as docker run does).
+/// The image, pulled first when the store lacks it (as docker run does);
+/// with `--platform`, that platform's image of it.
 fn image(
     store: &Store,
     client: &kiln_registry::Client,
     name: &str,
+    platform: Option<&kiln_registry::Platform>,
 ) -> Result<kiln_store::Image, CliError> {
-    match store.resolve(name) {
+    let found = match platform {
+        Some(p) => store.resolve_for(name, &p.to_string()),
+        None => store.resolve(name),
+    };
+    match found {
         Ok(image) => Ok(image),
-        Err(kiln_store::StoreError::ImageNotFound(_)) => {
+        Err(
+            kiln_store::StoreError::ImageNotFound(_) | kiln_store::StoreError::WrongPlatform { .. },
+        ) => {
             let images = kiln_builder::StoreImages {
                 store,
                 registry: Some(client),
                 always_pull: false,
-                platform: kiln_registry::Platform::host(),
                 on_pull: Some(&|r: &kiln_store::Reference| eprintln!("pulling {}", r.familiar())),
             };
-            images.image(name).map_err(fail)
+            let host = kiln_registry::Platform::host();
+            images.image(name, platform.unwrap_or(&host)).map_err(fail)
         }
         Err(e) => Err(fail(e)),
     }

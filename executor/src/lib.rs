@@ -27,6 +27,7 @@
 
 mod cache_mount;
 pub use cache_mount::create_cache_dir;
+pub mod binfmt;
 mod cgroup;
 mod child;
 mod devices;

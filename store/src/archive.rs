@@ -37,6 +37,8 @@ pub struct ImportOptions {
     /// `SOURCE_DATE_EPOCH`: the image's `created` and the clamp on file
     /// times; now when None.
     pub epoch: Option<i64>,
+    /// The image's platform (`os/arch[/variant]`); this machine's when None.
+    pub platform: Option<String>,
 }
 
 /// What `load` added.
@@ -65,19 +67,31 @@ impl Store {
             };
             let blob = layer::write_layer(&self.blobs, &staging, write_opts)?;
             let created = time::rfc3339(opts.epoch.unwrap_or_else(time::now));
-            let (os, arch) = image::host_platform();
+            let platform = opts
+                .platform
+                .clone()
+                .unwrap_or_else(image::host_platform_name);
+            let mut parts = platform.splitn(3, '/');
+            let (os, arch, variant) = (
+                parts.next().unwrap_or_default(),
+                parts.next().unwrap_or_default(),
+                parts.next(),
+            );
             let created_by = if opts.created_by.is_empty() {
                 "kiln import".to_string()
             } else {
                 opts.created_by.clone()
             };
-            let config = json!({
+            let mut config = json!({
                 "architecture": arch,
                 "os": os,
                 "created": created,
                 "config": Value::Object(opts.config.clone()),
                 "history": [{ "created": created, "created_by": created_by, "comment": "imported from tarball" }],
             });
+            if let Some(v) = variant {
+                config["variant"] = Value::String(v.to_string());
+            }
             self.commit_built_image(
                 config,
                 &[crate::Layer::Tar(blob.into())],

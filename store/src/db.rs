@@ -23,6 +23,16 @@ CREATE TABLE IF NOT EXISTS names (
     name     TEXT PRIMARY KEY,      -- full reference, e.g. docker.io/library/busybox:latest
     manifest TEXT NOT NULL REFERENCES images(manifest)
 );
+CREATE TABLE IF NOT EXISTS platform_names (
+    name     TEXT NOT NULL,         -- a name (as in names) of a multi-platform image:
+    platform TEXT NOT NULL,         -- os/arch[/variant] →
+    manifest TEXT NOT NULL,         -- that platform's image; names.manifest is the default
+    PRIMARY KEY (name, platform)
+);
+CREATE TABLE IF NOT EXISTS image_platforms (
+    manifest TEXT PRIMARY KEY,      -- an image record's
+    platform TEXT NOT NULL          -- os/arch[/variant], from its config
+);
 CREATE TABLE IF NOT EXISTS context_files (
     dev      INTEGER NOT NULL,      -- memo of build-context file contents:
     ino      INTEGER NOT NULL,      -- valid while (size, mtime, ctime) match
@@ -206,20 +216,73 @@ impl Db {
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
+    /// Points `name` at `manifest` (a tag): a multi-platform name's entry
+    /// for the old manifest follows it (the same image, its blobs made).
     pub fn set_name(&mut self, name: &str, manifest: &Digest) -> Result<()> {
+        let old = self.resolve_name(name)?;
         self.conn.execute(
             "INSERT INTO names (name, manifest) VALUES (?1, ?2)
              ON CONFLICT(name) DO UPDATE SET manifest = excluded.manifest",
             params![name, manifest.to_string()],
         )?;
+        if let Some(old) = old {
+            self.conn.execute(
+                "UPDATE platform_names SET manifest = ?3 WHERE name = ?1 AND manifest = ?2",
+                params![name, old.to_string(), manifest.to_string()],
+            )?;
+        }
+        Ok(())
+    }
+
+    /// Gives `target` every platform entry `source` has (a tag of a
+    /// multi-platform image).
+    pub fn copy_platform_names(&mut self, source: &str, target: &str) -> Result<()> {
+        self.conn
+            .execute("DELETE FROM platform_names WHERE name = ?1", [target])?;
+        self.conn.execute(
+            "INSERT INTO platform_names (name, platform, manifest)
+             SELECT ?2, platform, manifest FROM platform_names WHERE name = ?1",
+            params![source, target],
+        )?;
         Ok(())
     }
 
     pub fn remove_name(&mut self, name: &str) -> Result<bool> {
+        self.conn
+            .execute("DELETE FROM platform_names WHERE name = ?1", [name])?;
         Ok(self
             .conn
             .execute("DELETE FROM names WHERE name = ?1", [name])?
             > 0)
+    }
+
+    /// Every multi-platform entry as (name, manifest).
+    pub fn all_platform_names(&self) -> Result<Vec<(String, Digest)>> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT name, manifest FROM platform_names ORDER BY name, platform")?;
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, digest(r.get(1)?)?)))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Image records with no platform recorded: (manifest, config).
+    pub fn images_without_platform(&self) -> Result<Vec<(Digest, Digest)>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT manifest, config FROM images
+             WHERE manifest NOT IN (SELECT manifest FROM image_platforms)",
+        )?;
+        let rows = stmt.query_map([], |r| Ok((digest(r.get(0)?)?, digest(r.get(1)?)?)))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// A name's platform entries (platform, manifest), sorted by platform;
+    /// empty for a single-platform name.
+    pub fn platform_names(&self, name: &str) -> Result<Vec<(String, Digest)>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT platform, manifest FROM platform_names WHERE name = ?1 ORDER BY platform",
+        )?;
+        let rows = stmt.query_map([name], |r| Ok((r.get(0)?, digest(r.get(1)?)?)))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
     /// Removes an image record and every name pointing at it.
@@ -442,19 +505,102 @@ impl Db {
     }
 }
 
-/// Records an image and points `names` at it.
-pub(crate) fn add_image(conn: &Connection, row: &ImageRow, names: &[String]) -> Result<()> {
+/// Records an image for `platform` and points `names` at it. A name that
+/// has an image for another platform keeps it: the name becomes (or
+/// stays) multi-platform, one image per platform, and its default (what
+/// commands without `--platform` use) is this machine's platform's image
+/// if it has one, else the newest.
+pub(crate) fn add_image(
+    conn: &Connection,
+    row: &ImageRow,
+    names: &[String],
+    platform: &str,
+    host_platform: &str,
+) -> Result<()> {
     conn.execute(
         "INSERT OR IGNORE INTO images (manifest, config, added) VALUES (?1, ?2, ?3)",
         params![row.manifest.to_string(), row.config.to_string(), row.added],
     )?;
     for name in names {
+        let old: Option<(String, String)> = conn
+            .query_row(
+                "SELECT n.manifest, i.config FROM names n JOIN images i ON i.manifest = n.manifest
+                 WHERE n.name = ?1",
+                [name],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
+        // A single-platform name becomes multi-platform: its image's entry
+        // first (its platform is the caller's to say: see `old_platform`).
+        let has_entries: bool = conn.query_row(
+            "SELECT EXISTS (SELECT 1 FROM platform_names WHERE name = ?1)",
+            [name],
+            |r| r.get(0),
+        )?;
+        if let (Some((old_manifest, _)), false) = (&old, has_entries) {
+            if let Some(old_platform) = platform_of_manifest(conn, old_manifest)? {
+                if old_platform != platform {
+                    conn.execute(
+                        "INSERT OR REPLACE INTO platform_names (name, platform, manifest)
+                         VALUES (?1, ?2, ?3)",
+                        params![name, old_platform, old_manifest],
+                    )?;
+                }
+            }
+        }
+        let multi = has_entries
+            || conn.query_row(
+                "SELECT EXISTS (SELECT 1 FROM platform_names WHERE name = ?1)",
+                [name],
+                |r| r.get::<_, bool>(0),
+            )?;
+        if multi {
+            conn.execute(
+                "INSERT OR REPLACE INTO platform_names (name, platform, manifest) VALUES (?1, ?2, ?3)",
+                params![name, platform, row.manifest.to_string()],
+            )?;
+        }
+        let default = if multi {
+            conn.query_row(
+                "SELECT manifest FROM platform_names WHERE name = ?1 AND platform = ?2",
+                params![name, host_platform],
+                |r| r.get::<_, String>(0),
+            )
+            .optional()?
+            .unwrap_or_else(|| row.manifest.to_string())
+        } else {
+            row.manifest.to_string()
+        };
         conn.execute(
             "INSERT INTO names (name, manifest) VALUES (?1, ?2)
              ON CONFLICT(name) DO UPDATE SET manifest = excluded.manifest",
-            params![name, row.manifest.to_string()],
+            params![name, default],
         )?;
     }
+    Ok(())
+}
+
+/// The platform recorded for a manifest in `image_platforms`.
+fn platform_of_manifest(conn: &Connection, manifest: &str) -> Result<Option<String>> {
+    Ok(conn
+        .query_row(
+            "SELECT platform FROM image_platforms WHERE manifest = ?1",
+            [manifest],
+            |r| r.get(0),
+        )
+        .optional()?)
+}
+
+/// Remembers which platform an image is for (from its config).
+pub(crate) fn set_image_platform(
+    conn: &Connection,
+    manifest: &Digest,
+    platform: &str,
+) -> Result<()> {
+    conn.execute(
+        "INSERT OR REPLACE INTO image_platforms (manifest, platform) VALUES (?1, ?2)",
+        params![manifest.to_string(), platform],
+    )?;
     Ok(())
 }
 
@@ -462,6 +608,21 @@ pub(crate) fn remove_image(conn: &Connection, manifest: &Digest) -> Result<()> {
     conn.execute(
         "DELETE FROM names WHERE manifest = ?1",
         [manifest.to_string()],
+    )?;
+    conn.execute(
+        "DELETE FROM platform_names WHERE manifest = ?1",
+        [manifest.to_string()],
+    )?;
+    conn.execute(
+        "DELETE FROM image_platforms WHERE manifest = ?1",
+        [manifest.to_string()],
+    )?;
+    // A multi-platform name whose default went keeps its other platforms.
+    conn.execute(
+        "INSERT OR IGNORE INTO names (name, manifest)
+         SELECT name, MIN(manifest) FROM platform_names
+         WHERE name NOT IN (SELECT name FROM names) GROUP BY name",
+        [],
     )?;
     conn.execute(
         "DELETE FROM images WHERE manifest = ?1",
@@ -486,7 +647,8 @@ pub(crate) fn image_rows(conn: &Connection) -> Result<Vec<ImageRow>> {
 
 /// Manifest digests that some name points at.
 pub(crate) fn named_manifests(conn: &Connection) -> Result<Vec<Digest>> {
-    let mut stmt = conn.prepare("SELECT DISTINCT manifest FROM names")?;
+    let mut stmt =
+        conn.prepare("SELECT manifest FROM names UNION SELECT manifest FROM platform_names")?;
     let rows = stmt.query_map([], |r| digest(r.get(0)?))?;
     Ok(rows.collect::<rusqlite::Result<_>>()?)
 }

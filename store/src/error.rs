@@ -14,6 +14,12 @@ pub enum StoreError {
     Db(#[from] rusqlite::Error),
     #[error("no such image: {0}")]
     ImageNotFound(String),
+    #[error("{image} has no image for {wanted}; it has {}", available.join(", "))]
+    WrongPlatform {
+        image: String,
+        wanted: String,
+        available: Vec<String>,
+    },
     #[error("blob {digest} is missing from the store")]
     BlobMissing { digest: String },
     #[error("built snapshot {id} is missing from the store")]

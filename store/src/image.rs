@@ -274,6 +274,37 @@ pub struct HistoryRow {
 }
 
 /// The host's platform in OCI terms.
+/// An image config's platform as `os/arch[/variant]` (`linux/amd64`).
+pub fn platform_name(config: &Value) -> String {
+    let field = |k: &str| config.get(k).and_then(Value::as_str).unwrap_or("");
+    let (os, arch, variant) = (field("os"), field("architecture"), field("variant"));
+    let os = if os.is_empty() { "linux" } else { os };
+    if variant.is_empty() {
+        format!("{os}/{arch}")
+    } else {
+        format!("{os}/{arch}/{variant}")
+    }
+}
+
+/// This machine's platform as `os/arch`.
+pub fn host_platform_name() -> String {
+    let (os, arch) = host_platform();
+    format!("{os}/{arch}")
+}
+
+/// Whether an image of platform `has` serves a request for `wanted`
+/// (`os/arch[/variant]`; a wanted variant must match, none wanted
+/// matches any).
+pub fn platform_matches(has: &str, wanted: &str) -> bool {
+    let h: Vec<&str> = has.split('/').collect();
+    let w: Vec<&str> = wanted.split('/').collect();
+    h.len() >= 2
+        && w.len() >= 2
+        && h[0] == w[0]
+        && h[1] == w[1]
+        && (w.len() < 3 || h.get(2) == w.get(2))
+}
+
 pub fn host_platform() -> (&'static str, &'static str) {
     let arch = match std::env::consts::ARCH {
         "x86_64" => "amd64",

@@ -44,8 +44,8 @@ pub use context::{ContextStats, FileSums};
 pub use digest::{Digest, DigestError, HashingReader, HashingWriter, VerifyingReader};
 pub use error::{Result, StoreError};
 pub use image::{
-    host_platform, HistoryRow, Image, LayerRef, MEDIA_DOCKER_MANIFEST, MEDIA_OCI_CONFIG,
-    MEDIA_OCI_INDEX, MEDIA_OCI_MANIFEST,
+    host_platform, host_platform_name, platform_matches, platform_name, HistoryRow, Image,
+    LayerRef, MEDIA_DOCKER_MANIFEST, MEDIA_OCI_CONFIG, MEDIA_OCI_INDEX, MEDIA_OCI_MANIFEST,
 };
 pub use lease::ProcessId;
 pub use reference::{Reference, ReferenceError};
@@ -135,7 +135,62 @@ impl Store {
             tightened,
         };
         store.sweep_temp()?;
+        store.record_missing_platforms()?;
         Ok(store)
+    }
+
+    /// Images recorded before the store kept their platform get it from
+    /// their config (once).
+    fn record_missing_platforms(&self) -> Result<()> {
+        let missing = self.db().images_without_platform()?;
+        for (manifest, config) in missing {
+            let Ok(bytes) = self.blobs.read(&config) else {
+                continue;
+            };
+            let Ok(json) = serde_json::from_slice::<serde_json::Value>(&bytes) else {
+                continue;
+            };
+            let platform = image::platform_name(&json);
+            self.db()
+                .immediate(|tx| db::set_image_platform(tx, &manifest, &platform))?;
+        }
+        Ok(())
+    }
+
+    /// The image `what` names for `platform` (`os/arch[/variant]`): a
+    /// multi-platform name's image for it, or a single-platform image if
+    /// it is for that platform. Never another platform's image: that is
+    /// [`StoreError::WrongPlatform`], naming the platforms there are.
+    pub fn resolve_for(&self, what: &str, platform: &str) -> Result<Image> {
+        let entries = self.platforms_of(what)?;
+        if let Some((_, image)) = entries
+            .iter()
+            .find(|(p, _)| image::platform_matches(p, platform))
+        {
+            return Ok(image.clone());
+        }
+        Err(StoreError::WrongPlatform {
+            image: what.to_string(),
+            wanted: platform.to_string(),
+            available: entries.into_iter().map(|(p, _)| p).collect(),
+        })
+    }
+
+    /// Every platform `what` has an image for, with the image: one entry
+    /// for a single-platform image (or an image ID).
+    pub fn platforms_of(&self, what: &str) -> Result<Vec<(String, Image)>> {
+        let default = self.resolve(what)?;
+        let name = Reference::parse(what).ok().map(|r| r.to_string());
+        let rows = match &name {
+            Some(n) => self.db().platform_names(n)?,
+            None => Vec::new(),
+        };
+        if rows.is_empty() {
+            return Ok(vec![(image::platform_name(&default.config), default)]);
+        }
+        rows.into_iter()
+            .map(|(p, manifest)| Ok((p, self.image_by_manifest(&manifest)?)))
+            .collect()
     }
 
     pub fn root(&self) -> &Path {
@@ -203,6 +258,10 @@ impl Store {
         }
         let manifest_digest = self.blobs.put(manifest_bytes)?;
         let names: Vec<String> = names.iter().map(|r| r.to_string()).collect();
+        let platform = image::platform_name(
+            &serde_json::from_slice(&self.blobs.read(&config)?)
+                .map_err(|e| StoreError::Invalid(format!("image config {config}: {e}")))?,
+        );
         let row = ImageRow {
             manifest: manifest_digest.clone(),
             config: config_digest,
@@ -222,7 +281,8 @@ impl Store {
                     digest: d.to_string(),
                 });
             }
-            db::add_image(tx, &row, &names)
+            db::set_image_platform(tx, &row.manifest, &platform)?;
+            db::add_image(tx, &row, &names, &platform, &image::host_platform_name())
         })?;
         self.image_by_manifest(&manifest_digest)
     }
@@ -237,13 +297,20 @@ impl Store {
 
     fn load_image(&self, row: ImageRow) -> Result<Image> {
         let mut image = self.image_from_blobs(&row)?;
-        image.names = self
-            .db()
-            .names()?
+        let (names, platform_names) = {
+            let db = self.db();
+            (db.names()?, db.all_platform_names()?)
+        };
+        // Its names, and the multi-platform names it is a platform of.
+        let mut mine: Vec<String> = names
             .into_iter()
+            .chain(platform_names)
             .filter(|(_, m)| *m == row.manifest)
             .map(|(n, _)| n)
             .collect();
+        mine.sort();
+        mine.dedup();
+        image.names = mine;
         Ok(image)
     }
 
@@ -315,8 +382,12 @@ impl Store {
                 "cannot tag with a digest reference: {target}"
             )));
         }
-        self.db()
-            .set_name(&reference.to_string(), &image.manifest_digest)?;
+        let mut db = self.db();
+        db.set_name(&reference.to_string(), &image.manifest_digest)?;
+        // A multi-platform source: the tag has every platform too.
+        if let Ok(source_ref) = Reference::parse(source) {
+            db.copy_platform_names(&source_ref.to_string(), &reference.to_string())?;
+        }
         Ok(reference)
     }
 

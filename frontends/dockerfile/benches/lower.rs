@@ -9,7 +9,11 @@ use kiln_frontend_dockerfile::lower::{self, ImageError, ImageSource, Options, Re
 struct NoImages;
 
 impl ImageSource for NoImages {
-    fn resolve(&self, reference: &str) -> Result<ResolvedImage, ImageError> {
+    fn resolve(
+        &self,
+        reference: &str,
+        _platform: &kiln_frontend_dockerfile::plan::Platform,
+    ) -> Result<ResolvedImage, ImageError> {
         Err(ImageError(format!(
             "{reference}: no images in this benchmark"
         )))

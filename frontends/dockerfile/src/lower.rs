@@ -73,8 +73,10 @@ pub struct ResolvedImage {
 
 /// Looks images up (the store, then registries).
 pub trait ImageSource {
-    /// The image `reference` names.
-    fn resolve(&self, reference: &str) -> Result<ResolvedImage, ImageError>;
+    /// The image `reference` names, for `platform` (a multi-platform
+    /// image's manifest for it; a single-platform image only if it is
+    /// that platform's, never a silent substitute).
+    fn resolve(&self, reference: &str, platform: &Platform) -> Result<ResolvedImage, ImageError>;
 }
 
 /// Why an image source could not give an image; the message names the
@@ -129,6 +131,9 @@ pub struct Lowered {
     pub stages: Vec<usize>,
     /// `SOURCE_DATE_EPOCH` from a build arg or a global ARG default.
     pub source_date_epoch: Option<i64>,
+    /// RUN steps whose stage is for a platform this machine runs only
+    /// under emulation, with that platform.
+    pub emulated: BTreeMap<VertexId, Platform>,
 }
 
 impl Lowered {
@@ -175,6 +180,9 @@ struct StageState {
     /// The ARGs declared so far (a stage built on another inherits its
     /// list), for RUN's history line (`RUN |2 a=1 b=2 ...`).
     declared_args: Vec<String>,
+    /// What the stage is for: its FROM --platform, else its base stage's,
+    /// else the build's target platform.
+    platform: Platform,
 }
 
 /// The stage being lowered (saved and restored around a nested stage).
@@ -191,6 +199,8 @@ struct Current {
     step: usize,
     /// Lowering a base image's ONBUILD trigger (labels say `ONBUILD`).
     in_trigger: bool,
+    /// The stage's platform (see `StageState::platform`).
+    platform: Platform,
 }
 
 struct Lowerer<'a> {
@@ -205,7 +215,8 @@ struct Lowerer<'a> {
     node_text: HashMap<Span, String>,
     steps: HashMap<VertexId, StepInfo>,
     no_cache: BTreeSet<VertexId>,
-    image_cache: HashMap<String, (VertexId, ResolvedImage)>,
+    image_cache: HashMap<(String, String), (VertexId, ResolvedImage)>,
+    emulated: BTreeMap<VertexId, Platform>,
     scratch: Option<VertexId>,
     ignore_patterns: Vec<String>,
     current: Current,
@@ -308,6 +319,7 @@ pub fn lower(
         steps: HashMap::new(),
         no_cache: BTreeSet::new(),
         image_cache: HashMap::new(),
+        emulated: BTreeMap::new(),
         scratch: None,
         ignore_patterns: opts.ignore.clone(),
         current: Current::default(),
@@ -328,16 +340,17 @@ pub fn lower(
         }
     }
     // `created` and `history` are the exporter's: they depend on the result.
+    // The target stage's platform (its FROM --platform, else the build's).
     let mut image_config = json!({
-        "architecture": l.platform.arch,
-        "os": l.platform.os,
+        "architecture": final_state.platform.arch,
+        "os": final_state.platform.os,
         "config": Value::Object(config),
     });
     if let Some(author) = &final_state.author {
         image_config["author"] = Value::String(author.clone());
     }
-    if !l.platform.variant.is_empty() {
-        image_config["variant"] = Value::String(l.platform.variant.clone());
+    if !final_state.platform.variant.is_empty() {
+        image_config["variant"] = Value::String(final_state.platform.variant.clone());
     }
     Ok(Lowered {
         definition: l.def,
@@ -348,6 +361,7 @@ pub fn lower(
         steps: l.steps,
         stages: built,
         source_date_epoch,
+        emulated: l.emulated,
     })
 }
 
@@ -401,6 +415,7 @@ impl Lowerer<'_> {
             .no_cache_stages
             .iter()
             .any(|s| s.eq_ignore_ascii_case(&label) || s.parse::<usize>() == Ok(index));
+        let platform = self.stage_platform(index, pos)?;
         let outer = std::mem::replace(
             &mut self.current,
             Current {
@@ -410,6 +425,7 @@ impl Lowerer<'_> {
                 steps: 0,
                 step: 0,
                 in_trigger: false,
+                platform,
             },
         );
         let result = self.lower_stage(index);
@@ -421,12 +437,28 @@ impl Lowerer<'_> {
         Ok(fs)
     }
 
+    /// Stage `index`'s platform: its FROM --platform, else its base
+    /// stage's (lowered first), else the build's.
+    fn stage_platform(&mut self, index: usize, pos: Pos) -> Result<Platform, LowerError> {
+        let sp = self.plan.stages[index].clone();
+        if let Some(p) = &sp.platform {
+            let at = self.stages[index].from.span.start;
+            return Platform::parse(p).map_err(|e| err(at, format!("FROM --platform: {e}")));
+        }
+        if let crate::plan::Base::Stage(i) = sp.base {
+            self.stage(i, pos)?;
+            return Ok(self.done[&i].platform.clone());
+        }
+        Ok(self.platform.clone())
+    }
+
     fn lower_stage(&mut self, index: usize) -> Result<StageState, LowerError> {
         let sp = self.plan.stages[index].clone();
         let stage = self.stages[index].clone();
         let from_span = stage.from.span;
         let mut onbuild: Vec<String> = Vec::new();
         let mut state = self.base_state(&sp.base, from_span)?;
+        state.platform = self.current.platform.clone();
         if let Some(triggers) = state
             .config
             .remove("OnBuild")

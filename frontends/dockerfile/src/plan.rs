@@ -74,7 +74,7 @@ pub struct Plan {
 pub struct PlatformError(pub String);
 
 /// Platform values for the predefined ARGs.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Platform {
     pub os: String,
     pub arch: String,
@@ -127,11 +127,23 @@ impl Platform {
                 "{s:?}: unknown architecture {arch:?}"
             )));
         }
+        // containerd's normalization: arm means arm/v7, arm64/v8 is arm64.
+        let variant = match (arch, variant) {
+            ("arm", "") => "v7",
+            ("arm64", "v8") => "",
+            (_, v) => v,
+        };
         Ok(Platform {
             os: os.into(),
             arch: arch.into(),
             variant: variant.into(),
         })
+    }
+
+    /// Whether programs of this platform run here without emulation.
+    pub fn is_host(&self) -> bool {
+        let host = Platform::host();
+        self.os == host.os && self.arch == host.arch
     }
 
     /// `os/arch[/variant]`.
@@ -144,13 +156,8 @@ impl Platform {
     }
 
     fn args(&self, prefix: &str) -> Vec<(String, String)> {
-        let platform = if self.variant.is_empty() {
-            format!("{}/{}", self.os, self.arch)
-        } else {
-            format!("{}/{}/{}", self.os, self.arch, self.variant)
-        };
         vec![
-            (format!("{prefix}PLATFORM"), platform),
+            (format!("{prefix}PLATFORM"), self.name()),
             (format!("{prefix}OS"), self.os.clone()),
             (format!("{prefix}ARCH"), self.arch.clone()),
             (format!("{prefix}VARIANT"), self.variant.clone()),
@@ -198,7 +205,7 @@ pub fn plan(
     let mut names: BTreeMap<String, usize> = BTreeMap::new();
     let mut plans: Vec<StagePlan> = Vec::new();
     for (index, stage) in stages.iter().enumerate() {
-        let plan = stage_plan(index, stage, &global, &names, platform, &lexer)?;
+        let plan = stage_plan(index, stage, &global, &names, &lexer)?;
         if let Some(name) = &plan.name {
             if names.insert(name.clone(), index).is_some() {
                 return Err(err(
@@ -269,7 +276,6 @@ fn stage_plan(
     stage: &crate::Stage,
     global: &dyn kiln_parser::shell::Env,
     names: &BTreeMap<String, usize>,
-    platform: &Platform,
     lexer: &Lexer,
 ) -> Result<StagePlan, ParseError> {
     let Instruction::From(from) = &stage.from.inner else {
@@ -293,18 +299,7 @@ fn stage_plan(
         .transpose()
         .map_err(|e| err(pos, format!("FROM --platform: {e}")))?;
     if let Some(p) = &platform_flag {
-        let wanted = Platform::parse(p).map_err(|e| err(pos, format!("FROM --platform: {e}")))?;
-        // Until kiln builds for other platforms (with emulation), a stage
-        // for another one is an error, never a silent host build.
-        if wanted.os != platform.os || wanted.arch != platform.arch {
-            return Err(err(
-                pos,
-                format!(
-                    "FROM --platform={p}: this build is for {}, and kiln does not build for other platforms yet",
-                    platform.name()
-                ),
-            ));
-        }
+        Platform::parse(p).map_err(|e| err(pos, format!("FROM --platform: {e}")))?;
     }
     let base = if image.eq_ignore_ascii_case("scratch") {
         Base::Scratch
@@ -556,7 +551,7 @@ mod tests {
     }
 
     #[test]
-    fn from_platform_must_be_a_platform_and_the_build_s() {
+    fn from_platform_must_be_a_platform() {
         let e = plan(
             parse("FROM --platform=foo/bar busybox\n"),
             &BTreeMap::new(),
@@ -569,15 +564,16 @@ mod tests {
             e.message.contains("unknown operating system \"foo\""),
             "{e:?}"
         );
-        let e = plan(
+        // Another platform is a stage for it (built under emulation).
+        let (p, _) = plan(
             parse("FROM --platform=linux/arm64 busybox\n"),
             &BTreeMap::new(),
             None,
             &host(),
             '\\',
         )
-        .unwrap_err();
-        assert!(e.message.contains("for linux/amd64"), "{e:?}");
+        .unwrap();
+        assert_eq!(p.stages[0].platform.as_deref(), Some("linux/arm64"));
         assert!(plan(
             parse("FROM --platform=linux/x86_64 busybox\n"),
             &BTreeMap::new(),

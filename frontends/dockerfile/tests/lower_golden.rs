@@ -24,23 +24,37 @@ use serde_json::{json, Value};
 use std::fs;
 use std::path::Path;
 
-/// Any reference resolves: to its entry in the case's `images.json`, else
-/// to a busybox-like image. Digests are derived from the reference, so a
+/// Any reference resolves: to its entry in the case's `images.json` (for
+/// its platform only), else to a busybox-like image for any platform.
+/// Digests are derived from the reference and the platform, so a
 /// different base is a different graph.
 struct FakeImages {
     configs: serde_json::Map<String, Value>,
 }
 
 impl ImageSource for FakeImages {
-    fn resolve(&self, reference: &str) -> Result<ResolvedImage, ImageError> {
+    fn resolve(
+        &self,
+        reference: &str,
+        platform: &kiln_frontend_dockerfile::plan::Platform,
+    ) -> Result<ResolvedImage, ImageError> {
         if reference.contains("missing") {
             return Err(ImageError(format!(
                 "{reference}: not found (the fake registry has no image named *missing*)"
             )));
         }
+        if let Some(c) = self.configs.get(reference) {
+            let arch = c["architecture"].as_str().unwrap_or("amd64");
+            if arch != platform.arch {
+                return Err(ImageError(format!(
+                    "{reference} has no image for {}; it has linux/{arch}",
+                    platform.name()
+                )));
+            }
+        }
         let config = self.configs.get(reference).cloned().unwrap_or_else(|| {
             json!({
-                "architecture": "amd64",
+                "architecture": platform.arch,
                 "os": "linux",
                 "config": {
                     "Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],
@@ -50,9 +64,15 @@ impl ImageSource for FakeImages {
                 "history": [{"created": "2024-01-01T00:00:00Z", "created_by": "/bin/sh -c #(nop) ADD file:busybox in / "}],
             })
         });
+        // The host's digest as before; another platform's its own.
+        let key = if platform.is_host() {
+            reference.to_string()
+        } else {
+            format!("{reference} for {}", platform.name())
+        };
         Ok(ResolvedImage {
             reference: canonical(reference),
-            manifest_digest: format!("sha256:{}", fake_digest("manifest", reference)),
+            manifest_digest: format!("sha256:{}", fake_digest("manifest", &key)),
             config,
         })
     }

@@ -85,6 +85,10 @@ impl Lowerer<'_> {
                 text: text.to_string(),
             },
         )?;
+        if !self.current.platform.is_host() {
+            self.emulated
+                .insert(state.fs, self.current.platform.clone());
+        }
         Self::history(state, created_by, LayerSlot::Step);
         Ok(())
     }

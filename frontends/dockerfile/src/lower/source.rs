@@ -36,17 +36,22 @@ impl Lowerer<'_> {
         reference: &str,
         span: Span,
     ) -> Result<(VertexId, ResolvedImage), LowerError> {
-        if let Some(hit) = self.image_cache.get(reference) {
+        let platform = self.current.platform.clone();
+        let key = (reference.to_string(), platform.name());
+        if let Some(hit) = self.image_cache.get(&key) {
             return Ok(hit.clone());
         }
-        let resolved = self.images.resolve(reference).map_err(|e| LowerError {
-            pos: span.start,
-            kind: LowerErrorKind::Image {
-                reference: reference.to_string(),
-                message: e.0,
-            },
-            hint: None,
-        })?;
+        let resolved = self
+            .images
+            .resolve(reference, &platform)
+            .map_err(|e| LowerError {
+                pos: span.start,
+                kind: LowerErrorKind::Image {
+                    reference: reference.to_string(),
+                    message: e.0,
+                },
+                hint: None,
+            })?;
         let id = self.add(
             Vertex {
                 op: Op::Source(Source::Image {
@@ -65,8 +70,7 @@ impl Lowerer<'_> {
                 text: format!("FROM {reference}"),
             },
         )?;
-        self.image_cache
-            .insert(reference.to_string(), (id, resolved.clone()));
+        self.image_cache.insert(key, (id, resolved.clone()));
         Ok((id, resolved))
     }
 
@@ -158,6 +162,7 @@ impl Lowerer<'_> {
                     cmd_set: false,
                     author: None,
                     declared_args: Vec::new(),
+                    platform: self.current.platform.clone(),
                 }
             }
             Base::Stage(i) => {
@@ -231,6 +236,7 @@ impl Lowerer<'_> {
                         .and_then(Value::as_str)
                         .map(str::to_string),
                     declared_args: Vec::new(),
+                    platform: self.current.platform.clone(),
                 }
             }
         })

@@ -6,7 +6,11 @@ use super::*;
 struct NoImages;
 
 impl ImageSource for NoImages {
-    fn resolve(&self, reference: &str) -> Result<ResolvedImage, ImageError> {
+    fn resolve(
+        &self,
+        reference: &str,
+        _platform: &crate::plan::Platform,
+    ) -> Result<ResolvedImage, ImageError> {
         Err(ImageError(format!("{reference}: not here")))
     }
 }
@@ -79,7 +83,11 @@ fn run_host_network_needs_the_entitlement() {
 struct AnyImage(std::sync::Mutex<Vec<String>>);
 
 impl ImageSource for AnyImage {
-    fn resolve(&self, reference: &str) -> Result<ResolvedImage, ImageError> {
+    fn resolve(
+        &self,
+        reference: &str,
+        _platform: &crate::plan::Platform,
+    ) -> Result<ResolvedImage, ImageError> {
         self.0.lock().unwrap().push(reference.to_string());
         Ok(ResolvedImage {
             reference: reference.to_string(),
