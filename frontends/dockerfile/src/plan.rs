@@ -199,7 +199,8 @@ pub fn plan(
         .or(last_name)
         .unwrap_or_else(|| "default".into());
     let mut predefined = platform.args("TARGET");
-    predefined.extend(platform.args("BUILD"));
+    // BUILD*: the machine building (steps for the target run emulated).
+    predefined.extend(Platform::host().args("BUILD"));
     predefined.push(("TARGETSTAGE".into(), target_stage));
     let (global, global_args) = global_scope(&globals, build_args, &predefined, &lexer)?;
     let mut names: BTreeMap<String, usize> = BTreeMap::new();
