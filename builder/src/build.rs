@@ -7,12 +7,15 @@ use crate::error::{BuildError, StepError};
 use crate::export;
 use crate::images::StoreImages;
 use crate::keys;
+use crate::platforms;
 use crate::progress::Progress;
 use crate::remote_cache::{self, Exported, Location};
+use crate::request::Output;
 use crate::request::{BuildRequest, NoCache};
-use crate::worker::{BuildWorker, Output};
+use crate::worker::{BuildWorker, Output as StepOutput};
 use kiln_frontend_dockerfile::dockerignore::Ignore;
 use kiln_frontend_dockerfile::lower::{self, Lowered};
+use kiln_frontend_dockerfile::plan::Platform;
 use kiln_frontend_dockerfile::LowerError;
 use kiln_solver::{CacheKey, Cancel, Failure, VertexId};
 use kiln_store::{Image, LayerStack, Reference, Store};
@@ -26,8 +29,11 @@ pub struct Build;
 /// What a build made.
 #[derive(Debug)]
 pub struct Built {
-    /// The image, for the image and archive outputs.
+    /// The image, for the image and archive outputs (of a multi-platform
+    /// build: this machine's platform's, else the first).
     pub image: Option<Image>,
+    /// Every platform's image, in `--platform` order.
+    pub images: Vec<Image>,
     /// Each name pushed (`--push`), how the push went and how long it took.
     pub pushed: Vec<(Reference, kiln_registry::Pushed, std::time::Duration)>,
     /// Each `--cache-to` location, what was written and how long it took.
@@ -46,15 +52,37 @@ impl Build {
         progress.set_explain(request.explain);
         let context = context_dir(request)?;
         let ignore = dockerignore(request, &context)?;
-        let lowered = lower_dockerfile(store, Some(registry), request, &ignore, progress)?;
+        let platforms: Vec<Option<Platform>> = if request.platforms.is_empty() {
+            vec![None]
+        } else {
+            request.platforms.iter().cloned().map(Some).collect()
+        };
+        let mut parts = Vec::new();
+        for platform in platforms {
+            let lowered = lower_dockerfile(
+                store,
+                Some(registry),
+                request,
+                platform.as_ref(),
+                &ignore,
+                progress,
+            )?;
+            parts.push((platform, lowered));
+        }
+        let (lowered, views) = platforms::combine(parts);
         check_emulation(&lowered)?;
+        let multi = views.len() > 1;
+        if multi {
+            refuse_multi_platform_output(&request.output)?;
+        }
+        let targets: Vec<VertexId> = views.iter().map(|v| v.lowered.target).collect();
         // A SOURCE_DATE_EPOCH build arg (or global ARG default) wins over
         // the environment's.
         let epoch = lowered.source_date_epoch.or(request.epoch);
         let def = Arc::new(lowered.definition.clone());
         let downloads = Arc::new(Downloads::new(store, registry.clone())?);
         let (keys, context_files) =
-            keys::cache_keys(store, &def, lowered.target, &context, &downloads)
+            keys::cache_keys(store, &def, &targets, &context, &downloads)
                 .map_err(|(id, e)| step_error(&lowered, id, Failure::Worker(e), Vec::new()))?;
         let imports = import_caches(store, registry, &request.cache_from, progress);
         let worker = Arc::new(BuildWorker {
@@ -87,62 +115,117 @@ impl Build {
             project: format!("{}\0{}", context.display(), request.dockerfile.name),
             context_files,
         });
-        let solved = solve(worker.clone(), &lowered);
+        let solved = solve(worker.clone(), &targets);
         // What ran is recorded whether or not the build succeeded.
         worker.commit_records();
         progress.finish();
-        let stack = solved.map_err(|e| {
+        let stacks = solved.map_err(|e| {
             let output = progress.tail(e.vertex);
             let source = e.source.clone();
             step_error(&lowered, e.vertex, source, output)
         })?;
-        // The image's time: SOURCE_DATE_EPOCH, else when the target's
-        // result was first made, so a fully cached rebuild gives the same
-        // image ID.
-        let target_key = keys[lowered.target.0].hex();
         // Layer tars clamp their mtimes to the epoch (reproducible builds).
         let layer_epoch = epoch.map(|e| e.max(0) as u64);
-        let created = kiln_store::rfc3339(epoch.unwrap_or_else(|| {
-            store
-                .cache_created(&target_key)
-                .ok()
-                .flatten()
-                .unwrap_or_else(kiln_store::now)
-        }));
-        let inline = request
-            .cache_to
-            .iter()
-            .any(|t| t.location.is_none())
-            .then(|| {
-                export::cache_records(store, &lowered, &keys, false, &worker.imports, layer_epoch)
-            });
-        let exports = export::export(
-            store,
-            registry,
-            &lowered,
-            &stack,
-            &export::Stamp {
-                created,
-                epoch: layer_epoch,
-            },
-            &request.output,
-            inline,
-        )?;
+        let mut images = Vec::new();
+        let mut pushed = Vec::new();
+        for (view, stack) in views.iter().zip(&stacks) {
+            // The image's time: SOURCE_DATE_EPOCH, else when the target's
+            // result was first made, so a fully cached rebuild gives the
+            // same image ID.
+            let target_key = keys[view.lowered.target.0].hex();
+            let created = kiln_store::rfc3339(epoch.unwrap_or_else(|| {
+                store
+                    .cache_created(&target_key)
+                    .ok()
+                    .flatten()
+                    .unwrap_or_else(kiln_store::now)
+            }));
+            let inline = request
+                .cache_to
+                .iter()
+                .any(|t| t.location.is_none())
+                .then(|| {
+                    export::cache_records(
+                        store,
+                        &view.lowered,
+                        &keys,
+                        false,
+                        &worker.imports,
+                        layer_epoch,
+                    )
+                });
+            let output = match (&request.output, &view.platform) {
+                // Each platform's image is named; the names are pushed
+                // once all are there, as one index.
+                (Output::Image { names, .. }, Some(_)) if multi => Output::Image {
+                    names: names.clone(),
+                    push: false,
+                },
+                (Output::Local(dir), Some(p)) if multi => {
+                    Output::Local(dir.join(platforms::dir_name(p)))
+                }
+                (other, _) => other.clone(),
+            };
+            let exports = export::export(
+                store,
+                registry,
+                &view.lowered,
+                stack,
+                &export::Stamp {
+                    created,
+                    epoch: layer_epoch,
+                },
+                &output,
+                inline,
+            )?;
+            images.extend(exports.image);
+            pushed.extend(exports.pushed);
+        }
+        if let (true, Output::Image { names, push: true }) = (multi, &request.output) {
+            for name in names {
+                let start = std::time::Instant::now();
+                let report = export::push_index(store, registry, &images, name)?;
+                pushed.push((name.clone(), report, start.elapsed()));
+            }
+        }
+        let all_views: Vec<&Lowered> = views.iter().map(|v| &v.lowered).collect();
         let cache_exports = export::export_caches(
             store,
             registry,
-            &lowered,
+            &all_views,
             &keys,
             &worker.imports,
             &request.cache_to,
             layer_epoch,
         )?;
+        // The image commands without --platform use: this machine's.
+        let host = kiln_store::host_platform_name();
+        let image = images
+            .iter()
+            .find(|i| kiln_store::platform_name(&i.config) == host)
+            .or(images.first())
+            .cloned();
         Ok(Built {
-            image: exports.image,
-            pushed: exports.pushed,
+            image,
+            images,
+            pushed,
             cache_exports,
         })
     }
+}
+
+/// Outputs a multi-platform build cannot write yet: a clear refusal
+/// before anything runs.
+fn refuse_multi_platform_output(output: &Output) -> Result<(), BuildError> {
+    let what = match output {
+        Output::Archive { .. } => "-o type=oci|docker",
+        Output::Tar(_) => "-o type=tar",
+        Output::Image { .. } | Output::Local(_) => return Ok(()),
+    };
+    Err(BuildError::Invalid(format!(
+        "{what} with several --platform values is not supported yet: build the \
+         image (-t NAME, --push) or -o type=local (one directory per platform)"
+    )))
 }
 
 impl Build {
@@ -156,7 +239,14 @@ impl Build {
     ) -> Result<Lowered, BuildError> {
         let context = context_dir(request)?;
         let ignore = dockerignore(request, &context)?;
-        lower_dockerfile(store, None, request, &ignore, progress)
+        lower_dockerfile(
+            store,
+            None,
+            request,
+            request.platforms.first(),
+            &ignore,
+            progress,
+        )
     }
 }
 
@@ -243,6 +333,7 @@ fn lower_dockerfile(
     store: &Store,
     registry: Option<&kiln_registry::Client>,
     request: &BuildRequest,
+    platform: Option<&Platform>,
     ignore: &Ignore,
     progress: &Arc<Progress>,
 ) -> Result<Lowered, BuildError> {
@@ -262,7 +353,7 @@ fn lower_dockerfile(
     let options = lower::Options {
         build_args: request.build_args.clone(),
         target: request.target.clone(),
-        platform: request.platform.clone(),
+        platform: platform.cloned(),
         labels: request.labels.clone(),
         network: request.network,
         allow_host_network: request.allow_host_network,
@@ -330,17 +421,20 @@ fn step_error(
 }
 
 /// Runs the lowered graph; returns the target's layer stack.
+/// Solves every target (one per platform) in one graph; their layer
+/// stacks in `targets`' order.
 fn solve(
     worker: Arc<BuildWorker>,
-    lowered: &Lowered,
-) -> Result<LayerStack, kiln_solver::SolveError<StepError>> {
+    targets: &[VertexId],
+) -> Result<Vec<LayerStack>, kiln_solver::SolveError<StepError>> {
     let def = worker.def.clone();
     let options = kiln_solver::SolveOptions {
         no_cache: worker.no_cache.clone(),
         ..Default::default()
     };
+    let first = targets.first().copied().unwrap_or(VertexId(0));
     let internal = |m: String| kiln_solver::SolveError {
-        vertex: lowered.target,
+        vertex: first,
         source: Arc::new(Failure::Internal(m)),
     };
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -349,16 +443,19 @@ fn solve(
         .build()
         .map_err(|e| internal(e.to_string()))?;
     let keys = worker.keys.clone();
-    let out = rt.block_on(kiln_solver::solve(
+    let outputs = rt.block_on(kiln_solver::solve_all(
         worker,
         def,
         keys,
-        lowered.target,
+        targets,
         options,
         Cancel::default(),
     ))?;
-    match out {
-        Output::Stack(s) => Ok((*s).clone()),
-        Output::Dir(..) => Err(internal("the target is not a filesystem".into())),
-    }
+    outputs
+        .into_iter()
+        .map(|out| match out {
+            StepOutput::Stack(s) => Ok((*s).clone()),
+            StepOutput::Dir(..) => Err(internal("the target is not a filesystem".into())),
+        })
+        .collect()
 }

@@ -30,7 +30,8 @@ pub fn step_id(project: &str, label: &str) -> Option<String> {
     if inner.starts_with("internal") {
         return None;
     }
-    let place = inner.split('/').next()?;
+    // `build 2/5` → `build 2`; `linux/arm64 build 2/5` → `linux/arm64 build 2`.
+    let place = inner.rsplit_once('/').map_or(inner, |(place, _)| place);
     let mut h = sha2::Sha256::new();
     h.update(project.as_bytes());
     h.update([0]);

@@ -329,7 +329,7 @@ pub(crate) fn export(
 pub(crate) fn export_caches(
     store: &Store,
     client: &kiln_registry::Client,
-    lowered: &Lowered,
+    views: &[&Lowered],
     keys: &[CacheKey],
     imports: &[remote_cache::Imported],
     cache_to: &[CacheTo],
@@ -341,16 +341,92 @@ pub(crate) fn export_caches(
             continue;
         };
         let start = std::time::Instant::now();
+        // Every platform's records in one cache (a multi-platform build
+        // has a view per platform); a step they share once.
+        let mut records: Vec<remote_cache::CacheRecord> = Vec::new();
+        let mut mounts: Vec<(String, PathBuf)> = Vec::new();
+        for view in views {
+            for r in cache_records(store, view, keys, to.max, imports, epoch) {
+                if !records.iter().any(|x| x.key == r.key) {
+                    records.push(r);
+                }
+            }
+            for m in cache_mounts(store, view) {
+                if !mounts.contains(&m) {
+                    mounts.push(m);
+                }
+            }
+        }
         let mut config = CacheConfig {
             version: 1,
-            records: cache_records(store, lowered, keys, to.max, imports, epoch),
+            records,
             mounts: Vec::new(),
         };
         if to.mounts {
-            config.mounts = remote_cache::mount_blobs(store, &cache_mounts(store, lowered))?;
+            config.mounts = remote_cache::mount_blobs(store, &mounts)?;
         }
         let report = remote_cache::export(store, client, location, &config)?;
         out.push((location.clone(), report, start.elapsed()));
     }
     Ok(out)
+}
+
+/// `--push` of a multi-platform build: every platform's image by digest,
+/// then an OCI image index naming them (with their platforms) under
+/// `name`'s tag.
+pub(crate) fn push_index(
+    store: &Store,
+    client: &kiln_registry::Client,
+    images: &[Image],
+    name: &Reference,
+) -> Result<kiln_registry::Pushed, BuildError> {
+    let mut by_digest = name.clone();
+    by_digest.tag = None;
+    by_digest.digest = None;
+    let mut manifests = Vec::new();
+    let mut total = kiln_registry::Pushed::default();
+    for image in images {
+        let report = client.push(store, image, &by_digest)?;
+        let digest = report
+            .digest
+            .clone()
+            .unwrap_or_else(|| image.manifest_digest.clone());
+        let bytes = store.blobs().read(&digest)?;
+        let config = &image.config;
+        let field = |k: &str| {
+            config
+                .get(k)
+                .and_then(serde_json::Value::as_str)
+                .unwrap_or("")
+        };
+        let mut platform = serde_json::json!({
+            "architecture": field("architecture"),
+            "os": field("os"),
+        });
+        if !field("variant").is_empty() {
+            platform["variant"] = serde_json::Value::String(field("variant").to_string());
+        }
+        let media_type = serde_json::from_slice::<serde_json::Value>(&bytes)
+            .ok()
+            .and_then(|m| m.get("mediaType")?.as_str().map(str::to_string))
+            .unwrap_or_else(|| kiln_store::MEDIA_OCI_MANIFEST.to_string());
+        manifests.push(serde_json::json!({
+            "mediaType": media_type,
+            "digest": digest.to_string(),
+            "size": bytes.len(),
+            "platform": platform,
+        }));
+        total.uploaded += report.uploaded;
+        total.mounted += report.mounted;
+        total.existing += report.existing;
+        total.bytes_uploaded += report.bytes_uploaded;
+    }
+    let index = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": kiln_store::MEDIA_OCI_INDEX,
+        "manifests": manifests,
+    });
+    let bytes = serde_json::to_vec(&index).map_err(|e| BuildError::Invalid(e.to_string()))?;
+    total.digest = Some(client.push_manifest(name, &bytes)?);
+    Ok(total)
 }

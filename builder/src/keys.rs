@@ -61,13 +61,16 @@ pub fn checksum_roots(context: BorrowedFd<'_>, include: &[String], ignore: &Igno
 pub(crate) fn cache_keys(
     store: &Store,
     def: &Definition,
-    target: VertexId,
+    targets: &[VertexId],
     context: &Path,
     downloads: &Downloads,
 ) -> Result<(Vec<CacheKey>, ContextFiles), (VertexId, StepError)> {
     let mut sums: HashMap<VertexId, Fingerprint> = HashMap::new();
     let mut files: ContextFiles = HashMap::new();
-    let needed = kiln_solver::needed(def, target);
+    let needed: std::collections::BTreeSet<VertexId> = targets
+        .iter()
+        .flat_map(|t| kiln_solver::needed(def, *t))
+        .collect();
     // The context, opened once, for matching wildcard sources.
     let mut context_view: Option<view::View> = None;
     for (id, v) in def.vertices() {

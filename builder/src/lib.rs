@@ -23,6 +23,7 @@ pub mod fileop;
 mod images;
 mod keys;
 mod ops;
+mod platforms;
 pub mod progress;
 pub mod remote_cache;
 mod request;

@@ -19,8 +19,10 @@ pub struct BuildRequest {
     pub build_args: BTreeMap<String, String>,
     /// The stage to build; the last one when None.
     pub target: Option<String>,
-    /// The platform built for; the host's when None.
-    pub platform: Option<Platform>,
+    /// The platforms built for (`--platform a,b`): the host's when empty.
+    /// Several make one graph with a target per platform and a
+    /// multi-platform image (one image per platform under each name).
+    pub platforms: Vec<Platform>,
     /// Labels added to the image.
     pub labels: BTreeMap<String, String>,
     /// The network RUN steps get by default.

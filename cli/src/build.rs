@@ -45,7 +45,8 @@ pub struct BuildOptions {
     /// A secret for `RUN --mount=type=secret`: `id=ID,src=FILE` or `id=ID,env=VAR`.
     #[arg(long = "secret", value_name = "SPEC")]
     secrets: Vec<String>,
-    /// Target platform; only the host's is supported (no emulation).
+    /// Target platforms, comma-separated (`linux/amd64,linux/arm64`);
+    /// another architecture's RUN steps run under binfmt_misc emulation.
     #[arg(long, value_name = "OS/ARCH")]
     platform: Option<String>,
     /// Resolve every base image against its registry again (else images
@@ -196,7 +197,7 @@ fn request(o: &BuildOptions) -> Result<BuildRequest, CliError> {
         dockerfile,
         build_args: build_args(&o.build_args),
         target: o.target.clone(),
-        platform: platform(o.platform.as_deref())?,
+        platforms: platform(o.platform.as_deref())?,
         labels: o
             .labels
             .iter()

@@ -158,11 +158,19 @@ pub(crate) fn secrets(specs: &[String]) -> Result<HashMap<String, Vec<u8>>, CliE
     Ok(out)
 }
 
-pub(crate) fn platform(p: Option<&str>) -> Result<Option<Platform>, CliError> {
-    let Some(p) = p else { return Ok(None) };
+pub(crate) fn platform(p: Option<&str>) -> Result<Vec<Platform>, CliError> {
+    let Some(p) = p else { return Ok(Vec::new()) };
     // Another architecture's RUN steps run under emulation; the build
     // checks for the emulator (binfmt_misc) when it has the graph.
-    Platform::parse(p)
-        .map(Some)
-        .map_err(|e| fail(format!("--platform: {e}")))
+    let mut out: Vec<Platform> = Vec::new();
+    for one in p.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let parsed = Platform::parse(one).map_err(|e| fail(format!("--platform: {e}")))?;
+        if !out.contains(&parsed) {
+            out.push(parsed);
+        }
+    }
+    if out.is_empty() {
+        return Err(fail("--platform: expected OS/ARCH[/VARIANT][,...]"));
+    }
+    Ok(out)
 }

@@ -119,3 +119,126 @@ fn binfmt_shows_what_this_machine_runs() {
         "{out}"
     );
 }
+
+#[test]
+fn a_two_platform_build_pushes_an_index_that_skopeo_and_podman_read() {
+    let k = two_platform_busybox();
+    let registry = kiln_tests::Registry::start(None);
+    let name = format!("127.0.0.1:{}/multi/app:1", registry.port);
+    k.write_ctx(
+        "Dockerfile",
+        "FROM busybox\nRUN uname -m > /arch\nCMD [\"cat\", \"/arch\"]\n",
+    );
+    k.build(&[
+        "--platform",
+        "linux/amd64,linux/arm64",
+        "-t",
+        &name,
+        "--push",
+    ]);
+    // Both images in the store under the one name.
+    assert_eq!(k.run_rm(&["--platform", "linux/amd64", &name]), "x86_64\n");
+    assert_eq!(k.run_rm(&["--platform", "linux/arm64", &name]), "aarch64\n");
+    // The registry has an index with the two platforms.
+    let raw = kiln_tests::tool(
+        "skopeo",
+        &[
+            "inspect",
+            "--raw",
+            "--tls-verify=false",
+            &format!("docker://{name}"),
+        ],
+    );
+    let index: serde_json::Value = serde_json::from_str(&raw).unwrap();
+    assert_eq!(
+        index["mediaType"], "application/vnd.oci.image.index.v1+json",
+        "{raw}"
+    );
+    let mut platforms: Vec<String> = index["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            format!(
+                "{}/{}",
+                m["platform"]["os"].as_str().unwrap(),
+                m["platform"]["architecture"].as_str().unwrap()
+            )
+        })
+        .collect();
+    platforms.sort();
+    assert_eq!(platforms, ["linux/amd64", "linux/arm64"]);
+    // skopeo copies all of it back.
+    let copy = k.path("copy");
+    kiln_tests::tool(
+        "skopeo",
+        &[
+            "copy",
+            "-q",
+            "--all",
+            "--src-tls-verify=false",
+            &format!("docker://{name}"),
+            &format!("oci:{}:app", copy.display()),
+        ],
+    );
+    let layout: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(copy.join("index.json")).unwrap()).unwrap();
+    assert_eq!(
+        layout["manifests"].as_array().unwrap().len(),
+        1,
+        "one index"
+    );
+    // podman runs the arm64 image (emulated) from the registry.
+    let runc = kiln_tests::tool_path("runc");
+    let out = std::process::Command::new(kiln_tests::tool_path("podman"))
+        .args([
+            "--runtime",
+            runc.to_str().unwrap(),
+            "run",
+            "--rm",
+            "--network",
+            "none",
+        ])
+        .args(["--tls-verify=false", "--platform", "linux/arm64", &name])
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "aarch64\n",
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let _ = std::process::Command::new(kiln_tests::tool_path("podman"))
+        .args(["rmi", "-f", &name])
+        .output();
+}
+
+#[test]
+fn a_two_platform_build_writes_one_directory_per_platform() {
+    let k = two_platform_busybox();
+    k.write_ctx("Dockerfile", "FROM busybox\nRUN uname -m > /arch\n");
+    let dest = k.path("out");
+    k.build(&[
+        "--platform",
+        "linux/amd64,linux/arm64",
+        "-o",
+        &format!("type=local,dest={}", dest.display()),
+    ]);
+    assert_eq!(
+        std::fs::read_to_string(dest.join("linux_amd64/arch")).unwrap(),
+        "x86_64\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(dest.join("linux_arm64/arch")).unwrap(),
+        "aarch64\n"
+    );
+    // What is not written yet says so before anything runs.
+    let (code, _, err) = k.try_build(&[
+        "--platform",
+        "linux/amd64,linux/arm64",
+        "-o",
+        &format!("type=oci,dest={}", k.path("x.tar").display()),
+    ]);
+    assert_ne!(code, 0);
+    assert!(err.contains("not supported yet"), "{err}");
+}

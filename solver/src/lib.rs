@@ -21,4 +21,4 @@ pub use graph::{
     CacheKey, Chmod, Chown, Definition, DefinitionDigest, Exec, ExecMount, FileOp, GraphError,
     MountKind, Network, Op, Owner, Sharing, Source, Vertex, VertexId,
 };
-pub use solve::{needed, solve, Cancel, Failure, SolveError, SolveOptions, Worker};
+pub use solve::{needed, solve, solve_all, Cancel, Failure, SolveError, SolveOptions, Worker};

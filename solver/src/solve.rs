@@ -209,6 +209,23 @@ pub async fn solve<W: Worker>(
     options: SolveOptions,
     cancel: Cancel,
 ) -> Result<W::Output, SolveError<W::Error>> {
+    let mut all = solve_all(worker, def, keys, &[target], options, cancel).await?;
+    Ok(all.remove(0))
+}
+
+/// Solves every target of `def` at once (a multi-platform build: one
+/// graph, one target per platform). Vertices with the same definition
+/// digest are one solve whichever targets need them, so a stage every
+/// platform shares runs once. The outputs are in `targets`' order; the
+/// first failure cancels the rest.
+pub async fn solve_all<W: Worker>(
+    worker: Arc<W>,
+    def: Arc<Definition>,
+    keys: Vec<CacheKey>,
+    targets: &[VertexId],
+    options: SolveOptions,
+    cancel: Cancel,
+) -> Result<Vec<W::Output>, SolveError<W::Error>> {
     let digests = def.definition_digests();
     let build = Arc::new(Build {
         worker,
@@ -220,11 +237,45 @@ pub async fn solve<W: Worker>(
         inflight: Mutex::new(HashMap::new()),
         cancel,
     });
-    let result = solve_vertex(build.clone(), target).await;
-    if result.is_err() {
-        build.cancel.cancel();
+    let mut tasks = tokio::task::JoinSet::new();
+    for (pos, target) in targets.iter().copied().enumerate() {
+        let b = build.clone();
+        tasks.spawn(async move { (pos, solve_vertex(b, target).await) });
     }
-    result
+    let mut outputs: Vec<Option<W::Output>> = vec![None; targets.len()];
+    let mut failure = None;
+    while let Some(joined) = tasks.join_next().await {
+        match joined {
+            Ok((pos, Ok(out))) => outputs[pos] = Some(out),
+            Ok((_, Err(e))) => {
+                build.cancel.cancel();
+                // The first real failure, not a sibling's cancellation.
+                let cancelled = matches!(*e.source, Failure::Cancelled);
+                if failure.is_none() || (!cancelled && failure_is_cancel(&failure)) {
+                    failure = Some(e);
+                }
+            }
+            Err(e) => {
+                build.cancel.cancel();
+                if failure.is_none() {
+                    let at = targets.first().copied().unwrap_or(VertexId(0));
+                    failure = Some(SolveError::new(at, Failure::Internal(e.to_string())));
+                }
+            }
+        }
+    }
+    if let Some(e) = failure {
+        return Err(e);
+    }
+    Ok(outputs
+        .into_iter()
+        .map(|o| o.expect("every target solved"))
+        .collect())
+}
+
+fn failure_is_cancel<E>(f: &Option<SolveError<E>>) -> bool {
+    f.as_ref()
+        .is_some_and(|e| matches!(*e.source, Failure::Cancelled))
 }
 
 fn solve_vertex<W: Worker>(build: Arc<Build<W>>, id: VertexId) -> Solving<W> {
