@@ -156,11 +156,13 @@ impl Build {
                 });
             let output = match (&request.output, &view.platform) {
                 // Each platform's image is named; the names are pushed
-                // once all are there, as one index.
-                (Output::Image { names, .. }, Some(_)) if multi => Output::Image {
-                    names: names.clone(),
-                    push: false,
-                },
+                // (or written) once all are there, as one index.
+                (Output::Image { names, .. } | Output::Archive { names, .. }, Some(_)) if multi => {
+                    Output::Image {
+                        names: names.clone(),
+                        push: false,
+                    }
+                }
                 (Output::Local(dir), Some(p)) if multi => {
                     Output::Local(dir.join(platforms::dir_name(p)))
                 }
@@ -187,6 +189,9 @@ impl Build {
                 let report = export::push_index(store, registry, &images, name)?;
                 pushed.push((name.clone(), report, start.elapsed()));
             }
+        }
+        if let (true, Output::Archive { dest, names }) = (multi, &request.output) {
+            export::write_archive(store, &images, names, dest)?;
         }
         let all_views: Vec<&Lowered> = views.iter().map(|v| &v.lowered).collect();
         let cache_exports = export::export_caches(
@@ -218,13 +223,13 @@ impl Build {
 /// before anything runs.
 fn refuse_multi_platform_output(output: &Output) -> Result<(), BuildError> {
     let what = match output {
-        Output::Archive { .. } => "-o type=oci|docker",
         Output::Tar(_) => "-o type=tar",
-        Output::Image { .. } | Output::Local(_) => return Ok(()),
+        Output::Image { .. } | Output::Local(_) | Output::Archive { .. } => return Ok(()),
     };
     Err(BuildError::Invalid(format!(
         "{what} with several --platform values is not supported yet: build the \
-         image (-t NAME, --push) or -o type=local (one directory per platform)"
+         image (-t NAME, --push), -o type=oci|docker or -o type=local (one \
+         directory per platform)"
     )))
 }
 

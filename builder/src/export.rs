@@ -300,15 +300,7 @@ pub(crate) fn export(
     }
     let image = store.commit_built_image(config, &layers, stamp.epoch, names)?;
     if let Output::Archive { dest, .. } = output {
-        let list: Vec<(Image, Option<Reference>)> = if names.is_empty() {
-            vec![(image.clone(), None)]
-        } else {
-            names
-                .iter()
-                .map(|t| (image.clone(), Some(t.clone())))
-                .collect()
-        };
-        write_atomically(dest, |f| Ok(store.save(&list, f)?))?;
+        write_archive(store, std::slice::from_ref(&image), names, dest)?;
     }
     let mut pushed = Vec::new();
     if let Output::Image { push: true, .. } = output {
@@ -429,4 +421,23 @@ pub(crate) fn push_index(
     let bytes = serde_json::to_vec(&index).map_err(|e| BuildError::Invalid(e.to_string()))?;
     total.digest = Some(client.push_manifest(name, &bytes)?);
     Ok(total)
+}
+
+/// `-o type=oci|docker`: the images (one per platform) under each name;
+/// several platforms under a name are one image index in the archive.
+pub(crate) fn write_archive(
+    store: &Store,
+    images: &[Image],
+    names: &[Reference],
+    dest: &Path,
+) -> Result<(), BuildError> {
+    let mut list: Vec<(Image, Option<Reference>)> = Vec::new();
+    if names.is_empty() {
+        list.extend(images.iter().map(|i| (i.clone(), None)));
+    } else {
+        for name in names {
+            list.extend(images.iter().map(|i| (i.clone(), Some(name.clone()))));
+        }
+    }
+    write_atomically(dest, |f| Ok(store.save(&list, f)?))
 }

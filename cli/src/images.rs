@@ -109,7 +109,12 @@ pub fn save(
             .ok()
             .filter(|r| img.names.contains(&r.to_string()));
         match by_name {
-            Some(r) => list.push((img, Some(r))),
+            // A multi-platform name: every platform's image, one index.
+            Some(r) => {
+                for (_, platform_img) in store.platforms_of(what).map_err(fail)? {
+                    list.push((platform_img, Some(r.clone())));
+                }
+            }
             None if img.names.is_empty() => list.push((img, None)),
             None => {
                 let names: Vec<Reference> = img

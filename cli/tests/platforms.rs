@@ -237,8 +237,141 @@ fn a_two_platform_build_writes_one_directory_per_platform() {
         "--platform",
         "linux/amd64,linux/arm64",
         "-o",
-        &format!("type=oci,dest={}", k.path("x.tar").display()),
+        &format!("type=tar,dest={}", k.path("x.tar").display()),
     ]);
     assert_ne!(code, 0);
     assert!(err.contains("not supported yet"), "{err}");
+}
+
+/// The platforms of the image index an OCI archive's `index.json` names.
+fn archive_platforms(archive: &std::path::Path) -> Vec<String> {
+    let raw = kiln_tests::tool(
+        "skopeo",
+        &[
+            "inspect",
+            "--raw",
+            &format!("oci-archive:{}", archive.display()),
+        ],
+    );
+    let index: serde_json::Value = serde_json::from_str(&raw).unwrap();
+    assert_eq!(
+        index["mediaType"], "application/vnd.oci.image.index.v1+json",
+        "{raw}"
+    );
+    let mut out: Vec<String> = index["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            format!(
+                "{}/{}",
+                m["platform"]["os"].as_str().unwrap(),
+                m["platform"]["architecture"].as_str().unwrap()
+            )
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+#[test]
+fn multi_platform_archives_hold_an_index_and_load_back_whole() {
+    let k = two_platform_busybox();
+    k.write_ctx("Dockerfile", "FROM busybox\nRUN uname -m > /arch\n");
+    let oci = k.path("app-oci.tar");
+    k.build(&[
+        "--platform",
+        "linux/amd64,linux/arm64",
+        "-t",
+        "app",
+        "-o",
+        &format!("type=oci,dest={}", oci.display()),
+    ]);
+    assert_eq!(archive_platforms(&oci), ["linux/amd64", "linux/arm64"]);
+    // kiln save of the name writes every platform; a clean store loads
+    // both back, and each runs.
+    let saved = k.path("app-saved.tar");
+    k.ok(&["save", "-o", saved.to_str().unwrap(), "app"]);
+    assert_eq!(archive_platforms(&saved), ["linux/amd64", "linux/arm64"]);
+    let other = Kiln::new(env!("CARGO_BIN_EXE_kiln"));
+    other.ok(&["load", "-i", saved.to_str().unwrap()]);
+    assert_eq!(
+        other.run_rm(&["--platform", "linux/arm64", "app", "cat", "/arch"]),
+        "aarch64\n"
+    );
+    assert_eq!(other.run_rm(&["app", "cat", "/arch"]), "x86_64\n");
+}
+
+/// The debian:bookworm rootfs tarball `tests/setup/debian-rootfs.sh` makes.
+fn debian_rootfs() -> PathBuf {
+    let p = std::env::var_os("KILN_TEST_DEBIAN_TAR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/var/cache/kiln-tests/debian-bookworm.tar"));
+    assert!(
+        p.is_file(),
+        "{} is missing: run `bash tests/setup/debian-rootfs.sh` (.ci/run does)",
+        p.display()
+    );
+    p
+}
+
+/// The cross-compilation pattern: the compiler stage is for the building
+/// machine (`FROM --platform=$BUILDPLATFORM`) and cross-compiles for
+/// `$TARGETARCH`; it is the same work for every target until the
+/// compile step, which alone differs. The toolchain install runs once
+/// for both platforms (a line in a cache mount per run).
+#[test]
+fn the_cross_compile_pattern_builds_natively_and_shares_the_toolchain_stage() {
+    let k = two_platform_busybox();
+    k.ok(&[
+        "import",
+        debian_rootfs().to_str().unwrap(),
+        "debian:bookworm",
+    ]);
+    k.write_ctx(
+        "hello.c",
+        "#include <stdio.h>\n#include <sys/utsname.h>\n\
+         int main(void) { struct utsname u; uname(&u); printf(\"hello from %s\\n\", u.machine); return 0; }\n",
+    );
+    k.write_ctx(
+        "Dockerfile",
+        "FROM --platform=$BUILDPLATFORM debian:bookworm AS toolchain\n\
+         RUN --mount=type=cache,target=/runs,id=runs echo toolchain >> /runs/log \
+         && apt-get update -qq && apt-get install -y -qq --no-install-recommends \
+         gcc libc6-dev gcc-aarch64-linux-gnu libc6-dev-arm64-cross >/dev/null \
+         && rm -rf /var/lib/apt/lists/*\n\
+         FROM toolchain AS build\n\
+         ARG TARGETARCH\n\
+         COPY hello.c /src/\n\
+         RUN --mount=type=cache,target=/runs,id=runs echo compile-$TARGETARCH >> /runs/log && \
+         case $TARGETARCH in arm64) cc=aarch64-linux-gnu-gcc ;; *) cc=gcc ;; esac && \
+         $cc -static -O2 -o /hello /src/hello.c && uname -m > /built-on\n\
+         FROM busybox\n\
+         COPY --from=build /hello /built-on /\n\
+         RUN /hello > /ran\n",
+    );
+    k.build(&["--platform", "linux/amd64,linux/arm64", "-t", "hello"]);
+    let mut runs = k.cache_log("runs");
+    runs.sort();
+    assert_eq!(
+        runs,
+        ["compile-amd64", "compile-arm64", "toolchain"],
+        "the toolchain once"
+    );
+    assert_eq!(
+        k.run_rm(&[
+            "--platform",
+            "linux/arm64",
+            "hello",
+            "cat",
+            "/ran",
+            "/built-on"
+        ]),
+        "hello from aarch64\nx86_64\n",
+        "compiled natively, run under emulation"
+    );
+    assert_eq!(
+        k.run_rm(&["--platform", "linux/amd64", "hello", "cat", "/ran"]),
+        "hello from x86_64\n"
+    );
 }

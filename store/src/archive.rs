@@ -194,9 +194,12 @@ impl Store {
             for desc in index.manifests() {
                 let digest = image::kiln_digest(desc.digest(), "index.json manifest")?;
                 let names = names_from_annotations(desc.annotations().as_ref(), source);
-                let manifest_bytes = self.resolve_manifest(&digest, source, 0)?;
-                let img = self.commit_loaded(&manifest_bytes, &names, source)?;
-                report.images.push((img.config_digest, img.names));
+                // A multi-platform image: every platform the archive holds,
+                // one image each under the same names.
+                for manifest_bytes in self.resolve_manifests(&digest, source, 0)? {
+                    let img = self.commit_loaded(&manifest_bytes, &names, source)?;
+                    report.images.push((img.config_digest, img.names));
+                }
             }
         } else if let Some(manifest) = json("manifest.json")? {
             let list = manifest
@@ -298,8 +301,15 @@ impl Store {
         Ok(report)
     }
 
-    /// Follows an index to the host platform's manifest; returns manifest bytes.
-    fn resolve_manifest(&self, digest: &Digest, source: &str, depth: usize) -> Result<Vec<u8>> {
+    /// Follows an index to every platform's manifest the archive holds
+    /// (an index may name platforms whose blobs were left out, as skopeo
+    /// copies one platform); returns their manifest bytes.
+    fn resolve_manifests(
+        &self,
+        digest: &Digest,
+        source: &str,
+        depth: usize,
+    ) -> Result<Vec<Vec<u8>>> {
         let bytes = self
             .blobs
             .read(digest)
@@ -318,26 +328,24 @@ impl Store {
                     "{source}: indexes nested too deep"
                 )));
             }
-            let (os, arch) = image::host_platform();
-            let pick = v["manifests"].as_array().into_iter().flatten().find(|m| {
-                m.pointer("/platform/os")
-                    .and_then(Value::as_str)
-                    .is_none_or(|o| o == os)
-                    && m.pointer("/platform/architecture")
-                        .and_then(Value::as_str)
-                        .is_none_or(|a| a == arch)
-            });
-            let Some(pick) = pick else {
+            let mut out = Vec::new();
+            for m in v["manifests"].as_array().into_iter().flatten() {
+                let d: Digest = m["digest"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .parse()
+                    .map_err(|e| StoreError::Invalid(format!("{source}: {e}")))?;
+                if !self.blobs.contains(&d) {
+                    continue;
+                }
+                out.extend(self.resolve_manifests(&d, source, depth + 1)?);
+            }
+            if out.is_empty() {
                 return Err(StoreError::Invalid(format!(
-                    "{source}: no manifest for {os}/{arch} in index {digest}"
+                    "{source}: index {digest} names no manifest the archive holds"
                 )));
-            };
-            let d: Digest = pick["digest"]
-                .as_str()
-                .unwrap_or_default()
-                .parse()
-                .map_err(|e| StoreError::Invalid(format!("{source}: {e}")))?;
-            return self.resolve_manifest(&d, source, depth + 1);
+            }
+            return Ok(out);
         }
         if !(mt.is_empty() || mt == MEDIA_OCI_MANIFEST || mt == image::MEDIA_DOCKER_MANIFEST) {
             return Err(StoreError::UnsupportedMediaType {
@@ -345,7 +353,7 @@ impl Store {
                 media_type: mt.to_string(),
             });
         }
-        Ok(bytes)
+        Ok(vec![bytes])
     }
 
     /// Checks a loaded manifest's blobs (sizes, media types) and records it.
@@ -410,62 +418,118 @@ impl Store {
     /// `manifest.json` / `repositories`.
     fn save_plan(&self, images: &[(Image, Option<Reference>)]) -> Result<SavePlan> {
         let mut blobs: BTreeMap<String, (Digest, u64)> = BTreeMap::new();
+        let mut extra: BTreeMap<String, Vec<u8>> = BTreeMap::new();
         let mut index_manifests = Vec::new();
         let mut docker_manifest = Vec::new();
         let mut repositories: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
+        // Entries naming the same reference with images of different
+        // platforms are one multi-platform image: a nested index.
+        let mut groups: Vec<(Option<&Reference>, Vec<&Image>)> = Vec::new();
         for (img, reference) in images {
-            // A built image's layers become gzip blobs now (kept for the
-            // next save or push).
-            let img = &self.materialize(img, Compression::Gzip)?;
-            let mut layer_paths = Vec::new();
-            // Held while we write them; sizes are the manifest's, so a
-            // blob that changed on disk is caught as it streams.
-            self.image_stack(img)?;
-            for l in img.layers()? {
-                layer_paths.push(format!("blobs/sha256/{}", l.digest.hex()));
-                blobs.insert(l.digest.hex(), (l.digest.clone(), l.size));
+            match groups
+                .iter_mut()
+                .find(|(r, _)| r.is_some() && *r == reference.as_ref())
+            {
+                Some((_, imgs))
+                    if !imgs
+                        .iter()
+                        .any(|i| i.manifest_digest == img.manifest_digest) =>
+                {
+                    imgs.push(img)
+                }
+                Some(_) => {}
+                None => groups.push((reference.as_ref(), vec![img])),
             }
-            blobs.insert(
-                img.config_digest.hex(),
-                (img.config_digest.clone(), img.manifest.config().size()),
-            );
-            let manifest_size = self.blobs.size(&img.manifest_digest)?;
-            blobs.insert(
-                img.manifest_digest.hex(),
-                (img.manifest_digest.clone(), manifest_size),
-            );
+        }
+        let host = crate::image::host_platform_name();
+        for (reference, group) in groups {
+            let mut platform_descs = Vec::new();
+            // The image docker's manifest.json tags: this machine's, else the first.
+            let tagged = group
+                .iter()
+                .position(|i| crate::image::platform_name(&i.config) == host)
+                .unwrap_or(0);
+            for (n, img) in group.iter().enumerate() {
+                // A built image's layers become gzip blobs now (kept for the
+                // next save or push).
+                let img = &self.materialize(img, Compression::Gzip)?;
+                let mut layer_paths = Vec::new();
+                // Held while we write them; sizes are the manifest's, so a
+                // blob that changed on disk is caught as it streams.
+                self.image_stack(img)?;
+                for l in img.layers()? {
+                    layer_paths.push(format!("blobs/sha256/{}", l.digest.hex()));
+                    blobs.insert(l.digest.hex(), (l.digest.clone(), l.size));
+                }
+                blobs.insert(
+                    img.config_digest.hex(),
+                    (img.config_digest.clone(), img.manifest.config().size()),
+                );
+                let manifest_size = self.blobs.size(&img.manifest_digest)?;
+                blobs.insert(
+                    img.manifest_digest.hex(),
+                    (img.manifest_digest.clone(), manifest_size),
+                );
+                let mut repo_tags = Vec::new();
+                if let (Some(r), true) = (reference, n == tagged) {
+                    repo_tags.push(r.familiar());
+                }
+                docker_manifest.push(json!({
+                    "Config": format!("blobs/sha256/{}", img.config_digest.hex()),
+                    "RepoTags": repo_tags,
+                    "Layers": layer_paths,
+                }));
+                let mut desc = json!({
+                    "mediaType": MEDIA_OCI_MANIFEST,
+                    "digest": img.manifest_digest.to_string(),
+                    "size": manifest_size,
+                });
+                if group.len() > 1 {
+                    desc["platform"] = platform_json(&img.config);
+                }
+                platform_descs.push(desc);
+            }
             let mut annotations = BTreeMap::new();
-            let mut repo_tags = Vec::new();
             if let Some(r) = reference {
                 annotations.insert("io.containerd.image.name".to_string(), r.to_string());
                 if let Some(tag) = &r.tag {
                     annotations
                         .insert("org.opencontainers.image.ref.name".to_string(), tag.clone());
-                    repositories
-                        .entry(r.familiar_repository())
-                        .or_default()
-                        .insert(tag.clone(), img.manifest_digest.hex());
                 }
-                repo_tags.push(r.familiar());
             }
-            let mut desc = json!({
-                "mediaType": MEDIA_OCI_MANIFEST,
-                "digest": img.manifest_digest.to_string(),
-                "size": manifest_size,
-            });
+            let mut desc = if platform_descs.len() == 1 {
+                platform_descs.remove(0)
+            } else {
+                let nested = canonical_json(&json!({
+                    "schemaVersion": 2,
+                    "mediaType": MEDIA_OCI_INDEX,
+                    "manifests": platform_descs,
+                }));
+                let digest = Digest::of(&nested);
+                let desc = json!({
+                    "mediaType": MEDIA_OCI_INDEX,
+                    "digest": digest.to_string(),
+                    "size": nested.len(),
+                });
+                extra.insert(digest.hex(), nested);
+                desc
+            };
+            if let (Some(r), Some(tag)) = (reference, reference.and_then(|r| r.tag.clone())) {
+                let target = desc["digest"].as_str().unwrap_or_default();
+                repositories
+                    .entry(r.familiar_repository())
+                    .or_default()
+                    .insert(tag, target.trim_start_matches("sha256:").to_string());
+            }
             if !annotations.is_empty() {
                 desc["annotations"] = json!(annotations);
             }
             index_manifests.push(desc);
-            docker_manifest.push(json!({
-                "Config": format!("blobs/sha256/{}", img.config_digest.hex()),
-                "RepoTags": repo_tags,
-                "Layers": layer_paths,
-            }));
         }
         let index = json!({ "schemaVersion": 2, "mediaType": MEDIA_OCI_INDEX, "manifests": index_manifests });
         Ok(SavePlan {
             blobs,
+            extra,
             index: canonical_json(&index),
             docker_manifest: canonical_json(&docker_manifest),
             repositories: (!repositories.is_empty()).then(|| canonical_json(&repositories)),
@@ -479,6 +543,7 @@ impl Store {
     pub fn save(&self, images: &[(Image, Option<Reference>)], out: impl Write) -> Result<()> {
         let SavePlan {
             blobs,
+            extra,
             index,
             docker_manifest,
             repositories,
@@ -490,11 +555,22 @@ impl Store {
         };
         dir(&mut tar, "blobs/").at("save")?;
         dir(&mut tar, "blobs/sha256/").at("save")?;
-        for (hex, (digest, size)) in &blobs {
-            let mut h = fixed_header(tar::EntryType::Regular, 0o644, *size);
-            let file = VerifyingReader::new(self.blobs.open_blob(digest)?, digest.clone(), *size);
-            tar.append_data(&mut h, format!("blobs/sha256/{hex}"), file)
-                .at(self.blobs.path(digest))?;
+        // One sorted list of both kinds of blob, so the bytes stay fixed.
+        let mut names: Vec<&String> = blobs.keys().chain(extra.keys()).collect();
+        names.sort();
+        names.dedup();
+        for hex in names {
+            if let Some((digest, size)) = blobs.get(hex) {
+                let mut h = fixed_header(tar::EntryType::Regular, 0o644, *size);
+                let file =
+                    VerifyingReader::new(self.blobs.open_blob(digest)?, digest.clone(), *size);
+                tar.append_data(&mut h, format!("blobs/sha256/{hex}"), file)
+                    .at(self.blobs.path(digest))?;
+            } else if let Some(bytes) = extra.get(hex) {
+                let mut h = fixed_header(tar::EntryType::Regular, 0o644, bytes.len() as u64);
+                tar.append_data(&mut h, format!("blobs/sha256/{hex}"), bytes.as_slice())
+                    .at("save")?;
+            }
         }
         let file = |tar: &mut tar::Builder<_>, path: &str, data: Vec<u8>| -> io::Result<()> {
             let mut h = fixed_header(tar::EntryType::Regular, 0o644, data.len() as u64);
@@ -547,6 +623,10 @@ impl Store {
                 let mut to = fs::File::create(&dest).at(&dest)?;
                 io::copy(&mut from, &mut to).at(self.blobs.path(digest))?;
             }
+            for (hex, bytes) in &plan.extra {
+                let dest = blob_dir.join(hex);
+                fs::write(&dest, bytes).at(&dest)?;
+            }
             fs::write(tmp.join("index.json"), &plan.index).at(tmp.join("index.json"))?;
             fs::write(tmp.join("oci-layout"), br#"{"imageLayoutVersion":"1.0.0"}"#)
                 .at(tmp.join("oci-layout"))?;
@@ -559,9 +639,21 @@ impl Store {
     }
 }
 
+/// An image config's platform as an OCI descriptor's `platform`.
+fn platform_json(config: &Value) -> Value {
+    let field = |k: &str| config.get(k).and_then(Value::as_str).unwrap_or("");
+    let mut p = json!({ "architecture": field("architecture"), "os": field("os") });
+    if !field("variant").is_empty() {
+        p["variant"] = Value::String(field("variant").to_string());
+    }
+    p
+}
+
 struct SavePlan {
     /// hex → (digest, size the manifest gives).
     blobs: BTreeMap<String, (Digest, u64)>,
+    /// Blobs made for the archive alone (a multi-platform image's index).
+    extra: BTreeMap<String, Vec<u8>>,
     index: Vec<u8>,
     docker_manifest: Vec<u8>,
     repositories: Option<Vec<u8>>,
