@@ -72,9 +72,6 @@ impl Build {
         let (lowered, views) = platforms::combine(parts);
         check_emulation(&lowered)?;
         let multi = views.len() > 1;
-        if multi {
-            refuse_multi_platform_output(&request.output)?;
-        }
         let targets: Vec<VertexId> = views.iter().map(|v| v.lowered.target).collect();
         // A SOURCE_DATE_EPOCH build arg (or global ARG default) wins over
         // the environment's.
@@ -129,6 +126,9 @@ impl Build {
         let mut images = Vec::new();
         let mut pushed = Vec::new();
         for (view, stack) in views.iter().zip(&stacks) {
+            if multi && matches!(request.output, Output::Tar { .. }) {
+                continue; // one tar for every platform, written below
+            }
             // The image's time: SOURCE_DATE_EPOCH, else when the target's
             // result was first made, so a fully cached rebuild gives the
             // same image ID.
@@ -163,9 +163,20 @@ impl Build {
                         push: false,
                     }
                 }
-                (Output::Local(dir), Some(p)) if multi => {
-                    Output::Local(dir.join(platforms::dir_name(p)))
-                }
+                (
+                    Output::Local {
+                        dest,
+                        platform_split,
+                    },
+                    Some(p),
+                ) if multi => Output::Local {
+                    dest: if *platform_split {
+                        dest.join(platforms::dir_name(p))
+                    } else {
+                        dest.clone()
+                    },
+                    platform_split: *platform_split,
+                },
                 (other, _) => other.clone(),
             };
             let exports = export::export(
@@ -193,6 +204,27 @@ impl Build {
         if let (true, Output::Archive { dest, names }) = (multi, &request.output) {
             export::write_archive(store, &images, names, dest)?;
         }
+        if let (
+            true,
+            Output::Tar {
+                dest,
+                platform_split,
+            },
+        ) = (multi, &request.output)
+        {
+            let parts: Vec<(String, &LayerStack)> = views
+                .iter()
+                .zip(&stacks)
+                .map(|(v, stack)| {
+                    let dir = match (&v.platform, platform_split) {
+                        (Some(p), true) => platforms::dir_name(p),
+                        _ => ".".to_string(),
+                    };
+                    (dir, stack)
+                })
+                .collect();
+            export::export_tar(store, &parts, dest)?;
+        }
         let all_views: Vec<&Lowered> = views.iter().map(|v| &v.lowered).collect();
         let cache_exports = export::export_caches(
             store,
@@ -217,20 +249,6 @@ impl Build {
             cache_exports,
         })
     }
-}
-
-/// Outputs a multi-platform build cannot write yet: a clear refusal
-/// before anything runs.
-fn refuse_multi_platform_output(output: &Output) -> Result<(), BuildError> {
-    let what = match output {
-        Output::Tar(_) => "-o type=tar",
-        Output::Image { .. } | Output::Local(_) | Output::Archive { .. } => return Ok(()),
-    };
-    Err(BuildError::Invalid(format!(
-        "{what} with several --platform values is not supported yet: build the \
-         image (-t NAME, --push), -o type=oci|docker or -o type=local (one \
-         directory per platform)"
-    )))
 }
 
 impl Build {

@@ -223,27 +223,43 @@ fn export_local(store: &Store, stack: &LayerStack, dir: &Path) -> Result<(), Bui
     result
 }
 
-/// `-o type=tar`: the final filesystem as one tar.
-fn export_tar(store: &Store, stack: &LayerStack, file: &Path) -> Result<(), BuildError> {
-    let scratch = store.scratch_dir("export")?;
+/// `-o type=tar`: the final filesystem as one tar; of several platforms,
+/// each under its directory in `parts` (`.` merges them, later ones over
+/// earlier, as BuildKit's platform-split=false).
+pub(crate) fn export_tar(
+    store: &Store,
+    parts: &[(String, &LayerStack)],
+    file: &Path,
+) -> Result<(), BuildError> {
+    let what = format!("-o type=tar,dest={}", file.display());
+    let mut scratches = Vec::new();
     let result = (|| -> Result<(), BuildError> {
-        let lowers = store.snapshot_chain(stack)?;
-        let what = format!("-o type=tar,dest={}", file.display());
-        let src =
-            view::readonly(&lowers, &scratch.join("empty")).map_err(BuildError::output(&what))?;
-        let root = PathBuf::from(format!(
-            "/proc/self/fd/{}",
-            std::os::fd::AsRawFd::as_raw_fd(&src.root())
-        ));
+        let mut roots = Vec::new();
+        for (dir, stack) in parts {
+            let scratch = store.scratch_dir("export")?;
+            scratches.push(scratch.clone());
+            let lowers = store.snapshot_chain(stack)?;
+            let src = view::readonly(&lowers, &scratch.join("empty"))
+                .map_err(BuildError::output(&what))?;
+            roots.push((dir.clone(), src));
+        }
         write_atomically(file, |f| {
             let mut b = tar::Builder::new(f);
             b.follow_symlinks(false);
-            b.append_dir_all(".", &root)
-                .map_err(BuildError::output(&what))?;
+            for (dir, src) in &roots {
+                let root = PathBuf::from(format!(
+                    "/proc/self/fd/{}",
+                    std::os::fd::AsRawFd::as_raw_fd(&src.root())
+                ));
+                b.append_dir_all(dir, &root)
+                    .map_err(BuildError::output(&what))?;
+            }
             b.finish().map_err(BuildError::output(&what))
         })
     })();
-    let _ = std::fs::remove_dir_all(&scratch);
+    for scratch in scratches {
+        let _ = std::fs::remove_dir_all(&scratch);
+    }
     result
 }
 
@@ -272,15 +288,15 @@ pub(crate) fn export(
     inline: Option<Vec<remote_cache::CacheRecord>>,
 ) -> Result<Exports, BuildError> {
     let names = match output {
-        Output::Local(dir) => {
+        Output::Local { dest: dir, .. } => {
             export_local(store, stack, dir)?;
             return Ok(Exports {
                 image: None,
                 pushed: Vec::new(),
             });
         }
-        Output::Tar(file) => {
-            export_tar(store, stack, file)?;
+        Output::Tar { dest: file, .. } => {
+            export_tar(store, &[(".".to_string(), stack)], file)?;
             return Ok(Exports {
                 image: None,
                 pushed: Vec::new(),

@@ -66,10 +66,12 @@ pub enum Output {
         dest: PathBuf,
         names: Vec<Reference>,
     },
-    /// The root filesystem as one tar.
-    Tar(PathBuf),
-    /// The root filesystem copied into a directory.
-    Local(PathBuf),
+    /// The root filesystem as one tar (several platforms: a `linux_ARCH/`
+    /// directory each, unless not `platform_split`: all in one tree).
+    Tar { dest: PathBuf, platform_split: bool },
+    /// The root filesystem copied into a directory (several platforms: as
+    /// for `Tar`).
+    Local { dest: PathBuf, platform_split: bool },
 }
 
 impl Default for Output {

@@ -80,15 +80,30 @@ pub(crate) fn parse_output(spec: Option<&str>, names: Vec<Reference>) -> Result<
         return Ok(Output::Image { names, push: false });
     };
     if !spec.contains('=') {
-        return Ok(Output::Local(PathBuf::from(spec)));
+        return Ok(Output::Local {
+            dest: PathBuf::from(spec),
+            platform_split: true,
+        });
     }
     let mut kind = None;
     let mut dest = None;
     let mut push = false;
+    let mut platform_split = true;
     for part in spec.split(',') {
         match part.split_once('=') {
             Some(("type", v)) => kind = Some(v.to_string()),
             Some(("dest", v)) => dest = Some(PathBuf::from(v)),
+            Some(("platform-split", v)) => {
+                platform_split = match v {
+                    "true" => true,
+                    "false" => false,
+                    _ => {
+                        return Err(fail(format!(
+                            "-o {spec}: platform-split={v}: want true or false"
+                        )))
+                    }
+                }
+            }
             Some(("push", v)) => {
                 push = match v {
                     "true" => true,
@@ -113,8 +128,14 @@ pub(crate) fn parse_output(spec: Option<&str>, names: Vec<Reference>) -> Result<
             dest: need_dest(dest)?,
             names,
         }),
-        Some("tar") => Ok(Output::Tar(need_dest(dest)?)),
-        Some("local") => Ok(Output::Local(need_dest(dest)?)),
+        Some("tar") => Ok(Output::Tar {
+            dest: need_dest(dest)?,
+            platform_split,
+        }),
+        Some("local") => Ok(Output::Local {
+            dest: need_dest(dest)?,
+            platform_split,
+        }),
         Some(other) => Err(fail(format!(
             "-o {spec}: unknown output type {other:?}: use image, oci, docker, tar or local"
         ))),

@@ -211,6 +211,20 @@ fn a_two_platform_build_pushes_an_index_that_skopeo_and_podman_read() {
     let _ = std::process::Command::new(kiln_tests::tool_path("podman"))
         .args(["rmi", "-f", &name])
         .output();
+    // Another machine's FROM picks each platform's manifest from the
+    // registry's index: an arm64 build, then the host's, same name.
+    let other = Kiln::new(env!("CARGO_BIN_EXE_kiln"));
+    other.write_ctx(
+        "Dockerfile",
+        format!("FROM {name}\nRUN cat /arch > /base-arch\n"),
+    );
+    other.build(&["--platform", "linux/arm64", "-t", "derived"]);
+    other.build(&["-t", "derived"]);
+    assert_eq!(
+        other.run_rm(&["--platform", "linux/arm64", "derived", "cat", "/base-arch"]),
+        "aarch64\n"
+    );
+    assert_eq!(other.run_rm(&["derived", "cat", "/base-arch"]), "x86_64\n");
 }
 
 #[test]
@@ -232,15 +246,38 @@ fn a_two_platform_build_writes_one_directory_per_platform() {
         std::fs::read_to_string(dest.join("linux_arm64/arch")).unwrap(),
         "aarch64\n"
     );
-    // What is not written yet says so before anything runs.
-    let (code, _, err) = k.try_build(&[
+    // One tar, a directory per platform.
+    let tar = k.path("out.tar");
+    k.build(&[
         "--platform",
         "linux/amd64,linux/arm64",
         "-o",
-        &format!("type=tar,dest={}", k.path("x.tar").display()),
+        &format!("type=tar,dest={}", tar.display()),
     ]);
-    assert_ne!(code, 0);
-    assert!(err.contains("not supported yet"), "{err}");
+    let listing = kiln_tests::tool("tar", &["-tf", tar.to_str().unwrap()]);
+    for want in [
+        "linux_amd64/arch",
+        "linux_arm64/arch",
+        "linux_arm64/bin/busybox",
+    ] {
+        assert!(
+            listing.lines().any(|l| l.trim_start_matches("./") == want),
+            "{want}:\n{listing}"
+        );
+    }
+    // platform-split=false: one tree, the later platform's files over the earlier's.
+    let merged = k.path("merged");
+    k.build(&[
+        "--platform",
+        "linux/amd64,linux/arm64",
+        "-o",
+        &format!("type=local,dest={},platform-split=false", merged.display()),
+    ]);
+    assert_eq!(
+        std::fs::read_to_string(merged.join("arch")).unwrap(),
+        "aarch64\n"
+    );
+    assert!(!merged.join("linux_amd64").exists());
 }
 
 /// The platforms of the image index an OCI archive's `index.json` names.
