@@ -412,3 +412,45 @@ fn the_cross_compile_pattern_builds_natively_and_shares_the_toolchain_stage() {
         "hello from x86_64\n"
     );
 }
+
+#[test]
+fn a_multi_platform_cache_serves_both_platforms_on_another_machine() {
+    let a = two_platform_busybox();
+    // The same two-platform base on the other machine (as if pulled).
+    let base = a.path("busybox-both.tar");
+    a.ok(&["save", "-o", base.to_str().unwrap(), "busybox"]);
+    let b = Kiln::new(env!("CARGO_BIN_EXE_kiln"));
+    b.ok(&["load", "-i", base.to_str().unwrap()]);
+    let dockerfile = "FROM busybox\nRUN --mount=type=cache,target=/c,id=runs uname -m >> /c/log && uname -m > /arch\n";
+    a.write_ctx("Dockerfile", dockerfile);
+    b.write_ctx("Dockerfile", dockerfile);
+    let cache = a.path("cache");
+    let both = "linux/amd64,linux/arm64";
+    a.build(&[
+        "--platform",
+        both,
+        "--cache-to",
+        &format!("type=local,dest={},mode=max", cache.display()),
+    ]);
+    let mut ran = a.cache_log("runs");
+    ran.sort();
+    assert_eq!(ran, ["aarch64", "x86_64"]);
+    b.build(&[
+        "--platform",
+        both,
+        "-t",
+        "app",
+        "--cache-from",
+        &format!("type=local,src={}", cache.display()),
+    ]);
+    assert!(
+        b.cache_log("runs").is_empty(),
+        "B ran a step: {:?}",
+        b.cache_log("runs")
+    );
+    assert_eq!(
+        b.run_rm(&["--platform", "linux/arm64", "app", "cat", "/arch"]),
+        "aarch64\n"
+    );
+    assert_eq!(b.run_rm(&["app", "cat", "/arch"]), "x86_64\n");
+}
