@@ -400,20 +400,7 @@ pub(crate) fn push_index(
             .clone()
             .unwrap_or_else(|| image.manifest_digest.clone());
         let bytes = store.blobs().read(&digest)?;
-        let config = &image.config;
-        let field = |k: &str| {
-            config
-                .get(k)
-                .and_then(serde_json::Value::as_str)
-                .unwrap_or("")
-        };
-        let mut platform = serde_json::json!({
-            "architecture": field("architecture"),
-            "os": field("os"),
-        });
-        if !field("variant").is_empty() {
-            platform["variant"] = serde_json::Value::String(field("variant").to_string());
-        }
+        let platform = kiln_store::platform_json(&image.config);
         let media_type = serde_json::from_slice::<serde_json::Value>(&bytes)
             .ok()
             .and_then(|m| m.get("mediaType")?.as_str().map(str::to_string))

@@ -24,7 +24,7 @@ impl<'a> StoreImages<'a> {
         reference: &str,
         platform: &kiln_registry::Platform,
     ) -> Result<kiln_store::Image, ImageError> {
-        let wanted = platform_text(platform);
+        let wanted = platform.to_string();
         let local = if self.always_pull {
             None
         } else {
@@ -59,14 +59,6 @@ impl<'a> StoreImages<'a> {
                 local.map_or("not in the store".to_string(), |e| e.to_string())
             ))),
         }
-    }
-}
-
-/// `os/arch[/variant]`.
-fn platform_text(p: &kiln_registry::Platform) -> String {
-    match &p.variant {
-        Some(v) => format!("{}/{}/{v}", p.os, p.architecture),
-        None => format!("{}/{}", p.os, p.architecture),
     }
 }
 

@@ -24,7 +24,7 @@ pub(crate) fn combine(parts: Vec<(Option<Platform>, Lowered)>) -> (Lowered, Vec<
         let (platform, lowered) = parts.into_iter().next().expect("one part");
         let view = PlatformView {
             platform,
-            lowered: clone_lowered(&lowered),
+            lowered: lowered.clone(),
         };
         return (lowered, vec![view]);
     }
@@ -87,20 +87,6 @@ pub(crate) fn combine(parts: Vec<(Option<Platform>, Lowered)>) -> (Lowered, Vec<
         emulated,
     };
     (combined, views)
-}
-
-fn clone_lowered(l: &Lowered) -> Lowered {
-    Lowered {
-        definition: l.definition.clone(),
-        target: l.target,
-        config: l.config.clone(),
-        history: l.history.clone(),
-        no_cache: l.no_cache.clone(),
-        steps: l.steps.clone(),
-        stages: l.stages.clone(),
-        source_date_epoch: l.source_date_epoch,
-        emulated: l.emulated.clone(),
-    }
 }
 
 /// `linux/arm64` → `linux_arm64` (BuildKit's local exporter's subdirectory).

@@ -114,12 +114,22 @@ fn is_identity_map(map: &str) -> bool {
 /// Whether `id` exists in this namespace (has a line in `map`, the text
 /// of /proc/self/uid_map or gid_map).
 fn map_covers(map: &str, id: u32) -> bool {
-    map.lines().any(|line| {
+    let id = u64::from(id);
+    inside_spans(map).any(|(first, last)| (first..=last).contains(&id))
+}
+
+/// The inside ids of each line of an id map (`inside outside count`), as
+/// (first, last).
+fn inside_spans(map: &str) -> impl Iterator<Item = (u64, u64)> + '_ {
+    map.lines().filter_map(|line| {
         let f: Vec<u64> = line
             .split_whitespace()
             .filter_map(|x| x.parse().ok())
             .collect();
-        matches!(f[..], [inside, _, count] if (id as u64) >= inside && (id as u64) < inside + count)
+        match f[..] {
+            [inside, _, count] if count > 0 => Some((inside, inside + count - 1)),
+            _ => None,
+        }
     })
 }
 
@@ -166,19 +176,7 @@ pub(crate) fn check_user(
 
 /// The ids a map file gives, as merged inside ranges (`0-65536`).
 fn inside_ranges(map: &str) -> String {
-    let mut ranges: Vec<(u64, u64)> = map
-        .lines()
-        .filter_map(|l| {
-            let f: Vec<u64> = l
-                .split_whitespace()
-                .filter_map(|x| x.parse().ok())
-                .collect();
-            match f[..] {
-                [inside, _, count] if count > 0 => Some((inside, inside + count - 1)),
-                _ => None,
-            }
-        })
-        .collect();
+    let mut ranges: Vec<(u64, u64)> = inside_spans(map).collect();
     ranges.sort();
     let mut merged: Vec<(u64, u64)> = Vec::new();
     for (a, b) in ranges {

@@ -485,7 +485,7 @@ impl Store {
                     "size": manifest_size,
                 });
                 if group.len() > 1 {
-                    desc["platform"] = platform_json(&img.config);
+                    desc["platform"] = image::platform_json(&img.config);
                 }
                 platform_descs.push(desc);
             }
@@ -637,16 +637,6 @@ impl Store {
         }
         result
     }
-}
-
-/// An image config's platform as an OCI descriptor's `platform`.
-fn platform_json(config: &Value) -> Value {
-    let field = |k: &str| config.get(k).and_then(Value::as_str).unwrap_or("");
-    let mut p = json!({ "architecture": field("architecture"), "os": field("os") });
-    if !field("variant").is_empty() {
-        p["variant"] = Value::String(field("variant").to_string());
-    }
-    p
 }
 
 struct SavePlan {

@@ -256,12 +256,14 @@ impl Db {
             > 0)
     }
 
-    /// Every multi-platform entry as (name, manifest).
-    pub fn all_platform_names(&self) -> Result<Vec<(String, Digest)>> {
-        let mut stmt = self
-            .conn
-            .prepare("SELECT name, manifest FROM platform_names ORDER BY name, platform")?;
-        let rows = stmt.query_map([], |r| Ok((r.get(0)?, digest(r.get(1)?)?)))?;
+    /// The names an image has: its own, and the multi-platform names it
+    /// is a platform of; sorted.
+    pub fn names_of(&self, manifest: &Digest) -> Result<Vec<String>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT name FROM names WHERE manifest = ?1
+             UNION SELECT name FROM platform_names WHERE manifest = ?1 ORDER BY name",
+        )?;
+        let rows = stmt.query_map([manifest.to_string()], |r| r.get(0))?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
@@ -522,22 +524,19 @@ pub(crate) fn add_image(
         params![row.manifest.to_string(), row.config.to_string(), row.added],
     )?;
     for name in names {
-        let old: Option<(String, String)> = conn
-            .query_row(
-                "SELECT n.manifest, i.config FROM names n JOIN images i ON i.manifest = n.manifest
-                 WHERE n.name = ?1",
-                [name],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
+        let old: Option<String> = conn
+            .query_row("SELECT manifest FROM names WHERE name = ?1", [name], |r| {
+                r.get(0)
+            })
             .optional()?;
-        // A single-platform name becomes multi-platform: its image's entry
-        // first (its platform is the caller's to say: see `old_platform`).
-        let has_entries: bool = conn.query_row(
+        let mut multi: bool = conn.query_row(
             "SELECT EXISTS (SELECT 1 FROM platform_names WHERE name = ?1)",
             [name],
             |r| r.get(0),
         )?;
-        if let (Some((old_manifest, _)), false) = (&old, has_entries) {
+        // A single-platform name whose image is for another platform
+        // becomes multi-platform: that image's entry first.
+        if let (Some(old_manifest), false) = (&old, multi) {
             if let Some(old_platform) = platform_of_manifest(conn, old_manifest)? {
                 if old_platform != platform {
                     conn.execute(
@@ -545,15 +544,10 @@ pub(crate) fn add_image(
                          VALUES (?1, ?2, ?3)",
                         params![name, old_platform, old_manifest],
                     )?;
+                    multi = true;
                 }
             }
         }
-        let multi = has_entries
-            || conn.query_row(
-                "SELECT EXISTS (SELECT 1 FROM platform_names WHERE name = ?1)",
-                [name],
-                |r| r.get::<_, bool>(0),
-            )?;
         if multi {
             conn.execute(
                 "INSERT OR REPLACE INTO platform_names (name, platform, manifest) VALUES (?1, ?2, ?3)",

@@ -286,6 +286,16 @@ pub fn platform_name(config: &Value) -> String {
     }
 }
 
+/// An image config's platform as an OCI descriptor's `platform` object.
+pub fn platform_json(config: &Value) -> Value {
+    let field = |k: &str| config.get(k).and_then(Value::as_str).unwrap_or("");
+    let mut p = serde_json::json!({ "architecture": field("architecture"), "os": field("os") });
+    if !field("variant").is_empty() {
+        p["variant"] = Value::String(field("variant").to_string());
+    }
+    p
+}
+
 /// This machine's platform as `os/arch`.
 pub fn host_platform_name() -> String {
     let (os, arch) = host_platform();

@@ -44,8 +44,8 @@ pub use context::{ContextStats, FileSums};
 pub use digest::{Digest, DigestError, HashingReader, HashingWriter, VerifyingReader};
 pub use error::{Result, StoreError};
 pub use image::{
-    host_platform, host_platform_name, platform_matches, platform_name, HistoryRow, Image,
-    LayerRef, MEDIA_DOCKER_MANIFEST, MEDIA_OCI_CONFIG, MEDIA_OCI_INDEX, MEDIA_OCI_MANIFEST,
+    host_platform, host_platform_name, platform_json, platform_matches, platform_name, HistoryRow,
+    Image, LayerRef, MEDIA_DOCKER_MANIFEST, MEDIA_OCI_CONFIG, MEDIA_OCI_INDEX, MEDIA_OCI_MANIFEST,
 };
 pub use lease::ProcessId;
 pub use reference::{Reference, ReferenceError};
@@ -297,20 +297,7 @@ impl Store {
 
     fn load_image(&self, row: ImageRow) -> Result<Image> {
         let mut image = self.image_from_blobs(&row)?;
-        let (names, platform_names) = {
-            let db = self.db();
-            (db.names()?, db.all_platform_names()?)
-        };
-        // Its names, and the multi-platform names it is a platform of.
-        let mut mine: Vec<String> = names
-            .into_iter()
-            .chain(platform_names)
-            .filter(|(_, m)| *m == row.manifest)
-            .map(|(n, _)| n)
-            .collect();
-        mine.sort();
-        mine.dedup();
-        image.names = mine;
+        image.names = self.db().names_of(&row.manifest)?;
         Ok(image)
     }
 

@@ -116,7 +116,7 @@ pub struct StepInfo {
 }
 
 /// A lowered build.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Lowered {
     pub definition: Definition,
     pub target: VertexId,
