@@ -14,6 +14,16 @@ pub struct Output {
     pub stderr: String,
 }
 
+impl From<std::process::Output> for Output {
+    fn from(out: std::process::Output) -> Output {
+        Output {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+}
+
 impl Output {
     /// (exit code, stdout, stderr), to destructure.
     pub fn parts(self) -> (i32, String, String) {
@@ -214,12 +224,36 @@ impl Kiln {
 
     /// Runs kiln with `args`; whatever happens.
     pub fn out(&self, args: &[&str]) -> Output {
-        let out = self.cmd().args(args).output().unwrap();
-        Output {
-            code: out.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        self.cmd().args(args).output().unwrap().into()
+    }
+
+    /// Runs `kiln --root ROOT ARGS` from a root bash that first opened
+    /// descriptors 7 (the host's root) and 8 (/etc/shadow) without
+    /// close-on-exec, as a shell or CI agent may leave them; as the
+    /// test's user (through setpriv, which keeps them) if it has one.
+    pub fn with_leaked_fds(&self, args: &[&str]) -> Output {
+        let mut cmd = std::process::Command::new("bash");
+        cmd.arg("-c");
+        match &self.user {
+            None => {
+                cmd.arg("exec 7</ 8</etc/shadow; exec \"$@\"");
+            }
+            Some(user) => {
+                cmd.arg(
+                    "exec 7</ 8</etc/shadow; \
+                     exec setpriv --reuid=\"$U\" --regid=\"$G\" --clear-groups \"$@\"",
+                )
+                .env("U", user.uid.to_string())
+                .env("G", user.gid.to_string())
+                .env("HOME", &user.home);
+            }
         }
+        cmd.arg("bash")
+            .arg(&self.bin)
+            .arg("--root")
+            .arg(self.root())
+            .args(args);
+        cmd.output().unwrap().into()
     }
 
     /// Runs kiln with `args`, which must succeed; returns stdout.
@@ -258,6 +292,25 @@ impl Kiln {
     /// returns (image ID, progress).
     pub fn build(&self, extra: &[&str]) -> (String, String) {
         self.build_dir(&self.ctx(), extra)
+    }
+
+    /// `kiln build -q ARGS CONTEXT` with `SOURCE_DATE_EPOCH`, which must
+    /// succeed; returns the image ID.
+    pub fn build_at_epoch(&self, epoch: &str, args: &[&str]) -> String {
+        let out = self
+            .cmd()
+            .env("SOURCE_DATE_EPOCH", epoch)
+            .args(["build", "-q"])
+            .args(args)
+            .arg(self.ctx())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap().trim().to_string()
     }
 
     /// Builds `context` with `extra` flags, which must succeed.

@@ -109,6 +109,35 @@ pub fn tool(name: &str, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// A file `tests/setup/*.sh` made in the test cache (`KILN_TEST_CACHE`,
+/// default /var/cache/kiln-tests); panics naming the script if missing.
+fn setup_file(name: &str, script: &str) -> PathBuf {
+    let p = PathBuf::from(
+        std::env::var_os("KILN_TEST_CACHE").unwrap_or_else(|| "/var/cache/kiln-tests".into()),
+    )
+    .join(name);
+    assert!(
+        p.is_file(),
+        "{} is missing: run `bash tests/setup/{script}` (.ci/run does)",
+        p.display()
+    );
+    p
+}
+
+/// The debian:bookworm root filesystem tarball `tests/setup/debian-rootfs.sh`
+/// makes (`KILN_TEST_DEBIAN_TAR` names another).
+pub fn debian_rootfs() -> PathBuf {
+    match std::env::var_os("KILN_TEST_DEBIAN_TAR") {
+        Some(p) => PathBuf::from(p),
+        None => setup_file("debian-bookworm.tar", "debian-rootfs.sh"),
+    }
+}
+
+/// Debian's arm64 busybox-static binary `tests/setup/arm64-busybox.sh` fetches.
+pub fn arm64_busybox() -> PathBuf {
+    setup_file("busybox-arm64", "arm64-busybox.sh")
+}
+
 /// Writes the busybox root filesystem tarball `examples/busybox-rootfs.sh`
 /// makes (from Debian's busybox-static) to `dest`.
 pub fn write_busybox_rootfs(dest: &Path) {

@@ -25,25 +25,6 @@ fn probe_context(k: &Kiln, dockerfile: &str) -> std::path::PathBuf {
     ctx
 }
 
-/// Runs `kiln ARGS` from bash after opening descriptors 7 (the host's
-/// root) and 8 (/etc/shadow) without close-on-exec.
-fn with_leaked_fds(k: &Kiln, args: &[&str]) -> kiln_tests::Output {
-    let mut cmd = std::process::Command::new("bash");
-    cmd.arg("-c")
-        .arg("exec 7</ 8</etc/shadow; exec \"$@\"")
-        .arg("bash")
-        .arg(k.bin())
-        .arg("--root")
-        .arg(k.root())
-        .args(args);
-    let out = cmd.output().unwrap();
-    kiln_tests::Output {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
-}
-
 fn checks(extra: &[&'static [&'static str]]) -> Vec<&'static str> {
     let mut v = PROBE_ALWAYS.to_vec();
     for e in extra {
@@ -73,18 +54,15 @@ fn build_steps_have_no_way_out() {
              --writable /tmp,/ctx,/cache,/scratch\n"
         ),
     );
-    let out = with_leaked_fds(
-        &k,
-        &[
-            "build",
-            "--no-cache",
-            "--network",
-            "none",
-            "--progress",
-            "plain",
-            ctx.to_str().unwrap(),
-        ],
-    );
+    let out = k.with_leaked_fds(&[
+        "build",
+        "--no-cache",
+        "--network",
+        "none",
+        "--progress",
+        "plain",
+        ctx.to_str().unwrap(),
+    ]);
     let report = kiln_tests::probe_lines(&out.stderr);
     assert_no_escape(&report, &checks(&[PROBE_NO_NETWORK]));
     assert_eq!(out.code, 0, "{}", out.stderr);
@@ -127,7 +105,7 @@ fn run_containers_have_no_way_out() {
         if extra.contains(&"--init") {
             args.push("--expect-init");
         }
-        let out = with_leaked_fds(&k, &args);
+        let out = k.with_leaked_fds(&args);
         assert_no_escape(&out.stdout, &expect);
         assert_eq!(out.code, 0, "{extra:?}: {}", out.stderr);
     }

@@ -29,25 +29,6 @@ fn layer_blobs(k: &Kiln) -> BTreeSet<String> {
         .collect()
 }
 
-/// `kiln build -q ARGS CONTEXT` with `SOURCE_DATE_EPOCH`, which must
-/// succeed; returns the image ID.
-fn build_at_epoch(k: &Kiln, epoch: &str, args: &[&str]) -> String {
-    let out = k
-        .cmd()
-        .env("SOURCE_DATE_EPOCH", epoch)
-        .args(["build", "-q"])
-        .args(args)
-        .arg(k.ctx())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap().trim().to_string()
-}
-
 fn is_gzip(k: &Kiln, blob: &str) -> bool {
     let bytes = fs::read(k.root().join("blobs/sha256").join(blob)).unwrap();
     bytes.starts_with(&[0x1f, 0x8b])
@@ -162,7 +143,7 @@ fn source_date_epoch_builds_match_across_two_stores() {
         k.write_ctx("Dockerfile", MULTI_STAGE);
         let dest = k.path("out.tar");
         let output = format!("type=oci,dest={}", dest.display());
-        let id = build_at_epoch(k, "1700000000", &["-t", "repro", "-o", &output]);
+        let id = k.build_at_epoch("1700000000", &["-t", "repro", "-o", &output]);
         (id, fs::read(dest).unwrap())
     };
     // The same base in both: B loads what A saved.
@@ -237,7 +218,7 @@ fn an_image_with_two_equal_layers_runs() {
         "Dockerfile",
         "FROM busybox\nRUN echo a > /a\nRUN echo b > /a\nRUN echo a > /a\n",
     );
-    build_at_epoch(&k, "0", &["-t", "twice"]);
+    k.build_at_epoch("0", &["-t", "twice"]);
     let diff_ids = k.inspect("twice")["RootFS"]["Layers"].clone();
     let diff_ids = diff_ids.as_array().unwrap();
     assert_eq!(diff_ids[1], diff_ids[3], "{diff_ids:?}");

@@ -5,20 +5,6 @@
 //! `.ci/run` runs), `FROM --platform`, `kiln run --platform`.
 
 use kiln_tests::Kiln;
-use std::path::PathBuf;
-
-fn arm64_busybox() -> PathBuf {
-    let p = PathBuf::from(
-        std::env::var_os("KILN_TEST_CACHE").unwrap_or_else(|| "/var/cache/kiln-tests".into()),
-    )
-    .join("busybox-arm64");
-    assert!(
-        p.is_file(),
-        "{} is missing: run `bash tests/setup/arm64-busybox.sh` (.ci/run does)",
-        p.display()
-    );
-    p
-}
 
 /// A store whose `busybox` has an amd64 and an arm64 image.
 fn two_platform_busybox() -> Kiln {
@@ -26,7 +12,7 @@ fn two_platform_busybox() -> Kiln {
     let tar = k.path("busybox-arm64.tar");
     let out = std::process::Command::new("bash")
         .arg(kiln_tests::repo_root().join("examples/busybox-rootfs.sh"))
-        .env("BUSYBOX", arm64_busybox())
+        .env("BUSYBOX", kiln_tests::arm64_busybox())
         .output()
         .unwrap();
     assert!(
@@ -140,33 +126,7 @@ fn a_two_platform_build_pushes_an_index_that_skopeo_and_podman_read() {
     assert_eq!(k.run_rm(&["--platform", "linux/amd64", &name]), "x86_64\n");
     assert_eq!(k.run_rm(&["--platform", "linux/arm64", &name]), "aarch64\n");
     // The registry has an index with the two platforms.
-    let raw = kiln_tests::tool(
-        "skopeo",
-        &[
-            "inspect",
-            "--raw",
-            "--tls-verify=false",
-            &format!("docker://{name}"),
-        ],
-    );
-    let index: serde_json::Value = serde_json::from_str(&raw).unwrap();
-    assert_eq!(
-        index["mediaType"], "application/vnd.oci.image.index.v1+json",
-        "{raw}"
-    );
-    let mut platforms: Vec<String> = index["manifests"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| {
-            format!(
-                "{}/{}",
-                m["platform"]["os"].as_str().unwrap(),
-                m["platform"]["architecture"].as_str().unwrap()
-            )
-        })
-        .collect();
-    platforms.sort();
+    let platforms = index_platforms(&["--tls-verify=false", &format!("docker://{name}")]);
     assert_eq!(platforms, ["linux/amd64", "linux/arm64"]);
     // skopeo copies all of it back.
     let copy = k.path("copy");
@@ -280,16 +240,12 @@ fn a_two_platform_build_writes_one_directory_per_platform() {
     assert!(!merged.join("linux_amd64").exists());
 }
 
-/// The platforms of the image index an OCI archive's `index.json` names.
-fn archive_platforms(archive: &std::path::Path) -> Vec<String> {
-    let raw = kiln_tests::tool(
-        "skopeo",
-        &[
-            "inspect",
-            "--raw",
-            &format!("oci-archive:{}", archive.display()),
-        ],
-    );
+/// The platforms of the image index `skopeo inspect --raw ARGS` shows
+/// (which must be an OCI index), sorted.
+fn index_platforms(args: &[&str]) -> Vec<String> {
+    let mut full = vec!["inspect", "--raw"];
+    full.extend_from_slice(args);
+    let raw = kiln_tests::tool("skopeo", &full);
     let index: serde_json::Value = serde_json::from_str(&raw).unwrap();
     assert_eq!(
         index["mediaType"], "application/vnd.oci.image.index.v1+json",
@@ -309,6 +265,11 @@ fn archive_platforms(archive: &std::path::Path) -> Vec<String> {
         .collect();
     out.sort();
     out
+}
+
+/// The platforms of the image index an OCI archive's `index.json` names.
+fn archive_platforms(archive: &std::path::Path) -> Vec<String> {
+    index_platforms(&[&format!("oci-archive:{}", archive.display())])
 }
 
 #[test]
@@ -339,19 +300,6 @@ fn multi_platform_archives_hold_an_index_and_load_back_whole() {
     assert_eq!(other.run_rm(&["app", "cat", "/arch"]), "x86_64\n");
 }
 
-/// The debian:bookworm rootfs tarball `tests/setup/debian-rootfs.sh` makes.
-fn debian_rootfs() -> PathBuf {
-    let p = std::env::var_os("KILN_TEST_DEBIAN_TAR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/var/cache/kiln-tests/debian-bookworm.tar"));
-    assert!(
-        p.is_file(),
-        "{} is missing: run `bash tests/setup/debian-rootfs.sh` (.ci/run does)",
-        p.display()
-    );
-    p
-}
-
 /// The cross-compilation pattern: the compiler stage is for the building
 /// machine (`FROM --platform=$BUILDPLATFORM`) and cross-compiles for
 /// `$TARGETARCH`; it is the same work for every target until the
@@ -362,7 +310,7 @@ fn the_cross_compile_pattern_builds_natively_and_shares_the_toolchain_stage() {
     let k = two_platform_busybox();
     k.ok(&[
         "import",
-        debian_rootfs().to_str().unwrap(),
+        kiln_tests::debian_rootfs().to_str().unwrap(),
         "debian:bookworm",
     ]);
     k.write_ctx(

@@ -103,25 +103,6 @@ fn multi_stage_chown_user_cache_mounts_and_secrets_work_rootless() {
     assert_eq!(k.cache_log("rl"), ["run", "run"]);
 }
 
-/// Builds `ctx` with SOURCE_DATE_EPOCH set; returns the image ID.
-fn build_with_epoch(k: &Kiln) -> String {
-    let iid = k.path("iid");
-    let out = k
-        .cmd()
-        .env("SOURCE_DATE_EPOCH", "1700000000")
-        .args(["build", "-q", "--iidfile"])
-        .arg(&iid)
-        .arg(k.ctx())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    std::fs::read_to_string(&iid).unwrap().trim().to_string()
-}
-
 #[test]
 fn a_rootless_build_gives_the_same_image_id_as_root() {
     let dockerfile = "\
@@ -141,8 +122,8 @@ RUN chmod 4755 /a && ln -s /a /link && ln /a /hard
         k.write_ctx("Dockerfile", dockerfile);
         k.write_ctx("a.txt", "a\n");
     }
-    let as_root = build_with_epoch(&root);
-    let rootless = build_with_epoch(&user);
+    let as_root = root.build_at_epoch("1700000000", &[]);
+    let rootless = user.build_at_epoch("1700000000", &[]);
     assert_eq!(as_root, rootless, "same layers, same config, same ID");
     // And the rootless image holds what the root one does.
     let listing =
@@ -153,25 +134,12 @@ RUN chmod 4755 /a && ln -s /a /link && ln /a /hard
     );
 }
 
-/// The debian:bookworm rootfs tarball `tests/setup/debian-rootfs.sh` makes.
-fn debian_rootfs() -> PathBuf {
-    let p = std::env::var_os("KILN_TEST_DEBIAN_TAR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/var/cache/kiln-tests/debian-bookworm.tar"));
-    assert!(
-        p.is_file(),
-        "{} is missing: run `bash tests/setup/debian-rootfs.sh` (.ci/run does)",
-        p.display()
-    );
-    p
-}
-
 #[test]
 fn apt_get_installs_rootless_dropping_to_its_own_user() {
     let k = Kiln::as_user(bin(), TestUser::with_range());
     k.ok(&[
         "import",
-        debian_rootfs().to_str().unwrap(),
+        kiln_tests::debian_rootfs().to_str().unwrap(),
         "debian:bookworm",
     ]);
     // apt-get update downloads as _apt (uid 42): the namespace must map it.
@@ -288,30 +256,6 @@ fn a_user_without_a_subuid_range_builds_as_root_and_is_told_why_other_ids_fail()
     assert!(err.contains("/etc/subuid"), "{err}");
 }
 
-/// Runs `kiln ARGS` as `user` from a root bash that first opened
-/// descriptors 7 (the host's root) and 8 (/etc/shadow) without
-/// close-on-exec, as a CI agent might leave them.
-fn with_leaked_fds(k: &Kiln, args: &[&str]) -> kiln_tests::Output {
-    let user = k.user().unwrap();
-    let mut cmd = std::process::Command::new("bash");
-    cmd.arg("-c")
-        .arg("exec 7</ 8</etc/shadow; exec setpriv --reuid=\"$U\" --regid=\"$G\" --clear-groups \"$@\"")
-        .arg("bash")
-        .arg(k.bin())
-        .arg("--root")
-        .arg(k.root())
-        .args(args)
-        .env("U", user.uid.to_string())
-        .env("G", user.gid.to_string())
-        .env("HOME", &user.home);
-    let out = cmd.output().unwrap();
-    kiln_tests::Output {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
-}
-
 #[test]
 fn rootless_build_steps_and_containers_have_no_way_out() {
     let k = rootless();
@@ -336,45 +280,39 @@ fn rootless_build_steps_and_containers_have_no_way_out() {
         ),
     );
     let ctx = k.ctx();
-    let out = with_leaked_fds(
-        &k,
-        &[
-            "build",
-            "--no-cache",
-            "--network",
-            "none",
-            "--progress",
-            "plain",
-            "-t",
-            "probe",
-            ctx.to_str().unwrap(),
-        ],
-    );
+    let out = k.with_leaked_fds(&[
+        "build",
+        "--no-cache",
+        "--network",
+        "none",
+        "--progress",
+        "plain",
+        "-t",
+        "probe",
+        ctx.to_str().unwrap(),
+    ]);
     let report = kiln_tests::probe_lines(&out.stderr);
     let mut checks = kiln_tests::PROBE_ALWAYS.to_vec();
     checks.extend_from_slice(kiln_tests::PROBE_NO_NETWORK);
     kiln_tests::assert_no_escape(&report, &checks);
     assert_eq!(out.code, 0, "{}", out.stderr);
     // kiln run, host network not given: the same probe from outside a build.
-    let run = with_leaked_fds(
-        &k,
-        &[
-            "run",
-            "--rm",
-            "--network",
-            "none",
-            "probe",
-            "/probe",
-            "--devices",
-            "/devlist",
-            "--host-ns",
-            &ns,
-            "--host-port",
-            &port,
-            "--writable",
-            "/tmp",
-        ],
-    );
+    let run = k.with_leaked_fds(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "probe",
+        "/probe",
+        "--devices",
+        "/devlist",
+        "--host-ns",
+        &ns,
+        "--host-port",
+        &port,
+        "--writable",
+        "/tmp",
+    ]);
     kiln_tests::assert_no_escape(&run.stdout, &checks);
     assert_eq!(run.code, 0, "{}", run.stderr);
 }
@@ -391,7 +329,12 @@ fn podman_debian() -> String {
     if !exists {
         kiln_tests::tool(
             "podman",
-            &["import", "-q", debian_rootfs().to_str().unwrap(), name],
+            &[
+                "import",
+                "-q",
+                kiln_tests::debian_rootfs().to_str().unwrap(),
+                name,
+            ],
         );
     }
     name.to_string()
@@ -417,12 +360,7 @@ fn in_podman(work: &Path, extra: &[&str], script: &str) -> kiln_tests::Output {
     .args(extra)
     .arg(podman_debian())
     .args(["sh", "-c", &format!("cd /w && {script}")]);
-    let out = cmd.output().unwrap();
-    kiln_tests::Output {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+    cmd.output().unwrap().into()
 }
 
 /// The Kubernetes pod case: kiln in an unprivileged container. What it

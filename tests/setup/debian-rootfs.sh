@@ -5,7 +5,7 @@
 # image: no package lists, no device nodes, no host identity files.
 # Idempotent; needs root. Prints the tarball's path.
 set -euo pipefail
-out=${KILN_TEST_DEBIAN_TAR:-/var/cache/kiln-tests/debian-bookworm.tar}
+out=${KILN_TEST_DEBIAN_TAR:-${KILN_TEST_CACHE:-/var/cache/kiln-tests}/debian-bookworm.tar}
 if [ -s "$out" ]; then echo "$out"; exit 0; fi
 mirror=$(sed -n 's/^URIs: *\([^ ]*\).*/\1/p' /etc/apt/sources.list.d/debian.sources 2>/dev/null | head -n 1)
 mirror=${DEBIAN_MIRROR:-${mirror:-http://deb.debian.org/debian}}
