@@ -337,7 +337,12 @@ fn with_dependents(
 /// a machine without the emulator fails at the first such step, saying
 /// what to install, before anything runs.
 fn check_emulation(lowered: &Lowered) -> Result<(), BuildError> {
+    // Once per platform (each check reads binfmt_misc), at its first step.
+    let mut checked = std::collections::HashSet::new();
     for (id, platform) in &lowered.emulated {
+        if !checked.insert(platform.name()) {
+            continue;
+        }
         if let Err(why) = kiln_executor::binfmt::check(&platform.arch, &platform.variant) {
             let pos = lowered
                 .steps
