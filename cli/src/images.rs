@@ -297,7 +297,7 @@ pub fn images(store: &Store, json: bool, quiet: bool) -> Result<(), CliError> {
     emit(&table(&rows))
 }
 
-fn table<const N: usize>(rows: &[[String; N]]) -> String {
+pub(crate) fn table<const N: usize>(rows: &[[String; N]]) -> String {
     let mut widths = [0usize; N];
     for row in rows {
         for (i, c) in row.iter().enumerate() {
@@ -318,29 +318,6 @@ fn table<const N: usize>(rows: &[[String; N]]) -> String {
         out.push('\n');
     }
     out
-}
-
-pub fn inspect(store: &Store, names: &[String]) -> Result<(), CliError> {
-    let mut out = Vec::new();
-    let mut failed = false;
-    for n in names {
-        match store.resolve(n) {
-            Ok(img) => out.push(img.inspect()),
-            Err(e) => {
-                crate::print_error(&e);
-                failed = true;
-            }
-        }
-    }
-    emit(&format!(
-        "{}\n",
-        serde_json::to_string_pretty(&out).unwrap_or_default()
-    ))?;
-    if failed {
-        Err(CliError::Reported)
-    } else {
-        Ok(())
-    }
 }
 
 pub fn history(store: &Store, name: &str) -> Result<(), CliError> {
@@ -388,7 +365,7 @@ pub fn rmi(store: &Store, names: &[String], force: bool) -> Result<(), CliError>
 }
 
 pub fn prune(store: &Store, all: bool) -> Result<(), CliError> {
-    let containers = crate::containers::sweep(store, false);
+    let containers = crate::containers::sweep(store);
     let r = store.prune(all).map_err(fail)?;
     emit(&format!(
         "Deleted containers: {containers}\nDeleted images: {}\nDeleted build cache records: {}\nDeleted blobs: {}\nDeleted snapshots: {}\nTotal reclaimed space: {}\n",

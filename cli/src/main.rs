@@ -53,6 +53,113 @@ enum Command {
     Build(build::BuildOptions),
     /// Run a command in a new container from an image.
     Run(run::RunOptions),
+    /// Create a container from an image without starting it; prints its id.
+    Create(run::RunOptions),
+    /// Start stopped or created containers (in the background, under a monitor).
+    Start {
+        /// Stream the container's output and exit with its code.
+        #[arg(short, long)]
+        attach: bool,
+        #[arg(required = true, value_name = "CONTAINER")]
+        containers: Vec<String>,
+    },
+    /// Stop running containers: their stop signal, then SIGKILL after a timeout.
+    Stop {
+        /// Seconds to wait before SIGKILL [default: the container's, else 10].
+        #[arg(short, long = "time", alias = "timeout")]
+        time: Option<u64>,
+        #[arg(required = true, value_name = "CONTAINER")]
+        containers: Vec<String>,
+    },
+    /// Send a signal to running containers' PID 1 [default: SIGKILL].
+    Kill {
+        #[arg(short, long, default_value = "KILL")]
+        signal: String,
+        #[arg(required = true, value_name = "CONTAINER")]
+        containers: Vec<String>,
+    },
+    /// Stop, then start containers.
+    Restart {
+        #[arg(short, long = "time", alias = "timeout")]
+        time: Option<u64>,
+        #[arg(required = true, value_name = "CONTAINER")]
+        containers: Vec<String>,
+    },
+    /// Remove containers.
+    Rm {
+        /// Kill a running container first.
+        #[arg(short, long)]
+        force: bool,
+        /// Remove its anonymous volumes too.
+        #[arg(short, long)]
+        volumes: bool,
+        #[arg(required = true, value_name = "CONTAINER")]
+        containers: Vec<String>,
+    },
+    /// Wait for containers to stop; print their exit codes.
+    Wait {
+        #[arg(required = true, value_name = "CONTAINER")]
+        containers: Vec<String>,
+    },
+    /// List containers (running ones; -a: all).
+    Ps {
+        #[arg(short, long)]
+        all: bool,
+        /// Only ids.
+        #[arg(short, long)]
+        quiet: bool,
+        #[arg(long)]
+        no_trunc: bool,
+        /// id=, name=, status=, ancestor=, label=, exited=, health=.
+        #[arg(short, long, value_name = "KEY=VALUE")]
+        filter: Vec<String>,
+    },
+    /// Show a container's output.
+    Logs {
+        /// Keep streaming new output until the container stops.
+        #[arg(short, long)]
+        follow: bool,
+        /// Only the last N lines (or `all`).
+        #[arg(short = 'n', long)]
+        tail: Option<String>,
+        /// Prefix each line with its time.
+        #[arg(short, long)]
+        timestamps: bool,
+        container: String,
+    },
+    /// Run a command in a running container.
+    Exec(containers::ExecOptions),
+    /// Rename a container.
+    Rename { container: String, new_name: String },
+    /// Make an image from a container's changes.
+    Commit {
+        #[arg(short, long)]
+        author: Option<String>,
+        #[arg(short, long)]
+        message: Option<String>,
+        /// A Dockerfile instruction to apply to the config (CMD, ENV, ...).
+        #[arg(short, long, value_name = "INSTRUCTION")]
+        change: Vec<String>,
+        container: String,
+        /// A name for the image.
+        repository: Option<String>,
+    },
+    /// List what a container added (A), changed (C) and deleted (D).
+    Diff { container: String },
+    /// Write a container's filesystem as a tar.
+    Export {
+        #[arg(short, long, value_name = "FILE")]
+        output: Option<PathBuf>,
+        container: String,
+    },
+    /// Copy files between a container and the host (CONTAINER:PATH on one side).
+    Cp { src: String, dest: String },
+    /// Manage volumes.
+    #[command(subcommand)]
+    Volume(containers::VolumeCommand),
+    /// The per-container monitor (started by run -d and start).
+    #[command(name = "container-monitor", hide = true)]
+    ContainerMonitor { id: String },
     /// Pull an image from a registry into the store.
     Pull {
         /// The image (`busybox`, `127.0.0.1:5000/app:1`, `repo@sha256:...`).
@@ -132,9 +239,9 @@ enum Command {
         #[arg(short, long)]
         quiet: bool,
     },
-    /// Show images' configuration as JSON (docker image inspect's shape).
+    /// Show containers' or images' configuration as JSON (docker's shapes).
     Inspect {
-        #[arg(required = true, value_name = "IMAGE")]
+        #[arg(required = true, value_name = "CONTAINER|IMAGE")]
         images: Vec<String>,
     },
     /// Show an image's layer history.
@@ -302,6 +409,67 @@ fn run(cli: Cli, root: PathBuf) -> Result<i32, CliError> {
     match cli.command {
         Command::Build(options) => return build::build(store()?, client(), options),
         Command::Run(options) => return run::run(&store()?, &client(), options),
+        Command::Create(options) => return run::create(&store()?, &client(), options),
+        Command::Start {
+            attach,
+            containers: names,
+        } => return containers::start(&store()?, &names, attach),
+        Command::Stop {
+            time,
+            containers: names,
+        } => containers::stop(&store()?, &names, time)?,
+        Command::Kill {
+            signal,
+            containers: names,
+        } => containers::kill(&store()?, &names, &signal)?,
+        Command::Restart {
+            time,
+            containers: names,
+        } => containers::restart(&store()?, &names, time)?,
+        Command::Rm {
+            force,
+            volumes,
+            containers: names,
+        } => containers::rm(&store()?, &names, force, volumes)?,
+        Command::Wait { containers: names } => containers::wait(&store()?, &names)?,
+        Command::Ps {
+            all,
+            quiet,
+            no_trunc,
+            filter,
+        } => containers::ps(&store()?, all, quiet, no_trunc, &filter)?,
+        Command::Logs {
+            follow,
+            tail,
+            timestamps,
+            container,
+        } => containers::logs(&store()?, &container, follow, tail, timestamps)?,
+        Command::Exec(options) => return containers::exec(&store()?, options),
+        Command::Rename {
+            container,
+            new_name,
+        } => containers::rename(&store()?, &container, &new_name)?,
+        Command::Commit {
+            author,
+            message,
+            change,
+            container,
+            repository,
+        } => containers::commit(
+            &store()?,
+            &container,
+            repository.as_deref(),
+            author.as_deref(),
+            message.as_deref(),
+            &change,
+        )?,
+        Command::Diff { container } => containers::diff(&store()?, &container)?,
+        Command::Export { output, container } => {
+            containers::export(&store()?, &container, output.as_deref())?
+        }
+        Command::Cp { src, dest } => containers::cp(&store()?, &src, &dest)?,
+        Command::Volume(command) => containers::volume(&store()?, command)?,
+        Command::ContainerMonitor { id } => containers::monitor(&store()?, &id)?,
         Command::Pull {
             image,
             platform,
@@ -337,7 +505,7 @@ fn run(cli: Cli, root: PathBuf) -> Result<i32, CliError> {
             platform.as_deref(),
         )?,
         Command::Images { format, quiet } => images::images(&store()?, format == "json", quiet)?,
-        Command::Inspect { images: list } => images::inspect(&store()?, &list)?,
+        Command::Inspect { images: list } => containers::inspect(&store()?, &list)?,
         Command::History { image } => images::history(&store()?, &image)?,
         Command::Tag { source, target } => images::tag(&store()?, &source, &target)?,
         Command::Rmi {
@@ -385,7 +553,10 @@ fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
-            let runs_a_container = subcommand_word().as_deref() == Some("run");
+            let runs_a_container = matches!(
+                subcommand_word().as_deref(),
+                Some("run" | "create" | "exec" | "start")
+            );
             let _ = e.print();
             return match e.use_stderr() {
                 true if runs_a_container => ExitCode::from(125),
@@ -393,7 +564,10 @@ fn main() -> ExitCode {
             };
         }
     };
-    let runs_a_container = matches!(cli.command, Command::Run(_));
+    let runs_a_container = matches!(
+        cli.command,
+        Command::Run(_) | Command::Create(_) | Command::Exec(_) | Command::Start { .. }
+    );
     // Decided before the namespace, where kiln is root: the real caller's.
     let root = cli
         .root
@@ -404,7 +578,10 @@ fn main() -> ExitCode {
         Command::Login { .. } | Command::Logout { .. } | Command::System(System::Binfmt { .. })
     );
     if needs_ids {
-        let runs_steps = matches!(cli.command, Command::Build(_) | Command::Run(_));
+        let runs_steps = matches!(
+            cli.command,
+            Command::Build(_) | Command::Run(_) | Command::Create(_)
+        );
         if let Err(e) = rootless::enter_if_unprivileged(runs_steps) {
             report(&e);
             return ExitCode::from(exit_code(&e, runs_a_container));

@@ -1,39 +1,67 @@
-//! `kiln run`: the image's Entrypoint/Cmd/Env/WorkingDir/User applied as
-//! docker applies them, the executor underneath, signals forwarded, and the
-//! container's exit code as kiln's.
+//! `kiln run` and `kiln create`: the image's Entrypoint/Cmd/Env/
+//! WorkingDir/User/Volumes/Healthcheck applied as docker applies them, the
+//! flags made into a container config (`kiln_runtime::ContainerConfig`),
+//! then either a foreground container (this process supervises it:
+//! signals forwarded, the exit code kiln's) or, with `-d`, one under its
+//! own monitor.
 
 use crate::{fail, CliError};
-mod attach;
+pub(crate) mod attach;
 
-use kiln_executor::{Exit, Mount, MountSource, Network, Spec, Stdio};
-use kiln_store::Store;
+use kiln_executor::{Exit, Stdio};
+use kiln_runtime::{
+    Container, ContainerConfig, Containers, HealthConfig, MountConfig, MountKind, RestartPolicy,
+    State, Status,
+};
+use kiln_store::{ProcessId, Store};
 use serde_json::Value;
 use std::fs;
-use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-/// `kiln run`'s flags (clap parses straight into this).
+/// The flags `kiln run` and `kiln create` share (clap parses straight
+/// into this).
 #[derive(clap::Args)]
 pub struct RunOptions {
+    /// Run in the background under a monitor and print the container's id.
+    #[arg(short, long)]
+    pub detach: bool,
     /// The platform's image of a multi-platform image (a foreign one runs
     /// under binfmt_misc emulation) [default: the image's default].
     #[arg(long, value_name = "OS/ARCH[/VARIANT]")]
     pub platform: Option<String>,
-    /// Remove the container's files when it exits.
+    /// Remove the container when it exits.
     #[arg(long)]
     pub rm: bool,
-    /// A name for the container (unique among kept containers).
+    /// A name for the container (unique) [default: a generated one].
     #[arg(long)]
     pub name: Option<String>,
+    /// Write the container's id to this file (which must not exist).
+    #[arg(long, value_name = "FILE")]
+    pub cidfile: Option<PathBuf>,
     /// Set an environment variable (`K=V`, or `K` to pass kiln's own).
     #[arg(short, long = "env", value_name = "K=V")]
     pub env: Vec<String>,
     /// Read environment variables from a file (one K=V per line).
     #[arg(long = "env-file", value_name = "FILE")]
     pub env_files: Vec<PathBuf>,
-    /// Bind-mount a host path: SRC:DST[:ro|rw].
+    /// A bind mount (`/host:/ctr[:ro]`, the host directory made if
+    /// missing), a named volume (`NAME:/ctr[:ro]`) or an anonymous one
+    /// (`/ctr`).
     #[arg(short, long = "volume", value_name = "SRC:DST[:ro]")]
     pub volumes: Vec<String>,
+    /// `type=bind|volume|tmpfs,source=...,target=...[,readonly]` (a bind
+    /// source must exist).
+    #[arg(long = "mount", value_name = "type=...,target=...")]
+    pub mounts: Vec<String>,
+    /// A tmpfs at PATH (`PATH[:size=64m]`).
+    #[arg(long = "tmpfs", value_name = "PATH[:size=N]")]
+    pub tmpfs: Vec<String>,
+    /// Mount every volume and bind of another container (`NAME[:ro|rw]`).
+    #[arg(long = "volumes-from", value_name = "CONTAINER")]
+    pub volumes_from: Vec<String>,
+    /// Mount the container's root filesystem read-only.
+    #[arg(long = "read-only")]
+    pub read_only: bool,
     /// Working directory in the container.
     #[arg(short, long)]
     pub workdir: Option<String>,
@@ -49,13 +77,13 @@ pub struct RunOptions {
     /// Keep standard input open.
     #[arg(short, long)]
     pub interactive: bool,
-    /// Allocate a terminal.
+    /// Allocate a terminal (and set TERM=xterm unless given).
     #[arg(short, long)]
     pub tty: bool,
     /// The container's hostname (default: the first 12 hex of its id).
     #[arg(long)]
     pub hostname: Option<String>,
-    /// Memory limit (`512m`, `1g`, or bytes); enforced with a cgroup.
+    /// Memory limit (`512m`, `1.5g`, or bytes); enforced with a cgroup.
     #[arg(short, long)]
     pub memory: Option<String>,
     /// Maximum number of processes; enforced with a cgroup.
@@ -65,8 +93,47 @@ pub struct RunOptions {
     /// signals (docker's --init).
     #[arg(long)]
     pub init: bool,
+    /// `no`, `on-failure[:N]`, `always` or `unless-stopped` (applied by
+    /// the monitor of a detached container).
+    #[arg(long, default_value = "no")]
+    pub restart: String,
+    /// The signal `stop` sends first [default: the image's StopSignal, else SIGTERM].
+    #[arg(long = "stop-signal")]
+    pub stop_signal: Option<String>,
+    /// Seconds `stop` waits before SIGKILL [default: 10].
+    #[arg(long = "stop-timeout")]
+    pub stop_timeout: Option<u64>,
+    /// A health check command (run with /bin/sh -c).
+    #[arg(long = "health-cmd")]
+    pub health_cmd: Option<String>,
+    #[arg(long = "health-interval", value_name = "DURATION")]
+    pub health_interval: Option<String>,
+    #[arg(long = "health-timeout", value_name = "DURATION")]
+    pub health_timeout: Option<String>,
+    #[arg(long = "health-start-period", value_name = "DURATION")]
+    pub health_start_period: Option<String>,
+    #[arg(long = "health-start-interval", value_name = "DURATION")]
+    pub health_start_interval: Option<String>,
+    #[arg(long = "health-retries")]
+    pub health_retries: Option<u32>,
+    /// Disable the image's HEALTHCHECK.
+    #[arg(long = "no-healthcheck")]
+    pub no_healthcheck: bool,
+    /// `no-new-privileges[=true]` (setuid programs gain nothing) or
+    /// `seccomp=unconfined`.
+    #[arg(long = "security-opt", value_name = "OPT")]
+    pub security_opt: Vec<String>,
+    /// Add a capability (`NET_ADMIN`, `ALL`).
+    #[arg(long = "cap-add", value_name = "CAP")]
+    pub cap_add: Vec<String>,
+    /// Drop a capability (`CHOWN`, `ALL`).
+    #[arg(long = "cap-drop", value_name = "CAP")]
+    pub cap_drop: Vec<String>,
+    /// Every capability and no seccomp filter (devices stay the default set).
+    #[arg(long)]
+    pub privileged: bool,
     /// Run with an external OCI runtime (runc, crun) on a bundle kiln
-    /// writes, instead of kiln's own executor.
+    /// writes, instead of kiln's own executor (foreground only).
     #[arg(long = "oci-runtime", value_name = "PATH")]
     pub oci_runtime: Option<PathBuf>,
     pub image: String,
@@ -95,21 +162,153 @@ fn env_entry(e: &str) -> Option<String> {
     }
 }
 
-fn set_env(env: &mut Vec<String>, entry: String) {
+pub(crate) fn set_env(env: &mut Vec<String>, entry: String) {
     let key = entry.split('=').next().unwrap_or_default().to_string();
     env.retain(|e| e.split('=').next() != Some(key.as_str()));
     env.push(entry);
 }
 
-fn random_id() -> String {
-    let mut buf = [0u8; 32];
-    if let Ok(mut f) = fs::File::open("/dev/urandom") {
-        let _ = f.read_exact(&mut buf);
+pub(crate) fn runtime_error(e: kiln_runtime::RuntimeError) -> CliError {
+    match e {
+        kiln_runtime::RuntimeError::Exec(e) => CliError::Exec(e),
+        e => fail(e),
     }
-    buf.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// `kiln run`.
 pub fn run(store: &Store, client: &kiln_registry::Client, o: RunOptions) -> Result<i32, CliError> {
+    if o.detach && o.oci_runtime.is_some() {
+        return Err(fail("--oci-runtime: not supported with -d"));
+    }
+    let containers = Containers::new(store.root());
+    // --rm containers whose kiln was killed before it could clean up.
+    containers.sweep(true);
+    let (config, image) = container_config(store, client, &containers, &o)?;
+    let container = containers.create(config).map_err(fail)?;
+    write_cidfile(&o, &container, &containers)?;
+    if o.detach {
+        let exe = std::env::current_exe().map_err(|e| fail(format!("finding kiln: {e}")))?;
+        return match kiln_runtime::monitor::start_detached(&exe, store.root(), &container) {
+            Ok(()) => {
+                crate::emit(&format!("{}\n", container.id()))?;
+                Ok(0)
+            }
+            Err(e) => {
+                let code = container.state().exit_code;
+                if o.rm {
+                    let _ = containers.remove(&container);
+                }
+                crate::print_error(&e);
+                Ok(if (126..=127).contains(&code) {
+                    code
+                } else {
+                    125
+                })
+            }
+        };
+    }
+    foreground(store, &containers, container, &o, &image)
+}
+
+/// `kiln create`: the container, not started; prints its id.
+pub fn create(
+    store: &Store,
+    client: &kiln_registry::Client,
+    o: RunOptions,
+) -> Result<i32, CliError> {
+    let containers = Containers::new(store.root());
+    let (config, _) = container_config(store, client, &containers, &o)?;
+    let container = containers.create(config).map_err(fail)?;
+    write_cidfile(&o, &container, &containers)?;
+    crate::emit(&format!("{}\n", container.id()))?;
+    Ok(0)
+}
+
+fn write_cidfile(o: &RunOptions, c: &Container, containers: &Containers) -> Result<(), CliError> {
+    let Some(path) = &o.cidfile else {
+        return Ok(());
+    };
+    let written = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(path)
+        .and_then(|mut f| std::io::Write::write_all(&mut f, c.id().as_bytes()));
+    if let Err(e) = written {
+        let _ = containers.remove(c);
+        return Err(fail(format!("--cidfile {}: {e}", path.display())));
+    }
+    Ok(())
+}
+
+/// This process supervises the container: state recorded, signals and
+/// the terminal forwarded, the exit recorded (and the container removed
+/// with --rm).
+fn foreground(
+    store: &Store,
+    containers: &Containers,
+    container: Container,
+    o: &RunOptions,
+    image: &kiln_store::Image,
+) -> Result<i32, CliError> {
+    let stdio = match o.tty {
+        // -t: a pty; the caller's terminal goes raw while the container runs.
+        true => Stdio::Tty,
+        false => Stdio::Inherit {
+            stdin: o.interactive,
+        },
+    };
+    let mut state = State {
+        supervisor: ProcessId::current().to_string(),
+        ..State::default()
+    };
+    let started = kiln_runtime::spec::spec(store, &container, stdio).and_then(|mut spec| {
+        spec.runtime = runtime(o)?;
+        Ok(spec)
+    });
+    // Before the container's own output (unpacking happened by now).
+    crate::print_store_warnings();
+    let _ = image;
+    let running = match started.and_then(|s| kiln_executor::spawn(s).map_err(Into::into)) {
+        Ok(r) => r,
+        Err(e) => {
+            let _ = containers.remove(&container);
+            return Err(runtime_error(e));
+        }
+    };
+    state.status = Status::Running;
+    state.pid = ProcessId::of(running.pid() as i32)
+        .map(|p| p.to_string())
+        .unwrap_or_default();
+    state.started_at = kiln_runtime::time::now();
+    let _ = container.save_state(&state);
+    let exit = attach::attach(running, container.config.stop_signal);
+    state.status = Status::Exited;
+    state.pid.clear();
+    state.finished_at = kiln_runtime::time::now();
+    let code = match &exit {
+        Ok(Ok(e)) => e.code(),
+        _ => 255,
+    };
+    state.exit_code = code;
+    let _ = container.save_state(&state);
+    if o.rm {
+        let volumes = kiln_runtime::volumes::Volumes::new(store.root());
+        let _ = kiln_runtime::lifecycle::remove(containers, &volumes, &container, true, true);
+    }
+    match exit? {
+        Ok(Exit::Code(c)) => Ok(c),
+        Ok(e @ Exit::Signal(_)) => Ok(e.code()),
+        Err(e) => Err(CliError::Exec(e)),
+    }
+}
+
+/// The container config for these flags and image (pulled if missing).
+fn container_config(
+    store: &Store,
+    client: &kiln_registry::Client,
+    containers: &Containers,
+    o: &RunOptions,
+) -> Result<(ContainerConfig, kiln_store::Image), CliError> {
     let platform = o
         .platform
         .as_deref()
@@ -117,95 +316,410 @@ pub fn run(store: &Store, client: &kiln_registry::Client, o: RunOptions) -> Resu
         .transpose()?;
     let image = image(store, client, &o.image, platform.as_ref())?;
     // A foreign image runs under emulation: say what is missing if none.
-    let arch = image
-        .config
-        .get("architecture")
-        .and_then(Value::as_str)
-        .unwrap_or_default();
-    let variant = image
-        .config
-        .get("variant")
-        .and_then(Value::as_str)
-        .unwrap_or_default();
+    let field = |k: &str| {
+        image
+            .config
+            .get(k)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string()
+    };
+    let (arch, variant) = (field("architecture"), field("variant"));
     if !arch.is_empty() {
-        kiln_executor::binfmt::check(arch, variant)
+        kiln_executor::binfmt::check(&arch, &variant)
             .map_err(|e| fail(format!("{}: {e}", o.image)))?;
     }
     let config = image.config.get("config").cloned().unwrap_or(Value::Null);
-    let argv = command(&o, &config)?;
-    let env = environment(&o, &config)?;
-    let mounts = volumes(&o.volumes)?;
-    let network = match o.network.as_str() {
-        "host" | "default" => Network::Host,
-        "none" => Network::None,
-        other => return Err(fail(format!("--network {other}: expected host or none"))),
-    };
-    let limits = limits(&o)?;
-    let runtime = runtime(&o)?;
-    let container = Container::create(store, &o, &image, &argv)?;
-    let stop_signal = config
-        .get("StopSignal")
-        .and_then(Value::as_str)
-        .and_then(kiln_parser::units::signal_number)
-        .unwrap_or(15);
-    let lowers = store.snapshots_for(&image).map_err(fail)?;
-    let config_str = |key: &str, default: &str| {
+    let (entrypoint, cmd) = command(o, &config)?;
+    let argv: Vec<String> = entrypoint.iter().chain(&cmd).cloned().collect();
+    let mut env = environment(o, &config)?;
+    if o.tty && !env.iter().any(|e| e.starts_with("TERM=")) {
+        env.push("TERM=xterm".into());
+    }
+    let config_str = |key: &str| {
         config
             .get(key)
             .and_then(Value::as_str)
-            .unwrap_or(default)
+            .unwrap_or_default()
             .to_string()
     };
-    let spec = Spec {
-        lowers,
-        state_dir: container.state_dir.clone(),
+    let stop_signal = o.stop_signal.clone().or_else(|| {
+        config
+            .get("StopSignal")
+            .and_then(Value::as_str)
+            .map(String::from)
+    });
+    let stop_signal = match stop_signal {
+        None => 15,
+        Some(s) => kiln_parser::units::signal_number(&s)
+            .ok_or_else(|| fail(format!("--stop-signal {s}: not a signal")))?,
+    };
+    let restart = RestartPolicy::parse(&o.restart).ok_or_else(|| {
+        fail(format!(
+            "--restart {}: expected no, on-failure[:N], always or unless-stopped",
+            o.restart
+        ))
+    })?;
+    if o.rm && restart != RestartPolicy::No {
+        return Err(fail("--rm and --restart cannot be used together"));
+    }
+    let (no_new_privileges, mut seccomp) = security_opts(&o.security_opt)?;
+    let mut capabilities = capabilities(o)?;
+    if o.privileged {
+        capabilities = kiln_executor::ALL_CAPABILITIES;
+        seccomp = false;
+    }
+    let network = match o.network.as_str() {
+        "host" | "default" => "host",
+        "none" => "none",
+        other => return Err(fail(format!("--network {other}: expected host or none"))),
+    };
+    let mut mounts = Vec::new();
+    for v in &o.volumes {
+        mounts.push(volume_flag(v)?);
+    }
+    for m in &o.mounts {
+        mounts.push(mount_flag(m)?);
+    }
+    for t in &o.tmpfs {
+        mounts.push(tmpfs_flag(t)?);
+    }
+    for from in &o.volumes_from {
+        let (name, mode) = match from.rsplit_once(':') {
+            Some((n, m)) if m == "ro" || m == "rw" => (n, Some(m == "ro")),
+            _ => (from.as_str(), None),
+        };
+        let other = containers
+            .find(name)
+            .map_err(|e| fail(format!("--volumes-from {from}: {e}")))?;
+        for m in other
+            .config
+            .mounts
+            .iter()
+            .filter(|m| m.kind != MountKind::Tmpfs)
+        {
+            if !mounts.iter().any(|x: &MountConfig| x.target == m.target) {
+                mounts.push(MountConfig {
+                    readonly: mode.unwrap_or(m.readonly),
+                    // Shared, so never removed with this container.
+                    anonymous: false,
+                    ..m.clone()
+                });
+            }
+        }
+    }
+    // An anonymous volume for each image VOLUME nothing else is mounted on.
+    if let Some(vols) = config.get("Volumes").and_then(Value::as_object) {
+        for target in vols.keys() {
+            if !mounts.iter().any(|m| &m.target == target) {
+                mounts.push(MountConfig {
+                    kind: MountKind::Volume,
+                    source: random_hex(),
+                    target: target.clone(),
+                    readonly: false,
+                    size: 0,
+                    anonymous: true,
+                });
+            }
+        }
+    }
+    let healthcheck = healthcheck(o, &config)?;
+    let labels = config
+        .get("Labels")
+        .and_then(Value::as_object)
+        .map(|m| {
+            m.iter()
+                .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
+                .collect()
+        })
+        .unwrap_or_default();
+    let limits = limits(o)?;
+    let cfg = ContainerConfig {
+        id: String::new(),
+        name: o.name.clone().unwrap_or_default(),
+        created: String::new(),
+        image: o.image.clone(),
+        image_id: image.config_digest.to_string(),
         argv,
+        entrypoint,
+        cmd,
         env,
-        cwd: o
+        working_dir: o
             .workdir
             .clone()
-            .unwrap_or_else(|| config_str("WorkingDir", "/")),
-        user: o.user.clone().unwrap_or_else(|| config_str("User", "")),
-        hostname: o
-            .hostname
-            .clone()
-            .unwrap_or_else(|| container.id[..12].to_string()),
-        network,
+            .unwrap_or_else(|| config_str("WorkingDir")),
+        user: o.user.clone().unwrap_or_else(|| config_str("User")),
+        hostname: o.hostname.clone().unwrap_or_default(),
+        network: network.into(),
         mounts,
-        // -t: a pty; the caller's terminal goes raw while the container runs.
-        stdio: match o.tty {
-            true => Stdio::Tty,
-            false => Stdio::Inherit {
-                stdin: o.interactive,
-            },
-        },
-        rlimits: vec![],
-        limits,
-        cgroup_root: "/sys/fs/cgroup".into(),
-        runtime,
+        memory: limits.memory,
+        pids_limit: limits.pids,
         init: o.init,
-        // A container's fsyncs are real (databases rely on them).
-        deferred_sync: false,
+        tty: o.tty,
+        interactive: o.interactive,
+        stop_signal,
+        stop_timeout: o.stop_timeout,
+        restart,
+        healthcheck,
+        no_new_privileges,
+        seccomp,
+        capabilities,
+        read_only: o.read_only,
+        auto_remove: o.rm,
+        labels,
     };
-    // Before the container's own output (unpacking happened by now).
-    crate::print_store_warnings();
-    let running = match kiln_executor::spawn(spec) {
-        Ok(r) => r,
-        Err(e) => {
-            container.remove();
-            return Err(CliError::Exec(e));
+    Ok((cfg, image))
+}
+
+fn random_hex() -> String {
+    let mut buf = [0u8; 32];
+    if let Ok(mut f) = fs::File::open("/dev/urandom") {
+        let _ = std::io::Read::read_exact(&mut f, &mut buf);
+    }
+    buf.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// `--security-opt`: (no_new_privs, seccomp).
+fn security_opts(opts: &[String]) -> Result<(bool, bool), CliError> {
+    let (mut nnp, mut seccomp) = (false, true);
+    for opt in opts {
+        let (key, value) = match opt.split_once(['=', ':']) {
+            Some((k, v)) => (k, Some(v)),
+            None => (opt.as_str(), None),
+        };
+        match (key, value) {
+            ("no-new-privileges", None | Some("true")) => nnp = true,
+            ("no-new-privileges", Some("false")) => nnp = false,
+            ("seccomp", Some("unconfined")) => seccomp = false,
+            ("seccomp", Some(file)) => {
+                return Err(fail(format!(
+                    "--security-opt seccomp={file}: custom seccomp profiles are not supported yet (use unconfined, or the default)"
+                )))
+            }
+            _ => {
+                return Err(fail(format!(
+                    "--security-opt {opt}: expected no-new-privileges[=true|false] or seccomp=unconfined"
+                )))
+            }
         }
+    }
+    Ok((nnp, seccomp))
+}
+
+/// docker's default capabilities with `--cap-drop`, then `--cap-add`.
+fn capabilities(o: &RunOptions) -> Result<u64, CliError> {
+    let bit = |flag: &str, name: &str| -> Result<u64, CliError> {
+        if name.eq_ignore_ascii_case("ALL") {
+            return Ok(kiln_executor::ALL_CAPABILITIES);
+        }
+        kiln_executor::capability_bit(name)
+            .ok_or_else(|| fail(format!("{flag} {name}: no such capability")))
     };
-    let _ = fs::write(container.state_dir.join("pid"), running.pid().to_string());
-    let exit = attach::attach(running, stop_signal);
-    if o.rm {
-        container.remove();
+    let mut caps = kiln_executor::DEFAULT_CAPABILITIES;
+    for name in &o.cap_drop {
+        caps &= !bit("--cap-drop", name)?;
     }
-    match exit? {
-        Ok(Exit::Code(c)) => Ok(c),
-        Ok(e @ Exit::Signal(_)) => Ok(e.code()),
-        Err(e) => Err(CliError::Exec(e)),
+    for name in &o.cap_add {
+        caps |= bit("--cap-add", name)?;
     }
+    Ok(caps)
+}
+
+fn check_target(flag: &str, spec: &str, target: &str) -> Result<(), CliError> {
+    if !target.starts_with('/') {
+        return Err(fail(format!(
+            "{flag} {spec}: the destination must be an absolute path in the container"
+        )));
+    }
+    Ok(())
+}
+
+/// `-v`: a bind (host directory created if missing), a named volume or
+/// an anonymous one.
+fn volume_flag(v: &str) -> Result<MountConfig, CliError> {
+    let parts: Vec<&str> = v.split(':').collect();
+    let (src, dst, readonly) = match parts.as_slice() {
+        [d] => ("", *d, false),
+        [s, d] => (*s, *d, false),
+        [s, d, "ro"] => (*s, *d, true),
+        [s, d, "rw"] => (*s, *d, false),
+        _ => return Err(fail(format!("-v {v}: expected SRC:DST[:ro|rw]"))),
+    };
+    check_target("-v", v, dst)?;
+    if src.is_empty() {
+        return Ok(MountConfig {
+            kind: MountKind::Volume,
+            source: random_hex(),
+            target: dst.into(),
+            readonly,
+            size: 0,
+            anonymous: true,
+        });
+    }
+    if src.starts_with('/') {
+        // docker's -v makes a missing host directory (--mount refuses).
+        fs::create_dir_all(src).map_err(|e| fail(format!("-v {v}: creating {src}: {e}")))?;
+        return Ok(MountConfig {
+            kind: MountKind::Bind,
+            source: src.into(),
+            target: dst.into(),
+            readonly,
+            size: 0,
+            anonymous: false,
+        });
+    }
+    if !kiln_runtime::volumes::valid_name(src) {
+        return Err(fail(format!(
+            "-v {v}: {src:?} is neither an absolute host path nor a volume name ([a-zA-Z0-9][a-zA-Z0-9_.-]+)"
+        )));
+    }
+    Ok(MountConfig {
+        kind: MountKind::Volume,
+        source: src.into(),
+        target: dst.into(),
+        readonly,
+        size: 0,
+        anonymous: false,
+    })
+}
+
+/// `--mount type=...,source=...,target=...[,readonly]`.
+fn mount_flag(spec: &str) -> Result<MountConfig, CliError> {
+    let mut kind = MountKind::Volume;
+    let (mut source, mut target, mut readonly, mut size) = (String::new(), String::new(), false, 0);
+    for field in spec.split(',') {
+        let (k, v) = match field.split_once('=') {
+            Some((k, v)) => (k.trim(), Some(v.trim())),
+            None => (field.trim(), None),
+        };
+        match (k, v) {
+            ("type", Some("bind")) => kind = MountKind::Bind,
+            ("type", Some("volume")) => kind = MountKind::Volume,
+            ("type", Some("tmpfs")) => kind = MountKind::Tmpfs,
+            ("source" | "src", Some(v)) => source = v.into(),
+            ("target" | "destination" | "dst", Some(v)) => target = v.into(),
+            ("readonly" | "ro", None | Some("true" | "1")) => readonly = true,
+            ("readonly" | "ro", Some("false" | "0")) => readonly = false,
+            ("tmpfs-size", Some(v)) => {
+                size = kiln_parser::units::ram_in_bytes(v)
+                    .ok_or_else(|| fail(format!("--mount {spec}: tmpfs-size {v}: not a size")))?
+            }
+            ("tmpfs-mode" | "bind-propagation" | "volume-nocopy", _) => {}
+            _ => return Err(fail(format!("--mount {spec}: unexpected {field:?}"))),
+        }
+    }
+    if target.is_empty() {
+        return Err(fail(format!("--mount {spec}: target= is required")));
+    }
+    check_target("--mount", spec, &target)?;
+    let anonymous = kind == MountKind::Volume && source.is_empty();
+    match kind {
+        MountKind::Bind if !source.starts_with('/') => {
+            return Err(fail(format!(
+                "--mount {spec}: a bind source must be an absolute host path"
+            )))
+        }
+        // docker's --mount refuses a missing bind source (-v makes it).
+        MountKind::Bind if !std::path::Path::new(&source).exists() => {
+            return Err(fail(format!(
+                "--mount {spec}: bind source path does not exist: {source}"
+            )))
+        }
+        MountKind::Volume if anonymous => source = random_hex(),
+        _ => {}
+    }
+    Ok(MountConfig {
+        kind,
+        source,
+        target,
+        readonly,
+        size,
+        anonymous,
+    })
+}
+
+/// `--tmpfs PATH[:size=N,...]`.
+fn tmpfs_flag(spec: &str) -> Result<MountConfig, CliError> {
+    let (target, options) = spec.split_once(':').unwrap_or((spec, ""));
+    check_target("--tmpfs", spec, target)?;
+    let mut size = 0;
+    let mut readonly = false;
+    for o in options.split(',').filter(|o| !o.is_empty()) {
+        match o.split_once('=') {
+            Some(("size", v)) => {
+                size = kiln_parser::units::ram_in_bytes(v)
+                    .ok_or_else(|| fail(format!("--tmpfs {spec}: size={v}: not a size")))?
+            }
+            None if o == "ro" => readonly = true,
+            _ => {}
+        }
+    }
+    Ok(MountConfig {
+        kind: MountKind::Tmpfs,
+        source: String::new(),
+        target: target.into(),
+        readonly,
+        size,
+        anonymous: false,
+    })
+}
+
+/// The image's HEALTHCHECK with the `--health-*` flags over it.
+fn healthcheck(o: &RunOptions, config: &Value) -> Result<Option<HealthConfig>, CliError> {
+    if o.no_healthcheck {
+        return Ok(None);
+    }
+    let image = config.get("Healthcheck").and_then(HealthConfig::from_image);
+    let any_flag = o.health_cmd.is_some()
+        || o.health_interval.is_some()
+        || o.health_timeout.is_some()
+        || o.health_start_period.is_some()
+        || o.health_start_interval.is_some()
+        || o.health_retries.is_some();
+    if !any_flag {
+        return Ok(image);
+    }
+    let mut h = image.unwrap_or(HealthConfig {
+        test: Vec::new(),
+        interval_ms: 0,
+        timeout_ms: 0,
+        start_period_ms: 0,
+        start_interval_ms: 0,
+        retries: 0,
+    });
+    if let Some(cmd) = &o.health_cmd {
+        h.test = vec!["CMD-SHELL".into(), cmd.clone()];
+    }
+    let ms = |flag: &str, v: &Option<String>, into: &mut u64| -> Result<(), CliError> {
+        if let Some(v) = v {
+            let d = kiln_parser::instructions::parse_duration(v).ok_or_else(|| {
+                fail(format!("{flag} {v}: expected a duration like 30s or 1m30s"))
+            })?;
+            *into = d.as_millis() as u64;
+        }
+        Ok(())
+    };
+    ms("--health-interval", &o.health_interval, &mut h.interval_ms)?;
+    ms("--health-timeout", &o.health_timeout, &mut h.timeout_ms)?;
+    ms(
+        "--health-start-period",
+        &o.health_start_period,
+        &mut h.start_period_ms,
+    )?;
+    ms(
+        "--health-start-interval",
+        &o.health_start_interval,
+        &mut h.start_interval_ms,
+    )?;
+    if let Some(r) = o.health_retries {
+        h.retries = r;
+    }
+    if h.test.is_empty() {
+        return Err(fail(
+            "--health-*: the image has no HEALTHCHECK; give --health-cmd",
+        ));
+    }
+    Ok(h.with_defaults())
 }
 
 /// The image, pulled first when the store lacks it (as docker run does);
@@ -240,7 +754,7 @@ fn image(
 
 /// Entrypoint and Cmd, as docker combines them with `--entrypoint` and
 /// the arguments.
-fn command(o: &RunOptions, config: &Value) -> Result<Vec<String>, CliError> {
+fn command(o: &RunOptions, config: &Value) -> Result<(Vec<String>, Vec<String>), CliError> {
     let (entrypoint, cmd) = match &o.entrypoint {
         Some(ep) if ep.is_empty() => (Vec::new(), o.args.clone()),
         Some(ep) => (vec![ep.clone()], o.args.clone()),
@@ -253,13 +767,12 @@ fn command(o: &RunOptions, config: &Value) -> Result<Vec<String>, CliError> {
             (strings(config.get("Entrypoint")), cmd)
         }
     };
-    let argv: Vec<String> = entrypoint.into_iter().chain(cmd).collect();
-    if argv.is_empty() {
+    if entrypoint.is_empty() && cmd.is_empty() {
         return Err(fail(
             "no command specified: the image has no Entrypoint or Cmd, and none was given",
         ));
     }
-    Ok(argv)
+    Ok((entrypoint, cmd))
 }
 
 /// The image's Env, then `--env-file`s, then `-e`s (later wins).
@@ -286,37 +799,6 @@ fn environment(o: &RunOptions, config: &Value) -> Result<Vec<String>, CliError> 
     Ok(env)
 }
 
-/// `-v SRC:DST[:ro|rw]`: host directories the invoker chose to share.
-fn volumes(specs: &[String]) -> Result<Vec<Mount>, CliError> {
-    let mut mounts = Vec::new();
-    for v in specs {
-        let parts: Vec<&str> = v.split(':').collect();
-        let (src, dst, readonly) = match parts.as_slice() {
-            [s, d] => (*s, *d, false),
-            [s, d, "ro"] => (*s, *d, true),
-            [s, d, "rw"] => (*s, *d, false),
-            _ => return Err(fail(format!("-v {v}: expected SRC:DST[:ro|rw]"))),
-        };
-        if !src.starts_with('/') {
-            return Err(fail(format!("-v {v}: the source must be an absolute host path (named volumes are not supported)")));
-        }
-        if !Path::new(src).exists() {
-            return Err(fail(format!("-v {v}: bind source {src} does not exist")));
-        }
-        if !dst.starts_with('/') {
-            return Err(fail(format!(
-                "-v {v}: the destination must be an absolute path in the container"
-            )));
-        }
-        mounts.push(Mount {
-            source: MountSource::Bind(PathBuf::from(src)),
-            target: dst.to_string(),
-            readonly,
-        });
-    }
-    Ok(mounts)
-}
-
 fn limits(o: &RunOptions) -> Result<kiln_executor::Limits, CliError> {
     let memory = match &o.memory {
         None => None,
@@ -325,7 +807,7 @@ fn limits(o: &RunOptions) -> Result<kiln_executor::Limits, CliError> {
                 .filter(|b| *b >= 6 << 20)
                 .ok_or_else(|| {
                     fail(format!(
-                        "--memory {m}: expected a size of at least 6m, like 512m or 1g"
+                        "--memory {m}: expected a size of at least 6m, like 512m or 1.5g"
                     ))
                 })?,
         ),
@@ -336,93 +818,20 @@ fn limits(o: &RunOptions) -> Result<kiln_executor::Limits, CliError> {
     })
 }
 
-fn runtime(o: &RunOptions) -> Result<kiln_executor::Runtime, CliError> {
+fn runtime(o: &RunOptions) -> Result<kiln_executor::Runtime, kiln_runtime::RuntimeError> {
+    let invalid = |m: String| kiln_runtime::RuntimeError::Invalid(m);
     match &o.oci_runtime {
         None => Ok(kiln_executor::Runtime::Native),
-        Some(_) if crate::rootless::entered().is_some() => Err(fail(
-            "--oci-runtime: not supported by a rootless kiln yet (its containers run in kiln's own user namespace)",
+        Some(_) if crate::rootless::entered().is_some() => Err(invalid(
+            "--oci-runtime: not supported by a rootless kiln yet (its containers run in kiln's own user namespace)".into(),
         )),
-        Some(_) if o.tty => Err(fail(
-            "--oci-runtime: -t is not supported with an external runtime yet",
+        Some(_) if o.tty => Err(invalid(
+            "--oci-runtime: -t is not supported with an external runtime yet".into(),
         )),
-        Some(path) if !path.is_file() => Err(fail(format!(
+        Some(path) if !path.is_file() => Err(invalid(format!(
             "--oci-runtime {}: no such runtime binary",
             path.display()
         ))),
         Some(path) => Ok(kiln_executor::Runtime::Oci(path.clone())),
-    }
-}
-
-/// A container's state directory (and its name, if it has one), owned by
-/// this process.
-struct Container {
-    id: String,
-    state_dir: PathBuf,
-    name_link: Option<PathBuf>,
-}
-
-impl Container {
-    /// Takes the name (refused when another container has it), writes
-    /// the container's config and claims it for this process.
-    fn create(
-        store: &Store,
-        o: &RunOptions,
-        image: &kiln_store::Image,
-        argv: &[String],
-    ) -> Result<Container, CliError> {
-        // --rm containers whose kiln was killed before it could clean up.
-        crate::containers::sweep(store, true);
-        let id = random_id();
-        let containers = crate::containers::dir(store);
-        let state_dir = containers.join(&id);
-        fs::create_dir_all(&state_dir)
-            .map_err(|e| fail(format!("{}: {e}", state_dir.display())))?;
-        let name_link = o.name.as_ref().map(|n| containers.join("names").join(n));
-        if let (Some(link), Some(name)) = (&name_link, &o.name) {
-            let valid = !name.is_empty()
-                && name
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c));
-            if !valid {
-                let _ = fs::remove_dir_all(&state_dir);
-                return Err(fail(format!(
-                    "--name {name:?}: use letters, digits, '_', '.' and '-'"
-                )));
-            }
-            let _ = fs::create_dir_all(link.parent().unwrap_or(&containers));
-            if std::os::unix::fs::symlink(&id, link).is_err() {
-                let _ = fs::remove_dir_all(&state_dir);
-                return Err(fail(format!(
-                    "the container name {name:?} is already in use"
-                )));
-            }
-        }
-        let container = Container {
-            id,
-            state_dir,
-            name_link,
-        };
-        let _ = fs::write(
-            container.state_dir.join("config.json"),
-            serde_json::json!({
-                "Image": image.config_digest.to_string(),
-                "Name": o.name,
-                "Cmd": argv,
-                "AutoRemove": o.rm,
-            })
-            .to_string(),
-        );
-        if let Err(e) = crate::containers::claim(&container.state_dir) {
-            container.remove();
-            return Err(fail(format!("{}: {e}", container.state_dir.display())));
-        }
-        Ok(container)
-    }
-
-    fn remove(&self) {
-        let _ = fs::remove_dir_all(&self.state_dir);
-        if let Some(link) = &self.name_link {
-            let _ = fs::remove_file(link);
-        }
     }
 }

@@ -177,3 +177,39 @@ impl Drop for Cgroup {
         }
     }
 }
+
+/// The cgroup directories kiln made that process `pid` is in (`kiln/…`
+/// paths from /proc/PID/cgroup), to place a joined process beside it.
+pub(crate) fn dirs_of(root: &Path, pid: u32) -> Vec<PathBuf> {
+    let Ok(text) = fs::read_to_string(format!("/proc/{pid}/cgroup")) else {
+        return Vec::new();
+    };
+    let mut dirs = Vec::new();
+    for line in text.lines() {
+        let mut fields = line.splitn(3, ':');
+        let (Some(_), Some(controllers), Some(path)) =
+            (fields.next(), fields.next(), fields.next())
+        else {
+            continue;
+        };
+        if !path.contains("/kiln/") && !path.starts_with("/kiln/") {
+            continue;
+        }
+        let rel = path.trim_start_matches('/');
+        let dir = if controllers.is_empty() {
+            // v2: the unified hierarchy, beside v1 ones on a hybrid host.
+            let unified = root.join("unified");
+            if unified.join("cgroup.controllers").exists() {
+                unified.join(rel)
+            } else {
+                root.join(rel)
+            }
+        } else {
+            root.join(controllers.trim_start_matches("name=")).join(rel)
+        };
+        if dir.is_dir() {
+            dirs.push(dir);
+        }
+    }
+    dirs
+}

@@ -6,8 +6,9 @@
 mod init;
 
 use crate::error::Step;
-use crate::prepare::Prepared;
+use crate::prepare::{ChildStdio, LifePipe, Prepared, Privileges};
 use crate::sys;
+pub(crate) use init::exec as exec_command;
 use init::{exec, init_then_exec};
 use rustix::fs::{Mode, CWD};
 use rustix::mount::{
@@ -105,7 +106,7 @@ pub(crate) fn run(p: &Prepared) -> ! {
     let result = setup(p, &mut step);
     let errno = match result {
         Ok(()) if p.init => init_then_exec(p),
-        Ok(()) => exec(p),
+        Ok(()) => exec(&p.command),
         Err(errno) => errno,
     };
     let step = if result.is_ok() { Step::Exec } else { step };
@@ -158,8 +159,11 @@ fn mount_rootfs(p: &Prepared) -> R {
     .map_err(e)
 }
 
-/// Standard streams onto the prepared descriptors.
-fn connect_stdio(p: &Prepared) -> R {
+/// Standard streams onto the prepared descriptors, or the terminal.
+pub(crate) fn connect_stdio(p: &ChildStdio) -> R {
+    if let Some(sock) = &p.tty_socket {
+        return attach_terminal(sock);
+    }
     for (fd, src) in [(1, &p.stdout), (2, &p.stderr), (0, &p.stdin)] {
         if let Some(src) = src {
             sys::dup2(std::os::fd::AsRawFd::as_raw_fd(src), fd)?;
@@ -237,15 +241,21 @@ fn setup(p: &Prepared, step: &mut Step) -> R {
         rustix::process::setrlimit(*resource, *limit).map_err(e)?;
     }
     *step = Step::Stdio;
-    match &p.tty_socket {
-        Some(sock) => attach_terminal(sock)?,
-        None => connect_stdio(p)?,
-    }
+    connect_stdio(&p.stdio)?;
     rustix::process::umask(Mode::from_raw_mode(0o022));
+    if p.readonly_rootfs {
+        *step = Step::Rootfs;
+        sys::mount_setattr_one(c"/", MountAttrFlags::MOUNT_ATTR_RDONLY.bits() as u64)?;
+    }
+    // The filter goes on while we still hold CAP_SYS_ADMIN, so it needs
+    // no `no_new_privs` (which would stop setuid programs, as docker does
+    // only when asked); Docker's profile allows everything that follows.
+    *step = Step::Seccomp;
+    apply_seccomp(&p.privileges)?;
     *step = Step::Privileges;
-    drop_privileges(p)?;
+    drop_privileges(&p.privileges)?;
     // After the uid/gid change, which would clear it.
-    tie_to_parent(p)?;
+    tie_to_parent(&p.life)?;
     if let Some(gate) = &p.start_gate {
         // Wait until the parent has put us in our cgroup (EOF = it gave up).
         let mut b = [0u8; 1];
@@ -257,15 +267,18 @@ fn setup(p: &Prepared, step: &mut Step) -> R {
     }
     // No descriptor kiln or its caller had open survives exec: a leaked
     // directory fd is a way out of the root (runc CVE-2024-21626).
-    sys::cloexec_from(3)?;
-    *step = Step::Seccomp;
+    sys::cloexec_from(3)
+}
+
+/// Docker's seccomp profile (and a build step's deferred-sync filter).
+pub(crate) fn apply_seccomp(p: &Privileges) -> R {
     if let Some(programs) = p.seccomp {
         for program in programs {
-            seccompiler::apply_filter(program).map_err(|_| libc::EPERM)?;
+            sys::seccomp_set_filter(program)?;
         }
     }
     if let Some(program) = p.deferred_sync {
-        seccompiler::apply_filter(program).map_err(|_| libc::EPERM)?;
+        sys::seccomp_set_filter(program)?;
     }
     Ok(())
 }
@@ -279,9 +292,9 @@ fn setup_runtime_helper(p: &Prepared, step: &mut Step) -> R {
     *step = Step::Proc;
     mount_proc()?;
     *step = Step::Stdio;
-    connect_stdio(p)?;
+    connect_stdio(&p.stdio)?;
     *step = Step::Privileges;
-    tie_to_parent(p)?;
+    tie_to_parent(&p.life)?;
     sys::cloexec_from(3)
 }
 
@@ -518,7 +531,7 @@ fn mask_kernel_paths() -> R {
 
 /// A pty from the container's own devpts: its primary end goes back to
 /// kiln, the secondary becomes our controlling terminal and stdio.
-fn attach_terminal(sock: &std::os::fd::OwnedFd) -> R {
+pub(crate) fn attach_terminal(sock: &std::os::fd::OwnedFd) -> R {
     use rustix::pty::OpenptFlags;
     let primary =
         rustix::pty::openpt(OpenptFlags::RDWR | OpenptFlags::NOCTTY | OpenptFlags::CLOEXEC)
@@ -548,8 +561,8 @@ fn attach_terminal(sock: &std::os::fd::OwnedFd) -> R {
 }
 
 /// Docker's capability set (bounding set dropped first), the groups, the
-/// ids, and `no_new_privs`.
-fn drop_privileges(p: &Prepared) -> R {
+/// ids, and `no_new_privs` when asked for.
+pub(crate) fn drop_privileges(p: &Privileges) -> R {
     for cap in 0..64u32 {
         if p.capabilities & (1u64 << cap) == 0 {
             match sys::capbset_drop(cap) {
@@ -576,19 +589,21 @@ fn drop_privileges(p: &Prepared) -> R {
         )
         .map_err(e)?;
     }
-    rustix::thread::set_no_new_privs(true).map_err(e)?;
+    if p.no_new_privs {
+        rustix::thread::set_no_new_privs(true).map_err(e)?;
+    }
     Ok(())
 }
 
 /// The container dies with kiln: SIGKILL when the thread that cloned us
 /// exits (PR_SET_PDEATHSIG), and if kiln died before that was set, we
 /// see EOF on the life pipe (kiln holds its only other write end) and go.
-fn tie_to_parent(p: &Prepared) -> R {
+pub(crate) fn tie_to_parent(p: &LifePipe) -> R {
     rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL))
         .map_err(e)?;
-    sys::close(p.life_write);
+    sys::close(p.write);
     let mut b = [0u8; 1];
-    match rustix::io::read(&p.life_read, &mut b) {
+    match rustix::io::read(&p.read, &mut b) {
         Ok(0) => Err(libc::ESRCH),
         Ok(_) | Err(rustix::io::Errno::AGAIN) => Ok(()),
         Err(err) => Err(e(err)),

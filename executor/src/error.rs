@@ -66,11 +66,12 @@ pub(crate) enum Step {
     Privileges,
     Seccomp,
     Exec,
+    Namespaces,
 }
 
 impl Step {
     pub(crate) fn describe(n: u32) -> &'static str {
-        const NAMES: [&str; 16] = [
+        const NAMES: [&str; 17] = [
             "bringing up the loopback interface",
             "mounting the root filesystem",
             "switching to the root filesystem",
@@ -87,6 +88,7 @@ impl Step {
             "dropping privileges",
             "installing the seccomp filter",
             "starting the command",
+            "joining the container's namespaces",
         ];
         NAMES
             .get((n as usize).wrapping_sub(1))

@@ -32,6 +32,7 @@ mod cgroup;
 mod child;
 mod devices;
 mod error;
+mod join;
 mod oci;
 mod prepare;
 pub mod rootless;
@@ -46,10 +47,11 @@ pub mod view;
 
 pub use cgroup::Limits;
 pub use error::ExecError;
+pub use join::{exec, ExecSpec};
 pub use running::{run, Exit, Handle, Running, Stream};
 pub use spec::{
-    clone_tree, DetachedTree, Mount, MountSource, Network, Runtime, Sharing, Spec, Stdio,
-    DEFAULT_CAPABILITIES, DEFAULT_PATH,
+    capability_bit, clone_tree, DetachedTree, Mount, MountSource, Network, Runtime, Security,
+    Sharing, Spec, Stdio, ALL_CAPABILITIES, CAPABILITY_NAMES, DEFAULT_CAPABILITIES, DEFAULT_PATH,
 };
 
 use error::Step;
@@ -107,8 +109,10 @@ pub fn spawn(spec: Spec) -> Result<Running, ExecError> {
         streams: &mut streams,
         start_gate: gate_read,
         error_pipe: err_write,
-        life_read,
-        life_write: std::os::fd::AsRawFd::as_raw_fd(&life_write),
+        life: prepare::LifePipe {
+            read: life_read,
+            write: std::os::fd::AsRawFd::as_raw_fd(&life_write),
+        },
     })?;
     // The OCI backend: the bundle describes the container; our child only
     // mounts the rootfs (in its own mount namespace) and execs the runtime.
@@ -176,7 +180,7 @@ pub fn spawn(spec: Spec) -> Result<Running, ExecError> {
         stdout: streams.stdout_parent.take(),
         stderr: streams.stderr_parent.take(),
         pty,
-        cleanup,
+        cleanup: Some(cleanup),
     })
 }
 
@@ -219,7 +223,7 @@ fn place_in_cgroup(pid: Pid, cg: &cgroup::Cgroup, gate: OwnedFd) -> Result<(), E
 }
 
 /// The child's (step, errno) report as an error docker would give.
-fn setup_error(report: &[u8], argv0: String, cwd: &str, state_dir: &Path) -> ExecError {
+pub(crate) fn setup_error(report: &[u8], argv0: String, cwd: &str, state_dir: &Path) -> ExecError {
     let step = u32::from_le_bytes(report[..4].try_into().unwrap_or_default());
     let errno = i32::from_le_bytes(report[4..8].try_into().unwrap_or_default());
     if let Some(why) = rootless::explain_setup_failure(step, errno, state_dir) {

@@ -15,7 +15,7 @@ pub(crate) use layout::*;
 pub(crate) use process::*;
 
 use crate::error::ExecError;
-use crate::spec::{Network, Spec, DEFAULT_CAPABILITIES};
+use crate::spec::{Network, Security, Spec};
 use crate::{devices, seccomp, user};
 use rustix::process::{Resource, Rlimit};
 use std::ffi::{c_char, CString};
@@ -67,8 +67,6 @@ pub(crate) struct Prepared {
     /// The container's /proc and /sys, made before `pivot_root`.
     pub(crate) proc_tree: std::cell::OnceCell<OwnedFd>,
     pub(crate) sys_tree: std::cell::OnceCell<OwnedFd>,
-    /// setgroups(2) is allowed (not in a single-id user namespace).
-    pub(crate) setgroups: bool,
     /// gid 5 (tty) exists here, so devpts can own new ptys by it.
     pub(crate) tty_gid: bool,
     pub(crate) mkdirs: Vec<CString>,
@@ -78,9 +76,7 @@ pub(crate) struct Prepared {
     pub(crate) cwd_mkdirs: Vec<CString>,
     pub(crate) cwd: CString,
     pub(crate) rlimits: Vec<(Resource, Rlimit)>,
-    pub(crate) stdin: Option<OwnedFd>,
-    pub(crate) stdout: Option<OwnedFd>,
-    pub(crate) stderr: Option<OwnedFd>,
+    pub(crate) stdio: ChildStdio,
     /// Only mount the rootfs and exec an OCI runtime (see `oci.rs`).
     pub(crate) runtime_helper: bool,
     /// PID 1 is a reaper and the command its child.
@@ -88,29 +84,117 @@ pub(crate) struct Prepared {
     /// Read end of a pipe the child waits on before exec while the parent
     /// moves it into its cgroup.
     pub(crate) start_gate: Option<OwnedFd>,
-    /// The child's end of a socket the pty's primary end is sent over.
-    pub(crate) tty_socket: Option<OwnedFd>,
-    pub(crate) capabilities: u64,
-    pub(crate) uid: rustix::process::Uid,
-    pub(crate) gid: rustix::process::Gid,
-    pub(crate) groups: Vec<rustix::process::Gid>,
-    pub(crate) seccomp: Option<&'static [seccompiler::BpfProgram; 2]>,
-    /// Syncing calls answered at once (a build step; `Spec::deferred_sync`).
-    pub(crate) deferred_sync: Option<&'static seccompiler::BpfProgram>,
-    pub(crate) exec_candidates: Vec<CString>,
-    pub(crate) _argv: Vec<CString>,
-    pub(crate) argv_ptrs: Vec<*const c_char>,
-    pub(crate) _envp: Vec<CString>,
-    pub(crate) envp_ptrs: Vec<*const c_char>,
+    /// Remount the root read-only once every mountpoint is made.
+    pub(crate) readonly_rootfs: bool,
+    pub(crate) privileges: Privileges,
+    pub(crate) command: Command,
     pub(crate) error_pipe: OwnedFd,
     /// The allowed device nodes, each cloned from the host before
     /// `pivot_root` and attached in the container's /dev.
     pub(crate) devices: Vec<PreparedDevice>,
-    /// Read end of a pipe whose write end only kiln holds: EOF means kiln
-    /// is gone (see `child::tie_to_parent`). Non-blocking.
-    pub(crate) life_read: OwnedFd,
-    /// The number of our inherited copy of that write end, closed first.
-    pub(crate) life_write: std::os::fd::RawFd,
+    pub(crate) life: LifePipe,
+}
+
+/// A pipe whose write end only kiln holds: EOF on the read end means kiln
+/// is gone (see `child::tie_to_parent`).
+pub(crate) struct LifePipe {
+    /// Non-blocking.
+    pub(crate) read: OwnedFd,
+    /// The number of our inherited copy of the write end, closed first.
+    pub(crate) write: std::os::fd::RawFd,
+}
+
+/// The child's standard streams (None: inherited) or its terminal socket.
+pub(crate) struct ChildStdio {
+    pub(crate) stdin: Option<OwnedFd>,
+    pub(crate) stdout: Option<OwnedFd>,
+    pub(crate) stderr: Option<OwnedFd>,
+    /// The child's end of a socket the pty's primary end is sent over.
+    pub(crate) tty_socket: Option<OwnedFd>,
+}
+
+impl ChildStdio {
+    pub(crate) fn take(streams: &mut Streams) -> ChildStdio {
+        ChildStdio {
+            stdin: streams.stdin.take(),
+            stdout: streams.stdout_child.take(),
+            stderr: streams.stderr_child.take(),
+            tty_socket: streams.tty_child.take(),
+        }
+    }
+}
+
+/// Who the process runs as and what it may do.
+pub(crate) struct Privileges {
+    pub(crate) capabilities: u64,
+    pub(crate) uid: rustix::process::Uid,
+    pub(crate) gid: rustix::process::Gid,
+    pub(crate) groups: Vec<rustix::process::Gid>,
+    /// setgroups(2) is allowed (not in a single-id user namespace).
+    pub(crate) setgroups: bool,
+    /// Set `no_new_privs`: setuid binaries and file capabilities gain
+    /// nothing (`--security-opt no-new-privileges`).
+    pub(crate) no_new_privs: bool,
+    pub(crate) seccomp: Option<&'static [seccompiler::BpfProgram; 2]>,
+    /// Syncing calls answered at once (a build step; `Spec::deferred_sync`).
+    pub(crate) deferred_sync: Option<&'static seccompiler::BpfProgram>,
+}
+
+impl Privileges {
+    pub(crate) fn new(user: &user::ResolvedUser, security: &Security) -> Privileges {
+        Privileges {
+            capabilities: security.capabilities,
+            uid: rustix::process::Uid::from_raw(user.uid),
+            gid: rustix::process::Gid::from_raw(user.gid),
+            groups: user
+                .groups
+                .iter()
+                .map(|g| rustix::process::Gid::from_raw(*g))
+                .collect(),
+            setgroups: crate::rootless::setgroups_allowed(),
+            no_new_privs: security.no_new_privs,
+            seccomp: if security.seccomp {
+                seccomp::programs()
+            } else {
+                None
+            },
+            deferred_sync: None,
+        }
+    }
+}
+
+/// The command: where `execve` looks for it, its argv and envp.
+pub(crate) struct Command {
+    pub(crate) exec_candidates: Vec<CString>,
+    _argv: Vec<CString>,
+    pub(crate) argv_ptrs: Vec<*const c_char>,
+    _envp: Vec<CString>,
+    pub(crate) envp_ptrs: Vec<*const c_char>,
+}
+
+impl Command {
+    pub(crate) fn new(argv: &[String], env: &[String]) -> Result<Command, ExecError> {
+        let candidates = exec_candidates(argv.first().map_or("", String::as_str), env);
+        Command::with_candidates(
+            cstrings(&candidates, "command")?,
+            cstrings(argv, "argument")?,
+            cstrings(env, "environment variable")?,
+        )
+    }
+
+    fn with_candidates(
+        exec_candidates: Vec<CString>,
+        argv: Vec<CString>,
+        envp: Vec<CString>,
+    ) -> Result<Command, ExecError> {
+        Ok(Command {
+            exec_candidates,
+            argv_ptrs: pointers(&argv),
+            _argv: argv,
+            envp_ptrs: pointers(&envp),
+            _envp: envp,
+        })
+    }
 }
 
 pub(crate) struct PreparedDevice {
@@ -184,8 +268,7 @@ pub(crate) struct Inputs<'a> {
     pub(crate) streams: &'a mut Streams,
     pub(crate) start_gate: Option<OwnedFd>,
     pub(crate) error_pipe: OwnedFd,
-    pub(crate) life_read: OwnedFd,
-    pub(crate) life_write: std::os::fd::RawFd,
+    pub(crate) life: LifePipe,
 }
 
 fn cstrings<S: AsRef<[u8]>>(items: &[S], what: &str) -> Result<Vec<CString>, ExecError> {
@@ -207,9 +290,6 @@ impl Prepared {
         let userns = crate::rootless::in_user_namespace();
         let mut cwd_mkdirs = parents(&i.cwd);
         cwd_mkdirs.push(i.cwd.clone());
-        let candidates = exec_candidates(spec.argv.first().map_or("", String::as_str), &i.env);
-        let argv = cstrings(&spec.argv, "argument")?;
-        let envp = cstrings(&i.env, "environment variable")?;
         let lowers: Vec<&[u8]> = i
             .lowers_top_first
             .iter()
@@ -225,7 +305,6 @@ impl Prepared {
             bind_sys: userns && spec.network != Network::None,
             proc_tree: std::cell::OnceCell::new(),
             sys_tree: std::cell::OnceCell::new(),
-            setgroups: crate::rootless::setgroups_allowed(),
             tty_gid: crate::rootless::gid_mapped(5),
             mkdirs: cstrings(&i.layout.mkdirs, "path")?,
             mkfiles: cstrings(&i.layout.mkfiles, "path")?,
@@ -234,32 +313,19 @@ impl Prepared {
             cwd_mkdirs: cstrings(&cwd_mkdirs, "working directory")?,
             cwd: cstring(&i.cwd, "working directory")?,
             rlimits: rlimits(spec),
-            stdin: i.streams.stdin.take(),
-            stdout: i.streams.stdout_child.take(),
-            stderr: i.streams.stderr_child.take(),
-            tty_socket: i.streams.tty_child.take(),
+            stdio: ChildStdio::take(i.streams),
             runtime_helper: false,
             init: spec.init,
             start_gate: i.start_gate,
-            capabilities: DEFAULT_CAPABILITIES,
-            uid: rustix::process::Uid::from_raw(i.user.uid),
-            gid: rustix::process::Gid::from_raw(i.user.gid),
-            groups: i
-                .user
-                .groups
-                .iter()
-                .map(|g| rustix::process::Gid::from_raw(*g))
-                .collect(),
-            seccomp: seccomp::programs(),
-            deferred_sync: spec
-                .deferred_sync
-                .then(seccomp::deferred_sync_program)
-                .flatten(),
-            exec_candidates: cstrings(&candidates, "command")?,
-            argv_ptrs: pointers(&argv),
-            _argv: argv,
-            envp_ptrs: pointers(&envp),
-            _envp: envp,
+            readonly_rootfs: spec.readonly_rootfs,
+            privileges: Privileges {
+                deferred_sync: spec
+                    .deferred_sync
+                    .then(seccomp::deferred_sync_program)
+                    .flatten(),
+                ..Privileges::new(i.user, &spec.security)
+            },
+            command: Command::new(&spec.argv, &i.env)?,
             error_pipe: i.error_pipe,
             devices: devices::ALLOWED
                 .iter()
@@ -269,8 +335,7 @@ impl Prepared {
                     tree: std::cell::OnceCell::new(),
                 })
                 .collect(),
-            life_read: i.life_read,
-            life_write: i.life_write,
+            life: i.life,
         })
     }
 
@@ -281,11 +346,7 @@ impl Prepared {
         argv: Vec<CString>,
         env: Vec<CString>,
     ) -> Result<(), ExecError> {
-        self.exec_candidates = vec![cstring(path, "runtime path")?];
-        self.argv_ptrs = pointers(&argv);
-        self._argv = argv;
-        self.envp_ptrs = pointers(&env);
-        self._envp = env;
+        self.command = Command::with_candidates(vec![cstring(path, "runtime path")?], argv, env)?;
         Ok(())
     }
 }

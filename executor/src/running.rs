@@ -48,7 +48,8 @@ pub struct Running {
     pub(crate) stdout: Option<OwnedFd>,
     pub(crate) stderr: Option<OwnedFd>,
     pub(crate) pty: Option<OwnedFd>,
-    pub(crate) cleanup: Cleanup,
+    /// None for a process joined to a running container.
+    pub(crate) cleanup: Option<Cleanup>,
 }
 
 /// What to tidy in the state dir once the container is gone.
@@ -147,6 +148,25 @@ impl Handle {
 }
 
 impl Running {
+    /// A process started in a running container (`join::exec`).
+    pub(crate) fn joined(
+        pid: Pid,
+        stdout: Option<OwnedFd>,
+        stderr: Option<OwnedFd>,
+        pty: Option<OwnedFd>,
+    ) -> Running {
+        Running {
+            oci: None,
+            _cgroup: None,
+            _cache_locks: Vec::new(),
+            pid,
+            stdout,
+            stderr,
+            pty,
+            cleanup: None,
+        }
+    }
+
     pub fn pid(&self) -> u32 {
         self.pid.as_raw_nonzero().get() as u32
     }
@@ -224,7 +244,9 @@ impl Running {
                 }
             }
         };
-        self.cleanup.run();
+        if let Some(cleanup) = &self.cleanup {
+            cleanup.run();
+        }
         Ok(if let Some(sig) = status.terminating_signal() {
             Exit::Signal(sig)
         } else {

@@ -133,6 +133,29 @@ pub enum Stdio {
     Tty,
 }
 
+/// What the container's processes may do. The default is docker's:
+/// its capability set and seccomp profile, and setuid programs work
+/// (`no_new_privs` only with `--security-opt no-new-privileges`; BuildKit
+/// never sets it in RUN).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Security {
+    /// Capability bits (`1 << CAP_*`) kept in every set.
+    pub capabilities: u64,
+    pub no_new_privs: bool,
+    /// Docker's seccomp profile (false: `seccomp=unconfined`).
+    pub seccomp: bool,
+}
+
+impl Default for Security {
+    fn default() -> Security {
+        Security {
+            capabilities: DEFAULT_CAPABILITIES,
+            no_new_privs: false,
+            seccomp: true,
+        }
+    }
+}
+
 /// Which engine runs the container.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub enum Runtime {
@@ -178,6 +201,10 @@ pub struct Spec {
     /// dpkg's fsync per file costs nothing. Never for `kiln run`. Only the
     /// native executor honours it.
     pub deferred_sync: bool,
+    pub security: Security,
+    /// The root filesystem is read-only (`--read-only`); mounts keep
+    /// their own mode.
+    pub readonly_rootfs: bool,
 }
 
 impl Spec {
@@ -203,6 +230,67 @@ impl Spec {
             runtime: Runtime::Native,
             init: false,
             deferred_sync: false,
+            security: Security::default(),
+            readonly_rootfs: false,
         }
     }
+}
+
+/// Linux capability names, by bit number (`CAP_` prefix dropped).
+pub const CAPABILITY_NAMES: &[&str] = &[
+    "CHOWN",
+    "DAC_OVERRIDE",
+    "DAC_READ_SEARCH",
+    "FOWNER",
+    "FSETID",
+    "KILL",
+    "SETGID",
+    "SETUID",
+    "SETPCAP",
+    "LINUX_IMMUTABLE",
+    "NET_BIND_SERVICE",
+    "NET_BROADCAST",
+    "NET_ADMIN",
+    "NET_RAW",
+    "IPC_LOCK",
+    "IPC_OWNER",
+    "SYS_MODULE",
+    "SYS_RAWIO",
+    "SYS_CHROOT",
+    "SYS_PTRACE",
+    "SYS_PACCT",
+    "SYS_ADMIN",
+    "SYS_BOOT",
+    "SYS_NICE",
+    "SYS_RESOURCE",
+    "SYS_TIME",
+    "SYS_TTY_CONFIG",
+    "MKNOD",
+    "LEASE",
+    "AUDIT_WRITE",
+    "AUDIT_CONTROL",
+    "SETFCAP",
+    "MAC_OVERRIDE",
+    "MAC_ADMIN",
+    "SYSLOG",
+    "WAKE_ALARM",
+    "BLOCK_SUSPEND",
+    "AUDIT_READ",
+    "PERFMON",
+    "BPF",
+    "CHECKPOINT_RESTORE",
+];
+
+/// Every capability's bit.
+pub const ALL_CAPABILITIES: u64 = (1 << CAPABILITY_NAMES.len()) - 1;
+
+/// The bit of a capability named as docker accepts it (`NET_ADMIN`,
+/// `cap_net_admin`), or None.
+pub fn capability_bit(name: &str) -> Option<u64> {
+    let upper = name.to_ascii_uppercase();
+    let bare = upper.strip_prefix("CAP_").unwrap_or(&upper);
+    CAPABILITY_NAMES
+        .iter()
+        .position(|n| *n == bare)
+        .map(|i| 1u64 << i)
 }

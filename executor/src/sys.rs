@@ -249,3 +249,67 @@ pub(crate) fn unshare(flags: libc::c_int) -> std::io::Result<()> {
         Err(std::io::Error::last_os_error())
     }
 }
+
+/// `mount_setattr(2)` setting `set` on the one mount at `path` (not the
+/// mounts below it).
+pub(crate) fn mount_setattr_one(path: &CStr, set: u64) -> Result<(), i32> {
+    let attr = MountAttr {
+        attr_set: set,
+        attr_clr: 0,
+        propagation: 0,
+        userns_fd: 0,
+    };
+    // SAFETY: `path` is a valid C string and `attr` a valid mount_attr of
+    // the size passed.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            libc::AT_FDCWD,
+            path.as_ptr(),
+            0 as libc::c_uint,
+            &attr as *const MountAttr,
+            std::mem::size_of::<MountAttr>(),
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(errno())
+    }
+}
+
+/// The kernel's `struct sock_fprog`.
+#[repr(C)]
+struct SockFprog {
+    len: libc::c_ushort,
+    filter: *const seccompiler::sock_filter,
+}
+
+/// Installs a seccomp filter with `seccomp(SECCOMP_SET_MODE_FILTER)`,
+/// without setting `no_new_privs` first (seccompiler's `apply_filter`
+/// always does): the caller holds CAP_SYS_ADMIN, which the kernel then
+/// accepts instead.
+pub(crate) fn seccomp_set_filter(program: &[seccompiler::sock_filter]) -> Result<(), i32> {
+    if program.is_empty() || program.len() > u16::MAX as usize {
+        return Err(libc::EINVAL);
+    }
+    let prog = SockFprog {
+        len: program.len() as libc::c_ushort,
+        filter: program.as_ptr(),
+    };
+    // SAFETY: `prog` points at `program`'s instructions, alive for the
+    // call; the kernel copies them and keeps no pointer.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_seccomp,
+            libc::SECCOMP_SET_MODE_FILTER,
+            0 as libc::c_ulong,
+            &prog as *const SockFprog,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(errno())
+    }
+}

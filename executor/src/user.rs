@@ -43,13 +43,18 @@ fn entries(text: &str) -> impl Iterator<Item = Vec<&str>> {
 pub fn resolve(spec: &str, lowers_top_first: &[PathBuf]) -> Result<ResolvedUser, ExecError> {
     let passwd = read_merged(lowers_top_first, "etc/passwd").unwrap_or_default();
     let group = read_merged(lowers_top_first, "etc/group").unwrap_or_default();
+    resolve_in(spec, &passwd, &group)
+}
+
+/// Resolves `spec` (empty = root) with these passwd and group files.
+pub(crate) fn resolve_in(spec: &str, passwd: &str, group: &str) -> Result<ResolvedUser, ExecError> {
     let (user_part, group_part) = match spec.split_once(':') {
         Some((u, g)) => (u, Some(g)),
         None => (spec, None),
     };
     let user_part = if user_part.is_empty() { "0" } else { user_part };
-    let by_name = entries(&passwd).find(|f| f.len() >= 4 && f[0] == user_part);
-    let by_uid = || entries(&passwd).find(|f| f.len() >= 4 && f[2] == user_part);
+    let by_name = entries(passwd).find(|f| f.len() >= 4 && f[0] == user_part);
+    let by_uid = || entries(passwd).find(|f| f.len() >= 4 && f[2] == user_part);
     let (uid, mut gid, name, home) = match (by_name, user_part.parse::<u32>()) {
         (Some(f), _) => (
             parse_id(f[2])?,
@@ -73,7 +78,7 @@ pub fn resolve(spec: &str, lowers_top_first: &[PathBuf]) -> Result<ResolvedUser,
         }
     };
     if let Some(g) = group_part {
-        gid = match entries(&group).find(|f| f.len() >= 3 && f[0] == g) {
+        gid = match entries(group).find(|f| f.len() >= 3 && f[0] == g) {
             Some(f) => parse_id(f[2])?,
             None => g.parse().map_err(|_| {
                 ExecError::User(format!(
@@ -86,7 +91,7 @@ pub fn resolve(spec: &str, lowers_top_first: &[PathBuf]) -> Result<ResolvedUser,
     // `USER name` gets the name's groups from /etc/group; `USER
     // name:group` gets exactly that group (as BuildKit and docker do).
     if let (Some(name), None) = (&name, group_part) {
-        for f in entries(&group).filter(|f| f.len() >= 4) {
+        for f in entries(group).filter(|f| f.len() >= 4) {
             if f[3].split(',').any(|m| m == name) {
                 if let Ok(g) = f[2].parse::<u32>() {
                     if !groups.contains(&g) {

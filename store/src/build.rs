@@ -309,6 +309,26 @@ impl Store {
         self.commit_image(&canonical_json(&manifest), names)
     }
 
+    /// `kiln commit`: a container's changes (`upper`, its overlay upper
+    /// directory) as one new layer on top of `base`'s, under `config`
+    /// (the whole image config but `rootfs`).
+    pub fn commit_container(
+        &self,
+        base: &Image,
+        upper: &Path,
+        config: Value,
+        names: &[Reference],
+    ) -> Result<Image> {
+        let opts = crate::layer::WriteOptions {
+            compression: crate::layer::Compression::Gzip,
+            source_date_epoch: None,
+        };
+        let blob = crate::layer::write_layer(&self.blobs, upper, opts)?;
+        let mut layers: Vec<Layer> = base.layers()?.into_iter().map(Layer::Tar).collect();
+        layers.push(Layer::Tar(blob.into()));
+        self.commit_built_image(config, &layers, None, names)
+    }
+
     /// The layers of an image, as a stack. What they need is held (an
     /// image removed and pruned since it was resolved gives BlobMissing).
     pub fn image_stack(&self, image: &Image) -> Result<LayerStack> {

@@ -41,6 +41,14 @@ impl ProcessId {
         }
     }
 
+    /// The process now running as `pid`, if any.
+    pub fn of(pid: i32) -> Option<ProcessId> {
+        Some(ProcessId {
+            pid,
+            start: start_time(pid)?,
+        })
+    }
+
     /// Whether this very process still runs.
     pub fn alive(&self) -> bool {
         start_time(self.pid).is_some_and(|s| s == self.start)

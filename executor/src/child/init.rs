@@ -3,7 +3,7 @@
 //! nothing and forwards signals to it.
 
 use super::e;
-use crate::prepare::Prepared;
+use crate::prepare::{Command, Prepared};
 use crate::sys;
 
 /// `--init`: fork the command, then stay as PID 1 reaping every child and
@@ -30,7 +30,7 @@ pub(super) fn init_then_exec(p: &Prepared) -> i32 {
     };
     if child == 0 {
         sys::set_signal_mask(&old_mask);
-        return exec(p);
+        return exec(&p.command);
     }
     // The command reports its own exec errors on the error pipe; the init
     // keeps no descriptor at all (the error pipe included).
@@ -72,7 +72,7 @@ pub(super) fn init_then_exec(p: &Prepared) -> i32 {
 
 /// Tries each candidate path (a `$PATH` search done with prepared
 /// strings); returns the most telling errno when none can be executed.
-pub(super) fn exec(p: &Prepared) -> i32 {
+pub(crate) fn exec(p: &Command) -> i32 {
     let mut best = libc::ENOENT;
     for candidate in &p.exec_candidates {
         let errno = sys::execve(candidate, &p.argv_ptrs, &p.envp_ptrs);

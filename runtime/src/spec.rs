@@ -1,0 +1,103 @@
+//! A container as the executor's spec: its image's snapshots, its
+//! mounts made real (volumes created and filled), its limits and
+//! security.
+
+use crate::config::{ContainerConfig, MountKind};
+use crate::containers::Container;
+use crate::volumes::Volumes;
+use crate::{Result, RuntimeError};
+use kiln_executor::{Limits, Mount, MountSource, Network, Security, Spec, Stdio};
+use kiln_store::Store;
+use std::path::PathBuf;
+
+/// The spec to start `c` with `stdio`.
+pub fn spec(store: &Store, c: &Container, stdio: Stdio) -> Result<Spec> {
+    let cfg = &c.config;
+    let image = store.resolve(&cfg.image_id)?;
+    let lowers = store.snapshots_for(&image)?;
+    let mounts = mounts(store, cfg, &lowers)?;
+    let network = match cfg.network.as_str() {
+        "none" => Network::None,
+        _ => Network::Host,
+    };
+    Ok(Spec {
+        lowers,
+        state_dir: c.dir.clone(),
+        argv: cfg.argv.clone(),
+        env: cfg.env.clone(),
+        cwd: if cfg.working_dir.is_empty() {
+            "/".into()
+        } else {
+            cfg.working_dir.clone()
+        },
+        user: cfg.user.clone(),
+        hostname: hostname(c),
+        network,
+        mounts,
+        stdio,
+        rlimits: vec![],
+        limits: Limits {
+            memory: cfg.memory,
+            pids: cfg.pids_limit,
+        },
+        cgroup_root: "/sys/fs/cgroup".into(),
+        runtime: kiln_executor::Runtime::Native,
+        init: cfg.init,
+        // A container's fsyncs are real (databases rely on them).
+        deferred_sync: false,
+        security: security(cfg),
+        readonly_rootfs: cfg.read_only,
+    })
+}
+
+/// The container's hostname: its own, else the first 12 hex of its id.
+pub fn hostname(c: &Container) -> String {
+    if c.config.hostname.is_empty() {
+        c.short_id().to_string()
+    } else {
+        c.config.hostname.clone()
+    }
+}
+
+pub fn security(cfg: &ContainerConfig) -> Security {
+    Security {
+        capabilities: cfg.capabilities,
+        no_new_privs: cfg.no_new_privileges,
+        seccomp: cfg.seccomp,
+    }
+}
+
+/// The executor's mounts; volumes are created when missing and, when
+/// empty, filled from the image first.
+fn mounts(store: &Store, cfg: &ContainerConfig, lowers: &[PathBuf]) -> Result<Vec<Mount>> {
+    let volumes = Volumes::new(store.root());
+    let mut out = Vec::new();
+    for m in &cfg.mounts {
+        let source = match m.kind {
+            MountKind::Bind => {
+                let p = PathBuf::from(&m.source);
+                if !p.exists() {
+                    return Err(RuntimeError::Invalid(format!(
+                        "bind source path does not exist: {}",
+                        m.source
+                    )));
+                }
+                MountSource::Bind(p)
+            }
+            MountKind::Volume => {
+                let v = volumes.create(&m.source, m.anonymous)?;
+                if Volumes::is_empty(&v) {
+                    crate::changes::copy_up(lowers, &m.target, &v.data)?;
+                }
+                MountSource::Bind(v.data)
+            }
+            MountKind::Tmpfs => MountSource::Tmpfs { size: m.size },
+        };
+        out.push(Mount {
+            source,
+            target: m.target.clone(),
+            readonly: m.readonly,
+        });
+    }
+    Ok(out)
+}
