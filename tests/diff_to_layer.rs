@@ -2,7 +2,7 @@
 //! step will commit. Deletions become `.wh.` entries, a replaced directory
 //! an opaque marker, and nothing the executor mounted appears.
 
-use kiln_executor::{run, Exit, Network, Spec, Stdio};
+use kiln_executor::{run, Exit, Network, Spec};
 use kiln_store::layer::{write_layer, Compression, WriteOptions};
 use kiln_store::{Reference, Store};
 
@@ -25,28 +25,17 @@ fn container_diff_becomes_a_layer() {
         .unwrap();
     let lowers = store.snapshots_for(&image).unwrap();
     let state = tmp.path().join("c");
-    let spec = Spec {
+    let mut spec = Spec::new(
         lowers,
-        state_dir: state.clone(),
-        argv: vec![
+        state.clone(),
+        vec![
             "/bin/sh".into(),
             "-c".into(),
             "rm /etc/group; rm -rf /root; mkdir /root; echo hi > /root/new; echo x > /added".into(),
         ],
-        env: vec![],
-        cwd: "/".into(),
-        user: String::new(),
-        hostname: "t".into(),
-        network: Network::None,
-        mounts: vec![],
-        stdio: Stdio::Piped,
-        rlimits: vec![],
-        limits: kiln_executor::Limits::default(),
-        cgroup_root: "/sys/fs/cgroup".into(),
-        runtime: kiln_executor::Runtime::Native,
-        init: false,
-        deferred_sync: false,
-    };
+    );
+    spec.hostname = "t".into();
+    spec.network = Network::None;
     assert_eq!(run(spec, |_, _| {}).unwrap(), Exit::Code(0));
     let layer = write_layer(
         store.blobs(),

@@ -97,6 +97,22 @@ impl TestUser {
     }
 }
 
+/// Containers a test left (running under their monitors) are removed
+/// before its directory goes: a monitor must not outlive its test.
+impl Drop for Kiln {
+    fn drop(&mut self) {
+        if !self.root().join("containers").is_dir() {
+            return;
+        }
+        let Ok(out) = self.cmd().args(["ps", "-aq", "--no-trunc"]).output() else {
+            return;
+        };
+        for id in String::from_utf8_lossy(&out.stdout).split_whitespace() {
+            let _ = self.cmd().args(["rm", "-f", "-v", id]).output();
+        }
+    }
+}
+
 impl Kiln {
     /// An empty store and an empty context.
     pub fn new(bin: impl Into<PathBuf>) -> Kiln {

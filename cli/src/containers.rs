@@ -467,6 +467,8 @@ pub fn inspect_json(store: &Store, c: &Container) -> Value {
         "OOMKilled": false,
         "Dead": effective == Status::Dead,
         "Pid": pid,
+        // The supervising process (podman's ConmonPid).
+        "MonitorPid": st.supervisor.split(':').next().and_then(|p| p.parse::<u32>().ok()).unwrap_or(0),
         "ExitCode": st.exit_code,
         "Error": st.error,
         "StartedAt": if st.started_at.is_empty() { "0001-01-01T00:00:00Z".to_string() } else { st.started_at.clone() },

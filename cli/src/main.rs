@@ -553,10 +553,7 @@ fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
-            let runs_a_container = matches!(
-                subcommand_word().as_deref(),
-                Some("run" | "create" | "exec" | "start")
-            );
+            let runs_a_container = matches!(subcommand_word().as_deref(), Some("run" | "create"));
             let _ = e.print();
             return match e.use_stderr() {
                 true if runs_a_container => ExitCode::from(125),
@@ -564,10 +561,7 @@ fn main() -> ExitCode {
             };
         }
     };
-    let runs_a_container = matches!(
-        cli.command,
-        Command::Run(_) | Command::Create(_) | Command::Exec(_) | Command::Start { .. }
-    );
+    let runs_a_container = matches!(cli.command, Command::Run(_) | Command::Create(_));
     // Decided before the namespace, where kiln is root: the real caller's.
     let root = cli
         .root

@@ -45,6 +45,8 @@ fn bench(c: &mut Criterion) {
                 runtime: kiln_executor::Runtime::Native,
                 init: false,
                 deferred_sync: false,
+                security: Default::default(),
+                readonly_rootfs: false,
             };
             let exit = spawn(spec).unwrap().wait().unwrap();
             assert_eq!(exit, Exit::Code(0));

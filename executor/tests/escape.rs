@@ -71,6 +71,8 @@ fn spec(f: &Fixture, runtime: Runtime, args: &[String]) -> Spec {
         runtime,
         init: false,
         deferred_sync: false,
+        security: Default::default(),
+        readonly_rootfs: false,
     }
 }
 
@@ -327,6 +329,8 @@ fn orphan_parent() {
         runtime,
         init: false,
         deferred_sync: false,
+        security: Default::default(),
+        readonly_rootfs: false,
     };
     let _ = kiln_executor::spawn(s).unwrap().wait();
 }

@@ -18,6 +18,7 @@ use rustix::fs::{Mode, OFlags, ResolveFlags};
 use std::fs;
 use std::io::{self, Write};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
@@ -162,7 +163,7 @@ fn open_in(root: BorrowedFd<'_>, rel: &str, flags: OFlags) -> io::Result<OwnedFd
         root,
         rel,
         flags | OFlags::CLOEXEC,
-        Mode::from_raw_mode(0o644),
+        Mode::empty(),
         ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS,
     )?)
 }
@@ -238,14 +239,38 @@ pub fn copy_out(store: &Store, c: &Container, src: &str, dest: &Path) -> Result<
     } else {
         dest.to_path_buf()
     };
-    // A path-only descriptor of a symlink: copy the link itself.
-    let meta = fs::symlink_metadata(&from).map_err(io_at(&from))?;
-    if meta.is_dir() {
-        let _ = fs::create_dir(&to);
-        copy_tree(&from, &to)
-    } else {
-        copy_entry(&from, &to)
+    // The descriptor's own type: its /proc/self/fd path is a magic link.
+    let stat = rustix::fs::fstat(&fd).map_err(|e| io_at(&to)(e.into()))?;
+    let kind = rustix::fs::FileType::from_raw_mode(stat.st_mode);
+    match kind {
+        rustix::fs::FileType::Directory => {
+            match fs::create_dir(&to) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists && to.is_dir() => {}
+                Err(e) => return Err(io_at(&to)(e)),
+            }
+            copy_tree(&from, &to)?;
+        }
+        rustix::fs::FileType::Symlink => {
+            let target =
+                rustix::fs::readlinkat(&fd, "", Vec::new()).map_err(|e| io_at(&to)(e.into()))?;
+            let _ = fs::remove_file(&to);
+            std::os::unix::fs::symlink(std::ffi::OsStr::from_bytes(target.as_bytes()), &to)
+                .map_err(io_at(&to))?;
+            return Ok(());
+        }
+        rustix::fs::FileType::RegularFile => {
+            fs::copy(&from, &to).map_err(io_at(&to))?;
+        }
+        _ => {
+            return Err(RuntimeError::Invalid(format!(
+                "{src} in container {}: not a file, directory or symlink",
+                c.config.name
+            )))
+        }
     }
+    let _ = std::os::unix::fs::lchown(&to, Some(stat.st_uid), Some(stat.st_gid));
+    fs::set_permissions(&to, fs::Permissions::from_mode(stat.st_mode & 0o7777)).map_err(io_at(&to))
 }
 
 /// `kiln cp SRC CONTAINER:DEST`: a host file or directory into the

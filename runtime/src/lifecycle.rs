@@ -111,9 +111,12 @@ pub fn remove(
     }
     // The supervisor records the exit and leaves; only then the files go
     // (it would otherwise write into a directory being deleted).
+    // (A foreground `kiln run --rm` removes its own container: it is the
+    // supervisor, done by now.)
+    let me = kiln_store::ProcessId::current().to_string();
     wait_until(Duration::from_secs(10), || {
         let st = c.state();
-        st.live_pid().is_none() && !st.supervisor_alive()
+        st.live_pid().is_none() && (st.supervisor == me || !st.supervisor_alive())
     });
     containers.remove(c)?;
     if with_volumes {

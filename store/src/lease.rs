@@ -49,7 +49,8 @@ impl ProcessId {
         })
     }
 
-    /// Whether this very process still runs.
+    /// Whether this very process still runs (a zombie, dead but not yet
+    /// reaped, does not).
     pub fn alive(&self) -> bool {
         start_time(self.pid).is_some_and(|s| s == self.start)
     }
@@ -74,11 +75,16 @@ impl std::str::FromStr for ProcessId {
 
 /// Field 22 of `/proc/<pid>/stat` (after the parenthesised command name,
 /// which may itself hold spaces and parentheses).
+/// None for a zombie (or no process).
 fn start_time(pid: i32) -> Option<u64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     let after = &stat[stat.rfind(')')? + 1..];
     // After the name come fields 3 (state) onwards: 22 is the 20th.
-    after.split_whitespace().nth(19)?.parse().ok()
+    let mut fields = after.split_whitespace();
+    if matches!(fields.next(), Some("Z" | "X")) {
+        return None;
+    }
+    fields.nth(18)?.parse().ok()
 }
 
 /// What a lease can hold.

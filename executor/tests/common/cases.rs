@@ -64,6 +64,8 @@ fn spec(f: &Fixture, script: &str) -> Spec {
         runtime: backend(),
         init: false,
         deferred_sync: false,
+        security: Default::default(),
+        readonly_rootfs: false,
     }
 }
 
