@@ -797,7 +797,7 @@ pub fn inspect(store: &Store, names: &[String]) -> Result<(), CliError> {
         match store.resolve(n) {
             Ok(img) => out.push(img.inspect()),
             Err(e) => {
-                print_error(format!("no such container or image: {n} ({e})"));
+                print_error(e);
                 failed = true;
             }
         }

@@ -216,10 +216,20 @@ fn exit_codes_and_errors() {
     let (code, _, err) = run(&env, &["--rm", "-u", "ghost", "bb", "true"]);
     assert_eq!(code, 125);
     assert!(err.contains("unable to find user ghost"), "{err}");
-    let (code, _, err) = run(&env, &["--rm", "-v", "/nonexistent:/x", "bb", "true"]);
+    // --mount refuses a missing bind source (-v makes it, as docker).
+    let (code, _, err) = run(
+        &env,
+        &[
+            "--rm",
+            "--mount",
+            "type=bind,source=/nonexistent,target=/x",
+            "bb",
+            "true",
+        ],
+    );
     assert_eq!(code, 125);
     assert!(
-        err.contains("-v /nonexistent:/x: bind source /nonexistent does not exist"),
+        err.contains("bind source path does not exist: /nonexistent"),
         "{err}"
     );
     let (code, _, err) = run(&env, &["--rm", "nope"]);
