@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Container lifecycle latency: `run -d` + `exec true` + `rm -f` of a
 # busybox `sleep`, kiln against podman (with runc: crun refuses this
-# host's hybrid cgroup layout) doing the same three commands, one after
+# host's hybrid cgroup layout; its open-files limit kept under this host's
+# hard limit) doing the same three commands, one after
 # the other in this session. Prints the median of N rounds, in seconds.
 #   bench/lifecycle.sh [-n N]
 set -euo pipefail
@@ -25,8 +26,9 @@ round() { # $@: the engine's command line
   local t0 t1 id
   t0=$(date +%s.%N)
   id=$("$@" run -d "${run_flags[@]}" "$image" sleep 60)
+  [ -n "$id" ] || { echo "run -d failed" >&2; exit 1; }
   "$@" exec "$id" true
-  "$@" rm -f "$id" >/dev/null
+  "$@" rm -f "${rm_flags[@]}" "$id" >/dev/null
   t1=$(date +%s.%N)
   echo "$t1 - $t0" | bc
 }
@@ -36,9 +38,12 @@ measure() {
 }
 image=busybox
 run_flags=()
+rm_flags=()
 ours=$(measure "$K" --root "$root")
 image=localhost/kiln-bench-busybox
-run_flags=(--network host)
+run_flags=(--network host --ulimit nofile=1024:1024 --ulimit nproc=1024:1024)
+# podman's rm -f stops with a 10 s grace period; docker's (and kiln's) kills.
+rm_flags=(-t 0)
 theirs=$(measure "${podman[@]}")
 "${podman[@]}" rmi -f localhost/kiln-bench-busybox >/dev/null 2>&1 || true
 echo "kiln   run -d + exec + rm -f: ${ours}s"

@@ -160,7 +160,12 @@ fn a_two_platform_build_pushes_an_index_that_skopeo_and_podman_read() {
             "none",
         ])
         // Under this host's hard open-files limit (podman asks for more).
-        .args(["--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1024:1024"])
+        .args([
+            "--ulimit",
+            "nofile=1024:1024",
+            "--ulimit",
+            "nproc=1024:1024",
+        ])
         .args(["--tls-verify=false", "--platform", "linux/arm64", &name])
         .output()
         .unwrap();

@@ -355,7 +355,12 @@ fn in_podman(work: &Path, extra: &[&str], script: &str) -> kiln_tests::Output {
         "1000:1000",
     ])
     // Under this host's hard open-files limit (podman asks for more).
-    .args(["--ulimit", "nofile=1024:1024", "--ulimit", "nproc=1024:1024"])
+    .args([
+        "--ulimit",
+        "nofile=1024:1024",
+        "--ulimit",
+        "nproc=1024:1024",
+    ])
     .args(["-e", "HOME=/tmp"])
     .args(["-v", &format!("{}:/usr/local/bin/kiln:ro", bin())])
     .args(["-v", &format!("{}:/w", work.display())])
