@@ -571,7 +571,12 @@ fn main() -> ExitCode {
         cli.command,
         Command::Login { .. } | Command::Logout { .. } | Command::System(System::Binfmt { .. })
     );
-    if needs_ids {
+    if let Command::Exec(o) = &cli.command {
+        if let Err(e) = rootless::join_container_if_unprivileged(&root, &o.container) {
+            report(&e);
+            return ExitCode::from(exit_code(&e, runs_a_container));
+        }
+    } else if needs_ids {
         let runs_steps = matches!(
             cli.command,
             Command::Build(_) | Command::Run(_) | Command::Create(_)

@@ -23,6 +23,24 @@ pub fn enter_if_unprivileged(warn: bool) -> Result<(), CliError> {
     Ok(())
 }
 
+/// A rootless `kiln exec`: joins the user namespace of the running
+/// container `name` (its monitor's) instead of making a new one, whose
+/// root could not enter the container's namespaces. Falls back to a new
+/// namespace when the container is not running (the command then says so).
+pub fn join_container_if_unprivileged(root: &std::path::Path, name: &str) -> Result<(), CliError> {
+    if !rootless::needs_own_namespace() {
+        return Ok(());
+    }
+    let pid = kiln_runtime::Containers::new(root)
+        .find(name)
+        .ok()
+        .and_then(|c| c.state().live_pid());
+    match pid {
+        Some(pid) => rootless::join(pid).map_err(fail),
+        None => enter_if_unprivileged(false),
+    }
+}
+
 /// The namespace this kiln entered, if it is rootless.
 pub fn entered() -> Option<&'static Entered> {
     ENTERED.get()

@@ -456,3 +456,32 @@ fn device_nodes_in_a_layer_are_skipped_rootless_with_a_warning() {
         "kept\n0\n"
     );
 }
+
+/// The container lifecycle as an ordinary user: a background container
+/// under its monitor, exec (which joins the monitor's user namespace),
+/// logs, stop and rm, with the container's ids as root sees them.
+#[test]
+fn background_containers_exec_and_stop_rootless() {
+    let k = rootless();
+    let id = k.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "bg",
+        "busybox",
+        "sh",
+        "-c",
+        "echo up; sleep 60",
+    ]);
+    assert_eq!(id.trim().len(), 64);
+    assert!(k.ok(&["ps"]).contains("bg"));
+    assert_eq!(k.ok(&["exec", "bg", "id", "-u"]), "0\n");
+    assert_eq!(k.ok(&["exec", "-u", "nobody", "bg", "id", "-u"]), "65534\n");
+    let ps = k.ok(&["exec", "bg", "ps", "-o", "pid,args"]);
+    assert!(ps.lines().any(|l| l.trim_start() == "1 sleep 60"), "{ps}");
+    assert_eq!(k.ok(&["logs", "bg"]), "up\n");
+    k.ok(&["stop", "-t", "1", "bg"]);
+    assert!(k.ok(&["ps", "-a"]).contains("Exited (137)"));
+    k.ok(&["rm", "bg"]);
+    assert!(k.ok(&["ps", "-aq"]).is_empty());
+}

@@ -90,6 +90,12 @@ pub enum RootlessError {
     },
     #[error("{0}")]
     Helper(String),
+    #[error("joining the user namespace of the container (pid {pid}): {source}")]
+    Join {
+        pid: u32,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 static ENTERED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
@@ -98,6 +104,22 @@ static ENTERED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::n
 /// root inside someone else's user namespace is not).
 pub fn is_rootless() -> bool {
     ENTERED.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// Joins the user namespace process `pid` runs in, instead of making one:
+/// a rootless `kiln exec` joins the namespace its container's monitor
+/// made (which owns the container's other namespaces), as the same
+/// user, so it holds every capability there. Call before any thread.
+pub fn join(pid: u32) -> Result<(), RootlessError> {
+    let err = |source: std::io::Error| RootlessError::Join { pid, source };
+    let fd = std::fs::File::open(format!("/proc/{pid}/ns/user")).map_err(err)?;
+    rustix::thread::move_into_link_name_space(
+        std::os::fd::AsFd::as_fd(&fd),
+        Some(rustix::thread::LinkNameSpaceType::User),
+    )
+    .map_err(|e| err(e.into()))?;
+    ENTERED.store(true, std::sync::atomic::Ordering::Relaxed);
+    Ok(())
 }
 
 /// Whether this process is in a user namespace other than the initial one
