@@ -192,7 +192,7 @@ pub(crate) fn dirs_of(root: &Path, pid: u32) -> Vec<PathBuf> {
         else {
             continue;
         };
-        if !path.contains("/kiln/") && !path.starts_with("/kiln/") {
+        if !path.contains("/kiln/") {
             continue;
         }
         let rel = path.trim_start_matches('/');

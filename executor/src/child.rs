@@ -110,10 +110,16 @@ pub(crate) fn run(p: &Prepared) -> ! {
         Err(errno) => errno,
     };
     let step = if result.is_ok() { Step::Exec } else { step };
+    report_and_exit(&p.error_pipe, step, errno)
+}
+
+/// Reports (step, errno) on the error pipe (read by `setup_error`) and
+/// leaves.
+pub(crate) fn report_and_exit(error_pipe: &OwnedFd, step: Step, errno: i32) -> ! {
     let mut report = [0u8; 8];
     report[..4].copy_from_slice(&(step as u32).to_le_bytes());
     report[4..].copy_from_slice(&errno.to_le_bytes());
-    let _ = rustix::io::write(&p.error_pipe, &report);
+    let _ = rustix::io::write(error_pipe, &report);
     sys::exit_now(1)
 }
 

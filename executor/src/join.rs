@@ -66,13 +66,6 @@ struct Joining {
     start_gate: Option<OwnedFd>,
 }
 
-fn setup_err(step: &'static str) -> impl FnOnce(rustix::io::Errno) -> ExecError {
-    move |e| ExecError::Setup {
-        step,
-        source: e.into(),
-    }
-}
-
 /// Starts `spec.argv` in the running container whose PID 1 is
 /// `spec.target`. Returns once it has been exec'd (or why it could not).
 pub fn exec(spec: ExecSpec) -> Result<Running, ExecError> {
@@ -117,12 +110,7 @@ pub fn exec(spec: ExecSpec) -> Result<Running, ExecError> {
     let mut user = user::resolve_in(&spec.user, &read("etc/passwd"), &read("etc/group"))?;
     rootless::check_user(&spec.user, &mut user)?;
     let env = prepare::environment(&spec.env, &spec.hostname, user.home.as_deref());
-    let argv0 = spec
-        .argv
-        .first()
-        .ok_or_else(|| ExecError::Invalid("no command given".into()))?
-        .clone();
-    let cwd = prepare::container_path(if spec.cwd.is_empty() { "/" } else { &spec.cwd })?;
+    let (argv0, cwd) = prepare::command_and_cwd(&spec.argv, &spec.cwd)?;
     let cgroups = crate::cgroup::dirs_of(&spec.cgroup_root, spec.target);
     let (err_read, err_write) = prepare::pipe()?;
     let (pid_read, pid_write) = prepare::pipe()?;
@@ -132,10 +120,7 @@ pub fn exec(spec: ExecSpec) -> Result<Running, ExecError> {
         let (r, w) = prepare::pipe()?;
         (Some(r), Some(w))
     };
-    let (life_read, life_write) = rustix::pipe::pipe_with(
-        rustix::pipe::PipeFlags::CLOEXEC | rustix::pipe::PipeFlags::NONBLOCK,
-    )
-    .map_err(setup_err("creating pipes"))?;
+    let (life_read, life_write) = prepare::life_pipe()?;
     let mut streams = prepare::streams(&spec.stdio)?;
     let joining = Joining {
         namespaces,
@@ -216,11 +201,7 @@ fn read_in_root(root: &OwnedFd, rel: &str) -> Option<String> {
 
 /// Reports (step, errno) on the error pipe and leaves.
 fn fail(j: &Joining, step: Step, errno: i32) -> ! {
-    let mut report = [0u8; 8];
-    report[..4].copy_from_slice(&(step as u32).to_le_bytes());
-    report[4..].copy_from_slice(&errno.to_le_bytes());
-    let _ = rustix::io::write(&j.error_pipe, &report);
-    sys::exit_now(1)
+    child::report_and_exit(&j.error_pipe, step, errno)
 }
 
 /// The middle process: joins the namespaces, clones the process into the

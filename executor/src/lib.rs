@@ -74,12 +74,7 @@ pub fn spawn(spec: Spec) -> Result<Running, ExecError> {
     let layout = prepare::layout(&resolved, etc_binds, &spec.state_dir)?;
     let mountpoints = layout.mountpoints.clone();
     let env = prepare::environment(&spec.env, &spec.hostname, user.home.as_deref());
-    let argv0 = spec
-        .argv
-        .first()
-        .ok_or_else(|| ExecError::Invalid("no command given".into()))?
-        .clone();
-    let cwd = prepare::container_path(if spec.cwd.is_empty() { "/" } else { &spec.cwd })?;
+    let (argv0, cwd) = prepare::command_and_cwd(&spec.argv, &spec.cwd)?;
     let (err_read, err_write) = prepare::pipe()?;
     let mut streams = prepare::streams(&spec.stdio)?;
     // With cgroup limits the child waits on this gate until it is placed.
@@ -91,13 +86,7 @@ pub fn spawn(spec: Spec) -> Result<Running, ExecError> {
             (Some(r), Some(w))
         };
     // Only kiln keeps the write end (close-on-exec, never in `prepared`).
-    let (life_read, life_write) = rustix::pipe::pipe_with(
-        rustix::pipe::PipeFlags::CLOEXEC | rustix::pipe::PipeFlags::NONBLOCK,
-    )
-    .map_err(|e| ExecError::Setup {
-        step: "creating pipes",
-        source: e.into(),
-    })?;
+    let (life_read, life_write) = prepare::life_pipe()?;
     let mut prepared = Prepared::new(Inputs {
         spec: &spec,
         lowers_top_first: &lowers,

@@ -210,24 +210,23 @@ struct MountAttr {
     userns_fd: u64,
 }
 
-/// Sets mount attributes (`MOUNT_ATTR_*` bits) on the mount `fd` refers
-/// to, and on every mount below it (`AT_RECURSIVE`). Works on detached
-/// trees from `open_tree(OPEN_TREE_CLONE)` before they are attached.
-pub(crate) fn mount_setattr_recursive(fd: RawFd, set: u64) -> Result<(), i32> {
+/// `mount_setattr(2)` setting `set` (`MOUNT_ATTR_*` bits) on the mount
+/// `path` names relative to `dirfd`.
+fn mount_setattr(dirfd: RawFd, path: &CStr, flags: libc::c_int, set: u64) -> Result<(), i32> {
     let attr = MountAttr {
         attr_set: set,
         attr_clr: 0,
         propagation: 0,
         userns_fd: 0,
     };
-    // SAFETY: `attr` is a valid mount_attr of the size passed; the path is
-    // an empty C string, used with AT_EMPTY_PATH to mean `fd` itself.
+    // SAFETY: `path` is a valid C string and `attr` a valid mount_attr of
+    // the size passed; the kernel only reads both.
     let rc = unsafe {
         libc::syscall(
             libc::SYS_mount_setattr,
-            fd,
-            c"".as_ptr(),
-            (libc::AT_EMPTY_PATH | libc::AT_RECURSIVE) as libc::c_uint,
+            dirfd,
+            path.as_ptr(),
+            flags as libc::c_uint,
             &attr as *const MountAttr,
             std::mem::size_of::<MountAttr>(),
         )
@@ -237,6 +236,18 @@ pub(crate) fn mount_setattr_recursive(fd: RawFd, set: u64) -> Result<(), i32> {
     } else {
         Err(errno())
     }
+}
+
+/// Sets mount attributes on the mount `fd` refers to, and on every mount
+/// below it (`AT_RECURSIVE`). Works on detached trees from
+/// `open_tree(OPEN_TREE_CLONE)` before they are attached.
+pub(crate) fn mount_setattr_recursive(fd: RawFd, set: u64) -> Result<(), i32> {
+    mount_setattr(fd, c"", libc::AT_EMPTY_PATH | libc::AT_RECURSIVE, set)
+}
+
+/// Sets mount attributes on the one mount at `path` (not those below it).
+pub(crate) fn mount_setattr_one(path: &CStr, set: u64) -> Result<(), i32> {
+    mount_setattr(libc::AT_FDCWD, path, 0, set)
 }
 
 /// `unshare(2)` into new namespaces (`CLONE_NEW*` flags only).
@@ -247,34 +258,6 @@ pub(crate) fn unshare(flags: libc::c_int) -> std::io::Result<()> {
         Ok(())
     } else {
         Err(std::io::Error::last_os_error())
-    }
-}
-
-/// `mount_setattr(2)` setting `set` on the one mount at `path` (not the
-/// mounts below it).
-pub(crate) fn mount_setattr_one(path: &CStr, set: u64) -> Result<(), i32> {
-    let attr = MountAttr {
-        attr_set: set,
-        attr_clr: 0,
-        propagation: 0,
-        userns_fd: 0,
-    };
-    // SAFETY: `path` is a valid C string and `attr` a valid mount_attr of
-    // the size passed.
-    let rc = unsafe {
-        libc::syscall(
-            libc::SYS_mount_setattr,
-            libc::AT_FDCWD,
-            path.as_ptr(),
-            0 as libc::c_uint,
-            &attr as *const MountAttr,
-            std::mem::size_of::<MountAttr>(),
-        )
-    };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(errno())
     }
 }
 

@@ -51,6 +51,27 @@ pub(crate) fn pipe() -> Result<(OwnedFd, OwnedFd), ExecError> {
     })
 }
 
+/// The command's name (for errors) and its working directory, absolute
+/// and clean (`/` when none is given).
+pub(crate) fn command_and_cwd(argv: &[String], cwd: &str) -> Result<(String, String), ExecError> {
+    let argv0 = argv
+        .first()
+        .ok_or_else(|| ExecError::Invalid("no command given".into()))?
+        .clone();
+    let cwd = super::container_path(if cwd.is_empty() { "/" } else { cwd })?;
+    Ok((argv0, cwd))
+}
+
+/// The life pipe (see `LifePipe`): its read end non-blocking, both
+/// close-on-exec; only kiln keeps the write end.
+pub(crate) fn life_pipe() -> Result<(OwnedFd, OwnedFd), ExecError> {
+    rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC | rustix::pipe::PipeFlags::NONBLOCK)
+        .map_err(|e| ExecError::Setup {
+            step: "creating pipes",
+            source: e.into(),
+        })
+}
+
 /// The container's standard streams: the child's ends, and ours.
 #[derive(Default)]
 pub(crate) struct Streams {
