@@ -51,11 +51,7 @@ fn each(
     for n in names {
         let r = containers.find(n).map_err(fail).and_then(|c| f(&c));
         if let Err(e) = r {
-            match e {
-                CliError::Message(m) => print_error(m),
-                CliError::Exec(e) => print_error(e),
-                _ => print_error("failed"),
-            }
+            crate::report(&e);
             failed = true;
         }
     }
@@ -84,7 +80,7 @@ pub fn start(store: &Store, names: &[String], attach: bool) -> Result<i32, CliEr
         let offset = kiln_runtime::logs::len(&c.log_path());
         kiln_runtime::monitor::start_detached(&exe()?, store.root(), c).map_err(fail)?;
         if attach {
-            follow_logs(c, offset, false)?;
+            follow_logs(c, offset)?;
             last = lifecycle::wait(c);
         } else {
             emit(&format!("{}\n", names_or_id(c, names)))?;
@@ -278,20 +274,7 @@ pub fn logs(
                 .map_err(|_| fail(format!("--tail {n}: expected a number or all")))?,
         ),
     };
-    let print = |line: &kiln_runtime::logs::Line| {
-        let text = if timestamps {
-            format!("{} {}", line.time, line.log)
-        } else {
-            line.log.clone()
-        };
-        let r = if line.stream == "stderr" {
-            use std::io::Write;
-            std::io::stderr().write_all(text.as_bytes()).is_ok()
-        } else {
-            emit(&text).is_ok()
-        };
-        r
-    };
+    let print = |line: &kiln_runtime::logs::Line| print_log_line(line, timestamps);
     let path = c.log_path();
     let start = kiln_runtime::logs::len(&path);
     for line in kiln_runtime::logs::read(&path, tail) {
@@ -306,28 +289,30 @@ pub fn logs(
 }
 
 /// Prints the log from `offset` until the container stops (`start -a`).
-fn follow_logs(c: &Container, offset: u64, timestamps: bool) -> Result<(), CliError> {
-    // The monitor may not have written "running" yet: give it a moment.
-    let path = c.log_path();
+fn follow_logs(c: &Container, offset: u64) -> Result<(), CliError> {
     kiln_runtime::logs::follow(
-        &path,
+        &c.log_path(),
         offset,
         || !c.is_running(),
-        |line| {
-            let text = if timestamps {
-                format!("{} {}", line.time, line.log)
-            } else {
-                line.log.clone()
-            };
-            if line.stream == "stderr" {
-                use std::io::Write;
-                std::io::stderr().write_all(text.as_bytes()).is_ok()
-            } else {
-                emit(&text).is_ok()
-            }
-        },
+        |line| print_log_line(line, false),
     )
     .map_err(fail)
+}
+
+/// One log line to stdout or stderr (as it was written), with its time
+/// first when `timestamps`; false when the reader went away.
+fn print_log_line(line: &kiln_runtime::logs::Line, timestamps: bool) -> bool {
+    let text = if timestamps {
+        format!("{} {}", line.time, line.log)
+    } else {
+        line.log.clone()
+    };
+    if line.stream == "stderr" {
+        use std::io::Write;
+        std::io::stderr().write_all(text.as_bytes()).is_ok()
+    } else {
+        emit(&text).is_ok()
+    }
 }
 
 /// `kiln exec` flags.
@@ -364,26 +349,6 @@ pub fn exec(store: &Store, o: ExecOptions) -> Result<i32, CliError> {
     let Some(pid) = c.state().live_pid() else {
         return Err(fail(format!("container {} is not running", c.config.name)));
     };
-    let mut env = c.config.env.clone();
-    if o.tty && !env.iter().any(|e| e.starts_with("TERM=")) {
-        env.push("TERM=xterm".into());
-    }
-    for e in &o.env {
-        let entry = if e.contains('=') {
-            e.clone()
-        } else {
-            match std::env::var(e) {
-                Ok(v) => format!("{e}={v}"),
-                Err(_) => continue,
-            }
-        };
-        crate::run::set_env(&mut env, entry);
-    }
-    let mut security = kiln_runtime::spec::security(&c.config);
-    if o.privileged {
-        security.capabilities = kiln_executor::ALL_CAPABILITIES;
-        security.seccomp = false;
-    }
     let stdio = if o.detach {
         kiln_executor::Stdio::Inherit { stdin: false }
     } else if o.tty {
@@ -393,20 +358,23 @@ pub fn exec(store: &Store, o: ExecOptions) -> Result<i32, CliError> {
             stdin: o.interactive,
         }
     };
-    let spec = kiln_executor::ExecSpec {
-        target: pid,
-        argv: o.command.clone(),
-        env,
-        cwd: o
-            .workdir
-            .clone()
-            .unwrap_or_else(|| c.config.working_dir.clone()),
-        user: o.user.clone().unwrap_or_else(|| c.config.user.clone()),
-        hostname: kiln_runtime::spec::hostname(&c),
-        stdio,
-        security,
-        cgroup_root: "/sys/fs/cgroup".into(),
-    };
+    let mut spec = kiln_runtime::spec::exec_spec(&c.config, pid, o.command.clone(), stdio);
+    if o.tty && !spec.env.iter().any(|e| e.starts_with("TERM=")) {
+        spec.env.push("TERM=xterm".into());
+    }
+    for entry in o.env.iter().filter_map(|e| crate::run::env_entry(e)) {
+        crate::run::set_env(&mut spec.env, entry);
+    }
+    if o.privileged {
+        spec.security.capabilities = kiln_executor::ALL_CAPABILITIES;
+        spec.security.seccomp = false;
+    }
+    if let Some(w) = &o.workdir {
+        spec.cwd = w.clone();
+    }
+    if let Some(u) = &o.user {
+        spec.user = u.clone();
+    }
     let running = kiln_executor::exec(spec).map_err(CliError::Exec)?;
     if o.detach {
         return Ok(0);
@@ -509,7 +477,7 @@ pub fn inspect_json(store: &Store, c: &Container) -> Value {
         "GraphDriver": {"Name": "overlay2", "Data": {"UpperDir": c.upper()}},
         "Mounts": mounts,
         "Config": {
-            "Hostname": kiln_runtime::spec::hostname(c),
+            "Hostname": kiln_runtime::spec::hostname(cfg),
             "User": cfg.user,
             "Tty": cfg.tty,
             "OpenStdin": cfg.interactive,
@@ -723,15 +691,7 @@ pub fn volume(store: &Store, command: VolumeCommand) -> Result<(), CliError> {
                     }
                 }
             }
-            emit(&format!(
-                "{}\n",
-                serde_json::to_string_pretty(&out).unwrap_or_default()
-            ))?;
-            if failed {
-                Err(CliError::Reported)
-            } else {
-                Ok(())
-            }
+            emit_json_list(&out, failed)
         }
         VolumeCommand::Rm { force, names } => {
             let used = volumes_in_use(&containers);
@@ -785,6 +745,20 @@ pub fn sweep(store: &Store) -> usize {
     Containers::new(store.root()).sweep(false)
 }
 
+/// A JSON array (docker's inspect output), then failure if any entry
+/// could not be shown (already reported).
+fn emit_json_list(out: &[Value], failed: bool) -> Result<(), CliError> {
+    emit(&format!(
+        "{}\n",
+        serde_json::to_string_pretty(out).unwrap_or_default()
+    ))?;
+    if failed {
+        Err(CliError::Reported)
+    } else {
+        Ok(())
+    }
+}
+
 /// `kiln inspect`: containers first, then images (docker's order).
 pub fn inspect(store: &Store, names: &[String]) -> Result<(), CliError> {
     let mut out = Vec::new();
@@ -802,13 +776,5 @@ pub fn inspect(store: &Store, names: &[String]) -> Result<(), CliError> {
             }
         }
     }
-    emit(&format!(
-        "{}\n",
-        serde_json::to_string_pretty(&out).unwrap_or_default()
-    ))?;
-    if failed {
-        Err(CliError::Reported)
-    } else {
-        Ok(())
-    }
+    emit_json_list(&out, failed)
 }

@@ -338,7 +338,7 @@ pub(crate) fn print_store_warnings() {
 /// Prints an error the way a user wants to read it. Messages carry
 /// untrusted text (Dockerfile words, archive entry names, registry
 /// answers), so control characters are escaped on the way out.
-fn report(e: &CliError) {
+pub(crate) fn report(e: &CliError) {
     match e {
         CliError::Reported => {}
         CliError::Message(m) => print_error(m),

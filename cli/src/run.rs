@@ -154,7 +154,7 @@ fn strings(v: Option<&Value>) -> Vec<String> {
 }
 
 /// `-e K=V` or `-e K` (value from kiln's own environment, skipped if unset).
-fn env_entry(e: &str) -> Option<String> {
+pub(crate) fn env_entry(e: &str) -> Option<String> {
     if e.contains('=') {
         Some(e.to_string())
     } else {
@@ -183,7 +183,7 @@ pub fn run(store: &Store, client: &kiln_registry::Client, o: RunOptions) -> Resu
     let containers = Containers::new(store.root());
     // --rm containers whose kiln was killed before it could clean up.
     containers.sweep(true);
-    let (config, image) = container_config(store, client, &containers, &o)?;
+    let config = container_config(store, client, &containers, &o)?;
     let container = containers.create(config).map_err(fail)?;
     write_cidfile(&o, &container, &containers)?;
     if o.detach {
@@ -207,7 +207,7 @@ pub fn run(store: &Store, client: &kiln_registry::Client, o: RunOptions) -> Resu
             }
         };
     }
-    foreground(store, &containers, container, &o, &image)
+    foreground(store, &containers, container, &o)
 }
 
 /// `kiln create`: the container, not started; prints its id.
@@ -217,7 +217,7 @@ pub fn create(
     o: RunOptions,
 ) -> Result<i32, CliError> {
     let containers = Containers::new(store.root());
-    let (config, _) = container_config(store, client, &containers, &o)?;
+    let config = container_config(store, client, &containers, &o)?;
     let container = containers.create(config).map_err(fail)?;
     write_cidfile(&o, &container, &containers)?;
     crate::emit(&format!("{}\n", container.id()))?;
@@ -248,7 +248,6 @@ fn foreground(
     containers: &Containers,
     container: Container,
     o: &RunOptions,
-    image: &kiln_store::Image,
 ) -> Result<i32, CliError> {
     let stdio = match o.tty {
         // -t: a pty; the caller's terminal goes raw while the container runs.
@@ -267,7 +266,6 @@ fn foreground(
     });
     // Before the container's own output (unpacking happened by now).
     crate::print_store_warnings();
-    let _ = image;
     let running = match started.and_then(|s| kiln_executor::spawn(s).map_err(Into::into)) {
         Ok(r) => r,
         Err(e) => {
@@ -308,7 +306,7 @@ fn container_config(
     client: &kiln_registry::Client,
     containers: &Containers,
     o: &RunOptions,
-) -> Result<(ContainerConfig, kiln_store::Image), CliError> {
+) -> Result<ContainerConfig, CliError> {
     let platform = o
         .platform
         .as_deref()
@@ -414,7 +412,7 @@ fn container_config(
             if !mounts.iter().any(|m| &m.target == target) {
                 mounts.push(MountConfig {
                     kind: MountKind::Volume,
-                    source: random_hex(),
+                    source: kiln_runtime::random_id(),
                     target: target.clone(),
                     readonly: false,
                     size: 0,
@@ -468,15 +466,7 @@ fn container_config(
         auto_remove: o.rm,
         labels,
     };
-    Ok((cfg, image))
-}
-
-fn random_hex() -> String {
-    let mut buf = [0u8; 32];
-    if let Ok(mut f) = fs::File::open("/dev/urandom") {
-        let _ = std::io::Read::read_exact(&mut f, &mut buf);
-    }
-    buf.iter().map(|b| format!("{b:02x}")).collect()
+    Ok(cfg)
 }
 
 /// `--security-opt`: (no_new_privs, seccomp).
@@ -549,7 +539,7 @@ fn volume_flag(v: &str) -> Result<MountConfig, CliError> {
     if src.is_empty() {
         return Ok(MountConfig {
             kind: MountKind::Volume,
-            source: random_hex(),
+            source: kiln_runtime::random_id(),
             target: dst.into(),
             readonly,
             size: 0,
@@ -625,7 +615,7 @@ fn mount_flag(spec: &str) -> Result<MountConfig, CliError> {
                 "--mount {spec}: bind source path does not exist: {source}"
             )))
         }
-        MountKind::Volume if anonymous => source = random_hex(),
+        MountKind::Volume if anonymous => source = kiln_runtime::random_id(),
         _ => {}
     }
     Ok(MountConfig {

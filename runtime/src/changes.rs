@@ -192,15 +192,20 @@ fn copy_tree(src: &Path, dst: &Path) -> Result<()> {
     Ok(())
 }
 
+/// Creates directory `dir`, unless one is there.
+fn make_dir(dir: &Path) -> Result<()> {
+    match fs::create_dir(dir) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists && dir.is_dir() => Ok(()),
+        Err(e) => Err(io_at(dir)(e)),
+    }
+}
+
 fn copy_entry(src: &Path, dst: &Path) -> Result<()> {
     let meta = fs::symlink_metadata(src).map_err(io_at(src))?;
     let ft = meta.file_type();
     if ft.is_dir() {
-        match fs::create_dir(dst) {
-            Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists && dst.is_dir() => {}
-            Err(e) => return Err(io_at(dst)(e)),
-        }
+        make_dir(dst)?;
         copy_tree(src, dst)?;
     } else if ft.is_symlink() {
         let target = fs::read_link(src).map_err(io_at(src))?;
@@ -244,11 +249,7 @@ pub fn copy_out(store: &Store, c: &Container, src: &str, dest: &Path) -> Result<
     let kind = rustix::fs::FileType::from_raw_mode(stat.st_mode);
     match kind {
         rustix::fs::FileType::Directory => {
-            match fs::create_dir(&to) {
-                Ok(()) => {}
-                Err(e) if e.kind() == io::ErrorKind::AlreadyExists && to.is_dir() => {}
-                Err(e) => return Err(io_at(&to)(e)),
-            }
+            make_dir(&to)?;
             copy_tree(&from, &to)?;
         }
         rustix::fs::FileType::Symlink => {

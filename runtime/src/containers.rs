@@ -207,8 +207,7 @@ impl Containers {
                 continue;
             };
             let state = c.state();
-            let running = matches!(state.effective(), Status::Running | Status::Restarting)
-                || state.live_pid().is_some();
+            let running = state.running() || state.live_pid().is_some();
             if running || (only_auto_remove && !c.config.auto_remove) {
                 continue;
             }
@@ -305,10 +304,7 @@ impl Container {
 
     /// Running or restarting, with a live supervisor.
     pub fn is_running(&self) -> bool {
-        matches!(
-            self.state().effective(),
-            Status::Running | Status::Restarting
-        )
+        self.state().running()
     }
 }
 

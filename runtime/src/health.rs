@@ -5,7 +5,7 @@
 
 use crate::config::{ContainerConfig, HealthConfig};
 use crate::state::{Health, Probe, State};
-use kiln_executor::{ExecSpec, Stdio};
+use kiln_executor::Stdio;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -104,21 +104,7 @@ fn sleep_unless(stop: &AtomicBool, d: Duration) -> bool {
 /// One probe: exec'd in the container, killed at the timeout.
 fn run_probe(check: &HealthConfig, config: &ContainerConfig, pid: u32) -> Probe {
     let start = crate::time::now();
-    let spec = ExecSpec {
-        target: pid,
-        argv: check.argv(),
-        env: config.env.clone(),
-        cwd: config.working_dir.clone(),
-        user: config.user.clone(),
-        hostname: if config.hostname.is_empty() {
-            config.id[..12].to_string()
-        } else {
-            config.hostname.clone()
-        },
-        stdio: Stdio::Piped,
-        security: crate::spec::security(config),
-        cgroup_root: "/sys/fs/cgroup".into(),
-    };
+    let spec = crate::spec::exec_spec(config, pid, check.argv(), Stdio::Piped);
     let (exit_code, output) = match kiln_executor::exec(spec) {
         Err(e) => (e.exit_code(), e.to_string()),
         Ok(running) => {

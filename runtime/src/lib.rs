@@ -85,8 +85,8 @@ pub(crate) fn write_atomic(path: &std::path::Path, bytes: &[u8]) -> Result<()> {
     std::fs::rename(&tmp, path).map_err(io_at(path))
 }
 
-/// 64 random hex digits (a container's id).
-pub(crate) fn random_id() -> String {
+/// 64 random hex digits (a container's id, an anonymous volume's name).
+pub fn random_id() -> String {
     use std::io::Read;
     let mut buf = [0u8; 32];
     if let Ok(mut f) = std::fs::File::open("/dev/urandom") {

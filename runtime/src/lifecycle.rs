@@ -7,6 +7,8 @@ use crate::volumes::Volumes;
 use crate::{Result, RuntimeError};
 use std::time::{Duration, Instant};
 
+const SIGKILL: i32 = 9;
+
 /// docker's default `stop` timeout.
 pub const DEFAULT_STOP_TIMEOUT: u64 = 10;
 
@@ -34,7 +36,7 @@ fn wait_until(limit: Duration, done: impl Fn() -> bool) -> bool {
 /// The container stopped and its supervisor done writing its state.
 fn settled(c: &Container) -> bool {
     let st = c.state();
-    st.live_pid().is_none() && (!st.supervisor_alive() || !c.is_running())
+    st.live_pid().is_none() && !st.running()
 }
 
 /// `kiln stop`: the image's stop signal, then SIGKILL after `timeout`
@@ -54,14 +56,10 @@ pub fn stop(c: &Container, timeout: Option<u64>) -> Result<bool> {
         .or(c.config.stop_timeout)
         .unwrap_or(DEFAULT_STOP_TIMEOUT);
     if !wait_until(Duration::from_secs(limit), || settled(c)) {
-        signal(pid, libc_sigkill());
+        signal(pid, SIGKILL);
         wait_until(Duration::from_secs(10), || settled(c));
     }
     Ok(true)
-}
-
-const fn libc_sigkill() -> i32 {
-    9
 }
 
 /// `kiln kill`: a signal to PID 1 (SIGKILL by default). A kill that ends
@@ -73,7 +71,7 @@ pub fn kill(c: &Container, sig: i32) -> Result<()> {
             c.config.name
         )));
     };
-    if sig == libc_sigkill() || sig == c.config.stop_signal {
+    if sig == SIGKILL || sig == c.config.stop_signal {
         c.request_stop();
     }
     signal(pid, sig);
@@ -82,10 +80,13 @@ pub fn kill(c: &Container, sig: i32) -> Result<()> {
 
 /// `kiln wait`: blocks until the container is not running; its exit code.
 pub fn wait(c: &Container) -> i32 {
-    while c.is_running() || c.state().live_pid().is_some() {
+    loop {
+        let st = c.state();
+        if !st.running() && st.live_pid().is_none() {
+            return st.exit_code;
+        }
         std::thread::sleep(Duration::from_millis(20));
     }
-    c.state().exit_code
 }
 
 /// `kiln rm`: a running container only with `force` (killed first);
@@ -99,7 +100,7 @@ pub fn remove(
 ) -> Result<()> {
     let st = c.state();
     let alive = st.live_pid();
-    if (alive.is_some() || c.is_running()) && !force {
+    if (alive.is_some() || st.running()) && !force {
         return Err(RuntimeError::Invalid(format!(
             "cannot remove container {}: it is running (stop it first, or use -f)",
             c.config.name
@@ -107,7 +108,7 @@ pub fn remove(
     }
     c.request_stop();
     if let Some(pid) = alive {
-        signal(pid, libc_sigkill());
+        signal(pid, SIGKILL);
     }
     // The supervisor records the exit and leaves; only then the files go
     // (it would otherwise write into a directory being deleted).

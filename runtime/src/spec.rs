@@ -6,7 +6,7 @@ use crate::config::{ContainerConfig, MountKind};
 use crate::containers::Container;
 use crate::volumes::Volumes;
 use crate::{Result, RuntimeError};
-use kiln_executor::{Limits, Mount, MountSource, Network, Security, Spec, Stdio};
+use kiln_executor::{ExecSpec, Limits, Mount, MountSource, Network, Security, Spec, Stdio};
 use kiln_store::Store;
 use std::path::PathBuf;
 
@@ -31,7 +31,7 @@ pub fn spec(store: &Store, c: &Container, stdio: Stdio) -> Result<Spec> {
             cfg.working_dir.clone()
         },
         user: cfg.user.clone(),
-        hostname: hostname(c),
+        hostname: hostname(cfg),
         network,
         mounts,
         stdio,
@@ -51,11 +51,28 @@ pub fn spec(store: &Store, c: &Container, stdio: Stdio) -> Result<Spec> {
 }
 
 /// The container's hostname: its own, else the first 12 hex of its id.
-pub fn hostname(c: &Container) -> String {
-    if c.config.hostname.is_empty() {
-        c.short_id().to_string()
+pub fn hostname(cfg: &ContainerConfig) -> String {
+    if cfg.hostname.is_empty() {
+        cfg.id.chars().take(12).collect()
     } else {
-        c.config.hostname.clone()
+        cfg.hostname.clone()
+    }
+}
+
+/// A process to start in the running container whose PID 1 is `pid`, as
+/// the container runs its own: its environment, working directory, user,
+/// hostname and security (`kiln exec` and health probes adjust from here).
+pub fn exec_spec(cfg: &ContainerConfig, pid: u32, argv: Vec<String>, stdio: Stdio) -> ExecSpec {
+    ExecSpec {
+        target: pid,
+        argv,
+        env: cfg.env.clone(),
+        cwd: cfg.working_dir.clone(),
+        user: cfg.user.clone(),
+        hostname: hostname(cfg),
+        stdio,
+        security: security(cfg),
+        cgroup_root: "/sys/fs/cgroup".into(),
     }
 }
 

@@ -83,6 +83,11 @@ impl State {
             .is_ok_and(|p| p.alive())
     }
 
+    /// Running or restarting, with a live supervisor.
+    pub fn running(&self) -> bool {
+        matches!(self.effective(), Status::Running | Status::Restarting)
+    }
+
     /// The status as it really is: running or restarting only while the
     /// supervisor lives (a killed monitor leaves a dead container).
     pub fn effective(&self) -> Status {
