@@ -37,6 +37,9 @@ pub enum VolumeCommand {
     Prune {
         #[arg(short, long)]
         all: bool,
+        /// Accepted for docker's scripts (kiln does not ask).
+        #[arg(short, long)]
+        force: bool,
     },
 }
 
@@ -80,8 +83,7 @@ pub fn start(store: &Store, names: &[String], attach: bool) -> Result<i32, CliEr
         let offset = kiln_runtime::logs::len(&c.log_path());
         kiln_runtime::monitor::start_detached(&exe()?, store.root(), c).map_err(fail)?;
         if attach {
-            follow_logs(c, offset)?;
-            last = lifecycle::wait(c);
+            last = attach_until_exit(c, offset)?;
         } else {
             emit(&format!("{}\n", names_or_id(c, names)))?;
         }
@@ -289,14 +291,20 @@ pub fn logs(
 }
 
 /// Prints the log from `offset` until the container stops (`start -a`).
-fn follow_logs(c: &Container, offset: u64) -> Result<(), CliError> {
-    kiln_runtime::logs::follow(
-        &c.log_path(),
-        offset,
-        || !c.is_running(),
-        |line| print_log_line(line, false),
-    )
-    .map_err(fail)
+/// The container's output from `offset` until its first exit, and that
+/// exit's code; under a restart policy the monitor goes on restarting it
+/// (as an attached `docker run --restart` returns at the first exit).
+pub(crate) fn attach_until_exit(c: &Container, offset: u64) -> Result<i32, CliError> {
+    let first_run = c.state().restart_count;
+    let exited = || {
+        let st = c.state();
+        !st.running() || st.status != kiln_runtime::Status::Running || st.restart_count != first_run
+    };
+    kiln_runtime::logs::follow(&c.log_path(), offset, exited, |line| {
+        print_log_line(line, false)
+    })
+    .map_err(fail)?;
+    Ok(c.state().exit_code)
 }
 
 /// One log line to stdout or stderr (as it was written), with its time
@@ -358,7 +366,8 @@ pub fn exec(store: &Store, o: ExecOptions) -> Result<i32, CliError> {
             stdin: o.interactive,
         }
     };
-    let mut spec = kiln_runtime::spec::exec_spec(&c.config, pid, o.command.clone(), stdio);
+    let mut spec = kiln_runtime::spec::exec_spec(&c.config, pid, o.command.clone(), stdio)
+        .map_err(crate::run::runtime_error)?;
     if o.tty && !spec.env.iter().any(|e| e.starts_with("TERM=")) {
         spec.env.push("TERM=xterm".into());
     }
@@ -368,6 +377,7 @@ pub fn exec(store: &Store, o: ExecOptions) -> Result<i32, CliError> {
     if o.privileged {
         spec.security.capabilities = kiln_executor::ALL_CAPABILITIES;
         spec.security.seccomp = false;
+        spec.security.seccomp_profile = None;
     }
     if let Some(w) = &o.workdir {
         spec.cwd = w.clone();
@@ -379,7 +389,7 @@ pub fn exec(store: &Store, o: ExecOptions) -> Result<i32, CliError> {
     if o.detach {
         return Ok(0);
     }
-    match crate::run::attach::attach(running, 15)? {
+    match crate::run::attach::attach(running, 15, None)? {
         Ok(e) => Ok(e.code()),
         Err(e) => Err(CliError::Exec(e)),
     }
@@ -469,6 +479,15 @@ pub fn inspect_json(store: &Store, c: &Container) -> Value {
             "Init": cfg.init,
             "Memory": cfg.memory.unwrap_or(0),
             "PidsLimit": cfg.pids_limit,
+            "NanoCpus": cfg.cpu_quota_us.map_or(0, |q| q * 1_000_000_000 / kiln_executor::CPU_PERIOD_US),
+            "CpuShares": cfg.cpu_shares.unwrap_or(0),
+            "CpusetCpus": cfg.cpuset_cpus.clone().unwrap_or_default(),
+            "ShmSize": cfg.shm_size.unwrap_or(kiln_executor::DEFAULT_SHM_SIZE),
+            "PidMode": cfg.pid_mode,
+            "IpcMode": if cfg.ipc_mode.is_empty() { "private" } else { cfg.ipc_mode.as_str() },
+            "GroupAdd": cfg.group_add,
+            "Ulimits": cfg.ulimits.iter().map(|u| json!({"Name": u.name, "Soft": u.soft, "Hard": u.hard})).collect::<Vec<_>>(),
+            "Devices": cfg.devices.iter().map(|d| json!({"PathOnHost": d.host, "PathInContainer": d.target, "CgroupPermissions": "rwm"})).collect::<Vec<_>>(),
             "SecurityOpt": security_opt(cfg),
             "Binds": cfg.mounts.iter().filter(|m| m.kind != MountKind::Tmpfs && !m.anonymous)
                 .map(|m| format!("{}:{}{}", m.source, m.target, if m.readonly { ":ro" } else { "" }))
@@ -505,6 +524,9 @@ fn security_opt(cfg: &kiln_runtime::ContainerConfig) -> Vec<String> {
     }
     if !cfg.seccomp {
         out.push("seccomp=unconfined".to_string());
+    } else if let Some(profile) = &cfg.seccomp_profile {
+        // docker shows the profile's content here too.
+        out.push(format!("seccomp={profile}"));
     }
     out
 }
@@ -653,7 +675,9 @@ pub fn volume(store: &Store, command: VolumeCommand) -> Result<(), CliError> {
         VolumeCommand::Create { name } => {
             let v = match name {
                 Some(n) => volumes.create(&n, false),
-                None => volumes.create_anonymous(),
+                // A generated name, but not anonymous: `volume prune`
+                // keeps it, as docker's does.
+                None => volumes.create(&kiln_runtime::random_id(), false),
             }
             .map_err(fail)?;
             emit(&format!("{}\n", v.meta.name))
@@ -719,7 +743,7 @@ pub fn volume(store: &Store, command: VolumeCommand) -> Result<(), CliError> {
                 Ok(())
             }
         }
-        VolumeCommand::Prune { all } => {
+        VolumeCommand::Prune { all, .. } => {
             let used = volumes_in_use(&containers);
             let mut out = String::from("Deleted Volumes:\n");
             for v in volumes.list() {

@@ -339,11 +339,56 @@ pub fn tag(store: &Store, source: &str, target: &str) -> Result<(), CliError> {
     store.tag(source, target).map(|_| ()).map_err(fail)
 }
 
+/// Whether removing `n` would remove an image a container uses: refused
+/// (docker's conflict), or with `force` and only stopped containers, the
+/// names go and the image stays for them. Some(untagged) when handled.
+fn rmi_in_use(store: &Store, n: &str, force: bool) -> Result<Option<Vec<String>>, CliError> {
+    let Ok(image) = store.resolve(n) else {
+        return Ok(None);
+    };
+    let by_name = Reference::parse(n)
+        .ok()
+        .is_some_and(|r| image.names.contains(&r.to_string()));
+    if by_name && image.names.len() > 1 {
+        return Ok(None); // only a name goes
+    }
+    let id = image.config_digest.to_string();
+    let users: Vec<kiln_runtime::Container> = kiln_runtime::Containers::new(store.root())
+        .list()
+        .into_iter()
+        .filter(|c| c.config.image_id == id)
+        .collect();
+    let Some(user) = users.first() else {
+        return Ok(None);
+    };
+    let short = |c: &kiln_runtime::Container| c.id()[..12].to_string();
+    if let Some(running) = users.iter().find(|c| c.is_running()) {
+        return Err(fail(format!(
+            "conflict: unable to delete {n} (cannot be forced) - image {} is being used by running container {}",
+            image.short_id(),
+            short(running)
+        )));
+    }
+    if !force {
+        return Err(fail(format!(
+            "conflict: unable to remove repository reference \"{n}\" (must force) - container {} is using its referenced image {}",
+            short(user),
+            image.short_id()
+        )));
+    }
+    store.untag(n).map(Some).map_err(fail)
+}
+
 pub fn rmi(store: &Store, names: &[String], force: bool) -> Result<(), CliError> {
     let mut failed = false;
     let mut out = String::new();
     for n in names {
-        match store.remove(n, force) {
+        let removed = match rmi_in_use(store, n, force) {
+            Ok(Some(untagged)) => Ok(untagged),
+            Ok(None) => store.remove(n, force).map_err(fail),
+            Err(e) => Err(e),
+        };
+        match removed {
             Ok(untagged) => {
                 for u in untagged {
                     let r = Reference::parse(&u).map(|r| r.familiar()).unwrap_or(u);
@@ -351,7 +396,7 @@ pub fn rmi(store: &Store, names: &[String], force: bool) -> Result<(), CliError>
                 }
             }
             Err(e) => {
-                crate::print_error(&e);
+                crate::report(&e);
                 failed = true;
             }
         }

@@ -89,12 +89,42 @@ pub struct RunOptions {
     /// Maximum number of processes; enforced with a cgroup.
     #[arg(long = "pids-limit")]
     pub pids_limit: Option<u64>,
+    /// CPUs' worth of time the container may use (`1.5`); a CFS quota.
+    #[arg(long, value_name = "N")]
+    pub cpus: Option<String>,
+    /// Relative CPU weight (1024 is the default).
+    #[arg(short = 'c', long = "cpu-shares", value_name = "N")]
+    pub cpu_shares: Option<u64>,
+    /// The CPUs the container may run on (`0-1`, `0,2`).
+    #[arg(long = "cpuset-cpus", value_name = "LIST")]
+    pub cpuset_cpus: Option<String>,
+    /// A resource limit: `NAME=SOFT[:HARD]` (`nofile=1024:2048`; -1 is
+    /// unlimited), never above kiln's own hard limit.
+    #[arg(long = "ulimit", value_name = "NAME=SOFT[:HARD]")]
+    pub ulimits: Vec<String>,
+    /// A host device in the container: `HOST[:CONTAINER[:rwm]]`.
+    #[arg(long = "device", value_name = "HOST[:CONTAINER]")]
+    pub devices: Vec<String>,
+    /// Add a supplementary group (a name in the image's /etc/group, or a gid).
+    #[arg(long = "group-add", value_name = "GROUP")]
+    pub group_add: Vec<String>,
+    /// Size of /dev/shm (`256m`) [default: 64m].
+    #[arg(long = "shm-size", value_name = "SIZE")]
+    pub shm_size: Option<String>,
+    /// `host`: share the host's PID namespace.
+    #[arg(long, value_name = "host")]
+    pub pid: Option<String>,
+    /// `private` (default), `host`, or `container:NAME` (share its IPC
+    /// namespace).
+    #[arg(long, value_name = "MODE")]
+    pub ipc: Option<String>,
     /// Run a minimal init as PID 1 that reaps zombies and forwards
     /// signals (docker's --init).
     #[arg(long)]
     pub init: bool,
-    /// `no`, `on-failure[:N]`, `always` or `unless-stopped` (applied by
-    /// the monitor of a detached container).
+    /// `no`, `on-failure[:N]`, `always` or `unless-stopped`, applied by
+    /// the container's monitor (in the foreground kiln returns at the
+    /// first exit and the monitor carries on).
     #[arg(long, default_value = "no")]
     pub restart: String,
     /// The signal `stop` sends first [default: the image's StopSignal, else SIGTERM].
@@ -119,8 +149,9 @@ pub struct RunOptions {
     /// Disable the image's HEALTHCHECK.
     #[arg(long = "no-healthcheck")]
     pub no_healthcheck: bool,
-    /// `no-new-privileges[=true]` (setuid programs gain nothing) or
-    /// `seccomp=unconfined`.
+    /// `no-new-privileges[=true]` (setuid programs gain nothing),
+    /// `seccomp=unconfined`, or `seccomp=FILE` (a profile in docker's JSON
+    /// format).
     #[arg(long = "security-opt", value_name = "OPT")]
     pub security_opt: Vec<String>,
     /// Add a capability (`NET_ADMIN`, `ALL`).
@@ -177,8 +208,8 @@ pub(crate) fn runtime_error(e: kiln_runtime::RuntimeError) -> CliError {
 
 /// `kiln run`.
 pub fn run(store: &Store, client: &kiln_registry::Client, o: RunOptions) -> Result<i32, CliError> {
-    if o.detach && o.oci_runtime.is_some() {
-        return Err(fail("--oci-runtime: not supported with -d"));
+    if (o.detach || o.restart != "no") && o.oci_runtime.is_some() {
+        return Err(fail("--oci-runtime: not supported with -d or --restart"));
     }
     let containers = Containers::new(store.root());
     // --rm containers whose kiln was killed before it could clean up.
@@ -186,9 +217,12 @@ pub fn run(store: &Store, client: &kiln_registry::Client, o: RunOptions) -> Resu
     let config = container_config(store, client, &containers, &o)?;
     let container = containers.create(config).map_err(fail)?;
     write_cidfile(&o, &container, &containers)?;
-    if o.detach {
+    // A restart policy needs the monitor even in the foreground: this
+    // process follows the first run and leaves the rest to it.
+    if o.detach || container.config.restart != RestartPolicy::No {
         let exe = std::env::current_exe().map_err(|e| fail(format!("finding kiln: {e}")))?;
         return match kiln_runtime::monitor::start_detached(&exe, store.root(), &container) {
+            Ok(()) if !o.detach => crate::containers::attach_until_exit(&container, 0),
             Ok(()) => {
                 crate::emit(&format!("{}\n", container.id()))?;
                 Ok(0)
@@ -252,6 +286,10 @@ fn foreground(
     let stdio = match o.tty {
         // -t: a pty; the caller's terminal goes raw while the container runs.
         true => Stdio::Tty,
+        // Through pipes, to keep the log too (the OCI backend inherits).
+        false if o.oci_runtime.is_none() => Stdio::PipedOutput {
+            stdin: o.interactive,
+        },
         false => Stdio::Inherit {
             stdin: o.interactive,
         },
@@ -279,7 +317,11 @@ fn foreground(
         .unwrap_or_default();
     state.started_at = kiln_runtime::time::now();
     let _ = container.save_state(&state);
-    let exit = attach::attach(running, container.config.stop_signal);
+    let exit = attach::attach(
+        running,
+        container.config.stop_signal,
+        Some(&container.log_path()),
+    );
     state.status = Status::Exited;
     state.pid.clear();
     state.finished_at = kiln_runtime::time::now();
@@ -361,12 +403,19 @@ fn container_config(
     if o.rm && restart != RestartPolicy::No {
         return Err(fail("--rm and --restart cannot be used together"));
     }
-    let (no_new_privileges, mut seccomp) = security_opts(&o.security_opt)?;
+    let (no_new_privileges, mut seccomp, mut seccomp_profile) = security_opts(&o.security_opt)?;
     let mut capabilities = capabilities(o)?;
     if o.privileged {
         capabilities = kiln_executor::ALL_CAPABILITIES;
         seccomp = false;
+        seccomp_profile = None;
     }
+    if let Some((file, json)) = &seccomp_profile {
+        // Refused now, naming the file, rather than at every start.
+        kiln_executor::compile_profile(json, capabilities)
+            .map_err(|e| fail(format!("--security-opt seccomp={file}: {e}")))?;
+    }
+    let resources = resources(o, containers)?;
     let network = match o.network.as_str() {
         "host" | "default" => "host",
         "none" => "none",
@@ -465,13 +514,26 @@ fn container_config(
         read_only: o.read_only,
         auto_remove: o.rm,
         labels,
+        group_add: o.group_add.clone(),
+        cpu_quota_us: resources.cpu_quota_us,
+        cpu_shares: resources.cpu_shares,
+        cpuset_cpus: resources.cpuset_cpus,
+        ulimits: resources.ulimits,
+        devices: resources.devices,
+        shm_size: resources.shm_size,
+        pid_mode: resources.pid_mode,
+        ipc_mode: resources.ipc_mode,
+        seccomp_profile: seccomp_profile.map(|(_, json)| json),
     };
     Ok(cfg)
 }
 
-/// `--security-opt`: (no_new_privs, seccomp).
-fn security_opts(opts: &[String]) -> Result<(bool, bool), CliError> {
-    let (mut nnp, mut seccomp) = (false, true);
+/// `--security-opt`: (no_new_privs, seccomp, a custom profile's file
+/// and JSON).
+type SecurityOpts = (bool, bool, Option<(String, String)>);
+
+fn security_opts(opts: &[String]) -> Result<SecurityOpts, CliError> {
+    let (mut nnp, mut seccomp, mut profile) = (false, true, None);
     for opt in opts {
         let (key, value) = match opt.split_once(['=', ':']) {
             Some((k, v)) => (k, Some(v)),
@@ -480,20 +542,217 @@ fn security_opts(opts: &[String]) -> Result<(bool, bool), CliError> {
         match (key, value) {
             ("no-new-privileges", None | Some("true")) => nnp = true,
             ("no-new-privileges", Some("false")) => nnp = false,
-            ("seccomp", Some("unconfined")) => seccomp = false,
+            ("seccomp", Some("unconfined")) => {
+                seccomp = false;
+                profile = None;
+            }
             ("seccomp", Some(file)) => {
-                return Err(fail(format!(
-                    "--security-opt seccomp={file}: custom seccomp profiles are not supported yet (use unconfined, or the default)"
-                )))
+                let json = fs::read_to_string(file)
+                    .map_err(|e| fail(format!("--security-opt seccomp={file}: {e}")))?;
+                seccomp = true;
+                profile = Some((file.to_string(), json));
             }
             _ => {
                 return Err(fail(format!(
-                    "--security-opt {opt}: expected no-new-privileges[=true|false] or seccomp=unconfined"
+                    "--security-opt {opt}: expected no-new-privileges[=true|false], seccomp=unconfined or seccomp=FILE"
                 )))
             }
         }
     }
-    Ok((nnp, seccomp))
+    Ok((nnp, seccomp, profile))
+}
+
+/// The resource and namespace flags, checked.
+struct Resources {
+    cpu_quota_us: Option<u64>,
+    cpu_shares: Option<u64>,
+    cpuset_cpus: Option<String>,
+    ulimits: Vec<kiln_runtime::Ulimit>,
+    devices: Vec<kiln_runtime::DeviceConfig>,
+    shm_size: Option<u64>,
+    pid_mode: String,
+    ipc_mode: String,
+}
+
+/// The CPUs this machine has online (`/sys/devices/system/cpu/online`).
+fn online_cpus() -> Option<Vec<u32>> {
+    let text = fs::read_to_string("/sys/devices/system/cpu/online").ok()?;
+    parse_cpu_list(text.trim())
+}
+
+/// `0-2,4` → [0, 1, 2, 4]; None when malformed.
+fn parse_cpu_list(list: &str) -> Option<Vec<u32>> {
+    let mut out = Vec::new();
+    for part in list.split(',') {
+        let (lo, hi): (u32, u32) = match part.split_once('-') {
+            Some((lo, hi)) => (lo.parse().ok()?, hi.parse().ok()?),
+            None => {
+                let n = part.parse().ok()?;
+                (n, n)
+            }
+        };
+        if lo > hi {
+            return None;
+        }
+        out.extend(lo..=hi);
+    }
+    Some(out)
+}
+
+fn resources(o: &RunOptions, containers: &Containers) -> Result<Resources, CliError> {
+    let online = online_cpus().unwrap_or_default();
+    let cpu_quota_us = match &o.cpus {
+        None => None,
+        Some(v) => {
+            let n: f64 = v
+                .parse()
+                .ok()
+                .filter(|n: &f64| n.is_finite())
+                .ok_or_else(|| fail(format!("--cpus {v}: expected a number of CPUs, like 1.5")))?;
+            let max = online.len().max(1) as f64;
+            if !(0.01..=max).contains(&n) {
+                return Err(fail(format!(
+                    "--cpus {v}: the range of CPUs is from 0.01 to {max:.2}, as there are only {max} CPUs available"
+                )));
+            }
+            Some((n * kiln_executor::CPU_PERIOD_US as f64).round() as u64)
+        }
+    };
+    if let Some(s) = o.cpu_shares {
+        if s != 0 && !(2..=262_144).contains(&s) {
+            return Err(fail(format!("--cpu-shares {s}: expected 2 to 262144")));
+        }
+    }
+    if let Some(list) = &o.cpuset_cpus {
+        let cpus = parse_cpu_list(list)
+            .ok_or_else(|| fail(format!("--cpuset-cpus {list}: expected a list like 0-2,4")))?;
+        if !online.is_empty() && cpus.iter().any(|c| !online.contains(c)) {
+            return Err(fail(format!(
+                "--cpuset-cpus {list}: requested CPUs are not available (online: {})",
+                fs::read_to_string("/sys/devices/system/cpu/online")
+                    .unwrap_or_default()
+                    .trim()
+            )));
+        }
+    }
+    let mut ulimits: Vec<kiln_runtime::Ulimit> = Vec::new();
+    for u in &o.ulimits {
+        let bad = || {
+            fail(format!(
+                "--ulimit {u}: expected NAME=SOFT[:HARD], like nofile=1024:2048"
+            ))
+        };
+        let (name, values) = u.split_once('=').ok_or_else(bad)?;
+        if kiln_executor::rlimit_resource(name).is_none() {
+            let names: Vec<&str> = kiln_executor::RLIMITS.iter().map(|(n, _)| *n).collect();
+            return Err(fail(format!(
+                "--ulimit {u}: no resource {name:?} (one of {})",
+                names.join(", ")
+            )));
+        }
+        let value = |v: &str| -> Result<u64, CliError> {
+            if v == "-1" {
+                return Ok(u64::MAX);
+            }
+            v.parse().map_err(|_| bad())
+        };
+        let (soft, hard) = match values.split_once(':') {
+            Some((s, h)) => (value(s)?, value(h)?),
+            None => (value(values)?, value(values)?),
+        };
+        if soft > hard {
+            return Err(fail(format!(
+                "--ulimit {u}: the soft limit must not be above the hard limit"
+            )));
+        }
+        ulimits.retain(|x| x.name != name);
+        ulimits.push(kiln_runtime::Ulimit {
+            name: name.into(),
+            soft,
+            hard,
+        });
+    }
+    let mut devices = Vec::new();
+    for d in &o.devices {
+        let mut parts = d.splitn(3, ':');
+        let host = parts.next().unwrap_or_default();
+        let (target, perms) = match (parts.next(), parts.next()) {
+            (None, _) => (host, "rwm"),
+            // `HOST:rw` is permissions, not a path.
+            (Some(p), None) if !p.starts_with('/') => (host, p),
+            (Some(t), p) => (t, p.unwrap_or("rwm")),
+        };
+        use std::os::unix::fs::FileTypeExt;
+        let kind = fs::metadata(host)
+            .map_err(|e| fail(format!("--device {d}: {host}: {e}")))?
+            .file_type();
+        if !(kind.is_char_device() || kind.is_block_device() || kind.is_dir()) {
+            return Err(fail(format!("--device {d}: {host} is not a device")));
+        }
+        if !host.starts_with('/') || !target.starts_with("/dev/") {
+            return Err(fail(format!(
+                "--device {d}: expected HOST[:CONTAINER[:PERMISSIONS]], both paths absolute, the container one in /dev"
+            )));
+        }
+        if !perms.chars().all(|c| "rwm".contains(c)) {
+            return Err(fail(format!("--device {d}: permissions are r, w and m")));
+        }
+        // Devices are allowed by mount flags, not a device cgroup: one
+        // bound in can be read and written.
+        if !(perms.contains('r') && perms.contains('w')) {
+            return Err(fail(format!(
+                "--device {d}: kiln grants a device for reading and writing; {perms} alone is not supported"
+            )));
+        }
+        devices.push(kiln_runtime::DeviceConfig {
+            host: host.into(),
+            target: target.into(),
+        });
+    }
+    let shm_size = match &o.shm_size {
+        None => None,
+        Some(v) => Some(
+            kiln_parser::units::ram_in_bytes(v)
+                .filter(|b| *b > 0)
+                .ok_or_else(|| fail(format!("--shm-size {v}: expected a size, like 256m")))?,
+        ),
+    };
+    let pid_mode = match o.pid.as_deref() {
+        None | Some("") => String::new(),
+        Some("host") => "host".into(),
+        Some(other) => {
+            return Err(fail(format!(
+                "--pid {other}: expected host (sharing another container's PID namespace is not supported)"
+            )))
+        }
+    };
+    let ipc_mode = match o.ipc.as_deref() {
+        None | Some("" | "private" | "shareable") => String::new(),
+        Some("host") => "host".into(),
+        Some(other) => match other.strip_prefix("container:") {
+            Some(name) => {
+                let c = containers
+                    .find(name)
+                    .map_err(|e| fail(format!("--ipc {other}: {e}")))?;
+                format!("container:{}", c.id())
+            }
+            None => {
+                return Err(fail(format!(
+                    "--ipc {other}: expected private, shareable, host or container:NAME"
+                )))
+            }
+        },
+    };
+    Ok(Resources {
+        cpu_quota_us,
+        cpu_shares: o.cpu_shares.filter(|s| *s != 0),
+        cpuset_cpus: o.cpuset_cpus.clone(),
+        ulimits,
+        devices,
+        shm_size,
+        pid_mode,
+        ipc_mode,
+    })
 }
 
 /// docker's default capabilities with `--cap-drop`, then `--cap-add`.
@@ -805,6 +1064,7 @@ fn limits(o: &RunOptions) -> Result<kiln_executor::Limits, CliError> {
     Ok(kiln_executor::Limits {
         memory,
         pids: o.pids_limit,
+        ..Default::default()
     })
 }
 

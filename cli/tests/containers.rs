@@ -522,6 +522,100 @@ fn volumes_keep_data_and_read_only_refuses_writes() {
         "true",
     ]);
     assert!(missing.is_dir());
+    // `volume create` without a name: a generated name, kept by prune
+    // (only anonymous volumes go).
+    let generated = k.ok(&["volume", "create"]).trim().to_string();
+    assert_eq!(generated.len(), 64);
+    k.ok(&["volume", "prune", "-f"]);
+    assert!(k.ok(&["volume", "ls", "-q"]).contains(&generated));
+}
+
+#[test]
+fn a_foreground_container_keeps_its_log_and_restarts_under_its_monitor() {
+    let k = kiln();
+    let out = k.out(&[
+        "run",
+        "--name",
+        "fg",
+        "busybox",
+        "sh",
+        "-c",
+        "echo out; echo err >&2; printf tail",
+    ]);
+    assert_eq!(
+        (out.code, out.stdout.as_str(), out.stderr.as_str()),
+        (0, "out\ntail", "err\n")
+    );
+    assert_eq!(k.ok(&["logs", "fg"]), "out\ntail");
+    let logs = k.out(&["logs", "fg"]);
+    assert_eq!(logs.stderr, "err\n", "stderr stays stderr");
+    // -i still feeds stdin through.
+    let mut cat = k
+        .cmd()
+        .args(["run", "-i", "--name", "cat", "busybox", "cat"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    cat.stdin.take().unwrap().write_all(b"fed\n").unwrap();
+    let done = cat.wait_with_output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&done.stdout), "fed\n");
+    assert_eq!(k.ok(&["logs", "cat"]), "fed\n");
+    // --restart in the foreground: kiln returns with the first run's
+    // code and the monitor carries on, as docker does.
+    let out = k.out(&[
+        "run",
+        "--name",
+        "rf",
+        "--restart",
+        "on-failure:2",
+        "busybox",
+        "sh",
+        "-c",
+        "echo attempt; exit 3",
+    ]);
+    assert_eq!(
+        (out.code, out.stdout.as_str()),
+        (3, "attempt\n"),
+        "{}",
+        out.stderr
+    );
+    eventually("it gives up", || {
+        inspect(&k, "rf")["State"]["Status"] == "exited" && inspect(&k, "rf")["RestartCount"] == 2
+    });
+    assert_eq!(k.ok(&["logs", "rf"]), "attempt\nattempt\nattempt\n");
+}
+
+#[test]
+fn rmi_refuses_an_image_a_container_uses() {
+    let k = kiln();
+    k.write_ctx("Dockerfile", "FROM busybox\nRUN echo solo > /solo\n");
+    k.build(&["-t", "solo"]);
+    k.ok(&["create", "--name", "user", "solo", "cat", "/solo"]);
+    let err = k.fails(&["rmi", "solo"]);
+    assert!(
+        err.contains("conflict") && err.contains("must force"),
+        "{err}"
+    );
+    // Another name for it can go: the image stays.
+    k.ok(&["tag", "solo", "other"]);
+    k.ok(&["rmi", "other"]);
+    // -f: the names go, the image stays for the stopped container.
+    assert!(k
+        .ok(&["rmi", "-f", "solo"])
+        .contains("Untagged: solo:latest"));
+    assert_eq!(k.ok(&["start", "-a", "user"]), "solo\n");
+    // A running container's image cannot be forced out.
+    let image = inspect(&k, "user")["Image"].as_str().unwrap().to_string();
+    k.ok(&["run", "-d", "--name", "up", &image, "sleep", "30"]);
+    let err = k.fails(&["rmi", "-f", &image]);
+    assert!(
+        err.contains("cannot be forced") && err.contains("running container"),
+        "{err}"
+    );
+    k.ok(&["rm", "-f", "up", "user"]);
+    k.ok(&["rmi", &image]);
 }
 
 /// busybox's `su` (setuid root, and root with an empty password so it

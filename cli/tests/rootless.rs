@@ -484,4 +484,44 @@ fn background_containers_exec_and_stop_rootless() {
     assert!(k.ok(&["ps", "-a"]).contains("Exited (137)"));
     k.ok(&["rm", "bg"]);
     assert!(k.ok(&["ps", "-aq"]).is_empty());
+    // PID 1 as another container user: this kiln's namespace cannot
+    // signal it, so the monitor relays the stop signal (exit 7 is the
+    // trap's, not SIGKILL's 137) and rm -f's SIGKILL.
+    k.ok(&[
+        "run",
+        "-d",
+        "-u",
+        "nobody",
+        "--name",
+        "nb",
+        "busybox",
+        "sh",
+        "-c",
+        "trap 'exit 7' TERM; while :; do sleep 0.1; done",
+    ]);
+    k.ok(&["stop", "-t", "5", "nb"]);
+    assert!(
+        k.ok(&["ps", "-a"]).contains("Exited (7)"),
+        "{}",
+        k.ok(&["ps", "-a"])
+    );
+    k.ok(&["start", "nb"]);
+    k.ok(&["kill", "-s", "USR2", "nb"]);
+    k.ok(&["rm", "-f", "nb"]);
+    assert!(k.ok(&["ps", "-aq"]).is_empty());
+    // The process flags work as a user too.
+    let profile = k.write(
+        "no-mkdir.json",
+        r#"{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["mkdir","mkdirat"],"action":"SCMP_ACT_ERRNO"}]}"#,
+    );
+    k.give(&profile);
+    let out = k.run_rm(&[
+        "--ulimit", "nofile=256:512", "--group-add", "1234", "--shm-size", "4m",
+        "--device", "/dev/zero:/dev/z2",
+        "--security-opt", &format!("seccomp={}", profile.display()),
+        "busybox", "sh", "-c",
+        "ulimit -n; id -G; df -k /dev/shm | tail -1 | awk '{print $2}'; head -c 1 /dev/z2 | od -An -tx1; mkdir /d 2>/dev/null || echo refused",
+    ]);
+    let lines: Vec<&str> = out.lines().map(str::trim).collect();
+    assert_eq!(lines, ["256", "0 1234", "4096", "00", "refused"], "{out}");
 }

@@ -47,6 +47,11 @@ fn bench(c: &mut Criterion) {
                 deferred_sync: false,
                 security: Default::default(),
                 readonly_rootfs: false,
+                extra_groups: Vec::new(),
+                shm_size: kiln_executor::DEFAULT_SHM_SIZE,
+                pid_host: false,
+                ipc: kiln_executor::Ipc::Private,
+                devices: Vec::new(),
             };
             let exit = spawn(spec).unwrap().wait().unwrap();
             assert_eq!(exit, Exit::Code(0));

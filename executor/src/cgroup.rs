@@ -1,4 +1,4 @@
-//! Optional memory and pids limits through cgroups, v2 or v1 (this host is
+//! Optional memory, pids and CPU limits through cgroups, v2 or v1 (this host is
 //! a v1/v2 hybrid: the controllers live on v1 hierarchies). The root is a
 //! parameter so tests can point it elsewhere.
 
@@ -7,18 +7,125 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 /// Resource limits for one container.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Limits {
     /// Bytes of memory (the kernel's OOM killer acts past it).
     pub memory: Option<u64>,
     /// Processes and threads.
     pub pids: Option<u64>,
+    /// CPU time per [`CPU_PERIOD_US`], in microseconds (`--cpus 1.5` is
+    /// 150000).
+    pub cpu_quota_us: Option<u64>,
+    /// The relative CPU weight in docker's units (`--cpu-shares`, 1024 is
+    /// the default weight).
+    pub cpu_shares: Option<u64>,
+    /// The CPUs the container may run on (`0-2,4`).
+    pub cpuset_cpus: Option<String>,
+}
+
+/// The CFS period `--cpus` is a fraction of (docker's: 100 ms).
+pub const CPU_PERIOD_US: u64 = 100_000;
+
+/// One controller's files to write, in order; `required` ones fail the
+/// container when they cannot be written.
+struct Setting {
+    controller: &'static str,
+    files: Vec<(&'static str, String, bool)>,
 }
 
 impl Limits {
     pub fn is_empty(&self) -> bool {
-        self.memory.is_none() && self.pids.is_none()
+        self.settings_v2().is_empty()
     }
+
+    /// cgroup v1's files (each controller its own hierarchy).
+    fn settings_v1(&self) -> Vec<Setting> {
+        let mut out = Vec::new();
+        if let Some(m) = self.memory {
+            out.push(Setting {
+                controller: "memory",
+                // No swap either, or the limit is soft.
+                files: vec![
+                    ("memory.limit_in_bytes", m.to_string(), true),
+                    ("memory.memsw.limit_in_bytes", m.to_string(), false),
+                ],
+            });
+        }
+        if let Some(p) = self.pids {
+            out.push(Setting {
+                controller: "pids",
+                files: vec![("pids.max", p.to_string(), true)],
+            });
+        }
+        let mut cpu = Vec::new();
+        if let Some(q) = self.cpu_quota_us {
+            cpu.push(("cpu.cfs_period_us", CPU_PERIOD_US.to_string(), true));
+            cpu.push(("cpu.cfs_quota_us", q.to_string(), true));
+        }
+        if let Some(s) = self.cpu_shares {
+            cpu.push(("cpu.shares", s.to_string(), true));
+        }
+        if !cpu.is_empty() {
+            out.push(Setting {
+                controller: "cpu",
+                files: cpu,
+            });
+        }
+        if let Some(c) = &self.cpuset_cpus {
+            out.push(Setting {
+                controller: "cpuset",
+                files: vec![("cpuset.cpus", c.clone(), true)],
+            });
+        }
+        out
+    }
+
+    /// cgroup v2's files (one hierarchy).
+    fn settings_v2(&self) -> Vec<Setting> {
+        let mut out = Vec::new();
+        if let Some(m) = self.memory {
+            out.push(Setting {
+                controller: "memory",
+                files: vec![
+                    ("memory.max", m.to_string(), true),
+                    ("memory.swap.max", "0".into(), false),
+                ],
+            });
+        }
+        if let Some(p) = self.pids {
+            out.push(Setting {
+                controller: "pids",
+                files: vec![("pids.max", p.to_string(), true)],
+            });
+        }
+        let mut cpu = Vec::new();
+        if let Some(q) = self.cpu_quota_us {
+            cpu.push(("cpu.max", format!("{q} {CPU_PERIOD_US}"), true));
+        }
+        if let Some(s) = self.cpu_shares {
+            cpu.push(("cpu.weight", shares_to_weight(s).to_string(), true));
+        }
+        if !cpu.is_empty() {
+            out.push(Setting {
+                controller: "cpu",
+                files: cpu,
+            });
+        }
+        if let Some(c) = &self.cpuset_cpus {
+            out.push(Setting {
+                controller: "cpuset",
+                files: vec![("cpuset.cpus", c.clone(), true)],
+            });
+        }
+        out
+    }
+}
+
+/// docker's shares (2..262144) as cgroup v2's weight (1..10000), as runc
+/// converts them.
+fn shares_to_weight(shares: u64) -> u64 {
+    let shares = shares.clamp(2, 262_144);
+    1 + ((shares - 2) * 9999) / 262_142
 }
 
 /// The cgroup directories made for one container; removed on drop.
@@ -34,19 +141,63 @@ fn write(path: &Path, value: &str) -> Result<(), ExecError> {
     })
 }
 
+fn mkdir(dir: &Path) -> Result<(), ExecError> {
+    fs::create_dir_all(dir).map_err(|source| ExecError::Io {
+        path: dir.to_path_buf(),
+        source,
+    })
+}
+
+fn apply(dir: &Path, s: &Setting) -> Result<(), ExecError> {
+    for (file, value, required) in &s.files {
+        match fs::write(dir.join(file), value) {
+            Ok(()) => {}
+            Err(source) if *required => {
+                return Err(ExecError::Io {
+                    path: dir.join(file),
+                    source,
+                })
+            }
+            Err(_) => {}
+        }
+    }
+    Ok(())
+}
+
+/// A new v1 cpuset group has no CPUs and no memory nodes: give `dir`
+/// (and each group between it and the root) its parent's.
+fn inherit_cpuset(root: &Path, dir: &Path) {
+    let Ok(rel) = dir.strip_prefix(root) else {
+        return;
+    };
+    let mut at = root.to_path_buf();
+    for part in rel.components() {
+        let parent = at.clone();
+        at.push(part);
+        for file in ["cpuset.cpus", "cpuset.mems"] {
+            let mine = fs::read_to_string(at.join(file)).unwrap_or_default();
+            if mine.trim().is_empty() {
+                if let Ok(theirs) = fs::read_to_string(parent.join(file)) {
+                    let _ = fs::write(at.join(file), theirs.trim());
+                }
+            }
+        }
+    }
+}
+
 impl Cgroup {
     /// Creates `kiln/<name>` under each hierarchy that has a limited
     /// controller, and sets the limits.
-    pub(crate) fn create(root: &Path, name: &str, limits: Limits) -> Result<Cgroup, ExecError> {
+    pub(crate) fn create(root: &Path, name: &str, limits: &Limits) -> Result<Cgroup, ExecError> {
         if crate::rootless::in_user_namespace() {
             return Cgroup::create_delegated(root, name, limits);
         }
         let mut cg = Cgroup { dirs: Vec::new() };
-        let v2 = root.join("cgroup.controllers");
-        if let Ok(controllers) = fs::read_to_string(&v2) {
-            let dir = root.join("kiln").join(name);
-            for c in ["memory", "pids"] {
-                if !controllers.split_whitespace().any(|x| x == c) {
+        if let Ok(controllers) = fs::read_to_string(root.join("cgroup.controllers")) {
+            let settings = limits.settings_v2();
+            let wanted: Vec<&str> = settings.iter().map(|s| s.controller).collect();
+            for c in &wanted {
+                if !controllers.split_whitespace().any(|x| x == *c) {
                     return Err(ExecError::Invalid(format!(
                         "cgroup v2 at {} has no {c} controller",
                         root.display()
@@ -54,41 +205,26 @@ impl Cgroup {
                 }
             }
             let parent = root.join("kiln");
-            fs::create_dir_all(&parent).map_err(|source| ExecError::Io {
-                path: parent.clone(),
-                source,
-            })?;
-            let _ = fs::write(parent.join("cgroup.subtree_control"), "+memory +pids");
-            fs::create_dir_all(&dir).map_err(|source| ExecError::Io {
-                path: dir.clone(),
-                source,
-            })?;
+            mkdir(&parent)?;
+            let enable: Vec<String> = wanted.iter().map(|c| format!("+{c}")).collect();
+            let _ = fs::write(parent.join("cgroup.subtree_control"), enable.join(" "));
+            let dir = parent.join(name);
+            mkdir(&dir)?;
             cg.dirs.push(dir.clone());
-            if let Some(m) = limits.memory {
-                write(&dir.join("memory.max"), &m.to_string())?;
-                let _ = fs::write(dir.join("memory.swap.max"), "0");
-            }
-            if let Some(p) = limits.pids {
-                write(&dir.join("pids.max"), &p.to_string())?;
+            for s in &settings {
+                apply(&dir, s)?;
             }
             return Ok(cg);
         }
-        for (controller, file, value) in [
-            ("memory", "memory.limit_in_bytes", limits.memory),
-            ("pids", "pids.max", limits.pids),
-        ] {
-            let Some(value) = value else { continue };
-            let dir = root.join(controller).join("kiln").join(name);
-            fs::create_dir_all(&dir).map_err(|source| ExecError::Io {
-                path: dir.clone(),
-                source,
-            })?;
+        for s in limits.settings_v1() {
+            let hierarchy = root.join(s.controller);
+            let dir = hierarchy.join("kiln").join(name);
+            mkdir(&dir)?;
             cg.dirs.push(dir.clone());
-            write(&dir.join(file), &value.to_string())?;
-            if controller == "memory" {
-                // No swap either, or the limit is soft.
-                let _ = fs::write(dir.join("memory.memsw.limit_in_bytes"), value.to_string());
+            if s.controller == "cpuset" {
+                inherit_cpuset(&hierarchy, &dir);
             }
+            apply(&dir, &s)?;
         }
         Ok(cg)
     }
@@ -98,13 +234,13 @@ impl Cgroup {
     /// holds kiln: v2's no-internal-process rule), so the container's goes
     /// beside it, in the parent, which must be writable by the caller (as
     /// systemd's `Delegate=yes` makes `user@UID.service`'s slices).
-    fn create_delegated(root: &Path, name: &str, limits: Limits) -> Result<Cgroup, ExecError> {
+    fn create_delegated(root: &Path, name: &str, limits: &Limits) -> Result<Cgroup, ExecError> {
         let refuse = |why: String| {
             ExecError::Invalid(format!(
-                "--memory/--pids-limit: a rootless kiln can limit a container only inside a \
-                 cgroup v2 subtree delegated to its user, and {why}. Run kiln in a delegated \
-                 cgroup (systemd: a user service or `systemd-run --user -p Delegate=yes`), \
-                 or without the limits"
+                "--memory/--pids-limit/--cpus: a rootless kiln can limit a container only \
+                 inside a cgroup v2 subtree delegated to its user, and {why}. Run kiln in a \
+                 delegated cgroup (systemd: a user service or `systemd-run --user -p \
+                 Delegate=yes`), or without the limits"
             ))
         };
         let v2 = [root.to_path_buf(), root.join("unified")]
@@ -131,32 +267,26 @@ impl Cgroup {
             )));
         }
         let available = fs::read_to_string(parent.join("cgroup.controllers")).unwrap_or_default();
-        for (c, wanted) in [
-            ("memory", limits.memory.is_some()),
-            ("pids", limits.pids.is_some()),
-        ] {
-            if wanted && !available.split_whitespace().any(|x| x == c) {
+        let settings = limits.settings_v2();
+        let mut enable = Vec::new();
+        for s in &settings {
+            if !available.split_whitespace().any(|x| x == s.controller) {
                 return Err(refuse(format!(
-                    "{} does not offer the {c} controller",
-                    parent.display()
+                    "{} does not offer the {} controller",
+                    parent.display(),
+                    s.controller
                 )));
             }
+            enable.push(format!("+{}", s.controller));
         }
-        let _ = fs::write(&control, "+memory +pids");
+        let _ = fs::write(&control, enable.join(" "));
         let dir = parent.join(format!("kiln-{name}"));
-        fs::create_dir_all(&dir).map_err(|source| ExecError::Io {
-            path: dir.clone(),
-            source,
-        })?;
+        mkdir(&dir)?;
         let cg = Cgroup {
             dirs: vec![dir.clone()],
         };
-        if let Some(m) = limits.memory {
-            write(&dir.join("memory.max"), &m.to_string())?;
-            let _ = fs::write(dir.join("memory.swap.max"), "0");
-        }
-        if let Some(p) = limits.pids {
-            write(&dir.join("pids.max"), &p.to_string())?;
+        for s in &settings {
+            apply(&dir, s)?;
         }
         Ok(cg)
     }

@@ -183,6 +183,14 @@ fn setup(p: &Prepared, step: &mut Step) -> R {
         return setup_runtime_helper(p, step);
     }
     rustix::process::umask(Mode::empty());
+    if let Some(ns) = &p.ipc_namespace {
+        *step = Step::Namespaces;
+        rustix::thread::move_into_link_name_space(
+            ns.as_fd(),
+            Some(rustix::thread::LinkNameSpaceType::InterProcessCommunication),
+        )
+        .map_err(e)?;
+    }
     if p.network_none {
         *step = Step::Network;
         sys::loopback_up()?;
@@ -280,6 +288,11 @@ fn setup(p: &Prepared, step: &mut Step) -> R {
 pub(crate) fn apply_seccomp(p: &Privileges) -> R {
     if let Some(programs) = p.seccomp {
         for program in programs {
+            sys::seccomp_set_filter(program)?;
+        }
+    }
+    if let Some(profile) = &p.custom_seccomp {
+        for program in profile.0.iter() {
             sys::seccomp_set_filter(program)?;
         }
     }
@@ -387,8 +400,11 @@ fn detach_mount_sources(p: &Prepared) -> R {
 /// The devices the container may use, cloned from the host's /dev.
 fn detach_devices(p: &Prepared) -> R {
     for dev in &p.devices {
-        let flags = OpenTreeFlags::OPEN_TREE_CLONE | OpenTreeFlags::OPEN_TREE_CLOEXEC;
-        let fd = rustix::mount::open_tree(CWD, dev.host, flags).map_err(e)?;
+        let mut flags = OpenTreeFlags::OPEN_TREE_CLONE | OpenTreeFlags::OPEN_TREE_CLOEXEC;
+        if dev.directory {
+            flags |= OpenTreeFlags::AT_RECURSIVE;
+        }
+        let fd = rustix::mount::open_tree(CWD, dev.host.as_c_str(), flags).map_err(e)?;
         let attrs = MountAttrFlags::MOUNT_ATTR_NOSUID | MountAttrFlags::MOUNT_ATTR_NOEXEC;
         sys::mount_setattr_recursive(fd.as_raw_fd(), attrs.bits() as u64)?;
         let _ = dev.tree.set(fd);
@@ -410,13 +426,21 @@ fn mount_dev(p: &Prepared) -> R {
         c"/dev",
     )?;
     for dev in &p.devices {
-        touch(dev.target)?;
+        // `--device /dev/dri/card0`: the directories above it first.
+        for dir in &dev.parents {
+            mkdir(dir, 0o755)?;
+        }
+        if dev.directory {
+            mkdir(&dev.target, 0o755)?;
+        } else {
+            touch(&dev.target)?;
+        }
         let tree = dev.tree.get().ok_or(libc::EBADF)?;
         move_mount(
             tree.as_fd(),
             c"",
             CWD,
-            dev.target,
+            dev.target.as_c_str(),
             MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH,
         )
         .map_err(e)?;
@@ -437,7 +461,7 @@ fn mount_dev(p: &Prepared) -> R {
     mkdir(c"/dev/shm", 0o1777)?;
     mount_new(
         c"tmpfs",
-        &[(c"mode", c"1777"), (c"size", c"65536k")],
+        &[(c"mode", c"1777"), (c"size", p.shm_size.as_c_str())],
         &[],
         MountAttrFlags::MOUNT_ATTR_NOSUID
             | MountAttrFlags::MOUNT_ATTR_NODEV

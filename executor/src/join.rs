@@ -35,6 +35,8 @@ pub struct ExecSpec {
     pub cwd: String,
     /// `name|uid[:group|gid]`, resolved with the container's /etc files.
     pub user: String,
+    /// Groups added to the user's (the container's `--group-add`).
+    pub extra_groups: Vec<String>,
     pub hostname: String,
     pub stdio: Stdio,
     pub security: Security,
@@ -107,7 +109,9 @@ pub fn exec(spec: ExecSpec) -> Result<Running, ExecError> {
         }
     }
     let read = |rel: &str| read_in_root(&root, rel).unwrap_or_default();
-    let mut user = user::resolve_in(&spec.user, &read("etc/passwd"), &read("etc/group"))?;
+    let group_file = read("etc/group");
+    let mut user = user::resolve_in(&spec.user, &read("etc/passwd"), &group_file)?;
+    user::add_groups(&mut user, &spec.extra_groups, &group_file)?;
     rootless::check_user(&spec.user, &mut user)?;
     let env = prepare::environment(&spec.env, &spec.hostname, user.home.as_deref());
     let (argv0, cwd) = prepare::command_and_cwd(&spec.argv, &spec.cwd)?;

@@ -38,6 +38,7 @@ mod prepare;
 pub mod rootless;
 mod running;
 mod seccomp;
+mod seccomp_profile;
 mod spec;
 #[allow(unsafe_code)]
 mod sys;
@@ -45,13 +46,15 @@ pub mod terminal;
 pub mod user;
 pub mod view;
 
-pub use cgroup::Limits;
+pub use cgroup::{Limits, CPU_PERIOD_US};
 pub use error::ExecError;
 pub use join::{exec, ExecSpec};
 pub use running::{run, Exit, Handle, Running, Stream};
+pub use seccomp_profile::{compile_profile, SeccompProfile};
 pub use spec::{
-    capability_bit, clone_tree, DetachedTree, Mount, MountSource, Network, Runtime, Security,
-    Sharing, Spec, Stdio, ALL_CAPABILITIES, CAPABILITY_NAMES, DEFAULT_CAPABILITIES, DEFAULT_PATH,
+    capability_bit, clone_tree, rlimit_resource, DetachedTree, DeviceMount, Ipc, Mount,
+    MountSource, Network, Runtime, Security, Sharing, Spec, Stdio, ALL_CAPABILITIES,
+    CAPABILITY_NAMES, DEFAULT_CAPABILITIES, DEFAULT_PATH, DEFAULT_SHM_SIZE, RLIMITS,
 };
 
 use error::Step;
@@ -67,7 +70,14 @@ use std::path::Path;
 pub fn spawn(spec: Spec) -> Result<Running, ExecError> {
     let dirs = StateDirs::create(&spec.state_dir)?;
     let lowers = prepare::lowers_top_first(&spec.lowers, &spec.state_dir)?;
+    if spec.pid_host && rootless::in_user_namespace() {
+        return Err(ExecError::Invalid(
+            "--pid host: a rootless kiln cannot mount the host's /proc in a container".into(),
+        ));
+    }
     let mut user = user::resolve(&spec.user, &lowers)?;
+    let group_file = user::read_merged(&lowers, "etc/group").unwrap_or_default();
+    user::add_groups(&mut user, &spec.extra_groups, &group_file)?;
     rootless::check_user(&spec.user, &mut user)?;
     let etc_binds = prepare::etc_files(&spec, &dirs.etc)?;
     let (resolved, cache_locks) = prepare::resolve_mounts(&spec.mounts, &spec.state_dir, &user)?;
@@ -130,7 +140,7 @@ pub fn spawn(spec: Spec) -> Result<Running, ExecError> {
         Some(cgroup::Cgroup::create(
             &spec.cgroup_root,
             &format!("{name}-{}", std::process::id()),
-            spec.limits,
+            &spec.limits,
         )?)
     };
     let pid = clone_child(&spec, oci.is_some(), &prepared)?;
@@ -177,8 +187,14 @@ pub fn spawn(spec: Spec) -> Result<Running, ExecError> {
 /// mount namespace and a PID namespace of its own, so that when it dies
 /// (with kiln, by PDEATHSIG) the kernel kills the runtime's container too.
 fn clone_child(spec: &Spec, oci_helper: bool, prepared: &Prepared) -> Result<Pid, ExecError> {
-    let mut flags =
-        libc::CLONE_NEWNS | libc::CLONE_NEWPID | libc::CLONE_NEWUTS | libc::CLONE_NEWIPC;
+    let mut flags = libc::CLONE_NEWNS | libc::CLONE_NEWUTS;
+    if !spec.pid_host {
+        flags |= libc::CLONE_NEWPID;
+    }
+    // `--ipc container:X` joins X's namespace in the child (`child::setup`).
+    if spec.ipc == Ipc::Private {
+        flags |= libc::CLONE_NEWIPC;
+    }
     if spec.network == Network::None {
         flags |= libc::CLONE_NEWNET;
     }

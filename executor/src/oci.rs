@@ -45,6 +45,7 @@ pub(crate) struct BundleInputs<'a> {
     pub mounts: Vec<OciMount>,
     pub limits: Limits,
     pub rlimits: Vec<(String, u64, u64)>,
+    pub shm_size: u64,
 }
 
 const CAP_NAMES: [&str; 41] = [
@@ -124,7 +125,7 @@ pub(crate) fn write_bundle(
             "noNewPrivileges": true,
             "rlimits": i.rlimits.iter().map(|(t, soft, hard)| json!({"type": t, "soft": soft, "hard": hard})).collect::<Vec<_>>(),
         },
-        "mounts": bundle_mounts(&i.mounts),
+        "mounts": bundle_mounts(&i.mounts, i.shm_size),
         "linux": {
             "namespaces": namespaces,
             "resources": resources(&i.limits),
@@ -151,12 +152,12 @@ pub(crate) fn write_bundle(
 /// (the runtime then finds them and makes none: runc's own cgroup list
 /// adds tun, so the cgroup alone would not hold — see devices.rs), the
 /// ptys, /dev/shm, a read-only /sys, then the step's own mounts.
-fn bundle_mounts(step: &[OciMount]) -> Vec<Value> {
+fn bundle_mounts(step: &[OciMount], shm_size: u64) -> Vec<Value> {
     let mut mounts = vec![
         json!({"destination": "/proc", "type": "proc", "source": "proc", "options": ["nosuid", "noexec", "nodev"]}),
         json!({"destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "nodev", "strictatime", "mode=755", "size=65536k"]}),
         json!({"destination": "/dev/pts", "type": "devpts", "source": "devpts", "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]}),
-        json!({"destination": "/dev/shm", "type": "tmpfs", "source": "shm", "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]}),
+        json!({"destination": "/dev/shm", "type": "tmpfs", "source": "shm", "options": ["nosuid", "noexec", "nodev", "mode=1777", format!("size={}k", shm_size.div_ceil(1024))]}),
         json!({"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["nosuid", "noexec", "nodev", "ro"]}),
     ];
     for d in crate::devices::ALLOWED {
@@ -194,6 +195,20 @@ fn resources(limits: &crate::Limits) -> Value {
     }
     if let Some(p) = limits.pids {
         resources["pids"] = json!({"limit": p});
+    }
+    let mut cpu = json!({});
+    if let Some(q) = limits.cpu_quota_us {
+        cpu["quota"] = json!(q);
+        cpu["period"] = json!(crate::cgroup::CPU_PERIOD_US);
+    }
+    if let Some(s) = limits.cpu_shares {
+        cpu["shares"] = json!(s);
+    }
+    if let Some(c) = &limits.cpuset_cpus {
+        cpu["cpus"] = json!(c);
+    }
+    if cpu.as_object().is_some_and(|o| !o.is_empty()) {
+        resources["cpu"] = cpu;
     }
     let mut devices = vec![json!({"allow": false, "access": "rwm"})];
     for d in crate::devices::ALLOWED {
@@ -317,6 +332,17 @@ pub(crate) fn helper(
 ) -> Result<(std::path::PathBuf, std::path::PathBuf, String), ExecError> {
     use crate::prepare::cstring;
     use std::os::unix::ffi::OsStrExt;
+    if spec.security.seccomp_profile.is_some()
+        || !spec.devices.is_empty()
+        || spec.pid_host
+        || spec.ipc != crate::Ipc::Private
+    {
+        return Err(ExecError::Invalid(
+            "a custom seccomp profile, --device, --pid and --ipc need kiln's own executor, \
+             not an external OCI runtime"
+                .into(),
+        ));
+    }
     // Unique per spawn: runtimes derive cgroup paths from the id, so two
     // containers must never share one.
     static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
@@ -342,7 +368,8 @@ pub(crate) fn helper(
             hostname: &spec.hostname,
             network: spec.network,
             mounts,
-            limits: spec.limits,
+            limits: spec.limits.clone(),
+            shm_size: spec.shm_size,
             rlimits: prepared
                 .rlimits
                 .iter()
@@ -377,24 +404,10 @@ pub(crate) fn helper(
 }
 
 /// The OCI name of an rlimit (without `RLIMIT_`).
-fn rlimit_name(r: Resource) -> &'static str {
-    match r {
-        Resource::Cpu => "CPU",
-        Resource::Fsize => "FSIZE",
-        Resource::Data => "DATA",
-        Resource::Stack => "STACK",
-        Resource::Core => "CORE",
-        Resource::Rss => "RSS",
-        Resource::Nproc => "NPROC",
-        Resource::Nofile => "NOFILE",
-        Resource::Memlock => "MEMLOCK",
-        Resource::As => "AS",
-        Resource::Locks => "LOCKS",
-        Resource::Sigpending => "SIGPENDING",
-        Resource::Msgqueue => "MSGQUEUE",
-        Resource::Nice => "NICE",
-        Resource::Rtprio => "RTPRIO",
-        Resource::Rttime => "RTTIME",
-        _ => "NOFILE",
-    }
+fn rlimit_name(r: Resource) -> String {
+    crate::spec::RLIMITS
+        .iter()
+        .find(|(_, x)| *x == r)
+        .map_or("NOFILE", |(n, _)| n)
+        .to_ascii_uppercase()
 }

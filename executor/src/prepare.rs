@@ -92,6 +92,10 @@ pub(crate) struct Prepared {
     /// The allowed device nodes, each cloned from the host before
     /// `pivot_root` and attached in the container's /dev.
     pub(crate) devices: Vec<PreparedDevice>,
+    /// `size=` of /dev/shm, in kilobytes (`65536k`).
+    pub(crate) shm_size: CString,
+    /// The IPC namespace to join (`--ipc container:X`).
+    pub(crate) ipc_namespace: Option<OwnedFd>,
     pub(crate) life: LifePipe,
 }
 
@@ -136,6 +140,8 @@ pub(crate) struct Privileges {
     /// nothing (`--security-opt no-new-privileges`).
     pub(crate) no_new_privs: bool,
     pub(crate) seccomp: Option<&'static [seccompiler::BpfProgram; 2]>,
+    /// A custom profile, installed instead of docker's.
+    pub(crate) custom_seccomp: Option<crate::SeccompProfile>,
     /// Syncing calls answered at once (a build step; `Spec::deferred_sync`).
     pub(crate) deferred_sync: Option<&'static seccompiler::BpfProgram>,
 }
@@ -153,11 +159,12 @@ impl Privileges {
                 .collect(),
             setgroups: crate::rootless::setgroups_allowed(),
             no_new_privs: security.no_new_privs,
-            seccomp: if security.seccomp {
+            seccomp: if security.seccomp && security.seccomp_profile.is_none() {
                 seccomp::programs()
             } else {
                 None
             },
+            custom_seccomp: security.seccomp_profile.clone(),
             deferred_sync: None,
         }
     }
@@ -198,9 +205,82 @@ impl Command {
 }
 
 pub(crate) struct PreparedDevice {
-    pub(crate) host: &'static std::ffi::CStr,
-    pub(crate) target: &'static std::ffi::CStr,
+    pub(crate) host: CString,
+    pub(crate) target: CString,
+    /// A directory of devices (`--device /dev/snd`), bound recursively.
+    pub(crate) directory: bool,
+    /// Directories to make in /dev above `target`.
+    pub(crate) parents: Vec<CString>,
     pub(crate) tree: std::cell::OnceCell<OwnedFd>,
+}
+
+/// docker's default devices, then `--device`s (each a host character or
+/// block device, or a directory of them).
+fn devices(spec: &Spec) -> Result<Vec<PreparedDevice>, ExecError> {
+    let mut out: Vec<PreparedDevice> = devices::ALLOWED
+        .iter()
+        .map(|d| PreparedDevice {
+            host: d.host.to_owned(),
+            target: d.target.to_owned(),
+            directory: false,
+            parents: Vec::new(),
+            tree: std::cell::OnceCell::new(),
+        })
+        .collect();
+    for d in &spec.devices {
+        use std::os::unix::fs::FileTypeExt;
+        let meta = std::fs::metadata(&d.host).map_err(|source| ExecError::Io {
+            path: d.host.clone(),
+            source,
+        })?;
+        let kind = meta.file_type();
+        if !(kind.is_char_device() || kind.is_block_device() || kind.is_dir()) {
+            return Err(ExecError::Invalid(format!(
+                "--device {}: not a device",
+                d.host.display()
+            )));
+        }
+        let target = container_path(&d.target)?;
+        if target == "/dev" || !target.starts_with("/dev/") {
+            return Err(ExecError::Invalid(format!(
+                "--device {}: the container path {target} must be inside /dev",
+                d.host.display()
+            )));
+        }
+        out.retain(|o| o.target.as_bytes() != target.as_bytes());
+        out.push(PreparedDevice {
+            host: cstring(d.host.as_os_str().as_bytes(), "device path")?,
+            parents: cstrings(
+                &parents(&target)
+                    .into_iter()
+                    .filter(|p| p != "/dev")
+                    .collect::<Vec<_>>(),
+                "device path",
+            )?,
+            target: cstring(&target, "device path")?,
+            directory: kind.is_dir(),
+            tree: std::cell::OnceCell::new(),
+        });
+    }
+    Ok(out)
+}
+
+/// The IPC namespace of the process `pid` (`--ipc container:X`).
+fn ipc_namespace(spec: &Spec) -> Result<Option<OwnedFd>, ExecError> {
+    let crate::spec::Ipc::Join(pid) = spec.ipc else {
+        return Ok(None);
+    };
+    let path = format!("/proc/{pid}/ns/ipc");
+    rustix::fs::open(
+        path.as_str(),
+        rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::CLOEXEC,
+        rustix::fs::Mode::empty(),
+    )
+    .map(Some)
+    .map_err(|e| ExecError::Io {
+        path: path.into(),
+        source: e.into(),
+    })
 }
 
 /// `/dev/null`, read-only and close-on-exec.
@@ -327,14 +407,9 @@ impl Prepared {
             },
             command: Command::new(&spec.argv, &i.env)?,
             error_pipe: i.error_pipe,
-            devices: devices::ALLOWED
-                .iter()
-                .map(|d| PreparedDevice {
-                    host: d.host,
-                    target: d.target,
-                    tree: std::cell::OnceCell::new(),
-                })
-                .collect(),
+            devices: devices(spec)?,
+            shm_size: cstring(format!("{}k", spec.shm_size.div_ceil(1024)), "shm size")?,
+            ipc_namespace: ipc_namespace(spec)?,
             life: i.life,
         })
     }

@@ -171,6 +171,12 @@ impl Running {
         self.pid.as_raw_nonzero().get() as u32
     }
 
+    /// The read ends of the container's stdout and stderr pipes
+    /// (`Stdio::Piped`, `Stdio::PipedOutput`).
+    pub fn take_output(&mut self) -> (Option<OwnedFd>, Option<OwnedFd>) {
+        (self.stdout.take(), self.stderr.take())
+    }
+
     /// The primary end of the container's terminal (`Stdio::Tty`).
     pub fn take_pty(&mut self) -> Option<OwnedFd> {
         self.pty.take()

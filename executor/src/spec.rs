@@ -24,6 +24,31 @@ pub const DEFAULT_CAPABILITIES: u64 = (1 << 0)
     | (1 << 29)
     | (1 << 31);
 
+/// The resource limits by docker's `--ulimit` names.
+pub const RLIMITS: [(&str, Resource); 16] = [
+    ("as", Resource::As),
+    ("core", Resource::Core),
+    ("cpu", Resource::Cpu),
+    ("data", Resource::Data),
+    ("fsize", Resource::Fsize),
+    ("locks", Resource::Locks),
+    ("memlock", Resource::Memlock),
+    ("msgqueue", Resource::Msgqueue),
+    ("nice", Resource::Nice),
+    ("nofile", Resource::Nofile),
+    ("nproc", Resource::Nproc),
+    ("rss", Resource::Rss),
+    ("rtprio", Resource::Rtprio),
+    ("rttime", Resource::Rttime),
+    ("sigpending", Resource::Sigpending),
+    ("stack", Resource::Stack),
+];
+
+/// The resource a `--ulimit` name stands for.
+pub fn rlimit_resource(name: &str) -> Option<Resource> {
+    RLIMITS.iter().find(|(n, _)| *n == name).map(|(_, r)| *r)
+}
+
 /// `PATH` when the image sets none (as docker).
 pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
@@ -127,6 +152,11 @@ pub enum Stdio {
     /// stdout and stderr through pipes (read with [`Running::wait_with_lines`](crate::Running::wait_with_lines));
     /// stdin is /dev/null.
     Piped,
+    /// stdout and stderr through pipes the caller reads as it likes
+    /// ([`Running::take_output`](crate::Running::take_output)); stdin the
+    /// caller's when `stdin`, else /dev/null (a foreground `kiln run` that
+    /// also keeps the container's log).
+    PipedOutput { stdin: bool },
     /// A terminal allocated inside the container's own devpts (so `tty`
     /// can name it); its primary end comes back through
     /// [`Running::take_pty`](crate::Running::take_pty).
@@ -137,13 +167,16 @@ pub enum Stdio {
 /// its capability set and seccomp profile, and setuid programs work
 /// (`no_new_privs` only with `--security-opt no-new-privileges`; BuildKit
 /// never sets it in RUN).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Security {
     /// Capability bits (`1 << CAP_*`) kept in every set.
     pub capabilities: u64,
     pub no_new_privs: bool,
     /// Docker's seccomp profile (false: `seccomp=unconfined`).
     pub seccomp: bool,
+    /// A custom profile instead of docker's (`seccomp=FILE`), compiled
+    /// with [`compile_profile`](crate::compile_profile).
+    pub seccomp_profile: Option<crate::SeccompProfile>,
 }
 
 impl Default for Security {
@@ -152,8 +185,30 @@ impl Default for Security {
             capabilities: DEFAULT_CAPABILITIES,
             no_new_privs: false,
             seccomp: true,
+            seccomp_profile: None,
         }
     }
+}
+
+/// Which IPC namespace the container gets (`--ipc`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Ipc {
+    /// A new one of its own.
+    #[default]
+    Private,
+    /// The host's.
+    Host,
+    /// The one of the process with this pid (another container's PID 1).
+    Join(u32),
+}
+
+/// A host device node made usable in the container (`--device`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceMount {
+    /// The host's node (a character or block device).
+    pub host: PathBuf,
+    /// Absolute path in the container, inside /dev.
+    pub target: String,
 }
 
 /// Which engine runs the container.
@@ -205,7 +260,20 @@ pub struct Spec {
     /// The root filesystem is read-only (`--read-only`); mounts keep
     /// their own mode.
     pub readonly_rootfs: bool,
+    /// Groups added to the user's (`--group-add`): names from the
+    /// container's /etc/group, or numbers.
+    pub extra_groups: Vec<String>,
+    /// Size of `/dev/shm` in bytes (docker's default: 64 MiB).
+    pub shm_size: u64,
+    /// Share the host's PID namespace (`--pid host`).
+    pub pid_host: bool,
+    pub ipc: Ipc,
+    /// Host devices beyond docker's default set (`--device`).
+    pub devices: Vec<DeviceMount>,
 }
+
+/// docker's `/dev/shm` size.
+pub const DEFAULT_SHM_SIZE: u64 = 64 << 20;
 
 impl Spec {
     /// A container running `argv` on `lowers` (base first), its state in
@@ -232,6 +300,11 @@ impl Spec {
             deferred_sync: false,
             security: Security::default(),
             readonly_rootfs: false,
+            extra_groups: Vec::new(),
+            shm_size: DEFAULT_SHM_SIZE,
+            pid_host: false,
+            ipc: Ipc::Private,
+            devices: Vec::new(),
         }
     }
 }

@@ -109,6 +109,29 @@ pub(crate) fn resolve_in(spec: &str, passwd: &str, group: &str) -> Result<Resolv
     })
 }
 
+/// Adds `extra` (`--group-add`: names in `group`, or numbers) to the
+/// user's supplementary groups.
+pub(crate) fn add_groups(
+    user: &mut ResolvedUser,
+    extra: &[String],
+    group: &str,
+) -> Result<(), ExecError> {
+    for g in extra {
+        let gid = match entries(group).find(|f| f.len() >= 3 && f[0] == g.as_str()) {
+            Some(f) => parse_id(f[2])?,
+            None => g.parse().map_err(|_| {
+                ExecError::User(format!(
+                    "unable to find group {g}: no matching entries in group file"
+                ))
+            })?,
+        };
+        if !user.groups.contains(&gid) {
+            user.groups.push(gid);
+        }
+    }
+    Ok(())
+}
+
 fn parse_id(s: &str) -> Result<u32, ExecError> {
     s.parse()
         .map_err(|_| ExecError::User(format!("invalid id {s:?} in passwd/group file")))

@@ -73,6 +73,11 @@ fn spec(f: &Fixture, runtime: Runtime, args: &[String]) -> Spec {
         deferred_sync: false,
         security: Default::default(),
         readonly_rootfs: false,
+        extra_groups: Vec::new(),
+        shm_size: kiln_executor::DEFAULT_SHM_SIZE,
+        pid_host: false,
+        ipc: kiln_executor::Ipc::Private,
+        devices: Vec::new(),
     }
 }
 
@@ -331,6 +336,11 @@ fn orphan_parent() {
         deferred_sync: false,
         security: Default::default(),
         readonly_rootfs: false,
+        extra_groups: Vec::new(),
+        shm_size: kiln_executor::DEFAULT_SHM_SIZE,
+        pid_host: false,
+        ipc: kiln_executor::Ipc::Private,
+        devices: Vec::new(),
     };
     let _ = kiln_executor::spawn(s).unwrap().wait();
 }

@@ -42,6 +42,49 @@ pub struct ContainerConfig {
     /// The image's labels (for `ps --filter label=`).
     #[serde(default)]
     pub labels: std::collections::BTreeMap<String, String>,
+    /// `--group-add`: group names or ids.
+    #[serde(default)]
+    pub group_add: Vec<String>,
+    /// `--cpus` as CFS quota per 100 ms period, in microseconds.
+    #[serde(default)]
+    pub cpu_quota_us: Option<u64>,
+    #[serde(default)]
+    pub cpu_shares: Option<u64>,
+    #[serde(default)]
+    pub cpuset_cpus: Option<String>,
+    /// `--ulimit NAME=SOFT[:HARD]`.
+    #[serde(default)]
+    pub ulimits: Vec<Ulimit>,
+    /// `--device HOST[:CONTAINER]`.
+    #[serde(default)]
+    pub devices: Vec<DeviceConfig>,
+    /// `/dev/shm`'s size in bytes (None: docker's 64 MiB).
+    #[serde(default)]
+    pub shm_size: Option<u64>,
+    /// `--pid`: empty (the container's own) or `host`.
+    #[serde(default)]
+    pub pid_mode: String,
+    /// `--ipc`: empty (private), `host`, or `container:ID`.
+    #[serde(default)]
+    pub ipc_mode: String,
+    /// `--security-opt seccomp=FILE`: the profile's JSON, kept so the
+    /// container starts the same way after the file changes (as docker).
+    #[serde(default)]
+    pub seccomp_profile: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ulimit {
+    /// docker's name (`nofile`).
+    pub name: String,
+    pub soft: u64,
+    pub hard: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeviceConfig {
+    pub host: String,
+    pub target: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -290,6 +290,19 @@ impl Container {
     }
 
     /// Marks that the user stopped it: the monitor restarts it no more.
+    /// Asks the monitor to send `sig` to PID 1 (see `lifecycle::signal`).
+    pub fn request_signal(&self, sig: i32) -> Result<()> {
+        crate::write_atomic(&self.dir.join("signal-request"), sig.to_string().as_bytes())
+    }
+
+    /// The signal asked for, if any (the request is consumed).
+    pub fn take_signal_request(&self) -> Option<i32> {
+        let path = self.dir.join("signal-request");
+        let text = fs::read_to_string(&path).ok()?;
+        let _ = fs::remove_file(&path);
+        text.trim().parse().ok()
+    }
+
     pub fn request_stop(&self) {
         let _ = fs::write(self.stop_marker(), b"");
     }

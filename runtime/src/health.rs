@@ -104,8 +104,9 @@ fn sleep_unless(stop: &AtomicBool, d: Duration) -> bool {
 /// One probe: exec'd in the container, killed at the timeout.
 fn run_probe(check: &HealthConfig, config: &ContainerConfig, pid: u32) -> Probe {
     let start = crate::time::now();
-    let spec = crate::spec::exec_spec(config, pid, check.argv(), Stdio::Piped);
-    let (exit_code, output) = match kiln_executor::exec(spec) {
+    let started = crate::spec::exec_spec(config, pid, check.argv(), Stdio::Piped)
+        .and_then(|spec| kiln_executor::exec(spec).map_err(Into::into));
+    let (exit_code, output) = match started {
         Err(e) => (e.exit_code(), e.to_string()),
         Ok(running) => {
             let handle = running.handle();

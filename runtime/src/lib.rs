@@ -37,7 +37,9 @@ pub mod state;
 pub mod time;
 pub mod volumes;
 
-pub use config::{ContainerConfig, HealthConfig, MountConfig, MountKind, RestartPolicy};
+pub use config::{
+    ContainerConfig, DeviceConfig, HealthConfig, MountConfig, MountKind, RestartPolicy, Ulimit,
+};
 pub use containers::{Container, Containers};
 pub use state::{Health, State, Status};
 
@@ -65,6 +67,17 @@ pub enum RuntimeError {
     Store(#[from] kiln_store::StoreError),
     #[error(transparent)]
     Exec(#[from] kiln_executor::ExecError),
+}
+
+impl RuntimeError {
+    /// docker's exit status for a failure to start a process: 127 not
+    /// found, 126 not executable, 125 anything else.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            RuntimeError::Exec(e) => e.exit_code(),
+            _ => 125,
+        }
+    }
 }
 
 pub type Result<T> = std::result::Result<T, RuntimeError>;

@@ -1,6 +1,9 @@
 //! Stopping, killing, waiting for and removing containers. Signals go
 //! straight to the container's PID 1 (known by pid and start time, so a
 //! reused pid is never signalled); the supervisor records what follows.
+//! A rootless kiln may not signal a PID 1 that runs as another container
+//! user (its own namespace's root has no power over the monitor's), so
+//! then the monitor, root in the container's user namespace, relays it.
 
 use crate::containers::{Container, Containers};
 use crate::volumes::Volumes;
@@ -12,13 +15,40 @@ const SIGKILL: i32 = 9;
 /// docker's default `stop` timeout.
 pub const DEFAULT_STOP_TIMEOUT: u64 = 10;
 
-fn signal(pid: u32, sig: i32) {
-    if let (Some(p), Some(s)) = (
-        rustix::process::Pid::from_raw(pid as i32),
+/// The signal the monitor takes as "read `signal-request`".
+pub const RELAY_SIGNAL: i32 = 10; // SIGUSR1
+
+fn send(pid: i32, sig: i32) -> rustix::io::Result<()> {
+    match (
+        rustix::process::Pid::from_raw(pid),
         rustix::process::Signal::from_named_raw(sig),
     ) {
-        let _ = rustix::process::kill_process(p, s);
+        (Some(p), Some(s)) => rustix::process::kill_process(p, s),
+        _ => Err(rustix::io::Errno::INVAL),
     }
+}
+
+/// `sig` to `c`'s PID 1 `pid`, through its monitor when kiln may not.
+fn signal(c: &Container, pid: u32, sig: i32) -> Result<()> {
+    match send(pid as i32, sig) {
+        Err(rustix::io::Errno::PERM) => {}
+        _ => return Ok(()),
+    }
+    let st = c.state();
+    let monitor = st
+        .supervisor
+        .parse::<kiln_store::ProcessId>()
+        .ok()
+        .filter(|p| st.relays_signals && p.alive());
+    let refused = || {
+        RuntimeError::Invalid(format!(
+            "cannot signal container {}: permission denied",
+            c.config.name
+        ))
+    };
+    let monitor = monitor.ok_or_else(refused)?;
+    c.request_signal(sig)?;
+    send(monitor.pid, RELAY_SIGNAL).map_err(|_| refused())
 }
 
 /// Polls `done` until it holds or `limit` passes; whether it held.
@@ -51,12 +81,12 @@ pub fn stop(c: &Container, timeout: Option<u64>) -> Result<bool> {
         wait_until(Duration::from_secs(5), || !c.is_running());
         return Ok(was);
     };
-    signal(pid, c.config.stop_signal);
+    signal(c, pid, c.config.stop_signal)?;
     let limit = timeout
         .or(c.config.stop_timeout)
         .unwrap_or(DEFAULT_STOP_TIMEOUT);
     if !wait_until(Duration::from_secs(limit), || settled(c)) {
-        signal(pid, SIGKILL);
+        signal(c, pid, SIGKILL)?;
         wait_until(Duration::from_secs(10), || settled(c));
     }
     Ok(true)
@@ -74,8 +104,7 @@ pub fn kill(c: &Container, sig: i32) -> Result<()> {
     if sig == SIGKILL || sig == c.config.stop_signal {
         c.request_stop();
     }
-    signal(pid, sig);
-    Ok(())
+    signal(c, pid, sig)
 }
 
 /// `kiln wait`: blocks until the container is not running; its exit code.
@@ -108,7 +137,7 @@ pub fn remove(
     }
     c.request_stop();
     if let Some(pid) = alive {
-        signal(pid, SIGKILL);
+        signal(c, pid, SIGKILL)?;
     }
     // The supervisor records the exit and leaves; only then the files go
     // (it would otherwise write into a directory being deleted).

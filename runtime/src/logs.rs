@@ -43,6 +43,40 @@ impl LogWriter {
     }
 }
 
+/// One stream's output as it arrives in chunks, logged a line at a time
+/// (the unfinished tail when dropped).
+pub struct StreamLog {
+    writer: LogWriter,
+    stream: &'static str,
+    partial: Vec<u8>,
+}
+
+impl StreamLog {
+    pub fn new(writer: LogWriter, stream: &'static str) -> StreamLog {
+        StreamLog {
+            writer,
+            stream,
+            partial: Vec::new(),
+        }
+    }
+
+    pub fn write(&mut self, chunk: &[u8]) {
+        self.partial.extend_from_slice(chunk);
+        while let Some(end) = self.partial.iter().position(|b| *b == b'\n') {
+            let line: Vec<u8> = self.partial.drain(..=end).collect();
+            self.writer.write(self.stream, &line);
+        }
+    }
+}
+
+impl Drop for StreamLog {
+    fn drop(&mut self) {
+        if !self.partial.is_empty() {
+            self.writer.write(self.stream, &self.partial);
+        }
+    }
+}
+
 /// The log's lines, all or the last `tail`.
 pub fn read(path: &Path, tail: Option<usize>) -> Vec<Line> {
     let Ok(f) = fs::File::open(path) else {

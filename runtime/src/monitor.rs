@@ -101,6 +101,7 @@ pub fn run(store: &Store, id: &str) -> Result<()> {
     let _ = rustix::process::setsid();
     let containers = Containers::new(store.root());
     let c = containers.find(id)?;
+    relay_signals(&c)?;
     let mut starter = Starter { told: false };
     let result = supervise(store, &c, &mut starter);
     if let Err(e) = &result {
@@ -112,10 +113,35 @@ pub fn run(store: &Store, id: &str) -> Result<()> {
     result
 }
 
+/// Sends PID 1 the signals `lifecycle::signal` asks for (the request in
+/// a file, `RELAY_SIGNAL` to say it is there): a rootless kiln cannot
+/// signal a PID 1 running as another container user, and the monitor,
+/// root in the container's user namespace, can.
+fn relay_signals(c: &Container) -> Result<()> {
+    let mut signals = signal_hook::iterator::Signals::new([crate::lifecycle::RELAY_SIGNAL])
+        .map_err(crate::io_at(&c.dir))?;
+    let c = c.clone();
+    std::thread::spawn(move || {
+        for _ in signals.forever() {
+            let (Some(sig), Some(pid)) = (c.take_signal_request(), c.state().live_pid()) else {
+                continue;
+            };
+            if let (Some(p), Some(s)) = (
+                rustix::process::Pid::from_raw(pid as i32),
+                rustix::process::Signal::from_named_raw(sig),
+            ) {
+                let _ = rustix::process::kill_process(p, s);
+            }
+        }
+    });
+    Ok(())
+}
+
 fn supervise(store: &Store, c: &Container, starter: &mut Starter) -> Result<()> {
     c.clear_stop_request();
     let state = Arc::new(Mutex::new(State {
         supervisor: ProcessId::current().to_string(),
+        relays_signals: true,
         ..c.state()
     }));
     let saver = {
@@ -142,10 +168,7 @@ fn supervise(store: &Store, c: &Container, starter: &mut Starter) -> Result<()> 
         let mut running = match started {
             Ok(r) => r,
             Err(e) => {
-                let code = match &e {
-                    RuntimeError::Exec(x) => x.exit_code(),
-                    _ => 125,
-                };
+                let code = e.exit_code();
                 let message = e.to_string();
                 update(&|st| {
                     st.status = Status::Exited;

@@ -6,13 +6,27 @@ use crate::config::{ContainerConfig, MountKind};
 use crate::containers::Container;
 use crate::volumes::Volumes;
 use crate::{Result, RuntimeError};
-use kiln_executor::{ExecSpec, Limits, Mount, MountSource, Network, Security, Spec, Stdio};
+use kiln_executor::{
+    DeviceMount, ExecSpec, Ipc, Limits, Mount, MountSource, Network, Security, Spec, Stdio,
+};
 use kiln_store::Store;
 use std::path::PathBuf;
 
 /// The spec to start `c` with `stdio`.
 pub fn spec(store: &Store, c: &Container, stdio: Stdio) -> Result<Spec> {
     let cfg = &c.config;
+    let ipc = match cfg.ipc_mode.as_str() {
+        "" | "private" | "shareable" => Ipc::Private,
+        "host" => Ipc::Host,
+        other => {
+            let name = other.strip_prefix("container:").unwrap_or(other);
+            let target = crate::Containers::new(store.root()).find(name)?;
+            let pid = target.state().live_pid().ok_or_else(|| {
+                RuntimeError::Invalid(format!("--ipc {other}: container {name} is not running"))
+            })?;
+            Ipc::Join(pid)
+        }
+    };
     let image = store.resolve(&cfg.image_id)?;
     let lowers = store.snapshots_for(&image)?;
     let mounts = mounts(store, cfg, &lowers)?;
@@ -35,18 +49,42 @@ pub fn spec(store: &Store, c: &Container, stdio: Stdio) -> Result<Spec> {
         network,
         mounts,
         stdio,
-        rlimits: vec![],
+        rlimits: cfg
+            .ulimits
+            .iter()
+            .filter_map(|u| {
+                let r = kiln_executor::rlimit_resource(&u.name)?;
+                // u64::MAX: unlimited (`--ulimit core=-1`).
+                let limit = |v: u64| (v != u64::MAX).then_some(v);
+                Some((r, limit(u.soft), limit(u.hard)))
+            })
+            .collect(),
         limits: Limits {
             memory: cfg.memory,
             pids: cfg.pids_limit,
+            cpu_quota_us: cfg.cpu_quota_us,
+            cpu_shares: cfg.cpu_shares,
+            cpuset_cpus: cfg.cpuset_cpus.clone(),
         },
         cgroup_root: "/sys/fs/cgroup".into(),
         runtime: kiln_executor::Runtime::Native,
         init: cfg.init,
         // A container's fsyncs are real (databases rely on them).
         deferred_sync: false,
-        security: security(cfg),
+        security: security(cfg)?,
         readonly_rootfs: cfg.read_only,
+        extra_groups: cfg.group_add.clone(),
+        shm_size: cfg.shm_size.unwrap_or(kiln_executor::DEFAULT_SHM_SIZE),
+        pid_host: cfg.pid_mode == "host",
+        ipc,
+        devices: cfg
+            .devices
+            .iter()
+            .map(|d| DeviceMount {
+                host: d.host.clone().into(),
+                target: d.target.clone(),
+            })
+            .collect(),
     })
 }
 
@@ -62,26 +100,39 @@ pub fn hostname(cfg: &ContainerConfig) -> String {
 /// A process to start in the running container whose PID 1 is `pid`, as
 /// the container runs its own: its environment, working directory, user,
 /// hostname and security (`kiln exec` and health probes adjust from here).
-pub fn exec_spec(cfg: &ContainerConfig, pid: u32, argv: Vec<String>, stdio: Stdio) -> ExecSpec {
-    ExecSpec {
+pub fn exec_spec(
+    cfg: &ContainerConfig,
+    pid: u32,
+    argv: Vec<String>,
+    stdio: Stdio,
+) -> Result<ExecSpec> {
+    Ok(ExecSpec {
         target: pid,
         argv,
         env: cfg.env.clone(),
         cwd: cfg.working_dir.clone(),
         user: cfg.user.clone(),
+        extra_groups: cfg.group_add.clone(),
         hostname: hostname(cfg),
         stdio,
-        security: security(cfg),
+        security: security(cfg)?,
         cgroup_root: "/sys/fs/cgroup".into(),
-    }
+    })
 }
 
-pub fn security(cfg: &ContainerConfig) -> Security {
-    Security {
+/// The container's capabilities, `no_new_privs` and seccomp profile.
+pub fn security(cfg: &ContainerConfig) -> Result<Security> {
+    let seccomp_profile = cfg
+        .seccomp_profile
+        .as_deref()
+        .map(|json| kiln_executor::compile_profile(json, cfg.capabilities))
+        .transpose()?;
+    Ok(Security {
         capabilities: cfg.capabilities,
         no_new_privs: cfg.no_new_privileges,
         seccomp: cfg.seccomp,
-    }
+        seccomp_profile,
+    })
 }
 
 /// The executor's mounts; volumes are created when missing and, when

@@ -37,6 +37,10 @@ pub struct State {
     /// The supervising process (`pid:start-time`).
     #[serde(default)]
     pub supervisor: String,
+    /// The supervisor is a monitor that relays signals it is asked for
+    /// (see `lifecycle::signal`).
+    #[serde(default)]
+    pub relays_signals: bool,
     #[serde(default)]
     pub started_at: String,
     #[serde(default)]

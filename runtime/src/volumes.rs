@@ -69,11 +69,6 @@ impl Volumes {
         Ok(Volume { meta, data })
     }
 
-    /// A fresh anonymous volume (its name is 64 hex digits, as docker's).
-    pub fn create_anonymous(&self) -> Result<Volume> {
-        self.create(&crate::random_id(), true)
-    }
-
     pub fn get(&self, name: &str) -> Result<Volume> {
         let dir = self.dir.join(name);
         let meta: VolumeMeta = fs::read(dir.join("meta.json"))

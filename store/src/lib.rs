@@ -411,6 +411,16 @@ impl Store {
         Ok(untagged)
     }
 
+    /// Removes every name of the image `what` names but keeps the image
+    /// (dangling): `rmi -f` of an image a stopped container still uses.
+    pub fn untag(&self, what: &str) -> Result<Vec<String>> {
+        let image = self.resolve(what)?;
+        for name in &image.names {
+            self.db().remove_name(name)?;
+        }
+        Ok(image.names.clone())
+    }
+
     /// The chain of snapshot directories for an image's layers (base
     /// first), unpacking any that are missing.
     pub fn snapshots_for(&self, image: &Image) -> Result<Vec<PathBuf>> {

@@ -89,14 +89,16 @@ pub(crate) fn streams(stdio: &Stdio) -> Result<Streams, ExecError> {
     match stdio {
         Stdio::Inherit { stdin: true } => {}
         Stdio::Inherit { stdin: false } => s.stdin = Some(dev_null()?),
-        Stdio::Piped => {
+        Stdio::Piped | Stdio::PipedOutput { .. } => {
             let (r, w) = pipe()?;
             s.stdout_parent = Some(r);
             s.stdout_child = Some(w);
             let (r, w) = pipe()?;
             s.stderr_parent = Some(r);
             s.stderr_child = Some(w);
-            s.stdin = Some(dev_null()?);
+            if !matches!(stdio, Stdio::PipedOutput { stdin: true }) {
+                s.stdin = Some(dev_null()?);
+            }
         }
         Stdio::Tty => {
             let (a, b) = rustix::net::socketpair(

@@ -66,6 +66,11 @@ fn spec(f: &Fixture, script: &str) -> Spec {
         deferred_sync: false,
         security: Default::default(),
         readonly_rootfs: false,
+        extra_groups: Vec::new(),
+        shm_size: kiln_executor::DEFAULT_SHM_SIZE,
+        pid_host: false,
+        ipc: kiln_executor::Ipc::Private,
+        devices: Vec::new(),
     }
 }
 
@@ -423,7 +428,7 @@ fn cgroup_memory_and_pids_limits() {
     );
     s.limits = kiln_executor::Limits {
         pids: Some(6),
-        memory: None,
+        ..Default::default()
     };
     let (_, _, err) = output(s);
     assert!(
@@ -437,8 +442,8 @@ fn cgroup_memory_and_pids_limits() {
         "dd if=/dev/zero of=/dev/null bs=100M count=2 2>/dev/null; echo status=$?",
     );
     s.limits = kiln_executor::Limits {
-        pids: None,
         memory: Some(32 << 20),
+        ..Default::default()
     };
     let (exit, out, err) = output(s);
     assert_eq!(exit, Exit::Code(0), "{err}");
