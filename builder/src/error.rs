@@ -26,6 +26,8 @@ pub enum StepError {
     #[error(transparent)]
     Exec(#[from] kiln_executor::ExecError),
     #[error(transparent)]
+    Network(#[from] kiln_network::NetworkError),
+    #[error(transparent)]
     Registry(#[from] kiln_registry::Error),
     #[error(transparent)]
     File(#[from] FileOpError),

@@ -35,8 +35,10 @@ pub struct BuildOptions {
     /// A label for the image: `K=V` (repeatable).
     #[arg(long = "label", value_name = "K=V")]
     labels: Vec<String>,
-    /// Network for RUN steps: `default` (the host's, as buildkitd without CNI), `host` or `none`.
-    #[arg(long, default_value = "default", value_parser = ["default", "host", "none"])]
+    /// Network for RUN steps: `default` (the host's, as buildkitd without
+    /// CNI), `host`, `none`, or `bridge` (kiln's default bridge network:
+    /// isolated from the host, NAT out; needs root).
+    #[arg(long, default_value = "default", value_parser = ["default", "host", "none", "bridge"])]
     network: String,
     /// Allow an entitlement: `network.host` lets `RUN --network=host` use
     /// the host's network (refused otherwise, as BuildKit does).
@@ -209,6 +211,7 @@ fn request(o: &BuildOptions) -> Result<BuildRequest, CliError> {
         network: match o.network.as_str() {
             "host" => Network::Host,
             "none" => Network::None,
+            "bridge" => Network::Bridge,
             _ => Network::Default,
         },
         allow_host_network: o.allow.iter().any(|a| a == "network.host"),

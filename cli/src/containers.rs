@@ -250,7 +250,11 @@ pub fn ps(
                 kiln_runtime::time::human_duration(kiln_store::now() - created)
             ),
             status_text(&c),
-            String::new(),
+            if running {
+                published_ports(store, &c).join(", ")
+            } else {
+                String::new()
+            },
             c.config.name.clone(),
         ]);
     }
@@ -510,10 +514,61 @@ pub fn inspect_json(store: &Store, c: &Container) -> Value {
             "StopTimeout": cfg.stop_timeout,
             "Healthcheck": cfg.healthcheck.as_ref().map(|h| h.to_docker()),
         },
-        "NetworkSettings": {
-            "Networks": { cfg.network.clone(): {} },
-            "Ports": {},
-        },
+        "NetworkSettings": network_settings(store, c),
+    })
+}
+
+/// docker's `Ports` column: `127.0.0.1:8080->80/tcp`.
+fn published_ports(store: &Store, c: &Container) -> Vec<String> {
+    kiln_network::leases_of(store.root(), c.id())
+        .iter()
+        .flat_map(|(_, l)| l.ports.iter().map(|p| p.display()))
+        .collect()
+}
+
+/// `NetworkSettings` as docker shows it: the first network's address
+/// and gateway, the published ports, and each network's endpoint.
+fn network_settings(store: &Store, c: &Container) -> Value {
+    let leases = kiln_network::leases_of(store.root(), c.id());
+    let mut ports = serde_json::Map::new();
+    let mut networks = serde_json::Map::new();
+    for (net, lease) in &leases {
+        for p in &lease.ports {
+            let key = format!("{}/{}", p.container_port, p.protocol);
+            let binding = json!({
+                "HostIp": p.host_ip.map_or("0.0.0.0".to_string(), |i| i.to_string()),
+                "HostPort": p.host_port.to_string(),
+            });
+            match ports.get_mut(&key).and_then(Value::as_array_mut) {
+                Some(list) => list.push(binding),
+                None => {
+                    ports.insert(key, json!([binding]));
+                }
+            }
+        }
+        networks.insert(
+            net.name.clone(),
+            json!({
+                "NetworkID": net.id,
+                "IPAddress": lease.ip.to_string(),
+                "IPPrefixLen": net.subnet().prefix,
+                "Gateway": net.gateway.to_string(),
+                "Aliases": lease.aliases,
+            }),
+        );
+    }
+    if networks.is_empty() {
+        networks.insert(c.config.network.clone(), json!({}));
+    }
+    let (ip, gateway) = leases
+        .first()
+        .map(|(n, l)| (l.ip.to_string(), n.gateway.to_string()))
+        .unwrap_or_default();
+    json!({
+        "IPAddress": ip,
+        "Gateway": gateway,
+        "Ports": ports,
+        "Networks": networks,
     })
 }
 

@@ -7,6 +7,7 @@ mod containers;
 mod debug;
 mod flags;
 mod images;
+mod network;
 mod platforms;
 mod registry;
 mod rootless;
@@ -157,6 +158,14 @@ enum Command {
     /// Manage volumes.
     #[command(subcommand)]
     Volume(containers::VolumeCommand),
+    /// Manage networks.
+    #[command(subcommand)]
+    Network(network::NetworkCommand),
+    /// List a container's published ports (or where PORT[/PROTO] went).
+    Port {
+        container: String,
+        port: Option<String>,
+    },
     /// The per-container monitor (started by run -d and start).
     #[command(name = "container-monitor", hide = true)]
     ContainerMonitor { id: String },
@@ -469,6 +478,8 @@ fn run(cli: Cli, root: PathBuf) -> Result<i32, CliError> {
         }
         Command::Cp { src, dest } => containers::cp(&store()?, &src, &dest)?,
         Command::Volume(command) => containers::volume(&store()?, command)?,
+        Command::Network(command) => network::network(&store()?, command)?,
+        Command::Port { container, port } => network::port(&store()?, &container, port.as_deref())?,
         Command::ContainerMonitor { id } => containers::monitor(&store()?, &id)?,
         Command::Pull {
             image,

@@ -71,9 +71,26 @@ pub struct RunOptions {
     /// Override the image's entrypoint (resets its CMD).
     #[arg(long)]
     pub entrypoint: Option<String>,
-    /// `host` (default) or `none` (only loopback).
-    #[arg(long, default_value = "host")]
+    /// `bridge` (the default as root: an isolated network with NAT),
+    /// a network made with `kiln network create`, `host`, `none` (only
+    /// loopback) or `container:NAME` (share its network).
+    #[arg(long, alias = "net", default_value = "default")]
     pub network: String,
+    /// Publish a port: `[IP:][HOST:]CONTAINER[/tcp|udp]`.
+    #[arg(short, long = "publish", value_name = "[IP:][HOST:]PORT")]
+    pub publish: Vec<String>,
+    /// Publish every port the image EXPOSEs on a free host port.
+    #[arg(short = 'P', long = "publish-all")]
+    pub publish_all: bool,
+    /// Another name for the container on its networks.
+    #[arg(long = "network-alias", value_name = "NAME")]
+    pub network_aliases: Vec<String>,
+    /// An /etc/hosts entry: `NAME:IP`.
+    #[arg(long = "add-host", value_name = "NAME:IP")]
+    pub add_hosts: Vec<String>,
+    /// A DNS server for the container's /etc/resolv.conf.
+    #[arg(long, value_name = "IP")]
+    pub dns: Vec<String>,
     /// Keep standard input open.
     #[arg(short, long)]
     pub interactive: bool,
@@ -298,13 +315,15 @@ fn foreground(
         supervisor: ProcessId::current().to_string(),
         ..State::default()
     };
-    let started = kiln_runtime::spec::spec(store, &container, stdio).and_then(|mut spec| {
+    let started = kiln_runtime::spec::spec(store, &container, stdio).and_then(|(mut spec, net)| {
         spec.runtime = runtime(o)?;
-        Ok(spec)
+        Ok((spec, net))
     });
     // Before the container's own output (unpacking happened by now).
     crate::print_store_warnings();
-    let running = match started.and_then(|s| kiln_executor::spawn(s).map_err(Into::into)) {
+    let started = started.and_then(|(s, net)| Ok((kiln_executor::spawn(s)?, net)));
+    // The network lives until the container is down.
+    let (running, network) = match started {
         Ok(r) => r,
         Err(e) => {
             let _ = containers.remove(&container);
@@ -322,6 +341,7 @@ fn foreground(
         container.config.stop_signal,
         Some(&container.log_path()),
     );
+    drop(network);
     state.status = Status::Exited;
     state.pid.clear();
     state.finished_at = kiln_runtime::time::now();
@@ -416,11 +436,39 @@ fn container_config(
             .map_err(|e| fail(format!("--security-opt seccomp={file}: {e}")))?;
     }
     let resources = resources(o, containers)?;
-    let network = match o.network.as_str() {
-        "host" | "default" => "host",
-        "none" => "none",
-        other => return Err(fail(format!("--network {other}: expected host or none"))),
-    };
+    let network = network_mode(store, containers, o)?;
+    let mut ports = Vec::new();
+    for p in &o.publish {
+        ports.push(kiln_network::PortMapping::parse(p).map_err(fail)?);
+    }
+    if o.publish_all {
+        let exposed = config.get("ExposedPorts").and_then(Value::as_object);
+        for key in exposed.into_iter().flat_map(|m| m.keys()) {
+            let mut p = kiln_network::PortMapping::parse(key).map_err(fail)?;
+            if !ports.iter().any(|q: &kiln_network::PortMapping| {
+                q.container_port == p.container_port && q.protocol == p.protocol
+            }) {
+                p.host_port = 0;
+                ports.push(p);
+            }
+        }
+    }
+    let on_networks =
+        !matches!(network.as_str(), "host" | "none") && !network.starts_with("container:");
+    if !ports.is_empty() && !on_networks {
+        return Err(fail(format!(
+            "-p: ports are published only from a bridge network, not --network {network}"
+        )));
+    }
+    let add_hosts = o
+        .add_hosts
+        .iter()
+        .map(|h| kiln_network::add_host_line(h).map_err(fail))
+        .collect::<Result<Vec<_>, _>>()?;
+    for d in &o.dns {
+        d.parse::<std::net::IpAddr>()
+            .map_err(|_| fail(format!("--dns {d}: not an IP address")))?;
+    }
     let mut mounts = Vec::new();
     for v in &o.volumes {
         mounts.push(volume_flag(v)?);
@@ -497,7 +545,7 @@ fn container_config(
             .unwrap_or_else(|| config_str("WorkingDir")),
         user: o.user.clone().unwrap_or_else(|| config_str("User")),
         hostname: o.hostname.clone().unwrap_or_default(),
-        network: network.into(),
+        network,
         mounts,
         memory: limits.memory,
         pids_limit: limits.pids,
@@ -524,8 +572,48 @@ fn container_config(
         pid_mode: resources.pid_mode,
         ipc_mode: resources.ipc_mode,
         seccomp_profile: seccomp_profile.map(|(_, json)| json),
+        extra_networks: Vec::new(),
+        network_aliases: o.network_aliases.clone(),
+        ports,
+        add_hosts,
+        dns: o.dns.clone(),
     };
     Ok(cfg)
+}
+
+/// `--network`: `default` is `bridge` as root and the host's for a
+/// rootless kiln (whose containers cannot reach a host bridge); a
+/// container is found now and named by id.
+fn network_mode(
+    store: &Store,
+    containers: &Containers,
+    o: &RunOptions,
+) -> Result<String, CliError> {
+    let rootless = kiln_executor::rootless::in_user_namespace();
+    let name = match o.network.as_str() {
+        "default" if rootless => "host",
+        "default" => kiln_network::DEFAULT_NETWORK,
+        other => other,
+    };
+    match name {
+        "host" | "none" => return Ok(name.into()),
+        _ if rootless => {
+            return Err(fail(format!(
+                "--network {name}: a rootless kiln has no bridge networks yet (use host or none)"
+            )))
+        }
+        _ => {}
+    }
+    if let Some(other) = name.strip_prefix("container:") {
+        let c = containers
+            .find(other)
+            .map_err(|e| fail(format!("--network {name}: {e}")))?;
+        return Ok(format!("container:{}", c.id()));
+    }
+    let net = kiln_network::Networks::new(store.root())
+        .get(name)
+        .map_err(|e| fail(format!("--network {name}: {e}")))?;
+    Ok(net.name)
 }
 
 /// `--security-opt`: (no_new_privs, seccomp, a custom profile's file

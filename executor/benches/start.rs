@@ -52,6 +52,9 @@ fn bench(c: &mut Criterion) {
                 pid_host: false,
                 ipc: kiln_executor::Ipc::Private,
                 devices: Vec::new(),
+                extra_hosts: Vec::new(),
+                address: None,
+                resolv_conf: None,
             };
             let exit = spawn(spec).unwrap().wait().unwrap();
             assert_eq!(exit, Exit::Code(0));

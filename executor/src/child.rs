@@ -191,6 +191,14 @@ fn setup(p: &Prepared, step: &mut Step) -> R {
         )
         .map_err(e)?;
     }
+    if let Some(ns) = &p.net_namespace {
+        *step = Step::Namespaces;
+        rustix::thread::move_into_link_name_space(
+            ns.0.as_fd(),
+            Some(rustix::thread::LinkNameSpaceType::Network),
+        )
+        .map_err(e)?;
+    }
     if p.network_none {
         *step = Step::Network;
         sys::loopback_up()?;

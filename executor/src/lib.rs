@@ -33,6 +33,7 @@ mod child;
 mod devices;
 mod error;
 mod join;
+mod netns;
 mod oci;
 mod prepare;
 pub mod rootless;
@@ -49,11 +50,12 @@ pub mod view;
 pub use cgroup::{Limits, CPU_PERIOD_US};
 pub use error::ExecError;
 pub use join::{exec, ExecSpec};
+pub use netns::{in_network_namespace, new_network_namespace};
 pub use running::{run, Exit, Handle, Running, Stream};
 pub use seccomp_profile::{compile_profile, SeccompProfile};
 pub use spec::{
-    capability_bit, clone_tree, rlimit_resource, DetachedTree, DeviceMount, Ipc, Mount,
-    MountSource, Network, Runtime, Security, Sharing, Spec, Stdio, ALL_CAPABILITIES,
+    capability_bit, clone_tree, hosts_file, rlimit_resource, DetachedTree, DeviceMount, Ipc, Mount,
+    MountSource, NetNamespace, Network, Runtime, Security, Sharing, Spec, Stdio, ALL_CAPABILITIES,
     CAPABILITY_NAMES, DEFAULT_CAPABILITIES, DEFAULT_PATH, DEFAULT_SHM_SIZE, RLIMITS,
 };
 
@@ -195,6 +197,7 @@ fn clone_child(spec: &Spec, oci_helper: bool, prepared: &Prepared) -> Result<Pid
     if spec.ipc == Ipc::Private {
         flags |= libc::CLONE_NEWIPC;
     }
+    // `Network::Join` setns'es in the child (`child::setup`).
     if spec.network == Network::None {
         flags |= libc::CLONE_NEWNET;
     }

@@ -336,9 +336,11 @@ pub(crate) fn helper(
         || !spec.devices.is_empty()
         || spec.pid_host
         || spec.ipc != crate::Ipc::Private
+        || matches!(spec.network, Network::Join(_))
     {
         return Err(ExecError::Invalid(
-            "a custom seccomp profile, --device, --pid and --ipc need kiln's own executor, \
+            "a custom seccomp profile, --device, --pid, --ipc and bridge networks need kiln's \
+             own executor, \
              not an external OCI runtime"
                 .into(),
         ));
@@ -366,7 +368,7 @@ pub(crate) fn helper(
             gid: user.gid,
             groups: &user.groups,
             hostname: &spec.hostname,
-            network: spec.network,
+            network: spec.network.clone(),
             mounts,
             limits: spec.limits.clone(),
             shm_size: spec.shm_size,

@@ -96,6 +96,8 @@ pub(crate) struct Prepared {
     pub(crate) shm_size: CString,
     /// The IPC namespace to join (`--ipc container:X`).
     pub(crate) ipc_namespace: Option<OwnedFd>,
+    /// The network namespace to join (`Network::Join`).
+    pub(crate) net_namespace: Option<crate::spec::NetNamespace>,
     pub(crate) life: LifePipe,
 }
 
@@ -410,6 +412,10 @@ impl Prepared {
             devices: devices(spec)?,
             shm_size: cstring(format!("{}k", spec.shm_size.div_ceil(1024)), "shm size")?,
             ipc_namespace: ipc_namespace(spec)?,
+            net_namespace: match &spec.network {
+                Network::Join(ns) => Some(ns.clone()),
+                _ => None,
+            },
             life: i.life,
         })
     }

@@ -52,13 +52,29 @@ pub fn rlimit_resource(name: &str) -> Option<Resource> {
 /// `PATH` when the image sets none (as docker).
 pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Network {
     /// Share the host's network namespace.
     Host,
     /// A fresh network namespace with only `lo`, up.
     None,
+    /// A namespace made and wired beforehand (a bridge network's, see
+    /// kiln-network) or another container's (`--network container:X`).
+    Join(NetNamespace),
 }
+
+/// A network namespace held open by a descriptor, shared by the specs
+/// that use it.
+#[derive(Debug, Clone)]
+pub struct NetNamespace(pub std::sync::Arc<OwnedFd>);
+
+impl PartialEq for NetNamespace {
+    fn eq(&self, other: &Self) -> bool {
+        std::sync::Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Eq for NetNamespace {}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MountSource {
@@ -270,6 +286,28 @@ pub struct Spec {
     pub ipc: Ipc,
     /// Host devices beyond docker's default set (`--device`).
     pub devices: Vec<DeviceMount>,
+    /// Lines added to the generated /etc/hosts (`--add-host`, a network's
+    /// other containers).
+    pub extra_hosts: Vec<String>,
+    /// The container's own address, named by its hostname in /etc/hosts
+    /// (else 127.0.1.1).
+    pub address: Option<std::net::IpAddr>,
+    /// /etc/resolv.conf as given, instead of the host's.
+    pub resolv_conf: Option<String>,
+}
+
+/// The /etc/hosts a container gets: localhost, its own name at
+/// `address` (127.0.1.1 without one), then `extra` lines.
+pub fn hosts_file(hostname: &str, address: Option<std::net::IpAddr>, extra: &[String]) -> String {
+    let own = address.map_or_else(|| "127.0.1.1".to_string(), |a| a.to_string());
+    let mut text = format!(
+        "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n{own}\t{hostname}\n"
+    );
+    for line in extra {
+        text.push_str(line);
+        text.push('\n');
+    }
+    text
 }
 
 /// docker's `/dev/shm` size.
@@ -305,6 +343,9 @@ impl Spec {
             pid_host: false,
             ipc: Ipc::Private,
             devices: Vec::new(),
+            extra_hosts: Vec::new(),
+            address: None,
+            resolv_conf: None,
         }
     }
 }

@@ -78,6 +78,9 @@ fn spec(f: &Fixture, runtime: Runtime, args: &[String]) -> Spec {
         pid_host: false,
         ipc: kiln_executor::Ipc::Private,
         devices: Vec::new(),
+        extra_hosts: Vec::new(),
+        address: None,
+        resolv_conf: None,
     }
 }
 
@@ -341,6 +344,9 @@ fn orphan_parent() {
         pid_host: false,
         ipc: kiln_executor::Ipc::Private,
         devices: Vec::new(),
+        extra_hosts: Vec::new(),
+        address: None,
+        resolv_conf: None,
     };
     let _ = kiln_executor::spawn(s).unwrap().wait();
 }

@@ -21,7 +21,8 @@ pub struct ContainerConfig {
     pub working_dir: String,
     pub user: String,
     pub hostname: String,
-    /// `host` or `none`.
+    /// `host`, `none`, `container:ID`, or a network's name (`bridge`, the
+    /// default for root).
     pub network: String,
     pub mounts: Vec<MountConfig>,
     pub memory: Option<u64>,
@@ -71,6 +72,28 @@ pub struct ContainerConfig {
     /// container starts the same way after the file changes (as docker).
     #[serde(default)]
     pub seccomp_profile: Option<String>,
+    /// Networks joined besides the first (`network connect`).
+    #[serde(default)]
+    pub extra_networks: Vec<String>,
+    /// `--network-alias`es (on every network it joins).
+    #[serde(default)]
+    pub network_aliases: Vec<String>,
+    /// `-p` (and `-P`'s, host port 0: picked at start).
+    #[serde(default)]
+    pub ports: Vec<kiln_network::PortMapping>,
+    /// `--add-host` as /etc/hosts lines.
+    #[serde(default)]
+    pub add_hosts: Vec<String>,
+    /// `--dns` servers.
+    #[serde(default)]
+    pub dns: Vec<String>,
+}
+
+impl ContainerConfig {
+    /// Whether it is on kiln networks (not host, none or another's).
+    pub fn on_networks(&self) -> bool {
+        !matches!(self.network.as_str(), "host" | "none") && !self.network.starts_with("container:")
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -67,6 +67,8 @@ pub enum RuntimeError {
     Store(#[from] kiln_store::StoreError),
     #[error(transparent)]
     Exec(#[from] kiln_executor::ExecError),
+    #[error(transparent)]
+    Network(#[from] kiln_network::NetworkError),
 }
 
 impl RuntimeError {

@@ -163,9 +163,12 @@ fn supervise(store: &Store, c: &Container, starter: &mut Starter) -> Result<()> 
         } else {
             Stdio::Piped
         };
-        let started = crate::spec::spec(store, c, stdio)
-            .and_then(|spec| kiln_executor::spawn(spec).map_err(RuntimeError::from));
-        let mut running = match started {
+        let started = crate::spec::spec(store, c, stdio).and_then(|(spec, network)| {
+            let running = kiln_executor::spawn(spec).map_err(RuntimeError::from)?;
+            Ok((running, network))
+        });
+        // The network lives as long as this run of the container.
+        let (mut running, _network) = match started {
             Ok(r) => r,
             Err(e) => {
                 let code = e.exit_code();

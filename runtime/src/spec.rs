@@ -9,12 +9,15 @@ use crate::{Result, RuntimeError};
 use kiln_executor::{
     DeviceMount, ExecSpec, Ipc, Limits, Mount, MountSource, Network, Security, Spec, Stdio,
 };
+use kiln_network::Attachment;
 use kiln_store::Store;
 use std::path::PathBuf;
 
-/// The spec to start `c` with `stdio`.
-pub fn spec(store: &Store, c: &Container, stdio: Stdio) -> Result<Spec> {
+/// The spec to start `c` with `stdio`, and its network attachment (hold
+/// it while the container runs: dropping it releases the addresses).
+pub fn spec(store: &Store, c: &Container, stdio: Stdio) -> Result<(Spec, Option<Attachment>)> {
     let cfg = &c.config;
+    let (network, attachment) = network(store, c)?;
     let ipc = match cfg.ipc_mode.as_str() {
         "" | "private" | "shareable" => Ipc::Private,
         "host" => Ipc::Host,
@@ -30,11 +33,15 @@ pub fn spec(store: &Store, c: &Container, stdio: Stdio) -> Result<Spec> {
     let image = store.resolve(&cfg.image_id)?;
     let lowers = store.snapshots_for(&image)?;
     let mounts = mounts(store, cfg, &lowers)?;
-    let network = match cfg.network.as_str() {
-        "none" => Network::None,
-        _ => Network::Host,
+    let (address, extra_hosts, resolv_conf) = match &attachment {
+        Some(a) => (
+            Some(a.address.into()),
+            a.extra_hosts.clone(),
+            Some(a.resolv_conf.clone()),
+        ),
+        None => (None, cfg.add_hosts.clone(), shared_resolv_conf(store, cfg)),
     };
-    Ok(Spec {
+    let spec = Spec {
         lowers,
         state_dir: c.dir.clone(),
         argv: cfg.argv.clone(),
@@ -85,7 +92,64 @@ pub fn spec(store: &Store, c: &Container, stdio: Stdio) -> Result<Spec> {
                 target: d.target.clone(),
             })
             .collect(),
-    })
+        extra_hosts,
+        address,
+        resolv_conf,
+    };
+    Ok((spec, attachment))
+}
+
+/// `--network container:X`: X's resolv.conf.
+fn shared_resolv_conf(store: &Store, cfg: &ContainerConfig) -> Option<String> {
+    let other = cfg.network.strip_prefix("container:")?;
+    let c = crate::Containers::new(store.root()).find(other).ok()?;
+    std::fs::read_to_string(c.dir.join("etc/resolv.conf")).ok()
+}
+
+/// The container's network namespace: the host's, a new empty one,
+/// another container's, or one wired to its networks.
+fn network(store: &Store, c: &Container) -> Result<(Network, Option<Attachment>)> {
+    let cfg = &c.config;
+    match cfg.network.as_str() {
+        "host" => return Ok((Network::Host, None)),
+        "none" => return Ok((Network::None, None)),
+        _ => {}
+    }
+    if let Some(other) = cfg.network.strip_prefix("container:") {
+        let target = crate::Containers::new(store.root()).find(other)?;
+        let pid = target.state().live_pid().ok_or_else(|| {
+            RuntimeError::Invalid(format!(
+                "--network container:{other}: container {} is not running",
+                target.config.name
+            ))
+        })?;
+        let path = format!("/proc/{pid}/ns/net");
+        let fd = std::fs::File::open(&path).map_err(crate::io_at(std::path::Path::new(&path)))?;
+        let ns = kiln_executor::NetNamespace(std::sync::Arc::new(fd.into()));
+        return Ok((Network::Join(ns), None));
+    }
+    let networks = std::iter::once(&cfg.network)
+        .chain(&cfg.extra_networks)
+        .map(|name| kiln_network::NetworkRequest {
+            name: name.clone(),
+            aliases: cfg.network_aliases.clone(),
+        })
+        .collect();
+    let attachment = Attachment::setup(
+        store.root(),
+        &kiln_network::AttachRequest {
+            container: cfg.id.clone(),
+            name: cfg.name.clone(),
+            hostname: hostname(cfg),
+            networks,
+            ports: cfg.ports.clone(),
+            hosts_path: Some(c.dir.join("etc/hosts")),
+            add_hosts: cfg.add_hosts.clone(),
+            dns: cfg.dns.clone(),
+        },
+    )?;
+    let ns = kiln_executor::NetNamespace(attachment.netns.clone());
+    Ok((Network::Join(ns), Some(attachment)))
 }
 
 /// The container's hostname: its own, else the first 12 hex of its id.

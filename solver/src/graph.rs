@@ -89,15 +89,19 @@ pub enum Network {
     Host,
     /// A namespace with only loopback.
     None,
+    /// A namespace on kiln's default bridge network, with NAT out
+    /// (`kiln build --network bridge`).
+    Bridge,
 }
 
 impl Network {
-    /// The encoded form: `default`, `host`, `none`.
+    /// The encoded form: `default`, `host`, `none`, `bridge`.
     pub fn as_str(self) -> &'static str {
         match self {
             Network::Default => "default",
             Network::Host => "host",
             Network::None => "none",
+            Network::Bridge => "bridge",
         }
     }
 }

@@ -69,15 +69,39 @@ impl BuildWorker {
         if let Some(h) = &x.hostname {
             spec.hostname = h.clone();
         }
+        let mut network = None;
         spec.network = match x.network {
             kiln_solver::Network::None => Network::None,
             kiln_solver::Network::Host | kiln_solver::Network::Default => Network::Host,
+            kiln_solver::Network::Bridge => {
+                // Held until the step ends: dropping it frees the address.
+                let step = kiln_network::Attachment::setup(
+                    self.store.root(),
+                    &kiln_network::AttachRequest {
+                        // A random id: the step's veth is named from it.
+                        container: kiln_network::random_id(),
+                        name: "build-step".into(),
+                        hostname: spec.hostname.clone(),
+                        networks: vec![kiln_network::NetworkRequest {
+                            name: kiln_network::DEFAULT_NETWORK.into(),
+                            aliases: Vec::new(),
+                        }],
+                        ..Default::default()
+                    },
+                )?;
+                spec.address = Some(step.address.into());
+                spec.resolv_conf = Some(step.resolv_conf.clone());
+                let ns = kiln_executor::NetNamespace(step.netns.clone());
+                network = Some(step);
+                Network::Join(ns)
+            }
         };
         spec.mounts = mounts;
         // The step's writes become durable with the build's one syncfs.
         spec.deferred_sync = true;
         let running = kiln_executor::spawn(spec)?;
         drop(keep);
+        let _network = network;
         let handle = running.handle();
         // Kills the container when the build is cancelled; wakes at once
         // when the container ends (the sender drops).

@@ -90,13 +90,11 @@ pub(crate) fn etc_files(
     spec: &Spec,
     etc: &Path,
 ) -> Result<Vec<(PathBuf, String, bool)>, ExecError> {
-    let hosts = format!(
-        "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t{}\n",
-        spec.hostname
-    );
-    let resolv = match spec.network {
-        Network::Host => fs::read_to_string("/etc/resolv.conf").unwrap_or_default(),
-        Network::None => String::new(),
+    let hosts = crate::spec::hosts_file(&spec.hostname, spec.address, &spec.extra_hosts);
+    let resolv = match (&spec.resolv_conf, &spec.network) {
+        (Some(given), _) => given.clone(),
+        (None, Network::None) => String::new(),
+        (None, _) => fs::read_to_string("/etc/resolv.conf").unwrap_or_default(),
     };
     let mut binds = Vec::new();
     for (name, content) in [

@@ -71,6 +71,9 @@ fn spec(f: &Fixture, script: &str) -> Spec {
         pid_host: false,
         ipc: kiln_executor::Ipc::Private,
         devices: Vec::new(),
+        extra_hosts: Vec::new(),
+        address: None,
+        resolv_conf: None,
     }
 }
 

@@ -165,6 +165,7 @@ impl Lowerer<'_> {
         }
         let default_network = match self.opts.network {
             Network::None => Network::None,
+            Network::Bridge => Network::Bridge,
             Network::Host | Network::Default => Network::Host,
         };
         match run.network.as_deref().unwrap_or("default") {
