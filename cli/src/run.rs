@@ -581,9 +581,9 @@ fn container_config(
     Ok(cfg)
 }
 
-/// `--network`: `default` is `bridge` as root and the host's for a
-/// rootless kiln (whose containers cannot reach a host bridge); a
-/// container is found now and named by id.
+/// `--network`: `default` is `bridge` (for a rootless kiln through
+/// slirp4netns, or the host's without it); a container is found now and
+/// named by id.
 fn network_mode(
     store: &Store,
     containers: &Containers,
@@ -591,15 +591,20 @@ fn network_mode(
 ) -> Result<String, CliError> {
     let rootless = kiln_executor::rootless::in_user_namespace();
     let name = match o.network.as_str() {
-        "default" if rootless => "host",
+        // Without slirp4netns a rootless container keeps the host's.
+        "default" if rootless && !kiln_network::slirp_available() => "host",
         "default" => kiln_network::DEFAULT_NETWORK,
         other => other,
     };
     match name {
         "host" | "none" => return Ok(name.into()),
+        kiln_network::DEFAULT_NETWORK if rootless && kiln_network::slirp_available() => {
+            return Ok(name.into())
+        }
         _ if rootless => {
             return Err(fail(format!(
-                "--network {name}: a rootless kiln has no bridge networks yet (use host or none)"
+                "--network {name}: a rootless kiln has only bridge (through slirp4netns, which is {}), host and none",
+                if kiln_network::slirp_available() { "installed" } else { "not installed" }
             )))
         }
         _ => {}

@@ -525,3 +525,93 @@ fn background_containers_exec_and_stop_rootless() {
     let lines: Vec<&str> = out.lines().map(str::trim).collect();
     assert_eq!(lines, ["256", "0 1234", "4096", "00", "refused"], "{out}");
 }
+
+/// A rootless container's default network is slirp4netns: its own
+/// namespace with a tap device, outbound connections (to a server this
+/// test runs on the host's own address), ports published on the host's
+/// loopback, and the host's loopback itself out of reach.
+#[test]
+fn rootless_containers_get_a_network_through_slirp4netns() {
+    let k = rootless();
+    // The host's own address (no packet is sent to learn it).
+    let probe = std::net::UdpSocket::bind("0.0.0.0:0").unwrap();
+    probe.connect("198.51.100.1:9").unwrap();
+    let host_ip = probe.local_addr().unwrap().ip();
+    let server = std::net::TcpListener::bind("0.0.0.0:0").unwrap();
+    let port = server.local_addr().unwrap().port();
+    let serving = std::thread::spawn(move || {
+        use std::io::{Read, Write};
+        let (mut s, _) = server.accept().unwrap();
+        let mut buf = [0u8; 512];
+        let _ = s.read(&mut buf);
+        s.write_all(b"HTTP/1.0 200 OK\r\nContent-Length: 9\r\n\r\noutbound\n")
+            .unwrap();
+    });
+    let out = k.run_rm(&[
+        "busybox",
+        "sh",
+        "-c",
+        &format!(
+            "ip -4 addr show tap0 | grep -o 'inet [0-9.]*'; wget -qO- http://{host_ip}:{port}/"
+        ),
+    ]);
+    assert_eq!(out, "inet 10.0.2.100\noutbound\n");
+    serving.join().unwrap();
+    // Published on 127.0.0.1 and answered from the container.
+    let www = k.path("www");
+    std::fs::create_dir_all(&www).unwrap();
+    std::fs::write(www.join("index.html"), "slirp page\n").unwrap();
+    k.give(&www);
+    let vol = format!("{}:/www:ro", www.display());
+    k.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "web",
+        "-p",
+        "127.0.0.1:18091:80",
+        "-v",
+        &vol,
+        "busybox",
+        "httpd",
+        "-f",
+        "-p",
+        "80",
+        "-h",
+        "/www",
+    ]);
+    let start = std::time::Instant::now();
+    let page = loop {
+        use std::io::{Read, Write};
+        let got = std::net::TcpStream::connect("127.0.0.1:18091").and_then(|mut s| {
+            s.write_all(b"GET / HTTP/1.0\r\n\r\n")?;
+            let mut body = String::new();
+            s.read_to_string(&mut body)?;
+            Ok(body)
+        });
+        match got {
+            Ok(b) if b.contains("200 OK") => break b,
+            _ if start.elapsed().as_secs() > 10 => panic!("no answer on 18091: {got:?}"),
+            _ => std::thread::sleep(std::time::Duration::from_millis(50)),
+        }
+    };
+    assert!(page.ends_with("slirp page\n"), "{page}");
+    k.ok(&["rm", "-f", "web"]);
+    // The host's loopback is not the container's way out.
+    let local = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let lport = local.local_addr().unwrap().port();
+    let out = k.out(&[
+        "run",
+        "--rm",
+        "busybox",
+        "wget",
+        "-qO-",
+        "-T",
+        "2",
+        &format!("http://10.0.2.2:{lport}/"),
+    ]);
+    assert_ne!(out.code, 0, "{}", out.stdout);
+    // Only the default network exists rootless.
+    let err = k.fails(&["network", "ls"]);
+    assert!(err.contains("rootless"), "{err}");
+}

@@ -64,6 +64,8 @@ pub struct Attachment {
     /// Published ports, host ports chosen.
     pub ports: Vec<PortMapping>,
     networks: Vec<String>,
+    /// A rootless container's user-mode network.
+    _slirp: Option<crate::slirp::Slirp>,
 }
 
 /// `--add-host NAME:IP` as an /etc/hosts line.
@@ -193,6 +195,9 @@ fn veth_name(container: &str, n: usize) -> String {
 impl Attachment {
     /// Makes the namespace and wires it to `req.networks`.
     pub fn setup(root: &Path, req: &AttachRequest) -> Result<Attachment> {
+        if kiln_executor::rootless::in_user_namespace() {
+            return Attachment::setup_rootless(root, req);
+        }
         let nets = Networks::new(root);
         // What crashed containers left: their addresses and ports.
         sweep(root);
@@ -240,6 +245,7 @@ impl Attachment {
             resolv_conf: resolv_conf(&first, &req.dns),
             ports: published,
             networks: Vec::new(),
+            _slirp: None,
         };
         let holder = ProcessId::current().to_string();
         let mut addresses = Vec::new();
@@ -307,6 +313,57 @@ impl Attachment {
             extra_hosts(&nets, &attachment.networks, &req.container, &req.add_hosts);
         refresh_peers(&nets, &attachment.networks, &req.container);
         Ok(attachment)
+    }
+}
+
+impl Attachment {
+    /// Rootless: the default network only, through slirp4netns (its
+    /// address is always 10.0.2.100; names of other containers are not
+    /// known; published ports are forwarded by slirp4netns itself).
+    fn setup_rootless(root: &Path, req: &AttachRequest) -> Result<Attachment> {
+        if req
+            .networks
+            .iter()
+            .any(|n| n.name != crate::DEFAULT_NETWORK)
+        {
+            return Err(NetworkError::Invalid(
+                "a rootless kiln has only the default network (bridge, through slirp4netns)".into(),
+            ));
+        }
+        let mut ports = Vec::new();
+        for p in &req.ports {
+            let host_port = ports::claim(p.host_ip, p.host_port, &p.protocol)?;
+            ports.push(PortMapping {
+                host_port,
+                ..p.clone()
+            });
+        }
+        let netns = kiln_executor::new_network_namespace()
+            .map_err(|e| NetworkError::Netlink("making a network namespace", e))?;
+        kiln_executor::in_network_namespace(netns.as_fd(), || Netlink::open()?.set_up(1))
+            .map_err(|e| NetworkError::Netlink("bringing lo up", e))?;
+        let api = std::env::temp_dir().join(format!(
+            "kiln-slirp-{}-{}.sock",
+            &req.container[..req.container.len().min(12)],
+            std::process::id()
+        ));
+        let slirp = crate::slirp::Slirp::start(netns.as_fd(), &api, &ports)?;
+        let dns = if req.dns.is_empty() {
+            vec![crate::slirp::DNS.to_string()]
+        } else {
+            req.dns.clone()
+        };
+        Ok(Attachment {
+            root: root.to_path_buf(),
+            container: req.container.clone(),
+            netns: Arc::new(netns),
+            address: crate::slirp::ADDRESS,
+            extra_hosts: req.add_hosts.clone(),
+            resolv_conf: dns.iter().map(|d| format!("nameserver {d}\n")).collect(),
+            ports,
+            networks: Vec::new(),
+            _slirp: Some(slirp),
+        })
     }
 }
 

@@ -8,8 +8,9 @@
 //! `netlink` (the rtnetlink requests), `nft` (NAT tables), `ports` (`-p`),
 //! `attach` (a container's attachment and its release).
 //!
-//! Needs root in the host's network namespace (veths onto a host bridge,
-//! nftables); the executor only joins the namespace made here.
+//! Bridges need root in the host's network namespace (veths onto a host
+//! bridge, nftables); a rootless kiln's containers get slirp4netns
+//! instead (`slirp`). The executor only joins the namespace made here.
 
 mod attach;
 mod bridge;
@@ -18,6 +19,7 @@ mod netlink;
 mod networks;
 mod nft;
 mod ports;
+mod slirp;
 mod subnet;
 
 pub use attach::{
@@ -31,6 +33,7 @@ pub use networks::{
 };
 pub use nft::port_tables;
 pub use ports::PortMapping;
+pub use slirp::available as slirp_available;
 pub use subnet::Subnet;
 
 /// Why a network operation failed.
