@@ -78,7 +78,62 @@ pub(crate) fn ensure(net: &NetworkConfig, net_dir: &Path) -> Result<u32> {
         "1",
     )?;
     nft::network_table(net, loopback_resolver())?;
+    if !net.internal {
+        allow_forwarding_past_iptables(&net.bridge);
+    }
     Ok(index)
+}
+
+/// Docker sets iptables' FORWARD policy to DROP, and a packet must pass
+/// every table's forward hook, so on a host with Docker a bridge's traffic
+/// out would die there whatever kiln's own table says. Then kiln adds
+/// what Docker's docs say to add for another bridge: accept from it, and
+/// replies to it (in DOCKER-USER when it exists, which Docker evaluates
+/// first). Best effort: a host without iptables has no such policy.
+fn allow_forwarding_past_iptables(bridge: &str) {
+    let run = |args: &[&str]| {
+        std::process::Command::new("iptables")
+            .args(args)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    let policy = std::process::Command::new("iptables")
+        .args(["-S", "FORWARD"])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default();
+    if !policy.lines().any(|l| l == "-P FORWARD DROP") {
+        return;
+    }
+    let chain = if run(&["-S", "DOCKER-USER"]) {
+        "DOCKER-USER"
+    } else {
+        "FORWARD"
+    };
+    let rules: [&[&str]; 2] = [
+        &["-i", bridge, "-j", "ACCEPT"],
+        &[
+            "-o",
+            bridge,
+            "-m",
+            "conntrack",
+            "--ctstate",
+            "RELATED,ESTABLISHED",
+            "-j",
+            "ACCEPT",
+        ],
+    ];
+    for rule in rules {
+        let mut check = vec!["-C", chain];
+        check.extend_from_slice(rule);
+        if !run(&check) {
+            let mut insert = vec!["-I", chain];
+            insert.extend_from_slice(rule);
+            run(&insert);
+        }
+    }
 }
 
 /// Takes the bridge and its table away (`network rm`).
