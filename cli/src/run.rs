@@ -184,10 +184,30 @@ pub struct RunOptions {
     /// writes, instead of kiln's own executor (foreground only).
     #[arg(long = "oci-runtime", value_name = "PATH")]
     pub oci_runtime: Option<PathBuf>,
-    pub image: String,
-    /// The command and its arguments (default: the image's).
-    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
-    pub args: Vec<String>,
+    /// The image, then the command and its arguments (default: the
+    /// image's). One positional, so that everything after the image is
+    /// the container's even when it looks like a kiln flag (`-c`, `-p`),
+    /// as docker parses it.
+    #[arg(
+        value_name = "IMAGE [COMMAND [ARG...]]",
+        required = true,
+        num_args = 1..,
+        trailing_var_arg = true,
+        allow_hyphen_values = true
+    )]
+    command_line: Vec<String>,
+}
+
+impl RunOptions {
+    /// The image as given.
+    pub fn image(&self) -> &str {
+        self.command_line.first().map_or("", String::as_str)
+    }
+
+    /// The command and its arguments, if given.
+    pub fn args(&self) -> &[String] {
+        self.command_line.get(1..).unwrap_or_default()
+    }
 }
 
 fn strings(v: Option<&Value>) -> Vec<String> {
@@ -374,7 +394,7 @@ fn container_config(
         .as_deref()
         .map(|p| crate::registry::parse_platform("--platform", Some(p)))
         .transpose()?;
-    let image = image(store, client, &o.image, platform.as_ref())?;
+    let image = image(store, client, o.image(), platform.as_ref())?;
     // A foreign image runs under emulation: say what is missing if none.
     let field = |k: &str| {
         image
@@ -387,7 +407,7 @@ fn container_config(
     let (arch, variant) = (field("architecture"), field("variant"));
     if !arch.is_empty() {
         kiln_executor::binfmt::check(&arch, &variant)
-            .map_err(|e| fail(format!("{}: {e}", o.image)))?;
+            .map_err(|e| fail(format!("{}: {e}", o.image())))?;
     }
     let config = image.config.get("config").cloned().unwrap_or(Value::Null);
     let (entrypoint, cmd) = command(o, &config)?;
@@ -533,7 +553,7 @@ fn container_config(
         id: String::new(),
         name: o.name.clone().unwrap_or_default(),
         created: String::new(),
-        image: o.image.clone(),
+        image: o.image().to_string(),
         image_id: image.config_digest.to_string(),
         argv,
         entrypoint,
@@ -591,8 +611,10 @@ fn network_mode(
 ) -> Result<String, CliError> {
     let rootless = kiln_executor::rootless::in_user_namespace();
     let name = match o.network.as_str() {
-        // Without slirp4netns a rootless container keeps the host's.
+        // Without slirp4netns a rootless container keeps the host's; so
+        // does one on an external runtime (the bundle gets no bridge).
         "default" if rootless && !kiln_network::slirp_available() => "host",
+        "default" if o.oci_runtime.is_some() => "host",
         "default" => kiln_network::DEFAULT_NETWORK,
         other => other,
     };
@@ -1098,13 +1120,13 @@ fn image(
 /// the arguments.
 fn command(o: &RunOptions, config: &Value) -> Result<(Vec<String>, Vec<String>), CliError> {
     let (entrypoint, cmd) = match &o.entrypoint {
-        Some(ep) if ep.is_empty() => (Vec::new(), o.args.clone()),
-        Some(ep) => (vec![ep.clone()], o.args.clone()),
+        Some(ep) if ep.is_empty() => (Vec::new(), o.args().to_vec()),
+        Some(ep) => (vec![ep.clone()], o.args().to_vec()),
         None => {
-            let cmd = if o.args.is_empty() {
+            let cmd = if o.args().is_empty() {
                 strings(config.get("Cmd"))
             } else {
-                o.args.clone()
+                o.args().to_vec()
             };
             (strings(config.get("Entrypoint")), cmd)
         }

@@ -43,6 +43,12 @@ fn mounts() -> usize {
 fn image_defaults_and_overrides() {
     let env = env();
     assert_eq!(run(&env, &["--rm", "app"]).1, "entry default-cmd\n");
+    // Everything after the image is the container's, even what kiln has
+    // flags for (`-p` publishes, `-c` sets CPU shares).
+    assert_eq!(
+        run(&env, &["--rm", "app", "-p", "80", "-c"]).1,
+        "entry -p 80 -c\n"
+    );
     assert_eq!(
         run(&env, &["--rm", "app", "given", "args"]).1,
         "entry given args\n"

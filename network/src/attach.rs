@@ -64,6 +64,10 @@ pub struct Attachment {
     /// Published ports, host ports chosen.
     pub ports: Vec<PortMapping>,
     networks: Vec<String>,
+    /// The host sides of its veths, deleted on release: the kernel frees
+    /// a namespace's links only some time after its last user is gone,
+    /// and the next run of the container reuses the names.
+    veths: Vec<String>,
     /// A rootless container's user-mode network.
     _slirp: Option<crate::slirp::Slirp>,
 }
@@ -245,6 +249,7 @@ impl Attachment {
             resolv_conf: resolv_conf(&first, &req.dns),
             ports: published,
             networks: Vec::new(),
+            veths: Vec::new(),
             _slirp: None,
         };
         let holder = ProcessId::current().to_string();
@@ -273,14 +278,28 @@ impl Attachment {
             // Dropping the attachment from here on releases the lease.
             attachment.networks.push(config.name.clone());
             let mut nl = Netlink::open().map_err(|e| NetworkError::Netlink("opening", e))?;
-            nl.create_veth(
-                &veth_name(&req.container, n),
+            let host_side = veth_name(&req.container, n);
+            let mut made = nl.create_veth(
+                &host_side,
                 *bridge_index,
                 &format!("eth{n}"),
                 attachment.netns.as_fd(),
                 MTU,
-            )
-            .map_err(|e| NetworkError::Netlink("creating the veth pair", e))?;
+            );
+            // A previous run's pair whose namespace the kernel has not
+            // finished tearing down (that is asynchronous): ours by name.
+            if made.as_ref().is_err_and(|e| e.raw_os_error() == Some(17)) {
+                let _ = nl.delete(&host_side);
+                made = nl.create_veth(
+                    &host_side,
+                    *bridge_index,
+                    &format!("eth{n}"),
+                    attachment.netns.as_fd(),
+                    MTU,
+                );
+            }
+            made.map_err(|e| NetworkError::Netlink("creating the veth pair", e))?;
+            attachment.veths.push(host_side);
             addresses.push((
                 n,
                 lease.ip,
@@ -362,6 +381,7 @@ impl Attachment {
             resolv_conf: dns.iter().map(|d| format!("nameserver {d}\n")).collect(),
             ports,
             networks: Vec::new(),
+            veths: Vec::new(),
             _slirp: Some(slirp),
         })
     }
@@ -385,6 +405,11 @@ pub fn release(root: &Path, container: &str) {
 
 impl Drop for Attachment {
     fn drop(&mut self) {
+        if let Ok(mut nl) = Netlink::open() {
+            for v in &self.veths {
+                let _ = nl.delete(v);
+            }
+        }
         if !self.networks.is_empty() {
             release(&self.root, &self.container);
         }
