@@ -58,6 +58,22 @@ fn veths() -> Vec<String> {
 }
 
 /// The leases held for container `id`, on any network.
+/// Waits for container `id`'s veths to go: the kernel frees a dead
+/// namespace's links shortly after its last process.
+fn veth_goes(id: &str) {
+    let start = Instant::now();
+    while veths()
+        .iter()
+        .any(|v| v.starts_with(&format!("kv{}", &id[..8])))
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "a veth outlived its container"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 fn leases_of(id: &str) -> usize {
     kiln_leases().iter().filter(|l| l.contains(id)).count()
 }
@@ -140,9 +156,7 @@ fn two_servers_on_port_80_answer_on_their_own_published_ports() {
     for id in [&one, &two] {
         assert!(!port_tables().contains(&format!("kiln-ports-{}", &id[..12])));
         assert_eq!(leases_of(id), 0);
-        assert!(!veths()
-            .iter()
-            .any(|v| v.starts_with(&format!("kv{}", &id[..11]))));
+        veth_goes(id);
     }
     assert!(std::net::TcpStream::connect(("127.0.0.1", 18081)).is_err());
 }
@@ -282,17 +296,7 @@ fn a_killed_monitor_leaves_nothing_the_next_start_does_not_sweep() {
     let _ = std::process::Command::new("kill")
         .args(["-9", &parent.to_string()])
         .status();
-    let start = Instant::now();
-    while veths()
-        .iter()
-        .any(|v| v.starts_with(&format!("kv{}", &id[..11])))
-    {
-        assert!(
-            start.elapsed() < Duration::from_secs(10),
-            "the veth outlived the container"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    veth_goes(id);
     // The stale lease and port table go with the next container's start.
     k.run_rm(&["busybox", "true"]);
     assert!(!port_tables().contains(&format!("kiln-ports-{}", &id[..12])));

@@ -64,10 +64,6 @@ pub struct Attachment {
     /// Published ports, host ports chosen.
     pub ports: Vec<PortMapping>,
     networks: Vec<String>,
-    /// The host sides of its veths, deleted on release: the kernel frees
-    /// a namespace's links only some time after its last user is gone,
-    /// and the next run of the container reuses the names.
-    veths: Vec<String>,
     /// A rootless container's user-mode network.
     _slirp: Option<crate::slirp::Slirp>,
 }
@@ -191,9 +187,14 @@ fn resolv_conf(net: &NetworkConfig, dns: &[String]) -> String {
     text
 }
 
-/// The host-side name of a container's veth on its `n`th network.
+/// The host-side name of a container's veth on its `n`th network: `kv`,
+/// 8 hex of the container's id, 4 random ones, `n`. Never reused by the
+/// next run: the kernel tears a dead namespace's links down some time
+/// after its last process, and deleting them ourselves would cost each
+/// `run --rm` ~25 ms of RCU grace periods.
 fn veth_name(container: &str, n: usize) -> String {
-    format!("kv{}{n}", &container[..container.len().min(11)])
+    let random = &crate::networks::random_id()[..4];
+    format!("kv{}{random}{n}", &container[..container.len().min(8)])
 }
 
 impl Attachment {
@@ -249,7 +250,6 @@ impl Attachment {
             resolv_conf: resolv_conf(&first, &req.dns),
             ports: published,
             networks: Vec::new(),
-            veths: Vec::new(),
             _slirp: None,
         };
         let holder = ProcessId::current().to_string();
@@ -286,8 +286,7 @@ impl Attachment {
                 attachment.netns.as_fd(),
                 MTU,
             );
-            // A previous run's pair whose namespace the kernel has not
-            // finished tearing down (that is asynchronous): ours by name.
+            // A name collision (the random part repeated): replace it.
             if made.as_ref().is_err_and(|e| e.raw_os_error() == Some(17)) {
                 let _ = nl.delete(&host_side);
                 made = nl.create_veth(
@@ -299,7 +298,6 @@ impl Attachment {
                 );
             }
             made.map_err(|e| NetworkError::Netlink("creating the veth pair", e))?;
-            attachment.veths.push(host_side);
             addresses.push((
                 n,
                 lease.ip,
@@ -381,7 +379,6 @@ impl Attachment {
             resolv_conf: dns.iter().map(|d| format!("nameserver {d}\n")).collect(),
             ports,
             networks: Vec::new(),
-            veths: Vec::new(),
             _slirp: Some(slirp),
         })
     }
@@ -405,11 +402,6 @@ pub fn release(root: &Path, container: &str) {
 
 impl Drop for Attachment {
     fn drop(&mut self) {
-        if let Ok(mut nl) = Netlink::open() {
-            for v in &self.veths {
-                let _ = nl.delete(v);
-            }
-        }
         if !self.networks.is_empty() {
             release(&self.root, &self.container);
         }
@@ -582,13 +574,16 @@ pub fn disconnect_running(root: &Path, network: &str, container: &str) -> Result
                 config.name
             ))
         })?;
-    // Which ethN: the host-side veth whose name is ours and whose master
-    // is this bridge.
+    // Which ethN: the host-side veth named for this container whose
+    // master is this bridge.
     let mut nl = Netlink::open().map_err(|e| NetworkError::Netlink("opening", e))?;
-    for n in 0..16 {
-        let name = veth_name(container, n);
-        let master = std::fs::read_link(format!("/sys/class/net/{name}/master")).ok();
-        if master.is_some_and(|m| m.ends_with(&config.bridge)) {
+    let ours = format!("kv{}", &container[..container.len().min(8)]);
+    let links =
+        std::fs::read_dir("/sys/class/net").map_err(crate::io_at(Path::new("/sys/class/net")))?;
+    for link in links.flatten() {
+        let name = link.file_name().to_string_lossy().into_owned();
+        let master = std::fs::read_link(link.path().join("master")).ok();
+        if name.starts_with(&ours) && master.is_some_and(|m| m.ends_with(&config.bridge)) {
             nl.delete(&name)
                 .map_err(|e| NetworkError::Netlink("deleting the veth pair", e))?;
             break;
