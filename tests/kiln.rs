@@ -279,6 +279,13 @@ impl Kiln {
         out.stdout
     }
 
+    /// Runs kiln with `args`, which must exit with `code`; returns stdout.
+    pub fn ok_code(&self, args: &[&str], code: i32) -> String {
+        let out = self.out(args);
+        assert_eq!(out.code, code, "kiln {args:?}:\n{}", out.stderr);
+        out.stdout
+    }
+
     /// Runs kiln with `args`, which must fail cleanly (exit 1..=125, no
     /// panic); returns stderr.
     pub fn fails(&self, args: &[&str]) -> String {

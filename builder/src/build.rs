@@ -52,6 +52,29 @@ impl Build {
         progress.set_explain(request.explain);
         let context = context_dir(request)?;
         let ignore = dockerignore(request, &context)?;
+        // Build checks first, once for every platform: shown, and with
+        // `error=true` the build stops before anything runs.
+        if !request.dockerfile.text.is_empty() {
+            let checked = checks(store, request, &ignore)?;
+            for w in &checked.warnings {
+                progress.check_warning(
+                    &request.dockerfile.name,
+                    &kiln_frontend_dockerfile::checks::short(w),
+                );
+            }
+            if let (true, Some(first)) = (checked.config.error, checked.warnings.first()) {
+                let rules: std::collections::BTreeSet<&str> =
+                    checked.warnings.iter().map(|w| w.rule.name).collect();
+                return Err(LowerError::invalid(
+                    kiln_parser::Pos::new(first.line, 1),
+                    format!(
+                        "lint violation found for rules: {}",
+                        rules.into_iter().collect::<Vec<_>>().join(", ")
+                    ),
+                )
+                .into());
+            }
+        }
         let platforms: Vec<Option<Platform>> = if request.platforms.is_empty() {
             vec![None]
         } else {
@@ -252,6 +275,14 @@ impl Build {
 }
 
 impl Build {
+    /// Only the build checks (`kiln build --check`): no image is pulled
+    /// and nothing runs.
+    pub fn check(store: &Store, request: &BuildRequest) -> Result<Checked, BuildError> {
+        let context = context_dir(request)?;
+        let ignore = dockerignore(request, &context)?;
+        checks(store, request, &ignore)
+    }
+
     /// Only the frontend: the graph and image config `request` lowers
     /// to, with base images from the store alone (no registry is asked).
     /// What `kiln debug dump-graph` prints.
@@ -292,6 +323,51 @@ fn context_dir(request: &BuildRequest) -> Result<PathBuf, BuildError> {
 
 /// The ignore rules: `<Dockerfile>.dockerignore` wins over the context's
 /// `.dockerignore`.
+/// What the build checks found, and how they were configured.
+pub struct Checked {
+    pub warnings: Vec<kiln_frontend_dockerfile::checks::CheckWarning>,
+    pub config: kiln_frontend_dockerfile::checks::CheckConfig,
+}
+
+/// Runs the build checks on `request`'s Dockerfile. A base image's
+/// environment comes from the store when it is there (UndefinedVar stays
+/// quiet for a stage whose base it cannot see).
+fn checks(store: &Store, request: &BuildRequest, ignore: &Ignore) -> Result<Checked, BuildError> {
+    use kiln_frontend_dockerfile::checks;
+    let df = kiln_parser::parse_bytes(&request.dockerfile.text).map_err(LowerError::from)?;
+    let config = checks::CheckConfig::of(
+        &df,
+        request
+            .build_args
+            .get("BUILDKIT_DOCKERFILE_CHECK")
+            .map(String::as_str),
+    )
+    .map_err(|e| LowerError::invalid(kiln_parser::Pos::new(1, 1), format!("check: {e}")))?;
+    let base_env = |name: &str| -> Option<Vec<String>> {
+        let image = store.resolve(name).ok()?;
+        let env = image.config.get("config").and_then(|c| c.get("Env"));
+        Some(
+            env.and_then(|e| e.as_array())
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|e| e.as_str().map(str::to_string))
+                        .collect()
+                })
+                .unwrap_or_default(),
+        )
+    };
+    let warnings = checks::check(
+        &df,
+        &config,
+        &checks::CheckInputs {
+            build_args: &request.build_args,
+            ignore: Some(ignore),
+            base_env: &base_env,
+        },
+    );
+    Ok(Checked { warnings, config })
+}
+
 fn dockerignore(request: &BuildRequest, context: &Path) -> Result<Ignore, BuildError> {
     let specific = request
         .dockerfile

@@ -29,7 +29,7 @@ pub mod remote_cache;
 mod request;
 mod worker;
 
-pub use build::{Build, Built};
+pub use build::{Build, Built, Checked};
 pub use error::{BuildError, StepError};
 pub use images::StoreImages;
 pub use keys::checksum_roots;

@@ -211,6 +211,16 @@ impl Progress {
         ));
     }
 
+    /// A build check's warning (`Rule: message (line N)`), as BuildKit
+    /// prints them; shown in quiet mode too, as a parser warning is.
+    pub fn check_warning(&self, file: &str, short: &str) {
+        self.above(&format!(
+            "{}: check: {}\n",
+            terminal_safe_line(file),
+            terminal_safe(short)
+        ));
+    }
+
     /// Something the user may want to know (a base image being pulled);
     /// not in quiet mode.
     pub fn info(&self, message: &str) {

@@ -89,6 +89,13 @@ pub struct BuildOptions {
     /// root filesystem) or `type=local,dest=DIR`; a bare path means local.
     #[arg(short = 'o', long = "output", value_name = "SPEC")]
     output: Option<String>,
+    /// Run only the build checks (BuildKit's lint rules): nothing is
+    /// built; exit 1 when any rule fires.
+    #[arg(long)]
+    check: bool,
+    /// With --check: `text` or `json` (buildx's `--call=check,format=json`).
+    #[arg(long, default_value = "text", value_parser = ["text", "json"], requires = "check")]
+    format: String,
     /// The build context directory.
     #[arg(value_name = "CONTEXT")]
     context: PathBuf,
@@ -101,6 +108,9 @@ pub fn build(
 ) -> Result<i32, CliError> {
     let store = Arc::new(store);
     let request = request(&o)?;
+    if o.check {
+        return check(&store, &request, &o.format);
+    }
     let mode = match (o.quiet, o.progress.as_str()) {
         (true, _) | (_, "quiet") => kiln_builder::ProgressMode::Quiet,
         (_, "plain") => kiln_builder::ProgressMode::Plain,
@@ -113,6 +123,32 @@ pub fn build(
         Build::run(&store, &client, &request, &progress).map_err(|e| build_error(&request, e))?;
     show(&built, &request, &o)?;
     Ok(0)
+}
+
+/// `kiln build --check`: the warnings with their source lines (or as
+/// JSON); 1 when there are any, as buildx's check call exits.
+fn check(store: &Store, request: &BuildRequest, format: &str) -> Result<i32, CliError> {
+    use kiln_frontend_dockerfile::checks;
+    let checked = Build::check(store, request).map_err(|e| build_error(request, e))?;
+    let file = &request.dockerfile.name;
+    let text = String::from_utf8_lossy(&request.dockerfile.text);
+    let found = checked.warnings.len();
+    if format == "json" {
+        let v = checks::to_json(file, &text, &checked.warnings);
+        crate::emit(&format!(
+            "{}\n",
+            serde_json::to_string_pretty(&v).unwrap_or_default()
+        ))?;
+    } else if found == 0 {
+        crate::emit("Check complete, no warnings found.\n")?;
+    } else {
+        let s = if found == 1 { "" } else { "s" };
+        crate::emit(&format!(
+            "Check complete, {found} warning{s} have been found!\n{}",
+            checks::render(file, &text, &checked.warnings)
+        ))?;
+    }
+    Ok(i32::from(found > 0))
 }
 
 /// A failed build, to be shown at its Dockerfile line.

@@ -748,3 +748,79 @@ fn copy_link_is_reused_when_the_base_changes() {
     assert_ne!(a[1], b[1], "the RUN layers differ");
     assert_eq!(a[2], b[2], "the --link layer is the same");
 }
+
+/// `--check` runs only BuildKit's lint rules: exit 1 and each warning with
+/// its source lines (or buildx's JSON); a build shows the warnings and,
+/// with `# check=error=true`, stops before any step runs.
+#[test]
+fn build_checks_warn_fail_when_asked_and_run_alone() {
+    let k = env();
+    k.write_ctx(
+        "Dockerfile",
+        "FROM busybox AS Base\nRUN touch /ran\nCMD echo hi\n",
+    );
+    let ctx = k.ctx();
+    let ctx = ctx.to_str().unwrap();
+    let out = k.out(&["build", "--check", ctx]);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert!(
+        out.stdout
+            .starts_with("Check complete, 2 warnings have been found!"),
+        "{}",
+        out.stdout
+    );
+    assert!(out.stdout.contains(
+        "WARNING: StageNameCasing - https://docs.docker.com/go/dockerfile/rule/stage-name-casing/"
+    ));
+    assert!(
+        out.stdout.contains("   3 | >>> CMD echo hi"),
+        "{}",
+        out.stdout
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&k.ok_code(&["build", "--check", "--format", "json", ctx], 1))
+            .unwrap();
+    let rules: Vec<&str> = json["warnings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w["ruleName"].as_str().unwrap())
+        .collect();
+    assert_eq!(rules, ["StageNameCasing", "JSONArgsRecommended"]);
+    assert_eq!(
+        json["warnings"][1]["location"]["ranges"][0]["start"]["line"],
+        3
+    );
+    // Nothing ran: no image, no container.
+    assert!(!k.ok(&["images"]).contains("Base"));
+    // A build shows them and goes on.
+    let (_, progress) = k.build(&[]);
+    assert!(
+        progress.contains("check: JSONArgsRecommended: JSON arguments recommended for CMD"),
+        "{progress}"
+    );
+    // error=true: the build stops, naming the rules, before RUN runs.
+    k.write_ctx(
+        "Dockerfile",
+        "# check=error=true\nFROM busybox AS Base\nRUN touch /ran\n",
+    );
+    let err = k.fails(&["build", "--progress", "plain", ctx]);
+    assert!(
+        err.contains("lint violation found for rules: StageNameCasing"),
+        "{err}"
+    );
+    assert!(!err.contains("touch /ran"), "a step ran: {err}");
+    // The build arg overrides the directive; skip=all quiets everything.
+    k.ok(&[
+        "build",
+        "-q",
+        "--build-arg",
+        "BUILDKIT_DOCKERFILE_CHECK=skip=all",
+        ctx,
+    ]);
+    k.write_ctx("Dockerfile", "FROM busybox\nCMD [\"true\"]\n");
+    assert_eq!(
+        k.ok(&["build", "--check", ctx]),
+        "Check complete, no warnings found.\n"
+    );
+}

@@ -11,6 +11,7 @@
 //! [`LowerError`]s at a Dockerfile position. `.dockerignore` rules live in
 //! [`dockerignore`]; lexical path cleaning, shared by both, in [`path`].
 
+pub mod checks;
 pub mod dockerignore;
 mod epoch;
 mod error;
