@@ -95,6 +95,20 @@ pub(crate) fn cache_keys(
                 e.str(&content);
                 sums.insert(id, e.finish());
             }
+            Op::Source(Source::Git {
+                url,
+                reference,
+                checksum,
+                ..
+            }) => {
+                // The commit is the content: an unmoved ref hits the cache
+                // after one `ls-remote`, a moved one misses.
+                let commit = crate::git::resolve(url, reference, checksum.as_deref())
+                    .map_err(|e| (id, e))?;
+                let mut e = kiln_solver::Encoder::new();
+                e.str(&commit);
+                sums.insert(id, e.finish());
+            }
             Op::Source(Source::Context {
                 include, exclude, ..
             }) => {

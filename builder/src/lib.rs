@@ -20,6 +20,7 @@ mod error;
 pub mod explain;
 mod export;
 pub mod fileop;
+mod git;
 mod images;
 mod keys;
 mod ops;

@@ -190,8 +190,8 @@ impl Worker for BuildWorker {
         let ids = self.by_key.get(key)?;
         let first = *ids.first()?;
         if let Op::Source(src) = &self.def.vertex(first).op {
-            // Downloads are work, done (and reported) by `run`.
-            if matches!(src, Source::Http { .. }) {
+            // Downloads and checkouts are work, done (and reported) by `run`.
+            if matches!(src, Source::Http { .. } | Source::Git { .. }) {
                 return None;
             }
             return self.source(src).ok();

@@ -72,6 +72,28 @@ fn encode_source(e: &mut Encoder, s: &Source, purpose: Purpose) {
                 .tag("filename")
                 .str(filename);
         }
+        Source::Git {
+            url,
+            reference,
+            subdir,
+            keep_git_dir,
+            submodules,
+            checksum,
+        } => {
+            e.str("git");
+            // For the cache the commit (the content) stands for the
+            // remote and the ref.
+            if purpose == Purpose::Definition {
+                e.tag("url").str(url).tag("ref").str(reference);
+                e.tag("checksum").opt_str(checksum.as_deref());
+            }
+            e.tag("subdir")
+                .str(subdir)
+                .tag("keep_git_dir")
+                .str(if *keep_git_dir { "1" } else { "0" })
+                .tag("submodules")
+                .str(if *submodules { "1" } else { "0" });
+        }
     }
 }
 

@@ -38,6 +38,7 @@ fn op_kind(op: &Op) -> &'static str {
         Op::Source(Source::Image { .. }) => "image",
         Op::Source(Source::Context { .. }) => "context",
         Op::Source(Source::Http { .. }) => "http",
+        Op::Source(Source::Git { .. }) => "git",
         Op::Exec(_) => "exec",
         Op::File(FileOp::Copy { .. }) => "copy",
         Op::File(FileOp::Mkdir { .. }) => "mkdir",
@@ -95,6 +96,31 @@ fn source_fields(out: &mut String, src: &Source) {
         } => {
             line(out, "url", &quote(url));
             line(out, "filename", &quote(filename));
+            if let Some(sum) = checksum {
+                line(out, "checksum", sum);
+            }
+        }
+        Source::Git {
+            url,
+            reference,
+            subdir,
+            keep_git_dir,
+            submodules,
+            checksum,
+        } => {
+            line(out, "url", &quote(url));
+            line(out, "ref", &quote(reference));
+            line(out, "subdir", &quote(subdir));
+            line(
+                out,
+                "keep_git_dir",
+                if *keep_git_dir { "true" } else { "false" },
+            );
+            line(
+                out,
+                "submodules",
+                if *submodules { "true" } else { "false" },
+            );
             if let Some(sum) = checksum {
                 line(out, "checksum", sum);
             }

@@ -44,6 +44,21 @@ pub enum Source {
         /// The name the download gets in its one-file tree.
         filename: String,
     },
+    /// A git repository at a ref (`ADD https://host/repo.git#ref:dir`),
+    /// resolved to a commit when cache keys are made: the commit, not
+    /// the URL, is its content.
+    Git {
+        /// The remote, without `#ref:subdir` or the query.
+        url: String,
+        /// A branch, tag or commit (empty: the remote's HEAD).
+        reference: String,
+        /// A directory of the checkout to take (empty: all of it).
+        subdir: String,
+        keep_git_dir: bool,
+        submodules: bool,
+        /// `--checksum=COMMIT`: the commit the ref must resolve to.
+        checksum: Option<String>,
+    },
 }
 
 /// How concurrent users of one cache mount share it (BuildKit's modes).
@@ -396,7 +411,10 @@ impl Definition {
             let mut e = Encoder::new();
             e.tag("kiln.cache.v1");
             encode_op(&mut e, &v.op, Purpose::Cache);
-            if let Op::Source(src @ (Source::Context { .. } | Source::Http { .. })) = &v.op {
+            if let Op::Source(
+                src @ (Source::Context { .. } | Source::Http { .. } | Source::Git { .. }),
+            ) = &v.op
+            {
                 match content_checksum(VertexId(i), src) {
                     Some(sum) => e.tag("content").digest(&sum),
                     None => e.tag("content").opt_str(None),

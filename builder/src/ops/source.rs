@@ -1,5 +1,5 @@
 //! Sources: scratch, an image's layers (held in the store), the build
-//! context, a download.
+//! context, a download, a git checkout.
 
 use crate::error::StepError;
 use crate::worker::{BuildWorker, Output};
@@ -31,6 +31,28 @@ impl BuildWorker {
             } => {
                 let fetched = self.downloads.get(url, filename, checksum.as_deref())?;
                 Output::Dir(Arc::new(fetched.dir.clone()), Arc::new(Ignore::empty()))
+            }
+            Source::Git {
+                url,
+                reference,
+                subdir,
+                keep_git_dir,
+                submodules,
+                checksum,
+            } => {
+                let commit = crate::git::resolve(url, reference, checksum.as_deref())?;
+                let dir = crate::git::checkout(
+                    &self.store.root().join("git"),
+                    &crate::git::Checkout {
+                        url,
+                        reference,
+                        commit: &commit,
+                        subdir,
+                        keep_git_dir: *keep_git_dir,
+                        submodules: *submodules,
+                    },
+                )?;
+                Output::Dir(Arc::new(dir), Arc::new(Ignore::empty()))
             }
         })
     }

@@ -23,6 +23,7 @@ pub(super) struct CopyArgs<'a> {
     /// ADD copies them from a local tree.
     unpack: Option<bool>,
     checksum: Option<&'a str>,
+    keep_git_dir: bool,
     keyword: &'static str,
 }
 
@@ -39,6 +40,7 @@ impl<'a> CopyArgs<'a> {
             excludes: &c.excludes,
             unpack: None,
             checksum: None,
+            keep_git_dir: false,
             keyword: "COPY",
         }
     }
@@ -55,6 +57,7 @@ impl<'a> CopyArgs<'a> {
             excludes: &a.excludes,
             unpack: a.unpack,
             checksum: a.checksum.as_deref(),
+            keep_git_dir: a.keep_git_dir,
             keyword: "ADD",
         }
     }
@@ -81,8 +84,56 @@ pub(super) fn url_filename(url: &str) -> String {
     }
 }
 
-fn is_git(s: &str) -> bool {
-    s.starts_with("git@") || s.ends_with(".git") || s.starts_with("git://")
+/// A git source as BuildKit reads one: `git://`, `ssh://`, `git@host:`,
+/// or an http(s) URL whose path ends in `.git`; then `#ref[:subdir]`, or
+/// the query form (`?ref=&branch=&tag=&commit=&subdir=&submodules=`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct GitRef {
+    pub url: String,
+    pub reference: String,
+    pub subdir: String,
+    pub submodules: bool,
+    /// `?commit=`: the ref must resolve to it.
+    pub commit: Option<String>,
+}
+
+pub(crate) fn git_ref(s: &str) -> Option<GitRef> {
+    let (base, fragment) = s.split_once('#').unwrap_or((s, ""));
+    let (remote, query) = base.split_once('?').unwrap_or((base, ""));
+    let git = remote.starts_with("git://")
+        || remote.starts_with("ssh://")
+        || remote.starts_with("git@")
+        || (is_url(remote) && remote.trim_end_matches('/').ends_with(".git"));
+    if !git {
+        return None;
+    }
+    let (mut reference, mut subdir) = match fragment.split_once(':') {
+        Some((r, d)) => (r.to_string(), d.to_string()),
+        None => (fragment.to_string(), String::new()),
+    };
+    let (mut submodules, mut commit) = (true, None);
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        match k {
+            "ref" | "branch" | "tag" => reference = v.to_string(),
+            "commit" => {
+                if reference.is_empty() {
+                    reference = v.to_string();
+                }
+                commit = Some(v.to_string());
+            }
+            "subdir" => subdir = v.to_string(),
+            "submodules" => submodules = v != "false",
+            _ => {}
+        }
+    }
+    Some(GitRef {
+        url: remote.to_string(),
+        reference,
+        subdir,
+        submodules,
+        commit,
+    })
 }
 
 /// What every copy of one COPY/ADD shares, expanded.
@@ -262,14 +313,10 @@ impl Lowerer<'_> {
                         return Err(err(pos, "source can't be a URL for COPY")
                             .with_hint("use ADD to download, or RUN with curl or wget"));
                     }
-                    if kw == "ADD" && is_url(&p) {
+                    if let (Some(g), "ADD") = (git_ref(&p), kw) {
+                        groups.push(self.git_checkout(state, a, g, &p, span, text)?);
+                    } else if kw == "ADD" && is_url(&p) {
                         groups.push(self.download(state, a, &p, span, text)?);
-                    } else if kw == "ADD" && is_git(&p) {
-                        return Err(err(
-                            pos,
-                            format!("ADD {p}: git sources are not supported yet"),
-                        )
-                        .with_hint("clone in a RUN step, or add the files to the context"));
                     } else {
                         paths.push(p);
                     }
@@ -340,6 +387,49 @@ impl Lowerer<'_> {
             },
         )?;
         Ok((id, vec![format!("/{filename}")], a.unpack == Some(true)))
+    }
+
+    /// `ADD <git-url>`: the checkout's tree, copied like a directory's
+    /// contents.
+    fn git_checkout(
+        &mut self,
+        state: &StageState,
+        a: &CopyArgs<'_>,
+        g: GitRef,
+        url: &str,
+        span: Span,
+        text: &str,
+    ) -> Result<Group, LowerError> {
+        let pos = span.start;
+        let checksum = a.checksum.map(|c| self.expand(c, state, pos)).transpose()?;
+        if let Some(c) = &checksum {
+            if c.len() < 7 || !c.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return Err(err(
+                    pos,
+                    format!("ADD --checksum={c}: expected a commit id for a git source"),
+                ));
+            }
+        }
+        let id = self.add(
+            Vertex {
+                op: Op::Source(Source::Git {
+                    url: g.url,
+                    reference: g.reference,
+                    subdir: g.subdir,
+                    keep_git_dir: a.keep_git_dir,
+                    submodules: g.submodules,
+                    checksum: checksum.or(g.commit).map(|c| c.to_ascii_lowercase()),
+                }),
+                inputs: vec![],
+                name: format!("ADD {url}"),
+            },
+            StepInfo {
+                label: format!("[internal] git {url}"),
+                span: Some(span),
+                text: text.to_string(),
+            },
+        )?;
+        Ok((id, vec!["/".to_string()], false))
     }
 
     /// One copy vertex per group onto the stage. `--link` (one group, ids

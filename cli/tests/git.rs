@@ -1,0 +1,245 @@
+//! `ADD <git-url>` (issue 20) against repositories this test serves on
+//! 127.0.0.1: `git daemon` (git://) and a dumb HTTP server (Python's
+//! http.server over a bare repository after `git update-server-info`).
+//! Branches, tags, commits, subdirectories, `--keep-git-dir`, submodules,
+//! `--checksum`, and the cache: a hit when the ref has not moved, a
+//! rerun when it has.
+
+use kiln_tests::Kiln;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+fn kiln() -> Kiln {
+    Kiln::with_busybox(env!("CARGO_BIN_EXE_kiln"))
+}
+
+fn git(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args([
+            "-c",
+            "user.email=t@example.invalid",
+            "-c",
+            "user.name=t",
+            "-c",
+            "protocol.file.allow=always",
+        ])
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A server process, killed on drop.
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn wait_for(port: u16) {
+    let start = std::time::Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(start.elapsed().as_secs() < 10, "nothing listens on {port}");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+/// `base/repo.git` (main: a.txt, sub/b.txt, tag v1; a submodule `lib`
+/// from `base/lib.git`) and its work tree, served by git daemon and a
+/// dumb HTTP server.
+struct Repos {
+    work: PathBuf,
+    bare: PathBuf,
+    git_url: String,
+    http_url: String,
+    _servers: Vec<Server>,
+}
+
+fn repos(k: &Kiln) -> Repos {
+    let base = k.path("git");
+    std::fs::create_dir_all(&base).unwrap();
+    let lib = base.join("libwork");
+    std::fs::create_dir_all(&lib).unwrap();
+    git(&lib, &["init", "-q", "-b", "main"]);
+    std::fs::write(lib.join("lib.txt"), "from the submodule\n").unwrap();
+    git(&lib, &["add", "."]);
+    git(&lib, &["commit", "-qm", "lib"]);
+    git(&base, &["clone", "-q", "--bare", "libwork", "lib.git"]);
+    let work = base.join("work");
+    std::fs::create_dir_all(work.join("sub")).unwrap();
+    git(&work, &["init", "-q", "-b", "main"]);
+    std::fs::write(work.join("a.txt"), "one\n").unwrap();
+    std::fs::write(work.join("sub/b.txt"), "inner\n").unwrap();
+    git(&work, &["add", "."]);
+    git(&work, &["commit", "-qm", "one"]);
+    git(&work, &["tag", "-a", "v1", "-m", "v1"]);
+    let bare = base.join("repo.git");
+    git(&base, &["clone", "-q", "--bare", "work", "repo.git"]);
+    git(&work, &["remote", "add", "origin", bare.to_str().unwrap()]);
+    let port = free_port();
+    let daemon = Command::new("git")
+        .args([
+            "daemon",
+            "--reuseaddr",
+            "--export-all",
+            "--listen=127.0.0.1",
+        ])
+        .arg(format!("--port={port}"))
+        .arg(format!("--base-path={}", base.display()))
+        .arg(&base)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let http_port = free_port();
+    let http = Command::new("python3")
+        .args([
+            "-m",
+            "http.server",
+            "--bind",
+            "127.0.0.1",
+            &http_port.to_string(),
+        ])
+        .current_dir(&base)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for(port);
+    wait_for(http_port);
+    git(&bare, &["update-server-info"]);
+    Repos {
+        work,
+        bare,
+        git_url: format!("git://127.0.0.1:{port}/repo.git"),
+        http_url: format!("http://127.0.0.1:{http_port}/repo.git"),
+        _servers: vec![Server(daemon), Server(http)],
+    }
+}
+
+/// Commits in the work tree and pushes to the served repository.
+fn push_change(r: &Repos, file: &str, text: &str) -> String {
+    std::fs::write(r.work.join(file), text).unwrap();
+    git(&r.work, &["add", "."]);
+    git(&r.work, &["commit", "-qm", "change"]);
+    git(&r.work, &["push", "-q", "origin", "main"]);
+    git(&r.bare, &["update-server-info"]);
+    git(&r.work, &["rev-parse", "HEAD"])
+}
+
+fn build(k: &Kiln, dockerfile: &str) -> (String, String) {
+    k.write_ctx("Dockerfile", dockerfile);
+    let ctx = k.ctx();
+    let out = k.out(&["build", "--progress", "plain", "-q", ctx.to_str().unwrap()]);
+    let out2 = k.out(&["build", "--progress", "plain", ctx.to_str().unwrap()]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    (out.stdout.trim().to_string(), out2.stderr)
+}
+
+#[test]
+fn add_takes_branches_tags_commits_and_subdirectories() {
+    let k = kiln();
+    let r = repos(&k);
+    let first = git(&r.work, &["rev-parse", "HEAD"]);
+    let df = format!(
+        "FROM busybox\nADD {g}#main /branch\nADD {g}#v1:sub /tag-sub\nADD {g}#{first} /commit\nADD {h}?ref=main&subdir=sub /http-sub\nADD --keep-git-dir {g} /kept\n",
+        g = r.git_url,
+        h = r.http_url
+    );
+    let (image, _) = build(&k, &df);
+    let look = "cat /branch/a.txt /tag-sub/b.txt /commit/a.txt /http-sub/b.txt; \
+                test -e /branch/.git || echo no-git-dir; cat /kept/.git/HEAD >/dev/null && echo kept";
+    assert_eq!(
+        k.run_rm(&[&image, "sh", "-c", look]),
+        "one\ninner\none\ninner\nno-git-dir\nkept\n"
+    );
+    // --checksum: the ref must be that commit.
+    k.write_ctx(
+        "Dockerfile",
+        format!(
+            "FROM busybox\nADD --checksum=0123456789abcdef {}#main /x\n",
+            r.git_url
+        ),
+    );
+    let err = k.fails(&["build", k.ctx().to_str().unwrap()]);
+    assert!(
+        err.contains("expected checksum to match 0123456789abcdef") && err.contains(&first),
+        "{err}"
+    );
+    k.write_ctx(
+        "Dockerfile",
+        format!(
+            "FROM busybox\nADD --checksum={} {}#main /x\n",
+            &first[..12],
+            r.git_url
+        ),
+    );
+    k.ok(&["build", "-q", k.ctx().to_str().unwrap()]);
+    k.write_ctx(
+        "Dockerfile",
+        format!("FROM busybox\nADD {}#nosuchbranch /x\n", r.git_url),
+    );
+    let err = k.fails(&["build", k.ctx().to_str().unwrap()]);
+    assert!(
+        err.contains("no branch or tag named \"nosuchbranch\""),
+        "{err}"
+    );
+}
+
+#[test]
+fn an_unmoved_ref_is_a_cache_hit_and_a_moved_one_reruns() {
+    let k = kiln();
+    let r = repos(&k);
+    let df = format!(
+        "FROM busybox\nADD {}#main /src\nRUN cat /src/a.txt > /seen\n",
+        r.git_url
+    );
+    let (first, progress) = build(&k, &df);
+    assert!(progress.contains("CACHED"), "{progress}");
+    assert_eq!(k.run_rm(&[&first, "cat", "/seen"]), "one\n");
+    push_change(&r, "a.txt", "two\n");
+    let (second, _) = build(&k, &df);
+    assert_ne!(first, second);
+    assert_eq!(k.run_rm(&[&second, "cat", "/seen"]), "two\n");
+}
+
+#[test]
+fn submodules_come_along_unless_turned_off() {
+    let k = kiln();
+    let r = repos(&k);
+    let lib_url = format!("{}/../lib.git", r.git_url.trim_end_matches("/repo.git"));
+    let lib_url = lib_url.replace("/../", "/");
+    git(&r.work, &["submodule", "add", "-q", &lib_url, "lib"]);
+    git(&r.work, &["commit", "-qm", "submodule"]);
+    git(&r.work, &["push", "-q", "origin", "main"]);
+    let df = format!(
+        "FROM busybox\nADD {g}#main /with\nADD {g}?ref=main&submodules=false /without\n",
+        g = r.git_url
+    );
+    let (image, _) = build(&k, &df);
+    let out = k.run_rm(&[
+        &image,
+        "sh",
+        "-c",
+        "cat /with/lib/lib.txt; ls /without/lib | wc -l",
+    ]);
+    assert_eq!(out, "from the submodule\n0\n");
+}
