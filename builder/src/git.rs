@@ -235,3 +235,24 @@ fn remove_git_dirs(dir: &Path) {
         }
     }
 }
+
+/// `kiln build <git-url>[#ref[:dir]]`: the checkout (its `dir`) as the
+/// build context; None when `spec` is not a git URL.
+pub fn context(store: &kiln_store::Store, spec: &str) -> Result<Option<PathBuf>, StepError> {
+    let Some(g) = kiln_frontend_dockerfile::lower::git_ref(spec) else {
+        return Ok(None);
+    };
+    let commit = resolve(&g.url, &g.reference, g.commit.as_deref())?;
+    checkout(
+        &store.root().join("git"),
+        &Checkout {
+            url: &g.url,
+            reference: &g.reference,
+            commit: &commit,
+            subdir: &g.subdir,
+            keep_git_dir: false,
+            submodules: g.submodules,
+        },
+    )
+    .map(Some)
+}

@@ -20,7 +20,7 @@ mod error;
 pub mod explain;
 mod export;
 pub mod fileop;
-mod git;
+pub mod git;
 mod images;
 mod keys;
 mod ops;

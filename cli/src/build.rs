@@ -12,7 +12,7 @@ use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-#[derive(clap::Args, Debug)]
+#[derive(clap::Args, Debug, Clone)]
 pub struct BuildOptions {
     /// The Dockerfile (`-` for standard input) [default: CONTEXT/Dockerfile]
     #[arg(short = 'f', long = "file", value_name = "FILE")]
@@ -96,7 +96,9 @@ pub struct BuildOptions {
     /// With --check: `text` or `json` (buildx's `--call=check,format=json`).
     #[arg(long, default_value = "text", value_parser = ["text", "json"], requires = "check")]
     format: String,
-    /// The build context directory.
+    /// The build context: a directory, `-` (a tar on stdin), a git URL
+    /// (`https://host/repo.git#ref:dir`, `git://…`), or the http(s) URL of
+    /// a tarball.
     #[arg(value_name = "CONTEXT")]
     context: PathBuf,
 }
@@ -104,9 +106,92 @@ pub struct BuildOptions {
 pub fn build(
     store: Store,
     client: Arc<kiln_registry::Client>,
-    o: BuildOptions,
+    mut o: BuildOptions,
 ) -> Result<i32, CliError> {
     let store = Arc::new(store);
+    let scratch = remote_context(&store, &client, &mut o)?;
+    let result = build_in(&store, &client, &o);
+    if let Some(dir) = scratch {
+        let _ = std::fs::remove_dir_all(dir);
+    }
+    result
+}
+
+/// A context that is not a local directory made into one: `-` (a tar,
+/// plain or compressed, on stdin), a git URL (`#ref[:dir]`), or the
+/// http(s) URL of a tarball. `-f` is then relative to it. Returns the
+/// scratch directory to remove afterwards, if one was made.
+fn remote_context(
+    store: &Store,
+    client: &Arc<kiln_registry::Client>,
+    o: &mut BuildOptions,
+) -> Result<Option<PathBuf>, CliError> {
+    let spec = o.context.to_string_lossy().into_owned();
+    let (dir, scratch) = if spec == "-" {
+        if o.file.as_deref() == Some(std::path::Path::new("-")) {
+            return Err(fail(
+                "-f - and a build context on stdin (-) cannot both read standard input",
+            ));
+        }
+        let dir = store.scratch_dir("context").map_err(fail)?;
+        extract_context(std::io::stdin().lock(), &dir, "standard input")?;
+        (dir, true)
+    } else if let Some(dir) = kiln_builder::git::context(store, &spec)
+        .map_err(|e| fail(format!("build context {spec}: {e}")))?
+    {
+        (dir, false)
+    } else if spec.starts_with("http://") || spec.starts_with("https://") {
+        let downloads = kiln_builder::download::Downloads::new(store, client.clone())
+            .map_err(|e| fail(format!("build context {spec}: {}", e.0)))?;
+        let fetched = downloads
+            .get(&spec, "context.tar", None)
+            .map_err(|e| fail(format!("build context {spec}: {}", e.0)))?;
+        let dir = store.scratch_dir("context").map_err(fail)?;
+        let tar = fetched.dir.join("context.tar");
+        let file =
+            std::fs::File::open(&tar).map_err(|e| fail(format!("{}: {e}", tar.display())))?;
+        extract_context(file, &dir, &spec)?;
+        (dir, true)
+    } else {
+        return Ok(None);
+    };
+    if let Some(f) = &o.file {
+        if f.as_os_str() != "-" && f.is_relative() {
+            o.file = Some(dir.join(f));
+        }
+    }
+    o.context = dir.clone();
+    Ok(scratch.then_some(dir))
+}
+
+/// A context tarball unpacked with the store's one safe extractor (no
+/// entry leaves `dir`).
+fn extract_context(
+    r: impl std::io::Read,
+    dir: &std::path::Path,
+    what: &str,
+) -> Result<(), CliError> {
+    use std::os::fd::AsFd;
+    let root = std::fs::File::open(dir).map_err(|e| fail(format!("{}: {e}", dir.display())))?;
+    let opts = kiln_store::apply::ExtractOptions {
+        whiteouts: false,
+        under: "/".into(),
+        owner: None,
+        mode: None,
+    };
+    kiln_store::apply::extract(r, root.as_fd(), &opts)
+        .map_err(|e| fail(format!("build context from {what}: {e}")))?;
+    Ok(())
+}
+
+fn build_in(
+    store: &Arc<Store>,
+    client: &Arc<kiln_registry::Client>,
+    o: &BuildOptions,
+) -> Result<i32, CliError> {
+    let store = store.clone();
+    let client = client.clone();
+    let o = o.clone();
     let request = request(&o)?;
     if o.check {
         return check(&store, &request, &o.format);

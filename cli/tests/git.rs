@@ -243,3 +243,73 @@ fn submodules_come_along_unless_turned_off() {
     ]);
     assert_eq!(out, "from the submodule\n0\n");
 }
+
+fn context_tar(files: &[(&str, &str)]) -> Vec<u8> {
+    let mut b = tar::Builder::new(Vec::new());
+    for (name, body) in files {
+        let mut h = tar::Header::new_gnu();
+        h.set_size(body.len() as u64);
+        h.set_mode(0o644);
+        h.set_cksum();
+        b.append_data(&mut h, name, body.as_bytes()).unwrap();
+    }
+    b.into_inner().unwrap()
+}
+
+#[test]
+fn contexts_from_git_a_tarball_url_and_stdin() {
+    let k = kiln();
+    let r = repos(&k);
+    std::fs::write(
+        r.work.join("sub/Dockerfile"),
+        "FROM busybox\nCOPY b.txt /b\n",
+    )
+    .unwrap();
+    std::fs::write(
+        r.work.join("sub/Other.Dockerfile"),
+        "FROM busybox\nCOPY b.txt /other\n",
+    )
+    .unwrap();
+    push_change(&r, "a.txt", "one\n");
+    // A git URL with a ref and a directory; -f relative to it.
+    let image = k.ok(&["build", "-q", &format!("{}#main:sub", r.git_url)]);
+    assert_eq!(k.run_rm(&[image.trim(), "cat", "/b"]), "inner\n");
+    let image = k.ok(&[
+        "build",
+        "-q",
+        "-f",
+        "Other.Dockerfile",
+        &format!("{}#main:sub", r.git_url),
+    ]);
+    assert_eq!(k.run_rm(&[image.trim(), "cat", "/other"]), "inner\n");
+    // A tarball served on loopback.
+    let tar = context_tar(&[
+        ("Dockerfile", "FROM busybox\nCOPY f /f\n"),
+        ("f", "from the tarball\n"),
+    ]);
+    std::fs::write(r.bare.parent().unwrap().join("ctx.tar"), &tar).unwrap();
+    let url = r.http_url.replace("/repo.git", "/ctx.tar");
+    let image = k.ok(&["build", "-q", &url]);
+    assert_eq!(k.run_rm(&[image.trim(), "cat", "/f"]), "from the tarball\n");
+    // A tar on stdin.
+    use std::io::Write;
+    let mut child = k
+        .cmd()
+        .args(["build", "-q", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(&tar).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let image = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    assert_eq!(k.run_rm(&[&image, "cat", "/f"]), "from the tarball\n");
+    let err = k.fails(&["build", "-f", "-", "-"]);
+    assert!(err.contains("cannot both read standard input"), "{err}");
+}

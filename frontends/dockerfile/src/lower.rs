@@ -18,6 +18,7 @@
 
 mod config;
 mod copy;
+pub use copy::{git_ref, GitRef};
 mod expose;
 mod mount;
 mod run;

@@ -88,7 +88,7 @@ pub(super) fn url_filename(url: &str) -> String {
 /// or an http(s) URL whose path ends in `.git`; then `#ref[:subdir]`, or
 /// the query form (`?ref=&branch=&tag=&commit=&subdir=&submodules=`).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct GitRef {
+pub struct GitRef {
     pub url: String,
     pub reference: String,
     pub subdir: String,
@@ -97,7 +97,7 @@ pub(crate) struct GitRef {
     pub commit: Option<String>,
 }
 
-pub(crate) fn git_ref(s: &str) -> Option<GitRef> {
+pub fn git_ref(s: &str) -> Option<GitRef> {
     let (base, fragment) = s.split_once('#').unwrap_or((s, ""));
     let (remote, query) = base.split_once('?').unwrap_or((base, ""));
     let git = remote.starts_with("git://")
