@@ -110,6 +110,7 @@ impl Build {
             context: Arc::new(context.clone()),
             ignore: Arc::new(ignore),
             secrets: request.secrets.clone(),
+            ssh: request.ssh.clone(),
             progress: progress.clone(),
             labels: lowered
                 .steps

@@ -32,6 +32,8 @@ pub struct BuildRequest {
     pub output: Output,
     /// `RUN --mount=type=secret` contents, by id.
     pub secrets: HashMap<String, Vec<u8>>,
+    /// `--ssh ID=SOCKET`: agent sockets RUN `--mount=type=ssh` binds.
+    pub ssh: HashMap<String, std::path::PathBuf>,
     pub cache_to: Vec<CacheTo>,
     pub cache_from: Vec<Location>,
     /// `SOURCE_DATE_EPOCH`: the image's `created` and the clamp on layer

@@ -41,6 +41,7 @@ pub struct BuildWorker {
     pub(crate) context: Arc<PathBuf>,
     pub(crate) ignore: Arc<Ignore>,
     pub(crate) secrets: HashMap<String, Vec<u8>>,
+    pub(crate) ssh: HashMap<String, std::path::PathBuf>,
     pub(crate) progress: Arc<Progress>,
     pub(crate) labels: HashMap<VertexId, String>,
     /// Each step's instruction as written (labels show values expanded;

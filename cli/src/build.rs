@@ -47,6 +47,11 @@ pub struct BuildOptions {
     /// A secret for `RUN --mount=type=secret`: `id=ID,src=FILE` or `id=ID,env=VAR`.
     #[arg(long = "secret", value_name = "SPEC")]
     secrets: Vec<String>,
+    /// Forward an SSH agent to `RUN --mount=type=ssh`: `default` (your
+    /// $SSH_AUTH_SOCK), `ID=SOCKET`, or `ID=KEYFILE[,KEYFILE]` (kiln runs
+    /// an agent holding those keys for the build).
+    #[arg(long = "ssh", value_name = "ID[=SOCKET|KEY]")]
+    ssh: Vec<String>,
     /// Target platforms, comma-separated (`linux/amd64,linux/arm64`);
     /// another architecture's RUN steps run under binfmt_misc emulation.
     #[arg(long, value_name = "OS/ARCH")]
@@ -164,6 +169,89 @@ fn remote_context(
     Ok(scratch.then_some(dir))
 }
 
+/// Agents kiln started for `--ssh ID=KEYFILE`; killed when dropped.
+struct Agents(Vec<std::process::Child>, Vec<PathBuf>);
+
+impl Drop for Agents {
+    fn drop(&mut self) {
+        for c in &mut self.0 {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        for d in &self.1 {
+            let _ = std::fs::remove_dir_all(d);
+        }
+    }
+}
+
+/// `--ssh` specs as agent sockets by id.
+fn ssh_agents(
+    store: &Store,
+    specs: &[String],
+) -> Result<(std::collections::HashMap<String, PathBuf>, Agents), CliError> {
+    use std::os::unix::fs::FileTypeExt;
+    let mut out = std::collections::HashMap::new();
+    let mut agents = Agents(Vec::new(), Vec::new());
+    for spec in specs {
+        let (id, paths) = spec.split_once('=').unwrap_or((spec, ""));
+        let paths: Vec<&str> = paths.split(',').filter(|p| !p.is_empty()).collect();
+        let bad = |why: String| fail(format!("--ssh {spec}: {why}"));
+        let socket = match paths.as_slice() {
+            [] => std::env::var_os("SSH_AUTH_SOCK")
+                .map(PathBuf::from)
+                .ok_or_else(|| {
+                    bad("SSH_AUTH_SOCK is not set: give ID=SOCKET or ID=KEYFILE".into())
+                })?,
+            [one] if std::fs::metadata(one).is_ok_and(|m| m.file_type().is_socket()) => {
+                PathBuf::from(one)
+            }
+            keys => {
+                for k in keys {
+                    if !std::path::Path::new(k).is_file() {
+                        return Err(bad(format!("{k}: no such socket or key file")));
+                    }
+                }
+                let dir = store.scratch_dir("ssh").map_err(fail)?;
+                agents.1.push(dir.clone());
+                let sock = dir.join("agent.sock");
+                let child = std::process::Command::new("ssh-agent")
+                    .arg("-D")
+                    .arg("-a")
+                    .arg(&sock)
+                    .stdout(std::process::Stdio::null())
+                    .stderr(std::process::Stdio::null())
+                    .spawn()
+                    .map_err(|e| {
+                        bad(format!("starting ssh-agent (Debian's openssh-client): {e}"))
+                    })?;
+                agents.0.push(child);
+                let start = std::time::Instant::now();
+                while !sock.exists() {
+                    if start.elapsed().as_secs() > 5 {
+                        return Err(bad("ssh-agent did not start".into()));
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                }
+                let added = std::process::Command::new("ssh-add")
+                    .args(keys)
+                    .env("SSH_AUTH_SOCK", &sock)
+                    .stdin(std::process::Stdio::null())
+                    .output()
+                    .map_err(|e| bad(format!("ssh-add: {e}")))?;
+                if !added.status.success() {
+                    return Err(bad(format!(
+                        "ssh-add: {}",
+                        String::from_utf8_lossy(&added.stderr).trim()
+                    )));
+                }
+                sock
+            }
+        };
+        out.insert(id.to_string(), socket);
+    }
+    Ok((out, agents))
+}
+
 /// A context tarball unpacked with the store's one safe extractor (no
 /// entry leaves `dir`).
 fn extract_context(
@@ -192,7 +280,10 @@ fn build_in(
     let store = store.clone();
     let client = client.clone();
     let o = o.clone();
-    let request = request(&o)?;
+    let mut request = request(&o)?;
+    // The agents kiln starts for key files live until the build ends.
+    let (ssh, _agents) = ssh_agents(&store, &o.ssh)?;
+    request.ssh = ssh;
     if o.check {
         return check(&store, &request, &o.format);
     }
@@ -338,6 +429,7 @@ fn request(o: &BuildOptions) -> Result<BuildRequest, CliError> {
         allow_host_network: o.allow.iter().any(|a| a == "network.host"),
         output,
         secrets: secrets(&o.secrets)?,
+        ssh: std::collections::HashMap::new(),
         cache_to,
         cache_from,
         epoch,

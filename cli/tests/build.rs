@@ -824,3 +824,79 @@ fn build_checks_warn_fail_when_asked_and_run_alone() {
         "Check complete, no warnings found.\n"
     );
 }
+
+/// `--ssh ID=KEYFILE`: kiln runs an agent holding the key, and `RUN
+/// --mount=type=ssh` reaches it through SSH_AUTH_SOCK (asked for its
+/// identities in the agent protocol, by perl from the Debian image); the
+/// socket and the key never reach the image.
+#[test]
+fn ssh_mounts_forward_an_agent_to_the_step_alone() {
+    let tar = std::env::var("KILN_TEST_DEBIAN_TAR")
+        .unwrap_or_else(|_| "/var/cache/kiln-tests/debian-bookworm.tar".into());
+    let k = env();
+    k.ok(&["import", &tar, "debian:bookworm"]);
+    let key = k.path("id_ed25519");
+    let made = std::process::Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-C", "kiln-test-key", "-f"])
+        .arg(&key)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let ask = r#"use IO::Socket::UNIX; my $s = IO::Socket::UNIX->new(Peer => $ENV{SSH_AUTH_SOCK}) or die "connect: $!"; print $s pack("NC", 1, 11); read($s, my $len, 4); read($s, my $msg, unpack("N", $len)); my ($type, $n) = unpack("CN", $msg); print "type=$type keys=$n\n";"#;
+    k.write_ctx(
+        "Dockerfile",
+        format!("FROM debian:bookworm\nRUN --mount=type=ssh perl -e '{ask}' > /agent.txt\nRUN --mount=type=ssh,id=other,target=/run/other.sock ls /run/other.sock > /other.txt 2>&1 || true\n"),
+    );
+    let ctx = k.ctx();
+    let image = k.ok(&[
+        "build",
+        "-q",
+        "--ssh",
+        &format!("default={}", key.display()),
+        ctx.to_str().unwrap(),
+    ]);
+    let image = image.trim();
+    assert_eq!(k.run_rm(&[image, "cat", "/agent.txt"]), "type=12 keys=1\n");
+    // Not required and not given: the step runs without it.
+    assert!(k
+        .run_rm(&[image, "cat", "/other.txt"])
+        .contains("No such file"));
+    assert_eq!(
+        k.run_rm(&[
+            image,
+            "sh",
+            "-c",
+            "ls /run/buildkit 2>&1 | wc -l; echo $SSH_AUTH_SOCK"
+        ]),
+        "1\n\n"
+    );
+    let dir = k.path("exported");
+    k.ok(&[
+        "build",
+        "-q",
+        "--ssh",
+        &format!("default={}", key.display()),
+        "-o",
+        &format!("type=local,dest={}", dir.display()),
+        ctx.to_str().unwrap(),
+    ]);
+    let private = std::fs::read_to_string(&key).unwrap();
+    let secret_line = private.lines().nth(1).unwrap();
+    let found = std::process::Command::new("grep")
+        .args(["-rlF", secret_line])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert!(
+        found.stdout.is_empty(),
+        "the key is in the image: {}",
+        String::from_utf8_lossy(&found.stdout)
+    );
+    // Required and missing: a clear error.
+    k.write_ctx(
+        "Dockerfile",
+        "FROM busybox\nRUN --mount=type=ssh,required true\n",
+    );
+    let err = k.fails(&["build", ctx.to_str().unwrap()]);
+    assert!(err.contains("no SSH key \"default\" forwarded"), "{err}");
+}

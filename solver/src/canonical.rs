@@ -141,6 +141,9 @@ fn encode_exec(e: &mut Encoder, x: &Exec, purpose: Purpose) {
             MountKind::Tmpfs { size } => {
                 e.str("tmpfs").u64(*size);
             }
+            MountKind::Ssh { id, required } => {
+                e.str("ssh").str(id).bool(*required);
+            }
             MountKind::Secret {
                 id,
                 required,

@@ -167,6 +167,9 @@ fn mount(m: &ExecMount) -> String {
             sharing.as_str()
         ),
         MountKind::Tmpfs { size } => format!("{at} tmpfs size={size}"),
+        MountKind::Ssh { id, required } => {
+            format!("{at} ssh id={} required={required}", quote(id))
+        }
         MountKind::Secret {
             id,
             required,

@@ -232,6 +232,12 @@ pub enum MountKind {
         gid: Option<u32>,
         mode: Option<u32>,
     },
+    /// The invoker's SSH agent socket `id` (`--ssh`), bound at the
+    /// target for the step alone; never in the result.
+    Ssh {
+        id: String,
+        required: bool,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -64,6 +64,15 @@ impl BuildWorker {
             .map(|(k, v)| format!("{k}={v}"))
             .collect();
         spec.env.extend(self.secret_env(x)?);
+        // BuildKit's: SSH_AUTH_SOCK names the first ssh mount.
+        if let Some(m) = x
+            .mounts
+            .iter()
+            .find(|m| matches!(m.kind, MountKind::Ssh { .. }))
+        {
+            spec.env.retain(|e| !e.starts_with("SSH_AUTH_SOCK="));
+            spec.env.push(format!("SSH_AUTH_SOCK={}", m.target));
+        }
         spec.cwd = x.cwd.clone();
         spec.user = x.user.clone();
         if let Some(h) = &x.hostname {
@@ -192,6 +201,15 @@ impl BuildWorker {
                 None => {}
             }
         }
+        for m in &x.mounts {
+            if let MountKind::Ssh { id, required: true } = &m.kind {
+                if !self.ssh.contains_key(id) {
+                    return Err(StepError::Invalid(format!(
+                        "no SSH key {id:?} forwarded from the client (pass it with --ssh {id})"
+                    )));
+                }
+            }
+        }
         Ok(env)
     }
 
@@ -271,6 +289,12 @@ impl BuildWorker {
                 }
             }
             MountKind::Tmpfs { size } => MountSource::Tmpfs { size: *size },
+            // The socket itself, bound for the step; its mountpoint is
+            // not kept in the layer.
+            MountKind::Ssh { id, .. } => match self.ssh.get(id) {
+                Some(socket) => MountSource::Bind(socket.clone()),
+                None => return Ok(None),
+            },
             MountKind::Secret {
                 id: secret,
                 uid,

@@ -121,7 +121,18 @@ impl Lowerer<'_> {
                     },
                 })
             }
-            MountType::Ssh => Err(bad("ssh mounts are not supported yet".into())),
+            MountType::Ssh => {
+                let id = m.id.clone().unwrap_or_else(|| "default".into());
+                Ok(ExecMount {
+                    target: target.unwrap_or_else(|| "/run/buildkit/ssh_agent.0".into()),
+                    input: None,
+                    selector: String::new(),
+                    kind: MountKind::Ssh {
+                        id,
+                        required: m.required,
+                    },
+                })
+            }
         }
     }
 }
