@@ -51,6 +51,24 @@ pub struct AttachRequest {
     pub dns: Vec<String>,
 }
 
+impl AttachRequest {
+    /// The lease this container holds on a network (its `ip` filled in
+    /// by the allocation).
+    fn lease(&self, aliases: &[String], holder: &str, ports: Vec<PortMapping>) -> Lease {
+        Lease {
+            ip: Ipv4Addr::UNSPECIFIED,
+            container: self.container.clone(),
+            name: self.name.clone(),
+            hostname: self.hostname.clone(),
+            aliases: aliases.to_vec(),
+            holder: holder.to_string(),
+            hosts_path: self.hosts_path.clone(),
+            add_hosts: self.add_hosts.clone(),
+            ports,
+        }
+    }
+}
+
 /// A container's network, held while it runs.
 pub struct Attachment {
     root: PathBuf,
@@ -259,21 +277,15 @@ impl Attachment {
                 &state_dir(config),
                 config.subnet(),
                 config.gateway,
-                Lease {
-                    ip: Ipv4Addr::UNSPECIFIED,
-                    container: req.container.clone(),
-                    name: req.name.clone(),
-                    hostname: req.hostname.clone(),
-                    aliases: aliases.clone(),
-                    holder: holder.clone(),
-                    hosts_path: req.hosts_path.clone(),
-                    add_hosts: req.add_hosts.clone(),
-                    ports: if n == 0 {
+                req.lease(
+                    aliases,
+                    &holder,
+                    if n == 0 {
                         attachment.ports.clone()
                     } else {
                         Vec::new()
                     },
-                },
+                ),
             )?;
             // Dropping the attachment from here on releases the lease.
             attachment.networks.push(config.name.clone());
@@ -505,17 +517,7 @@ pub fn connect_running(root: &Path, pid: u32, holder: &str, req: &AttachRequest)
         &state_dir(&config),
         config.subnet(),
         config.gateway,
-        Lease {
-            ip: Ipv4Addr::UNSPECIFIED,
-            container: req.container.clone(),
-            name: req.name.clone(),
-            hostname: req.hostname.clone(),
-            aliases: wanted.aliases.clone(),
-            holder: holder.to_string(),
-            hosts_path: req.hosts_path.clone(),
-            add_hosts: req.add_hosts.clone(),
-            ports: Vec::new(),
-        },
+        req.lease(&wanted.aliases, holder, Vec::new()),
     )?;
     let wired = (|| {
         let mut nl = Netlink::open().map_err(|e| NetworkError::Netlink("opening", e))?;
