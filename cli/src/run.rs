@@ -342,8 +342,9 @@ fn foreground(
     // Before the container's own output (unpacking happened by now).
     crate::print_store_warnings();
     let started = started.and_then(|(s, net)| Ok((kiln_executor::spawn(s)?, net)));
-    // The network lives until the container is down.
-    let (running, network) = match started {
+    // The network lives until the container is down; its veths are left
+    // for the kernel, so kiln exits at once.
+    let (running, mut network) = match started {
         Ok(r) => r,
         Err(e) => {
             let _ = containers.remove(&container);
@@ -361,6 +362,9 @@ fn foreground(
         container.config.stop_signal,
         Some(&container.log_path()),
     );
+    if let Some(n) = &mut network {
+        n.leave_links_to_the_kernel();
+    }
     drop(network);
     state.status = Status::Exited;
     state.pid.clear();

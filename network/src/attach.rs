@@ -82,6 +82,12 @@ pub struct Attachment {
     /// Published ports, host ports chosen.
     pub ports: Vec<PortMapping>,
     networks: Vec<String>,
+    /// The host sides of its veths, deleted on release unless
+    /// [`Attachment::leave_links_to_the_kernel`]: the kernel frees a dead
+    /// namespace's links on its own, but late under load (a queue that
+    /// waits for RCU grace periods), and a deletion costs ~25 ms.
+    veths: Vec<String>,
+    delete_veths: bool,
     /// A rootless container's user-mode network.
     _slirp: Option<crate::slirp::Slirp>,
 }
@@ -207,9 +213,8 @@ fn resolv_conf(net: &NetworkConfig, dns: &[String]) -> String {
 
 /// The host-side name of a container's veth on its `n`th network: `kv`,
 /// 8 hex of the container's id, 4 random ones, `n`. Never reused by the
-/// next run: the kernel tears a dead namespace's links down some time
-/// after its last process, and deleting them ourselves would cost each
-/// `run --rm` ~25 ms of RCU grace periods.
+/// next run: a pair left to the kernel may still exist when the
+/// container starts again.
 fn veth_name(container: &str, n: usize) -> String {
     let random = &crate::networks::random_id()[..4];
     format!("kv{}{random}{n}", &container[..container.len().min(8)])
@@ -268,6 +273,8 @@ impl Attachment {
             resolv_conf: resolv_conf(&first, &req.dns),
             ports: published,
             networks: Vec::new(),
+            veths: Vec::new(),
+            delete_veths: true,
             _slirp: None,
         };
         let holder = ProcessId::current().to_string();
@@ -310,6 +317,7 @@ impl Attachment {
                 );
             }
             made.map_err(|e| NetworkError::Netlink("creating the veth pair", e))?;
+            attachment.veths.push(host_side);
             addresses.push((
                 n,
                 lease.ip,
@@ -391,6 +399,8 @@ impl Attachment {
             resolv_conf: dns.iter().map(|d| format!("nameserver {d}\n")).collect(),
             ports,
             networks: Vec::new(),
+            veths: Vec::new(),
+            delete_veths: false,
             _slirp: Some(slirp),
         })
     }
@@ -412,8 +422,23 @@ pub fn release(root: &Path, container: &str) {
     refresh_peers(&nets, &left, container);
 }
 
+impl Attachment {
+    /// Release leaves the veths for the kernel to free with the namespace
+    /// (a foreground `kiln run`, whose caller waits for it to exit).
+    pub fn leave_links_to_the_kernel(&mut self) {
+        self.delete_veths = false;
+    }
+}
+
 impl Drop for Attachment {
     fn drop(&mut self) {
+        if self.delete_veths {
+            if let Ok(mut nl) = Netlink::open() {
+                for v in &self.veths {
+                    let _ = nl.delete(v);
+                }
+            }
+        }
         if !self.networks.is_empty() {
             release(&self.root, &self.container);
         }
