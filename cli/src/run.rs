@@ -693,10 +693,13 @@ struct Resources {
     ipc_mode: String,
 }
 
-/// The CPUs this machine has online (`/sys/devices/system/cpu/online`).
-fn online_cpus() -> Option<Vec<u32>> {
-    let text = fs::read_to_string("/sys/devices/system/cpu/online").ok()?;
-    parse_cpu_list(text.trim())
+/// The CPUs this machine has online, as listed and as numbers
+/// (`/sys/devices/system/cpu/online`).
+fn online_cpus() -> (String, Vec<u32>) {
+    let text = fs::read_to_string("/sys/devices/system/cpu/online").unwrap_or_default();
+    let text = text.trim().to_string();
+    let cpus = parse_cpu_list(&text).unwrap_or_default();
+    (text, cpus)
 }
 
 /// `0-2,4` → [0, 1, 2, 4]; None when malformed.
@@ -719,7 +722,7 @@ fn parse_cpu_list(list: &str) -> Option<Vec<u32>> {
 }
 
 fn resources(o: &RunOptions, containers: &Containers) -> Result<Resources, CliError> {
-    let online = online_cpus().unwrap_or_default();
+    let (online_list, online) = online_cpus();
     let cpu_quota_us = match &o.cpus {
         None => None,
         Some(v) => {
@@ -747,10 +750,7 @@ fn resources(o: &RunOptions, containers: &Containers) -> Result<Resources, CliEr
             .ok_or_else(|| fail(format!("--cpuset-cpus {list}: expected a list like 0-2,4")))?;
         if !online.is_empty() && cpus.iter().any(|c| !online.contains(c)) {
             return Err(fail(format!(
-                "--cpuset-cpus {list}: requested CPUs are not available (online: {})",
-                fs::read_to_string("/sys/devices/system/cpu/online")
-                    .unwrap_or_default()
-                    .trim()
+                "--cpuset-cpus {list}: requested CPUs are not available (online: {online_list})"
             )));
         }
     }

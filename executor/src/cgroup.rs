@@ -35,87 +35,61 @@ struct Setting {
 
 impl Limits {
     pub fn is_empty(&self) -> bool {
-        self.settings_v2().is_empty()
+        self.memory.is_none()
+            && self.pids.is_none()
+            && self.cpu_quota_us.is_none()
+            && self.cpu_shares.is_none()
+            && self.cpuset_cpus.is_none()
     }
 
-    /// cgroup v1's files (each controller its own hierarchy).
-    fn settings_v1(&self) -> Vec<Setting> {
+    /// The files to write per controller: cgroup v2's names and units
+    /// when `v2`, else v1's (each controller its own hierarchy).
+    fn settings(&self, v2: bool) -> Vec<Setting> {
         let mut out = Vec::new();
+        let mut add = |controller, files: Vec<(&'static str, String, bool)>| {
+            if !files.is_empty() {
+                out.push(Setting { controller, files });
+            }
+        };
         if let Some(m) = self.memory {
-            out.push(Setting {
-                controller: "memory",
-                // No swap either, or the limit is soft.
-                files: vec![
-                    ("memory.limit_in_bytes", m.to_string(), true),
-                    ("memory.memsw.limit_in_bytes", m.to_string(), false),
-                ],
-            });
+            // No swap either, or the limit is soft.
+            add(
+                "memory",
+                if v2 {
+                    vec![
+                        ("memory.max", m.to_string(), true),
+                        ("memory.swap.max", "0".into(), false),
+                    ]
+                } else {
+                    vec![
+                        ("memory.limit_in_bytes", m.to_string(), true),
+                        ("memory.memsw.limit_in_bytes", m.to_string(), false),
+                    ]
+                },
+            );
         }
         if let Some(p) = self.pids {
-            out.push(Setting {
-                controller: "pids",
-                files: vec![("pids.max", p.to_string(), true)],
-            });
+            add("pids", vec![("pids.max", p.to_string(), true)]);
         }
         let mut cpu = Vec::new();
         if let Some(q) = self.cpu_quota_us {
-            cpu.push(("cpu.cfs_period_us", CPU_PERIOD_US.to_string(), true));
-            cpu.push(("cpu.cfs_quota_us", q.to_string(), true));
+            if v2 {
+                cpu.push(("cpu.max", format!("{q} {CPU_PERIOD_US}"), true));
+            } else {
+                cpu.push(("cpu.cfs_period_us", CPU_PERIOD_US.to_string(), true));
+                cpu.push(("cpu.cfs_quota_us", q.to_string(), true));
+            }
         }
         if let Some(s) = self.cpu_shares {
-            cpu.push(("cpu.shares", s.to_string(), true));
-        }
-        if !cpu.is_empty() {
-            out.push(Setting {
-                controller: "cpu",
-                files: cpu,
+            cpu.push(if v2 {
+                ("cpu.weight", shares_to_weight(s).to_string(), true)
+            } else {
+                ("cpu.shares", s.to_string(), true)
             });
         }
+        add("cpu", cpu);
         if let Some(c) = &self.cpuset_cpus {
-            out.push(Setting {
-                controller: "cpuset",
-                files: vec![("cpuset.cpus", c.clone(), true)],
-            });
-        }
-        out
-    }
-
-    /// cgroup v2's files (one hierarchy).
-    fn settings_v2(&self) -> Vec<Setting> {
-        let mut out = Vec::new();
-        if let Some(m) = self.memory {
-            out.push(Setting {
-                controller: "memory",
-                files: vec![
-                    ("memory.max", m.to_string(), true),
-                    ("memory.swap.max", "0".into(), false),
-                ],
-            });
-        }
-        if let Some(p) = self.pids {
-            out.push(Setting {
-                controller: "pids",
-                files: vec![("pids.max", p.to_string(), true)],
-            });
-        }
-        let mut cpu = Vec::new();
-        if let Some(q) = self.cpu_quota_us {
-            cpu.push(("cpu.max", format!("{q} {CPU_PERIOD_US}"), true));
-        }
-        if let Some(s) = self.cpu_shares {
-            cpu.push(("cpu.weight", shares_to_weight(s).to_string(), true));
-        }
-        if !cpu.is_empty() {
-            out.push(Setting {
-                controller: "cpu",
-                files: cpu,
-            });
-        }
-        if let Some(c) = &self.cpuset_cpus {
-            out.push(Setting {
-                controller: "cpuset",
-                files: vec![("cpuset.cpus", c.clone(), true)],
-            });
+            add("cpuset", vec![("cpuset.cpus", c.clone(), true)]);
         }
         out
     }
@@ -194,7 +168,7 @@ impl Cgroup {
         }
         let mut cg = Cgroup { dirs: Vec::new() };
         if let Ok(controllers) = fs::read_to_string(root.join("cgroup.controllers")) {
-            let settings = limits.settings_v2();
+            let settings = limits.settings(true);
             let wanted: Vec<&str> = settings.iter().map(|s| s.controller).collect();
             for c in &wanted {
                 if !controllers.split_whitespace().any(|x| x == *c) {
@@ -216,7 +190,7 @@ impl Cgroup {
             }
             return Ok(cg);
         }
-        for s in limits.settings_v1() {
+        for s in limits.settings(false) {
             let hierarchy = root.join(s.controller);
             let dir = hierarchy.join("kiln").join(name);
             mkdir(&dir)?;
@@ -267,7 +241,7 @@ impl Cgroup {
             )));
         }
         let available = fs::read_to_string(parent.join("cgroup.controllers")).unwrap_or_default();
-        let settings = limits.settings_v2();
+        let settings = limits.settings(true);
         let mut enable = Vec::new();
         for s in &settings {
             if !available.split_whitespace().any(|x| x == s.controller) {

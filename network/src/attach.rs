@@ -256,11 +256,7 @@ impl Attachment {
                     p.host_port
                 )));
             }
-            let host_port = ports::claim(p.host_ip, p.host_port, &p.protocol)?;
-            published.push(PortMapping {
-                host_port,
-                ..p.clone()
-            });
+            published.push(ports::claim(p)?);
         }
         let netns = kiln_executor::new_network_namespace()
             .map_err(|e| NetworkError::Netlink("making a network namespace", e))?;
@@ -367,14 +363,11 @@ impl Attachment {
                 "a rootless kiln has only the default network (bridge, through slirp4netns)".into(),
             ));
         }
-        let mut ports = Vec::new();
-        for p in &req.ports {
-            let host_port = ports::claim(p.host_ip, p.host_port, &p.protocol)?;
-            ports.push(PortMapping {
-                host_port,
-                ..p.clone()
-            });
-        }
+        let ports = req
+            .ports
+            .iter()
+            .map(ports::claim)
+            .collect::<Result<Vec<_>>>()?;
         let netns = kiln_executor::new_network_namespace()
             .map_err(|e| NetworkError::Netlink("making a network namespace", e))?;
         kiln_executor::in_network_namespace(netns.as_fd(), || Netlink::open()?.set_up(1))

@@ -71,19 +71,24 @@ impl PortMapping {
     }
 }
 
-/// A port on `ip` nothing on the host listens on: given (checked by
-/// binding it), or picked by the kernel.
-pub(crate) fn claim(ip: Option<Ipv4Addr>, port: u16, protocol: &str) -> Result<u16> {
-    let addr = std::net::SocketAddrV4::new(ip.unwrap_or(Ipv4Addr::UNSPECIFIED), port);
-    let bound = if protocol == "udp" {
+/// `p` with a host port nothing on the host listens on: its own (checked
+/// by binding it), or one the kernel picks.
+pub(crate) fn claim(p: &PortMapping) -> Result<PortMapping> {
+    let addr = std::net::SocketAddrV4::new(p.host_ip.unwrap_or(Ipv4Addr::UNSPECIFIED), p.host_port);
+    let bound = if p.protocol == "udp" {
         std::net::UdpSocket::bind(addr).and_then(|s| s.local_addr())
     } else {
         std::net::TcpListener::bind(addr).and_then(|s| s.local_addr())
     };
-    bound.map(|a| a.port()).map_err(|e| {
+    let host_port = bound.map(|a| a.port()).map_err(|e| {
         NetworkError::Invalid(format!(
-            "cannot publish {addr}/{protocol}: {e} (the host or another container uses it)"
+            "cannot publish {addr}/{}: {e} (the host or another container uses it)",
+            p.protocol
         ))
+    })?;
+    Ok(PortMapping {
+        host_port,
+        ..p.clone()
     })
 }
 

@@ -18,7 +18,8 @@ pub const DEFAULT_STOP_TIMEOUT: u64 = 10;
 /// The signal the monitor takes as "read `signal-request`".
 pub const RELAY_SIGNAL: i32 = 10; // SIGUSR1
 
-fn send(pid: i32, sig: i32) -> rustix::io::Result<()> {
+/// `kill(pid, sig)`.
+pub(crate) fn send(pid: i32, sig: i32) -> rustix::io::Result<()> {
     match (
         rustix::process::Pid::from_raw(pid),
         rustix::process::Signal::from_named_raw(sig),

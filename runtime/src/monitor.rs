@@ -123,14 +123,8 @@ fn relay_signals(c: &Container) -> Result<()> {
     let c = c.clone();
     std::thread::spawn(move || {
         for _ in signals.forever() {
-            let (Some(sig), Some(pid)) = (c.take_signal_request(), c.state().live_pid()) else {
-                continue;
-            };
-            if let (Some(p), Some(s)) = (
-                rustix::process::Pid::from_raw(pid as i32),
-                rustix::process::Signal::from_named_raw(sig),
-            ) {
-                let _ = rustix::process::kill_process(p, s);
+            if let (Some(sig), Some(pid)) = (c.take_signal_request(), c.state().live_pid()) {
+                let _ = crate::lifecycle::send(pid as i32, sig);
             }
         }
     });

@@ -60,6 +60,9 @@ rules! {
     EXPOSE_INVALID_FORMAT = "ExposeInvalidFormat", "expose-invalid-format", "IP address and host-port mapping should not be used in EXPOSE instruction. This will become an error in a future release";
 }
 
+/// MaintainerDeprecated's message (meta and stage MAINTAINERs alike).
+const MAINTAINER_MESSAGE: &str = "Maintainer instruction is deprecated in favor of using label";
+
 /// One rule firing.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CheckWarning {
@@ -324,11 +327,7 @@ pub fn check(df: &Dockerfile, config: &CheckConfig, inputs: &CheckInputs<'_>) ->
             }
         }
         if n.command() == "maintainer" {
-            run.warn(
-                MAINTAINER_DEPRECATED,
-                n,
-                "Maintainer instruction is deprecated in favor of using label".into(),
-            );
+            run.warn(MAINTAINER_DEPRECATED, n, MAINTAINER_MESSAGE.into());
         }
     }
     let mut stages: BTreeMap<String, Scope> = BTreeMap::new();
@@ -532,11 +531,7 @@ fn instruction<'n>(
     run: &mut Run<'_>,
 ) {
     match cmd {
-        "maintainer" => run.warn(
-            MAINTAINER_DEPRECATED,
-            n,
-            "Maintainer instruction is deprecated in favor of using label".into(),
-        ),
+        "maintainer" => run.warn(MAINTAINER_DEPRECATED, n, MAINTAINER_MESSAGE.into()),
         "cmd" | "entrypoint" | "healthcheck" => {
             if let Some(earlier) = seen_once.insert(cmd.to_string(), n) {
                 run.warn(MULTIPLE_INSTRUCTIONS_DISALLOWED, earlier, format!("Multiple {} instructions should not be used in the same stage because only the last one will be used", n.keyword));
