@@ -2,6 +2,7 @@
 //! the Dockerfile parsed and lowered, cache keys computed, the graph
 //! solved by the worker, the result exported, the cache exported.
 
+use crate::contexts::{self, Contexts};
 use crate::download::Downloads;
 use crate::error::{BuildError, StepError};
 use crate::export;
@@ -14,12 +15,12 @@ use crate::request::Output;
 use crate::request::{BuildRequest, NoCache};
 use crate::worker::{BuildWorker, Output as StepOutput};
 use kiln_frontend_dockerfile::dockerignore::Ignore;
-use kiln_frontend_dockerfile::lower::{self, Lowered};
+use kiln_frontend_dockerfile::lower::{self, Lowered, NamedContext};
 use kiln_frontend_dockerfile::plan::Platform;
 use kiln_frontend_dockerfile::LowerError;
 use kiln_solver::{CacheKey, Cancel, Failure, VertexId};
 use kiln_store::{Image, LayerStack, Reference, Store};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -50,12 +51,12 @@ impl Build {
         progress: &Arc<Progress>,
     ) -> Result<Built, BuildError> {
         progress.set_explain(request.explain);
-        let context = context_dir(request)?;
-        let ignore = dockerignore(request, &context)?;
+        let (contexts, named) = open_contexts(request)?;
+        let ignore = contexts.main_ignore();
         // Build checks first, once for every platform: shown, and with
         // `error=true` the build stops before anything runs.
         if !request.dockerfile.text.is_empty() {
-            let checked = checks(store, request, &ignore)?;
+            let checked = checks(store, request, ignore)?;
             for w in &checked.warnings {
                 progress.check_warning(
                     &request.dockerfile.name,
@@ -87,7 +88,7 @@ impl Build {
                 Some(registry),
                 request,
                 platform.as_ref(),
-                &ignore,
+                (&contexts, &named),
                 progress,
             )?;
             parts.push((platform, lowered));
@@ -101,14 +102,12 @@ impl Build {
         let epoch = lowered.source_date_epoch.or(request.epoch);
         let def = Arc::new(lowered.definition.clone());
         let downloads = Arc::new(Downloads::new(store, registry.clone())?);
-        let (keys, context_files) =
-            keys::cache_keys(store, &def, &targets, &context, &downloads)
-                .map_err(|(id, e)| step_error(&lowered, id, Failure::Worker(e), Vec::new()))?;
+        let (keys, context_files) = keys::cache_keys(store, &def, &targets, &contexts, &downloads)
+            .map_err(|(id, e)| step_error(&lowered, id, Failure::Worker(e), Vec::new()))?;
         let imports = import_caches(store, registry, &request.cache_from, progress);
         let worker = Arc::new(BuildWorker {
             store: store.clone(),
-            context: Arc::new(context.clone()),
-            ignore: Arc::new(ignore),
+            contexts: contexts.clone(),
             secrets: request.secrets.clone(),
             ssh: request.ssh.clone(),
             progress: progress.clone(),
@@ -133,7 +132,7 @@ impl Build {
             },
             keys: keys.clone(),
             // The project: where its context is and which Dockerfile.
-            project: format!("{}\0{}", context.display(), request.dockerfile.name),
+            project: format!("{}\0{}", contexts.main().display(), request.dockerfile.name),
             context_files,
         });
         let solved = solve(worker.clone(), &targets);
@@ -279,7 +278,7 @@ impl Build {
     /// Only the build checks (`kiln build --check`): no image is pulled
     /// and nothing runs.
     pub fn check(store: &Store, request: &BuildRequest) -> Result<Checked, BuildError> {
-        let context = context_dir(request)?;
+        let context = contexts::canonical_dir(&request.context)?;
         let ignore = dockerignore(request, &context)?;
         checks(store, request, &ignore)
     }
@@ -292,34 +291,26 @@ impl Build {
         request: &BuildRequest,
         progress: &Arc<Progress>,
     ) -> Result<Lowered, BuildError> {
-        let context = context_dir(request)?;
-        let ignore = dockerignore(request, &context)?;
+        let (contexts, named) = open_contexts(request)?;
         lower_dockerfile(
             store,
             None,
             request,
             request.platforms.first(),
-            &ignore,
+            (&contexts, &named),
             progress,
         )
     }
 }
 
-fn context_dir(request: &BuildRequest) -> Result<PathBuf, BuildError> {
-    let context = request
-        .context
-        .canonicalize()
-        .map_err(|source| BuildError::Context {
-            path: request.context.clone(),
-            source,
-        })?;
-    if !context.is_dir() {
-        return Err(BuildError::Context {
-            path: request.context.clone(),
-            source: std::io::Error::other("not a directory"),
-        });
-    }
-    Ok(context)
+/// The main context (with its ignore rules) and the named ones.
+fn open_contexts(
+    request: &BuildRequest,
+) -> Result<(Arc<Contexts>, BTreeMap<String, NamedContext>), BuildError> {
+    let context = contexts::canonical_dir(&request.context)?;
+    let ignore = dockerignore(request, &context)?;
+    let (contexts, named) = Contexts::open(context, ignore, &request.named_contexts)?;
+    Ok((Arc::new(contexts), named))
 }
 
 /// The ignore rules: `<Dockerfile>.dockerignore` wins over the context's
@@ -376,19 +367,7 @@ fn dockerignore(request: &BuildRequest, context: &Path) -> Result<Ignore, BuildE
         .as_ref()
         .map(|p| PathBuf::from(format!("{}.dockerignore", p.display())))
         .filter(|p| p.is_file());
-    let Some(path) =
-        specific.or_else(|| Some(context.join(".dockerignore")).filter(|p| p.is_file()))
-    else {
-        return Ok(Ignore::empty());
-    };
-    let text = std::fs::read_to_string(&path).map_err(|e| BuildError::Dockerignore {
-        path: path.clone(),
-        message: e.to_string(),
-    })?;
-    Ignore::parse(&text).map_err(|e| BuildError::Dockerignore {
-        path,
-        message: e.to_string(),
-    })
+    contexts::read_ignore(&specific.unwrap_or_else(|| context.join(".dockerignore")))
 }
 
 /// Parses (warnings to progress) and lowers the Dockerfile, resolving
@@ -439,7 +418,7 @@ fn lower_dockerfile(
     registry: Option<&kiln_registry::Client>,
     request: &BuildRequest,
     platform: Option<&Platform>,
-    ignore: &Ignore,
+    (contexts, named): (&Contexts, &BTreeMap<String, NamedContext>),
     progress: &Arc<Progress>,
 ) -> Result<Lowered, BuildError> {
     // BuildKit's front door refuses a zero-byte file before parsing (one
@@ -466,7 +445,8 @@ fn lower_dockerfile(
             NoCache::Stages(s) => s.clone(),
             _ => Vec::new(),
         },
-        ignore: ignore.patterns().to_vec(),
+        ignore: contexts.main_ignore().patterns().to_vec(),
+        named_contexts: named.clone(),
     };
     let tell = |r: &Reference| progress.info(&format!("pulling {}", r.familiar()));
     let images = StoreImages {

@@ -3,6 +3,7 @@
 //! paths a COPY names, or a download's content (its `--checksum` when
 //! pinned, else the fetched file's digest and time).
 
+use crate::contexts::Contexts;
 use crate::download::Downloads;
 use crate::error::StepError;
 use crate::fileop;
@@ -62,7 +63,7 @@ pub(crate) fn cache_keys(
     store: &Store,
     def: &Definition,
     targets: &[VertexId],
-    context: &Path,
+    contexts: &Contexts,
     downloads: &Downloads,
 ) -> Result<(Vec<CacheKey>, ContextFiles), (VertexId, StepError)> {
     let mut sums: HashMap<VertexId, Fingerprint> = HashMap::new();
@@ -71,8 +72,8 @@ pub(crate) fn cache_keys(
         .iter()
         .flat_map(|t| kiln_solver::needed(def, *t))
         .collect();
-    // The context, opened once, for matching wildcard sources.
-    let mut context_view: Option<view::View> = None;
+    // Each context, opened once, for matching wildcard sources.
+    let mut views: HashMap<&str, view::View> = HashMap::new();
     for (id, v) in def.vertices() {
         match &v.op {
             Op::Source(Source::Http {
@@ -110,15 +111,24 @@ pub(crate) fn cache_keys(
                 sums.insert(id, e.finish());
             }
             Op::Source(Source::Context {
-                include, exclude, ..
+                name,
+                include,
+                exclude,
             }) => {
                 let rules = Ignore::from_patterns(exclude)
                     .map_err(|e| (id, StepError::Invalid(e.to_string())))?;
                 let excluded = |p: &Path| rules.excludes(p);
-                if context_view.is_none() {
-                    context_view = Some(view::host_dir(context).map_err(|e| (id, e.into()))?);
+                let (context, _) = contexts.get(name).ok_or_else(|| {
+                    (
+                        id,
+                        StepError::Invalid(format!("no build context named {name:?}")),
+                    )
+                })?;
+                if !views.contains_key(name.as_str()) {
+                    let v = view::host_dir(context).map_err(|e| (id, e.into()))?;
+                    views.insert(name, v);
                 }
-                let root = context_view.as_ref().expect("opened above").root();
+                let root = views[name.as_str()].root();
                 let roots = checksum_roots(root, include, &rules);
                 let (d, _, list) = store
                     .context_checksum_files(context, &roots, &excluded)

@@ -15,6 +15,7 @@
 //! [`Worker`]: kiln_solver::Worker
 
 mod build;
+pub mod contexts;
 pub mod download;
 mod error;
 pub mod explain;

@@ -14,6 +14,8 @@ use std::path::PathBuf;
 pub struct BuildRequest {
     /// The build context directory.
     pub context: PathBuf,
+    /// `--build-context NAME=...`: named contexts, by name.
+    pub named_contexts: BTreeMap<String, crate::contexts::ContextSource>,
     pub dockerfile: DockerfileSource,
     /// `--build-arg`s (values resolved from the environment already).
     pub build_args: BTreeMap<String, String>,

@@ -38,8 +38,7 @@ pub type ContextFiles = HashMap<VertexId, kiln_store::FileSums>;
 /// Runs ops for the solver. Made by [`crate::Build`] only.
 pub struct BuildWorker {
     pub(crate) store: Arc<Store>,
-    pub(crate) context: Arc<PathBuf>,
-    pub(crate) ignore: Arc<Ignore>,
+    pub(crate) contexts: Arc<crate::contexts::Contexts>,
     pub(crate) secrets: HashMap<String, Vec<u8>>,
     pub(crate) ssh: HashMap<String, std::path::PathBuf>,
     pub(crate) progress: Arc<Progress>,

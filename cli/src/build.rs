@@ -3,6 +3,7 @@
 
 use crate::flags::{build_args, dockerfile, parse_output, platform, secrets};
 use crate::{emit, fail, CliError};
+use kiln_builder::contexts::ContextSource;
 use kiln_builder::progress::Progress;
 use kiln_builder::remote_cache;
 use kiln_builder::{Build, BuildError, BuildRequest, Built, NoCache, Output};
@@ -52,6 +53,11 @@ pub struct BuildOptions {
     /// an agent holding those keys for the build).
     #[arg(long = "ssh", value_name = "ID[=SOCKET|KEY]")]
     ssh: Vec<String>,
+    /// A named context for FROM, `COPY --from` and `RUN --mount=from`:
+    /// `NAME=DIR`, `NAME=docker-image://REF`, `NAME=GIT-URL` or
+    /// `NAME=HTTPS-URL`. It replaces the image or stage of that name.
+    #[arg(long = "build-context", value_name = "NAME=VALUE")]
+    build_contexts: Vec<String>,
     /// Target platforms, comma-separated (`linux/amd64,linux/arm64`);
     /// another architecture's RUN steps run under binfmt_misc emulation.
     #[arg(long, value_name = "OS/ARCH")]
@@ -386,6 +392,27 @@ fn show(built: &Built, request: &BuildRequest, o: &BuildOptions) -> Result<(), C
     Ok(())
 }
 
+/// `--build-context NAME=VALUE`s, by name.
+fn named_contexts(
+    specs: &[String],
+) -> Result<std::collections::BTreeMap<String, ContextSource>, CliError> {
+    let mut out = std::collections::BTreeMap::new();
+    for spec in specs {
+        let bad = |why: &str| fail(format!("--build-context {spec}: {why}"));
+        let Some((name, value)) = spec.split_once('=') else {
+            return Err(bad("expected NAME=VALUE"));
+        };
+        if name.is_empty() {
+            return Err(bad("the name is empty"));
+        }
+        let source = ContextSource::parse(value).map_err(|e| bad(&e.0))?;
+        if out.insert(name.to_string(), source).is_some() {
+            return Err(bad("the name is given twice"));
+        }
+    }
+    Ok(out)
+}
+
 /// The request the flags describe, every value checked and every file read.
 fn request(o: &BuildOptions) -> Result<BuildRequest, CliError> {
     let dockerfile = dockerfile(o.file.as_deref(), &o.context)?;
@@ -408,6 +435,7 @@ fn request(o: &BuildOptions) -> Result<BuildRequest, CliError> {
     let epoch = crate::images::source_date_epoch()?;
     Ok(BuildRequest {
         context: o.context.clone(),
+        named_contexts: named_contexts(&o.build_contexts)?,
         dockerfile,
         build_args: build_args(&o.build_args),
         target: o.target.clone(),

@@ -313,3 +313,98 @@ fn contexts_from_git_a_tarball_url_and_stdin() {
     let err = k.fails(&["build", "-f", "-", "-"]);
     assert!(err.contains("cannot both read standard input"), "{err}");
 }
+
+/// `--build-context` (buildx's named contexts) of each kind, as
+/// BuildKit's dockerfile_namedcontext_test.go asserts them: an image for
+/// a base image's name (the stage's RUN runs on it), a local directory
+/// for a stage's name (the stage is replaced; the directory's own
+/// .dockerignore applies), a git repository and an https file for names
+/// `COPY --from` uses.
+#[test]
+fn named_contexts_of_each_kind() {
+    let k = kiln();
+    let r = repos(&k);
+    // An image to stand in for busybox: busybox with a marker file.
+    k.write_ctx("Dockerfile", "FROM busybox\nRUN echo marked > /marker\n");
+    let ctx = k.ctx();
+    k.ok(&["build", "-q", "-t", "marked", ctx.to_str().unwrap()]);
+
+    let dir = k.path("named");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("out"), "from the directory\n").unwrap();
+    std::fs::write(dir.join("out2"), "ignored\n").unwrap();
+    std::fs::write(dir.join(".dockerignore"), "out2\n").unwrap();
+    std::fs::write(r.bare.parent().unwrap().join("file.txt"), "downloaded\n").unwrap();
+    let file_url = r.http_url.replace("/repo.git", "/file.txt");
+
+    k.write_ctx(
+        "Dockerfile",
+        "FROM docker.io/library/busybox:latest AS base\nRUN cat /marker > /seen\n\
+         FROM busybox AS files\nRUN false\n\
+         FROM busybox\nCOPY --from=base /seen /seen\nCOPY --from=files /o* /files/\n\
+         COPY --from=repo /sub/b.txt /repo-b\nCOPY --from=dl /context /dl\n\
+         RUN --mount=from=repo,target=/r cp /r/a.txt /repo-a\n",
+    );
+    let image = k.ok(&[
+        "build",
+        "-q",
+        "--build-context",
+        "busybox=docker-image://marked",
+        "--build-context",
+        &format!("files={}", dir.display()),
+        "--build-context",
+        &format!("repo={}#v1", r.git_url),
+        "--build-context",
+        &format!("dl={file_url}"),
+        ctx.to_str().unwrap(),
+    ]);
+    let image = image.trim();
+    assert_eq!(k.run_rm(&[image, "cat", "/seen"]), "marked\n");
+    // The final stage's FROM busybox is the named image too.
+    assert_eq!(k.run_rm(&[image, "cat", "/marker"]), "marked\n");
+    assert_eq!(k.run_rm(&[image, "ls", "/files"]), "out\n");
+    assert_eq!(k.run_rm(&[image, "cat", "/repo-b"]), "inner\n");
+    assert_eq!(k.run_rm(&[image, "cat", "/repo-a"]), "one\n");
+    assert_eq!(k.run_rm(&[image, "cat", "/dl"]), "downloaded\n");
+
+    // A changed file in the named directory reruns what reads it.
+    std::fs::write(dir.join("out"), "changed\n").unwrap();
+    let image = k.ok(&[
+        "build",
+        "-q",
+        "--build-context",
+        "busybox=docker-image://marked",
+        "--build-context",
+        &format!("files={}", dir.display()),
+        "--build-context",
+        &format!("repo={}#v1", r.git_url),
+        "--build-context",
+        &format!("dl={file_url}"),
+        ctx.to_str().unwrap(),
+    ]);
+    assert_eq!(k.run_rm(&[image.trim(), "cat", "/files/out"]), "changed\n");
+
+    // Bad values name the flag.
+    let err = k.fails(&["build", "--build-context", "x", ctx.to_str().unwrap()]);
+    assert!(
+        err.contains("--build-context x: expected NAME=VALUE"),
+        "{err}"
+    );
+    let err = k.fails(&[
+        "build",
+        "--build-context",
+        "x=oci-layout://a",
+        ctx.to_str().unwrap(),
+    ]);
+    assert!(
+        err.contains("unsupported context source oci-layout://"),
+        "{err}"
+    );
+    let err = k.fails(&[
+        "build",
+        "--build-context",
+        &format!("files={}", k.path("missing").display()),
+        ctx.to_str().unwrap(),
+    ]);
+    assert!(err.contains("missing"), "{err}");
+}

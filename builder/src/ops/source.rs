@@ -23,7 +23,12 @@ impl BuildWorker {
                     .map_err(|e| StepError::Invalid(format!("{reference}: {e}")))?;
                 Output::Stack(Arc::new(self.store.image_stack(&image)?))
             }
-            Source::Context { .. } => Output::Dir(self.context.clone(), self.ignore.clone()),
+            Source::Context { name, .. } => {
+                let (dir, ignore) = self.contexts.get(name).ok_or_else(|| {
+                    StepError::Invalid(format!("no build context named {name:?}"))
+                })?;
+                Output::Dir(dir.clone(), ignore.clone())
+            }
             Source::Http {
                 url,
                 checksum,

@@ -21,6 +21,8 @@ mod copy;
 pub use copy::{git_ref, GitRef};
 mod expose;
 mod mount;
+mod named;
+pub use named::{context_key, source_name, NamedContext};
 mod run;
 mod source;
 
@@ -60,6 +62,8 @@ pub struct Options {
     pub no_cache_stages: Vec<String>,
     /// `.dockerignore` patterns.
     pub ignore: Vec<String>,
+    /// `--build-context NAME=...`, by name.
+    pub named_contexts: BTreeMap<String, NamedContext>,
 }
 
 /// An image a stage starts from or copies from, as the store knows it.
@@ -223,6 +227,8 @@ struct Lowerer<'a> {
     current: Current,
     /// Stages lowered so far, by index.
     done: HashMap<usize, StageState>,
+    /// Named contexts used so far, by key.
+    named_done: HashMap<String, StageState>,
     /// Stages being lowered right now, outermost first (a circle check).
     lowering: Vec<usize>,
 }
@@ -325,6 +331,7 @@ pub fn lower(
         ignore_patterns: opts.ignore.clone(),
         current: Current::default(),
         done: HashMap::new(),
+        named_done: HashMap::new(),
         lowering: Vec::new(),
     };
     let target = l.plan.target;
@@ -405,6 +412,18 @@ impl Lowerer<'_> {
         }
         if self.lowering.contains(&index) {
             return Err(self.cycle_error(index, pos));
+        }
+        // A named context for the stage's own name replaces the stage.
+        if let Some((key, context)) = self.plan.stages[index]
+            .name
+            .clone()
+            .and_then(|n| self.named_context(&n))
+        {
+            let span = self.stages[index].from.span;
+            let state = self.named_state(&key, &context, span)?;
+            let fs = state.fs;
+            self.done.insert(index, state);
+            return Ok(fs);
         }
         self.lowering.push(index);
         let label = self.plan.stages[index]

@@ -3,12 +3,13 @@
 //! in from its base (config, history, scope, shell).
 
 use super::config::{env_list, set_env_list};
-use super::{err, History, LayerSlot, Lowerer, ResolvedImage, StageState, StepInfo, DEFAULT_PATH};
+use super::named::base_slot;
+use super::{err, History, Lowerer, ResolvedImage, StageState, StepInfo, DEFAULT_PATH};
 use crate::error::{LowerError, LowerErrorKind};
 use crate::plan::{Base, Scope};
 use kiln_parser::{Pos, Span};
 use kiln_solver::{Op, Source, Vertex, VertexId};
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 impl Lowerer<'_> {
     pub(super) fn scratch(&mut self) -> Result<VertexId, LowerError> {
@@ -109,7 +110,10 @@ impl Lowerer<'_> {
         match index {
             Some(i) if i >= current => Err(self.forward_ref(from, i, span.start)),
             Some(i) => self.stage(i, span.start),
-            None => Ok(self.image(from, span)?.0),
+            None => match self.named_context(from) {
+                Some((key, context)) => Ok(self.named_state(&key, &context, span)?.fs),
+                None => Ok(self.image(from, span)?.0),
+            },
         }
     }
 
@@ -141,6 +145,7 @@ impl Lowerer<'_> {
 
     /// The state a stage starts in: its base's filesystem, config,
     /// history, scope and shell (a fresh scope: ARGs do not carry over).
+    /// A named context for the base image's name answers it instead.
     pub(super) fn base_state(
         &mut self,
         base: &Base,
@@ -149,21 +154,7 @@ impl Lowerer<'_> {
         Ok(match base.clone() {
             Base::Scratch => {
                 let fs = self.scratch()?;
-                let mut config = Map::new();
-                set_env_list(&mut config, &[("PATH".into(), DEFAULT_PATH.into())]);
-                // BuildKit's empty image config works in `/`.
-                config.insert("WorkingDir".into(), Value::String("/".into()));
-                StageState {
-                    fs,
-                    config,
-                    history: Vec::new(),
-                    shell: vec!["/bin/sh".into(), "-c".into()],
-                    scope: Scope::new(vec![("PATH".into(), DEFAULT_PATH.into())]),
-                    cmd_set: false,
-                    author: None,
-                    declared_args: Vec::new(),
-                    platform: self.current.platform.clone(),
-                }
+                self.empty_state(fs)
             }
             Base::Stage(i) => {
                 self.stage(i, from_span.start)?;
@@ -174,71 +165,76 @@ impl Lowerer<'_> {
                     ..base
                 }
             }
-            Base::Image(reference) => {
-                let (fs, img) = self.image(&reference, from_span)?;
-                let config = img
-                    .config
-                    .get("config")
-                    .and_then(Value::as_object)
-                    .cloned()
-                    .unwrap_or_default();
-                let history = img
-                    .config
-                    .get("history")
-                    .and_then(Value::as_array)
-                    .map(|h| {
-                        h.iter()
-                            .map(|e| History {
-                                raw: Some(e.clone()),
-                                created_by: e
-                                    .get("created_by")
-                                    .and_then(Value::as_str)
-                                    .unwrap_or_default()
-                                    .to_string(),
-                                slot: if e.get("empty_layer").and_then(Value::as_bool) == Some(true)
-                                {
-                                    LayerSlot::None
-                                } else {
-                                    LayerSlot::Base
-                                },
-                            })
-                            .collect()
+            Base::Image(reference) => match self.named_context(&reference) {
+                Some((key, context)) => self.named_state(&key, &context, from_span)?,
+                None => self.image_state(&reference, from_span)?,
+            },
+        })
+    }
+
+    /// The state an image gives a stage: its layers, config, history,
+    /// shell and environment.
+    pub(super) fn image_state(
+        &mut self,
+        reference: &str,
+        from_span: Span,
+    ) -> Result<StageState, LowerError> {
+        let (fs, img) = self.image(reference, from_span)?;
+        let mut config = img
+            .config
+            .get("config")
+            .and_then(Value::as_object)
+            .cloned()
+            .unwrap_or_default();
+        let history = img
+            .config
+            .get("history")
+            .and_then(Value::as_array)
+            .map(|h| {
+                h.iter()
+                    .map(|e| History {
+                        raw: Some(e.clone()),
+                        created_by: e
+                            .get("created_by")
+                            .and_then(Value::as_str)
+                            .unwrap_or_default()
+                            .to_string(),
+                        slot: base_slot(e),
                     })
-                    .unwrap_or_default();
-                let mut config = config;
-                let mut env = env_list(&config);
-                // Every Linux stage has a PATH: BuildKit adds its default
-                // when the base image's config has none.
-                if !env.iter().any(|(k, _)| k == "PATH") {
-                    env.push(("PATH".into(), DEFAULT_PATH.into()));
-                    set_env_list(&mut config, &env);
-                }
-                let shell = config
-                    .get("Shell")
-                    .and_then(Value::as_array)
-                    .map(|a| {
-                        a.iter()
-                            .filter_map(Value::as_str)
-                            .map(str::to_string)
-                            .collect()
-                    })
-                    .unwrap_or_else(|| vec!["/bin/sh".into(), "-c".into()]);
-                StageState {
-                    fs,
-                    config,
-                    history,
-                    shell,
-                    scope: Scope::new(env),
-                    cmd_set: false,
-                    author: img
-                        .config
-                        .get("author")
-                        .and_then(Value::as_str)
-                        .map(str::to_string),
-                    declared_args: Vec::new(),
-                    platform: self.current.platform.clone(),
-                }
-            }
+                    .collect()
+            })
+            .unwrap_or_default();
+        let mut env = env_list(&config);
+        // Every Linux stage has a PATH: BuildKit adds its default when
+        // the base image's config has none.
+        if !env.iter().any(|(k, _)| k == "PATH") {
+            env.push(("PATH".into(), DEFAULT_PATH.into()));
+            set_env_list(&mut config, &env);
+        }
+        let shell = config
+            .get("Shell")
+            .and_then(Value::as_array)
+            .map(|a| {
+                a.iter()
+                    .filter_map(Value::as_str)
+                    .map(str::to_string)
+                    .collect()
+            })
+            .unwrap_or_else(|| vec!["/bin/sh".into(), "-c".into()]);
+        Ok(StageState {
+            fs,
+            config,
+            history,
+            shell,
+            scope: Scope::new(env),
+            cmd_set: false,
+            author: img
+                .config
+                .get("author")
+                .and_then(Value::as_str)
+                .map(str::to_string),
+            declared_args: Vec::new(),
+            platform: self.current.platform.clone(),
         })
     }
 }

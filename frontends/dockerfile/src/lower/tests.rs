@@ -147,3 +147,100 @@ fn the_escape_directive_applies_to_from_lines() {
     let (_, images) = lowered("ARG V=1\nFROM img\\$V\n", None).unwrap();
     assert_eq!(images, ["img$V"]);
 }
+
+fn with_contexts(
+    src: &str,
+    contexts: &[(&str, NamedContext)],
+) -> Result<(Lowered, Vec<String>), LowerError> {
+    let df = kiln_parser::parse(src).unwrap();
+    let opts = Options {
+        network: kiln_solver::Network::Default,
+        named_contexts: contexts
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.clone()))
+            .collect(),
+        ..Default::default()
+    };
+    let images = AnyImage::default();
+    let l = lower(&df, &opts, &images)?;
+    Ok((l, images.0.into_inner().unwrap()))
+}
+
+fn sources(l: &Lowered) -> Vec<kiln_solver::Source> {
+    l.definition
+        .vertices()
+        .filter_map(|(_, v)| match &v.op {
+            kiln_solver::Op::Source(s) => Some(s.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// BuildKit's dockerui: a named context for a base image's name replaces
+/// the image (the stage's steps run on it); one for a stage's name
+/// replaces the stage (its steps never run); COPY --from finds either.
+#[test]
+fn named_contexts_answer_images_and_stages() {
+    let src = "FROM docker.io/library/busybox:latest AS base\nRUN cat /etc/alpine-release > /out\nFROM scratch\nCOPY --from=base /out /\n";
+    let (l, asked) =
+        with_contexts(src, &[("busybox", NamedContext::Image("alpine".into()))]).unwrap();
+    assert_eq!(
+        asked,
+        ["alpine"],
+        "the registry is asked for the context's image only"
+    );
+    assert!(l
+        .definition
+        .vertices()
+        .any(|(_, v)| matches!(v.op, kiln_solver::Op::Exec(_))));
+
+    let local = NamedContext::Local {
+        ignore: vec!["out2".into()],
+    };
+    let (l, asked) = with_contexts(src, &[("base", local.clone())]).unwrap();
+    assert!(
+        asked.is_empty(),
+        "the overridden stage's base is never resolved: {asked:?}"
+    );
+    assert!(
+        !l.definition
+            .vertices()
+            .any(|(_, v)| matches!(v.op, kiln_solver::Op::Exec(_))),
+        "the overridden stage's RUN is not in the graph"
+    );
+    assert!(sources(&l).contains(&kiln_solver::Source::Context {
+        name: source_name("base"),
+        include: vec![String::new()],
+        exclude: vec!["out2".into()],
+    }));
+
+    // COPY --from and RUN --mount=from name a context that is no stage.
+    let src = "FROM scratch\nCOPY --from=extra /a /a\n";
+    let (l, asked) = with_contexts(src, &[("extra", local)]).unwrap();
+    assert!(asked.is_empty());
+    assert_eq!(
+        sources(&l)
+            .iter()
+            .filter(|s| matches!(s, kiln_solver::Source::Context { .. }))
+            .count(),
+        1
+    );
+    let src = "FROM busybox\nRUN --mount=from=repo,target=/r cat /r/x\n";
+    let git = NamedContext::Git(git_ref("https://h/r.git#v1:sub").unwrap());
+    let (l, _) = with_contexts(src, &[("repo", git)]).unwrap();
+    assert!(sources(&l).iter().any(|s| matches!(s,
+        kiln_solver::Source::Git { url, reference, subdir, .. }
+            if url == "https://h/r.git" && reference == "v1" && subdir == "sub")));
+
+    // A stage built on a tree context starts from the empty image's config.
+    let src = "FROM files\nENV A=1\n";
+    let (l, _) =
+        with_contexts(src, &[("files", NamedContext::Http("https://h/f".into()))]).unwrap();
+    assert_eq!(
+        l.config["config"]["Env"],
+        json!([format!("PATH={DEFAULT_PATH}"), "A=1"])
+    );
+    assert_eq!(l.config["config"]["WorkingDir"], "/");
+    let (l, _) = with_contexts("FROM busybox\n", &[("busybox", NamedContext::Scratch)]).unwrap();
+    assert_eq!(sources(&l), [kiln_solver::Source::Scratch]);
+}
