@@ -105,6 +105,9 @@ CASES = [
     ("--rm dirs of killed runs are swept", "cli/src/run.rs",
      "    crate::containers::sweep(store, true);\n", "",
      "-p kiln-cli --test crash random_sigkills"),
+    ("a Dockerfile's git source never uses the invoker's ssh agent", "builder/src/git.rs",
+     '            .env_remove("SSH_AUTH_SOCK")\n', "",
+     "-p kiln-cli --test ssh git_over_ssh"),
 ]
 
 

@@ -102,8 +102,18 @@ impl Build {
         let epoch = lowered.source_date_epoch.or(request.epoch);
         let def = Arc::new(lowered.definition.clone());
         let downloads = Arc::new(Downloads::new(store, registry.clone())?);
-        let (keys, context_files) = keys::cache_keys(store, &def, &targets, &contexts, &downloads)
-            .map_err(|(id, e)| step_error(&lowered, id, Failure::Worker(e), Vec::new()))?;
+        let (keys, context_files) = keys::cache_keys(
+            store,
+            &def,
+            &targets,
+            &contexts,
+            &downloads,
+            &crate::git::Access::dockerfile(
+                store,
+                request.ssh.get("default").map(PathBuf::as_path),
+            ),
+        )
+        .map_err(|(id, e)| step_error(&lowered, id, Failure::Worker(e), Vec::new()))?;
         let imports = import_caches(store, registry, &request.cache_from, progress);
         let worker = Arc::new(BuildWorker {
             store: store.clone(),

@@ -15,11 +15,68 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Mutex, OnceLock};
 
-fn git(args: &[&str], dir: Option<&Path>) -> Result<String, StepError> {
+/// Whose credentials a git command may use.
+#[derive(Debug, Clone)]
+pub enum Access {
+    /// The invoker's own git and ssh configuration: a context the
+    /// invoker named on the command line (as the docker CLI clones one).
+    Invoker,
+    /// A Dockerfile's source (`ADD <git-url>`, a git named context): an
+    /// untrusted file must not borrow the invoker's credentials, so no
+    /// git configuration (credential helpers, `insteadOf`), no ssh
+    /// configuration or key files, and only the agent the invoker
+    /// forwarded with `--ssh default` — BuildKit's rule, whose git runs
+    /// in the daemon with the session's agent alone.
+    Dockerfile {
+        agent: Option<PathBuf>,
+        /// Host keys seen on first use, refused when they change.
+        known_hosts: PathBuf,
+    },
+}
+
+impl Access {
+    /// A Dockerfile's access in `store`, with the build's default agent.
+    pub(crate) fn dockerfile(store: &kiln_store::Store, agent: Option<&Path>) -> Access {
+        Access::Dockerfile {
+            agent: agent.map(Path::to_path_buf),
+            known_hosts: store.root().join("git").join("known_hosts"),
+        }
+    }
+
+    fn apply(&self, cmd: &mut Command) {
+        let Access::Dockerfile { agent, known_hosts } = self else {
+            return;
+        };
+        cmd.env("GIT_CONFIG_GLOBAL", "/dev/null")
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .env_remove("GIT_SSH")
+            .env_remove("SSH_AUTH_SOCK")
+            .env("GIT_SSH_VARIANT", "ssh")
+            .env(
+                "GIT_SSH_COMMAND",
+                format!(
+                    "ssh -F /dev/null -o IdentityFile=none -o BatchMode=yes \
+                     -o StrictHostKeyChecking=accept-new -o UserKnownHostsFile={}",
+                    shell_quote(&known_hosts.to_string_lossy())
+                ),
+            );
+        if let Some(a) = agent {
+            cmd.env("SSH_AUTH_SOCK", a);
+        }
+    }
+}
+
+/// `s` as one word for the shell git runs `GIT_SSH_COMMAND` with.
+fn shell_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', r"'\''"))
+}
+
+fn git(args: &[&str], dir: Option<&Path>, access: &Access) -> Result<String, StepError> {
     let mut cmd = Command::new("git");
     if let Some(d) = dir {
         cmd.arg("-C").arg(d);
     }
+    access.apply(&mut cmd);
     let out = cmd
         .args(args)
         .env("GIT_TERMINAL_PROMPT", "0")
@@ -53,6 +110,7 @@ pub(crate) fn resolve(
     url: &str,
     reference: &str,
     checksum: Option<&str>,
+    access: &Access,
 ) -> Result<String, StepError> {
     let key = (url.to_string(), reference.to_string());
     let cached = memo().lock().ok().and_then(|m| m.get(&key).cloned());
@@ -65,8 +123,12 @@ pub(crate) fn resolve(
             } else {
                 reference
             };
-            let listing = git(&["ls-remote", url, wanted, &format!("{wanted}^{{}}")], None)
-                .map_err(|e| StepError::Invalid(format!("{url}: {e}")))?;
+            let listing = git(
+                &["ls-remote", url, wanted, &format!("{wanted}^{{}}")],
+                None,
+                access,
+            )
+            .map_err(|e| StepError::Invalid(format!("{url}: {e}")))?;
             let refs: Vec<(&str, &str)> =
                 listing.lines().filter_map(|l| l.split_once('\t')).collect();
             let find = |name: &str| {
@@ -111,7 +173,11 @@ pub(crate) struct Checkout<'a> {
 
 /// The tree of `c.commit` (its `subdir`), made once per commit and
 /// options under `dir`.
-pub(crate) fn checkout(dir: &Path, c: &Checkout<'_>) -> Result<PathBuf, StepError> {
+pub(crate) fn checkout(
+    dir: &Path,
+    c: &Checkout<'_>,
+    access: &Access,
+) -> Result<PathBuf, StepError> {
     let mut e = kiln_solver::Encoder::new();
     e.str(c.subdir)
         .str(if c.keep_git_dir { "k" } else { "-" })
@@ -137,8 +203,8 @@ pub(crate) fn checkout(dir: &Path, c: &Checkout<'_>) -> Result<PathBuf, StepErro
     std::fs::create_dir_all(&work)
         .map_err(|e| StepError::Invalid(format!("{}: {e}", work.display())))?;
     let made = (|| {
-        git(&["init", "-q"], Some(&work))?;
-        git(&["remote", "add", "origin", c.url], Some(&work))?;
+        git(&["init", "-q"], Some(&work), access)?;
+        git(&["remote", "add", "origin", c.url], Some(&work), access)?;
         // A shallow fetch of the ref (or the commit); a dumb HTTP server
         // cannot do shallow, and some servers refuse a bare commit id:
         // then everything.
@@ -150,6 +216,7 @@ pub(crate) fn checkout(dir: &Path, c: &Checkout<'_>) -> Result<PathBuf, StepErro
         let shallow = git(
             &["fetch", "-q", "--depth", "1", "--no-tags", "origin", by],
             Some(&work),
+            access,
         );
         if shallow.is_err() {
             git(
@@ -162,6 +229,7 @@ pub(crate) fn checkout(dir: &Path, c: &Checkout<'_>) -> Result<PathBuf, StepErro
                     "+refs/tags/*:refs/tags/*",
                 ],
                 Some(&work),
+                access,
             )?;
         }
         git(
@@ -173,6 +241,7 @@ pub(crate) fn checkout(dir: &Path, c: &Checkout<'_>) -> Result<PathBuf, StepErro
                 c.commit,
             ],
             Some(&work),
+            access,
         )?;
         if c.submodules && work.join(".gitmodules").exists() {
             git(
@@ -186,6 +255,7 @@ pub(crate) fn checkout(dir: &Path, c: &Checkout<'_>) -> Result<PathBuf, StepErro
                     "--recursive",
                 ],
                 Some(&work),
+                access,
             )?;
         }
         if !c.keep_git_dir {
@@ -242,7 +312,7 @@ pub fn context(store: &kiln_store::Store, spec: &str) -> Result<Option<PathBuf>,
     let Some(g) = kiln_frontend_dockerfile::lower::git_ref(spec) else {
         return Ok(None);
     };
-    let commit = resolve(&g.url, &g.reference, g.commit.as_deref())?;
+    let commit = resolve(&g.url, &g.reference, g.commit.as_deref(), &Access::Invoker)?;
     checkout(
         &store.root().join("git"),
         &Checkout {
@@ -253,6 +323,7 @@ pub fn context(store: &kiln_store::Store, spec: &str) -> Result<Option<PathBuf>,
             keep_git_dir: false,
             submodules: g.submodules,
         },
+        &Access::Invoker,
     )
     .map(Some)
 }

@@ -65,6 +65,7 @@ pub(crate) fn cache_keys(
     targets: &[VertexId],
     contexts: &Contexts,
     downloads: &Downloads,
+    git_access: &crate::git::Access,
 ) -> Result<(Vec<CacheKey>, ContextFiles), (VertexId, StepError)> {
     let mut sums: HashMap<VertexId, Fingerprint> = HashMap::new();
     let mut files: ContextFiles = HashMap::new();
@@ -104,7 +105,7 @@ pub(crate) fn cache_keys(
             }) => {
                 // The commit is the content: an unmoved ref hits the cache
                 // after one `ls-remote`, a moved one misses.
-                let commit = crate::git::resolve(url, reference, checksum.as_deref())
+                let commit = crate::git::resolve(url, reference, checksum.as_deref(), git_access)
                     .map_err(|e| (id, e))?;
                 let mut e = kiln_solver::Encoder::new();
                 e.str(&commit);

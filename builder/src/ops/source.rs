@@ -6,7 +6,7 @@ use crate::worker::{BuildWorker, Output};
 use kiln_executor::view;
 use kiln_frontend_dockerfile::dockerignore::Ignore;
 use kiln_solver::Source;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 impl BuildWorker {
@@ -45,7 +45,11 @@ impl BuildWorker {
                 submodules,
                 checksum,
             } => {
-                let commit = crate::git::resolve(url, reference, checksum.as_deref())?;
+                let access = crate::git::Access::dockerfile(
+                    &self.store,
+                    self.ssh.get("default").map(PathBuf::as_path),
+                );
+                let commit = crate::git::resolve(url, reference, checksum.as_deref(), &access)?;
                 let dir = crate::git::checkout(
                     &self.store.root().join("git"),
                     &crate::git::Checkout {
@@ -56,6 +60,7 @@ impl BuildWorker {
                         keep_git_dir: *keep_git_dir,
                         submodules: *submodules,
                     },
+                    &access,
                 )?;
                 Output::Dir(Arc::new(dir), Arc::new(Ignore::empty()))
             }
