@@ -39,6 +39,9 @@ pub struct Built {
     pub pushed: Vec<(Reference, kiln_registry::Pushed, std::time::Duration)>,
     /// Each `--cache-to` location, what was written and how long it took.
     pub cache_exports: Vec<(Location, Exported, std::time::Duration)>,
+    /// What the build checks found (shown as they were found, and again
+    /// at the end).
+    pub warnings: Vec<kiln_frontend_dockerfile::checks::CheckWarning>,
 }
 
 impl Build {
@@ -55,6 +58,7 @@ impl Build {
         let ignore = contexts.main_ignore();
         // Build checks first, once for every platform: shown, and with
         // `error=true` the build stops before anything runs.
+        let mut warnings = Vec::new();
         if !request.dockerfile.text.is_empty() {
             let checked = checks(store, request, ignore)?;
             for w in &checked.warnings {
@@ -75,6 +79,7 @@ impl Build {
                 )
                 .into());
             }
+            warnings = checked.warnings;
         }
         let platforms: Vec<Option<Platform>> = if request.platforms.is_empty() {
             vec![None]
@@ -280,6 +285,7 @@ impl Build {
             images,
             pushed,
             cache_exports,
+            warnings,
         })
     }
 }

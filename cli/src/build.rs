@@ -366,6 +366,16 @@ fn show(built: &Built, request: &BuildRequest, o: &BuildOptions) -> Result<(), C
     if o.quiet {
         return Ok(());
     }
+    if !built.warnings.is_empty() {
+        eprint!(
+            "{}",
+            kiln_frontend_dockerfile::checks::summary(
+                &request.dockerfile.name,
+                &String::from_utf8_lossy(&request.dockerfile.text),
+                &built.warnings
+            )
+        );
+    }
     for (name, pushed, took) in &built.pushed {
         eprintln!(
             "{}: {} blob(s) uploaded ({}), {} mounted, {} already there, in {:.1}s",

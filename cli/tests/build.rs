@@ -799,6 +799,13 @@ fn build_checks_warn_fail_when_asked_and_run_alone() {
         progress.contains("check: JSONArgsRecommended: JSON arguments recommended for CMD"),
         "{progress}"
     );
+    // ...and again at the end, with each one's place and source line.
+    let summary = &progress[progress.find("2 warnings found:").expect(&progress)..];
+    assert!(
+        summary.contains("Dockerfile:3 JSONArgsRecommended: JSON arguments recommended")
+            && summary.contains("      3 | CMD echo hi\n"),
+        "{summary}"
+    );
     // error=true: the build stops, naming the rules, before RUN runs.
     k.write_ctx(
         "Dockerfile",

@@ -714,6 +714,33 @@ pub fn to_json(file: &str, text: &str, warnings: &[CheckWarning]) -> serde_json:
     })
 }
 
+/// What a build prints at its end (buildx's "N warnings found"): each
+/// warning's rule, message and `file:line`, and its first source line.
+/// Dockerfile text is made terminal-safe here.
+pub fn summary(file: &str, text: &str, warnings: &[CheckWarning]) -> String {
+    use kiln_parser::{terminal_safe, terminal_safe_line};
+    let lines: Vec<&str> = text.lines().collect();
+    let n = warnings.len();
+    let mut out = format!("{n} warning{} found:\n", if n == 1 { "" } else { "s" });
+    for w in warnings {
+        out.push_str(&format!(
+            " - {}:{} {}: {}\n",
+            terminal_safe_line(file),
+            w.line,
+            w.rule.name,
+            terminal_safe(&w.message)
+        ));
+        if let Some(l) = lines.get(w.line as usize - 1) {
+            out.push_str(&format!(
+                "   {:>4} | {}\n",
+                w.line,
+                terminal_safe_line(l.trim_end())
+            ));
+        }
+    }
+    out
+}
+
 /// The one-line form printed after a build: `Rule: message (line N)`.
 pub fn short(w: &CheckWarning) -> String {
     format!("{}: {} (line {})", w.rule.name, w.message, w.line)
