@@ -345,19 +345,23 @@ fn named_contexts_of_each_kind() {
          COPY --from=repo /sub/b.txt /repo-b\nCOPY --from=dl /context /dl\n\
          RUN --mount=from=repo,target=/r cp /r/a.txt /repo-a\n",
     );
-    let image = k.ok(&[
-        "build",
-        "-q",
-        "--build-context",
-        "busybox=docker-image://marked",
-        "--build-context",
-        &format!("files={}", dir.display()),
-        "--build-context",
-        &format!("repo={}#v1", r.git_url),
-        "--build-context",
-        &format!("dl={file_url}"),
-        ctx.to_str().unwrap(),
-    ]);
+    // The same four contexts for both builds.
+    let build = || {
+        k.ok(&[
+            "build",
+            "-q",
+            "--build-context",
+            "busybox=docker-image://marked",
+            "--build-context",
+            &format!("files={}", dir.display()),
+            "--build-context",
+            &format!("repo={}#v1", r.git_url),
+            "--build-context",
+            &format!("dl={file_url}"),
+            ctx.to_str().unwrap(),
+        ])
+    };
+    let image = build();
     let image = image.trim();
     assert_eq!(k.run_rm(&[image, "cat", "/seen"]), "marked\n");
     // The final stage's FROM busybox is the named image too.
@@ -369,19 +373,7 @@ fn named_contexts_of_each_kind() {
 
     // A changed file in the named directory reruns what reads it.
     std::fs::write(dir.join("out"), "changed\n").unwrap();
-    let image = k.ok(&[
-        "build",
-        "-q",
-        "--build-context",
-        "busybox=docker-image://marked",
-        "--build-context",
-        &format!("files={}", dir.display()),
-        "--build-context",
-        &format!("repo={}#v1", r.git_url),
-        "--build-context",
-        &format!("dl={file_url}"),
-        ctx.to_str().unwrap(),
-    ]);
+    let image = build();
     assert_eq!(k.run_rm(&[image.trim(), "cat", "/files/out"]), "changed\n");
 
     // Bad values name the flag.
