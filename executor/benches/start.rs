@@ -4,7 +4,7 @@
 //! `cargo bench -p kiln-executor --bench start` (as root)
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use kiln_executor::{spawn, Exit, Network, Spec, Stdio};
+use kiln_executor::{spawn, Exit, Spec, Stdio};
 use std::fs;
 use std::os::unix::fs::symlink;
 
@@ -28,34 +28,9 @@ fn bench(c: &mut Criterion) {
         b.iter(|| {
             n += 1;
             let state = tmp.path().join(format!("state-{n}"));
-            let spec = Spec {
-                lowers: lowers.clone(),
-                state_dir: state.clone(),
-                argv: vec!["/bin/true".into()],
-                env: vec![],
-                cwd: "/".into(),
-                user: String::new(),
-                hostname: "bench".into(),
-                network: Network::Host,
-                mounts: vec![],
-                stdio: Stdio::Inherit { stdin: false },
-                rlimits: vec![],
-                limits: kiln_executor::Limits::default(),
-                cgroup_root: "/sys/fs/cgroup".into(),
-                runtime: kiln_executor::Runtime::Native,
-                init: false,
-                deferred_sync: false,
-                security: Default::default(),
-                readonly_rootfs: false,
-                extra_groups: Vec::new(),
-                shm_size: kiln_executor::DEFAULT_SHM_SIZE,
-                pid_host: false,
-                ipc: kiln_executor::Ipc::Private,
-                devices: Vec::new(),
-                extra_hosts: Vec::new(),
-                address: None,
-                resolv_conf: None,
-            };
+            let mut spec = Spec::new(lowers.clone(), state.clone(), vec!["/bin/true".into()]);
+            spec.hostname = "bench".into();
+            spec.stdio = Stdio::Inherit { stdin: false };
             let exit = spawn(spec).unwrap().wait().unwrap();
             assert_eq!(exit, Exit::Code(0));
             fs::remove_dir_all(&state).unwrap();

@@ -29,13 +29,15 @@ fn cache_locks() -> &'static std::sync::Mutex<std::collections::HashMap<PathBuf,
 }
 
 impl CacheLock {
-    /// Takes the lock if nobody (in this process or another) holds it.
-    fn try_acquire(lock_path: &Path) -> Result<Option<CacheLock>, ExecError> {
+    /// Takes the lock if nobody (in this process or another) holds it, and
+    /// records `holder` in the lock file for whoever waits next.
+    fn try_acquire(lock_path: &Path, holder: &str) -> Result<Option<CacheLock>, ExecError> {
         let mut map = cache_locks().lock().unwrap_or_else(|p| p.into_inner());
         if !map.contains_key(lock_path) {
             let file = fs::OpenOptions::new()
                 .create(true)
                 .truncate(false)
+                .read(true)
                 .write(true)
                 .open(lock_path)
                 .map_err(io_err(lock_path))?;
@@ -48,6 +50,9 @@ impl CacheLock {
         match rustix::fs::flock(&*file, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
             Ok(()) => {
                 *held = true;
+                // Best effort: the text only names the holder to a waiter.
+                let _ = file.set_len(0);
+                let _ = std::os::unix::fs::FileExt::write_all_at(&*file, holder.as_bytes(), 0);
                 Ok(Some(CacheLock {
                     path: lock_path.to_path_buf(),
                 }))
@@ -60,14 +65,64 @@ impl CacheLock {
         }
     }
 
-    /// Waits for the lock (polling: the holder may be another process).
-    fn acquire(lock_path: &Path) -> Result<CacheLock, ExecError> {
+    /// Waits for the lock (polling: the holder may be another process),
+    /// telling `wait` who holds it every [`WAIT_REPORT`] and stopping when
+    /// it answers false.
+    fn acquire(
+        dir: &Path,
+        lock_path: &Path,
+        holder: &str,
+        wait: Option<&CacheWaiter>,
+    ) -> Result<CacheLock, ExecError> {
+        let started = std::time::Instant::now();
+        let mut next_report = started;
         loop {
-            if let Some(lock) = Self::try_acquire(lock_path)? {
+            if let Some(lock) = Self::try_acquire(lock_path, holder)? {
                 return Ok(lock);
+            }
+            let now = std::time::Instant::now();
+            if now >= next_report {
+                next_report = now + WAIT_REPORT;
+                if let Some(wait) = wait {
+                    let report = CacheWait {
+                        dir: dir.to_path_buf(),
+                        holder: fs::read_to_string(lock_path)
+                            .ok()
+                            .filter(|h| !h.is_empty())
+                            .unwrap_or_else(|| "another process".into()),
+                        waited: now - started,
+                    };
+                    if !(wait.0)(&report) {
+                        return Err(ExecError::Cancelled);
+                    }
+                }
             }
             std::thread::sleep(std::time::Duration::from_millis(10));
         }
+    }
+}
+
+/// How often a waiter for a locked cache hears about it (and may cancel).
+const WAIT_REPORT: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// A wait for a cache someone else holds: which cache, who holds it (as
+/// its holder described itself), and for how long this one has waited.
+#[derive(Debug, Clone)]
+pub struct CacheWait {
+    pub dir: PathBuf,
+    pub holder: String,
+    pub waited: std::time::Duration,
+}
+
+/// Called while a container waits for a locked cache: shows the wait,
+/// and answers false to give up (the spawn fails with
+/// [`ExecError::Cancelled`]).
+#[derive(Clone)]
+pub struct CacheWaiter(pub std::sync::Arc<dyn Fn(&CacheWait) -> bool + Send + Sync>);
+
+impl std::fmt::Debug for CacheWaiter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("CacheWaiter")
     }
 }
 
@@ -118,24 +173,57 @@ pub fn create_cache_dir<E: From<ExecError>>(
     made
 }
 
-/// The mount source for a cache, creating it on first use, and the lock
-/// held while the container runs (`Locked` waits for it; `Private` falls
-/// back to a throwaway copy when someone else holds it).
-pub(crate) fn cache_source(
-    dir: &Path,
-    sharing: Sharing,
-    owner_mode: (u32, u32, u32),
-) -> Result<(MountSource, Option<CacheLock>), ExecError> {
-    create_cache_dir(dir, owner_mode, |_| Ok::<(), ExecError>(()))?;
-    let lock_path = dir.with_extension("lock");
-    let bind = MountSource::Bind(dir.to_path_buf());
-    match sharing {
-        Sharing::Shared => Ok((bind, None)),
-        Sharing::Locked => Ok((bind, Some(CacheLock::acquire(&lock_path)?))),
-        Sharing::Private => match CacheLock::try_acquire(&lock_path)? {
-            Some(lock) => Ok((bind, Some(lock))),
-            None => Ok((MountSource::Copy(dir.to_path_buf()), None)),
-        },
+/// The caches of one container, each made on first use and locked as its
+/// sharing mode says, once per cache however many targets mount it: a
+/// step mounting one locked cache twice shares the lock with itself.
+/// Locks are taken in path order, so two steps that each lock several
+/// caches cannot each hold one the other waits for.
+pub(crate) struct StepCaches {
+    /// Per cache directory: mounted from the directory itself (false: a
+    /// throwaway copy, `private` when someone else holds it).
+    direct: std::collections::BTreeMap<PathBuf, bool>,
+    pub(crate) locks: Vec<CacheLock>,
+}
+
+impl StepCaches {
+    pub(crate) fn lock(
+        caches: &[(&Path, Sharing, (u32, u32, u32))],
+        holder: &str,
+        wait: Option<&CacheWaiter>,
+    ) -> Result<StepCaches, ExecError> {
+        // The strictest mode a cache is mounted with in this step wins.
+        let mut wanted: std::collections::BTreeMap<PathBuf, Sharing> = Default::default();
+        for (dir, sharing, owner_mode) in caches {
+            create_cache_dir(dir, *owner_mode, |_| Ok::<(), ExecError>(()))?;
+            let entry = wanted.entry(dir.to_path_buf()).or_insert(*sharing);
+            *entry = match (*entry, *sharing) {
+                (Sharing::Locked, _) | (_, Sharing::Locked) => Sharing::Locked,
+                (Sharing::Private, _) | (_, Sharing::Private) => Sharing::Private,
+                _ => Sharing::Shared,
+            };
+        }
+        let mut direct = std::collections::BTreeMap::new();
+        let mut locks = Vec::new();
+        for (dir, sharing) in wanted {
+            let lock_path = dir.with_extension("lock");
+            let lock = match sharing {
+                Sharing::Shared => None,
+                Sharing::Locked => Some(CacheLock::acquire(&dir, &lock_path, holder, wait)?),
+                Sharing::Private => CacheLock::try_acquire(&lock_path, holder)?,
+            };
+            direct.insert(dir, sharing == Sharing::Shared || lock.is_some());
+            locks.extend(lock);
+        }
+        Ok(StepCaches { direct, locks })
+    }
+
+    /// The mount source of cache `dir` (one of those locked).
+    pub(crate) fn source(&self, dir: &Path) -> MountSource {
+        if self.direct.get(dir).copied().unwrap_or(false) {
+            MountSource::Bind(dir.to_path_buf())
+        } else {
+            MountSource::Copy(dir.to_path_buf())
+        }
     }
 }
 

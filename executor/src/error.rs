@@ -25,6 +25,10 @@ pub enum ExecError {
     },
     #[error("{0}")]
     Invalid(String),
+    /// The caller gave up while the container waited to start (for a
+    /// locked cache mount).
+    #[error("cancelled while waiting to start")]
+    Cancelled,
 }
 
 impl ExecError {

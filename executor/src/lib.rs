@@ -26,7 +26,7 @@
 //! overlay views for file ops), `terminal`.
 
 mod cache_mount;
-pub use cache_mount::create_cache_dir;
+pub use cache_mount::{create_cache_dir, CacheWait, CacheWaiter};
 pub mod binfmt;
 mod cgroup;
 mod child;
@@ -66,6 +66,19 @@ use std::io::Read;
 use std::os::fd::OwnedFd;
 use std::path::Path;
 
+/// How a container names itself in the caches it locks, for whoever
+/// waits on them: kiln's pid and the command (a RUN step's shell line).
+fn cache_holder(argv: &[String]) -> String {
+    let command: String = argv
+        .last()
+        .map_or("", String::as_str)
+        .chars()
+        .take(60)
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    format!("kiln pid {} (`{command}`)", std::process::id())
+}
+
 /// Starts a container. Returns once the command has been exec'd (or with
 /// the reason it could not be). The calling thread must outlive the
 /// container: its death is the container's (PR_SET_PDEATHSIG).
@@ -82,7 +95,13 @@ pub fn spawn(spec: Spec) -> Result<Running, ExecError> {
     user::add_groups(&mut user, &spec.extra_groups, &group_file)?;
     rootless::check_user(&spec.user, &mut user)?;
     let etc_binds = prepare::etc_files(&spec, &dirs.etc)?;
-    let (resolved, cache_locks) = prepare::resolve_mounts(&spec.mounts, &spec.state_dir, &user)?;
+    let (resolved, cache_locks) = prepare::resolve_mounts(
+        &spec.mounts,
+        &spec.state_dir,
+        &user,
+        &cache_holder(&spec.argv),
+        spec.cache_wait.as_ref(),
+    )?;
     let layout = prepare::layout(&resolved, etc_binds, &spec.state_dir)?;
     let mountpoints = layout.mountpoints.clone();
     let env = prepare::environment(&spec.env, &spec.hostname, user.home.as_deref());

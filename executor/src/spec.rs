@@ -294,6 +294,9 @@ pub struct Spec {
     pub address: Option<std::net::IpAddr>,
     /// /etc/resolv.conf as given, instead of the host's.
     pub resolv_conf: Option<String>,
+    /// Told while the container waits for a cache mount another holds
+    /// (`sharing=locked`); without one the wait is silent and endless.
+    pub cache_wait: Option<crate::CacheWaiter>,
 }
 
 /// The /etc/hosts a container gets: localhost, its own name at
@@ -346,6 +349,7 @@ impl Spec {
             extra_hosts: Vec::new(),
             address: None,
             resolv_conf: None,
+            cache_wait: None,
         }
     }
 }

@@ -81,6 +81,7 @@ fn spec(f: &Fixture, runtime: Runtime, args: &[String]) -> Spec {
         extra_hosts: Vec::new(),
         address: None,
         resolv_conf: None,
+        cache_wait: None,
     }
 }
 
@@ -347,6 +348,7 @@ fn orphan_parent() {
         extra_hosts: Vec::new(),
         address: None,
         resolv_conf: None,
+        cache_wait: None,
     };
     let _ = kiln_executor::spawn(s).unwrap().wait();
 }

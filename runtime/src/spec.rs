@@ -95,6 +95,8 @@ pub fn spec(store: &Store, c: &Container, stdio: Stdio) -> Result<(Spec, Option<
         extra_hosts,
         address,
         resolv_conf,
+        // `kiln run` mounts no cache mounts.
+        cache_wait: None,
     };
     Ok((spec, attachment))
 }

@@ -108,7 +108,11 @@ impl BuildWorker {
         spec.mounts = mounts;
         // The step's writes become durable with the build's one syncfs.
         spec.deferred_sync = true;
-        let running = kiln_executor::spawn(spec)?;
+        spec.cache_wait = Some(self.cache_waiter(id, x, cancel));
+        let running = match kiln_executor::spawn(spec) {
+            Err(kiln_executor::ExecError::Cancelled) => return Err(StepError::Cancelled),
+            other => other?,
+        };
         drop(keep);
         let _network = network;
         let handle = running.handle();
@@ -146,6 +150,44 @@ impl BuildWorker {
         let mut next = stack.clone();
         next.push(layer);
         Ok(Output::Stack(Arc::new(next)))
+    }
+
+    /// What a step waiting for a cache another holds (`sharing=locked`)
+    /// does: says so in its log, naming the cache id and the holder, at
+    /// once and then every few seconds with the time waited; gives up
+    /// when the build is cancelled.
+    fn cache_waiter(&self, id: VertexId, x: &Exec, cancel: &Cancel) -> kiln_executor::CacheWaiter {
+        let names: Vec<(PathBuf, String)> = x
+            .mounts
+            .iter()
+            .filter_map(|m| match &m.kind {
+                MountKind::Cache { id, .. } => Some((cache_mount_dir(&self.store, id), id.clone())),
+                _ => None,
+            })
+            .collect();
+        let progress = self.progress.clone();
+        let cancel = cancel.clone();
+        // The next whole second of waiting to report at.
+        let next = std::sync::atomic::AtomicU64::new(0);
+        kiln_executor::CacheWaiter(Arc::new(move |wait: &kiln_executor::CacheWait| {
+            let secs = wait.waited.as_secs();
+            if secs >= next.load(std::sync::atomic::Ordering::Relaxed) {
+                next.store(secs + 5, std::sync::atomic::Ordering::Relaxed);
+                let name = names
+                    .iter()
+                    .find(|(dir, _)| *dir == wait.dir)
+                    .map_or("?", |(_, name)| name.as_str());
+                progress.log(
+                    id,
+                    format!(
+                        "waiting for cache mount {name}, held by {} ({secs}s)",
+                        wait.holder
+                    )
+                    .as_bytes(),
+                );
+            }
+            !cancel.is_cancelled()
+        }))
     }
 
     /// One `RUN --mount` as the executor's mount; None for an optional

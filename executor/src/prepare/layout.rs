@@ -4,7 +4,7 @@
 //! no privilege.
 
 use super::{container_path, cstring, parents, PreparedMount, PreparedMountKind};
-use crate::cache_mount::{cache_source, CacheLock};
+use crate::cache_mount::{CacheLock, CacheWaiter, StepCaches};
 use crate::error::{io_err, ExecError};
 use crate::spec::{Mount, MountSource, Network, Spec};
 use crate::user;
@@ -116,8 +116,24 @@ pub(crate) fn resolve_mounts(
     mounts: &[Mount],
     state: &Path,
     user: &user::ResolvedUser,
+    holder: &str,
+    wait: Option<&CacheWaiter>,
 ) -> Result<(Vec<Mount>, Vec<CacheLock>), ExecError> {
-    let mut locks = Vec::new();
+    let caches: Vec<_> = mounts
+        .iter()
+        .filter_map(|m| match &m.source {
+            MountSource::Cache {
+                dir,
+                sharing,
+                uid,
+                gid,
+                mode,
+                ..
+            } => Some((dir.as_path(), *sharing, (*uid, *gid, *mode))),
+            _ => None,
+        })
+        .collect();
+    let caches = StepCaches::lock(&caches, holder, wait)?;
     let mut resolved = Vec::new();
     for (n, m) in mounts.iter().enumerate() {
         let (source, readonly) = match &m.source {
@@ -134,20 +150,11 @@ pub(crate) fn resolve_mounts(
                 write_private(&path, data, owner, *mode)?;
                 (MountSource::Bind(path), true)
             }
-            MountSource::Cache {
-                dir,
-                sharing,
-                uid,
-                gid,
-                mode,
-                subpath,
-            } => {
-                let (source, lock) = cache_source(dir, *sharing, (*uid, *gid, *mode))?;
+            MountSource::Cache { dir, subpath, .. } => {
                 let source = match subpath {
                     Some(sub) => crate::cache_mount::subtree(dir, sub)?,
-                    None => source,
+                    None => caches.source(dir),
                 };
-                locks.extend(lock);
                 (source, m.readonly)
             }
             other => (other.clone(), m.readonly),
@@ -158,7 +165,7 @@ pub(crate) fn resolve_mounts(
             readonly,
         });
     }
-    Ok((resolved, locks))
+    Ok((resolved, caches.locks))
 }
 
 /// Where the container's mounts go: the mountpoints to make (directories

@@ -47,34 +47,14 @@ fn fixture() -> Fixture {
 }
 
 fn spec(f: &Fixture, script: &str) -> Spec {
-    Spec {
-        lowers: vec![f.base.clone()],
-        state_dir: f.state.clone(),
-        argv: vec!["/bin/sh".into(), "-c".into(), script.into()],
-        env: vec![],
-        cwd: "/".into(),
-        user: String::new(),
-        hostname: "kiln-test".into(),
-        network: Network::Host,
-        mounts: vec![],
-        stdio: Stdio::Piped,
-        rlimits: vec![],
-        limits: kiln_executor::Limits::default(),
-        cgroup_root: "/sys/fs/cgroup".into(),
-        runtime: backend(),
-        init: false,
-        deferred_sync: false,
-        security: Default::default(),
-        readonly_rootfs: false,
-        extra_groups: Vec::new(),
-        shm_size: kiln_executor::DEFAULT_SHM_SIZE,
-        pid_host: false,
-        ipc: kiln_executor::Ipc::Private,
-        devices: Vec::new(),
-        extra_hosts: Vec::new(),
-        address: None,
-        resolv_conf: None,
-    }
+    let mut spec = Spec::new(
+        vec![f.base.clone()],
+        f.state.clone(),
+        vec!["/bin/sh".into(), "-c".into(), script.into()],
+    );
+    spec.hostname = "kiln-test".into();
+    spec.runtime = backend();
+    spec
 }
 
 fn output(s: Spec) -> (Exit, String, String) {
