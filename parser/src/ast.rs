@@ -54,9 +54,25 @@ pub struct Node {
     pub args_pos: Pos,
     /// Maps byte offsets in `original` back to file positions.
     pub line_map: LineMap,
+    /// The comment lines since the previous instruction, `#` and
+    /// surrounding blanks removed (BuildKit's `PrevComment`): an empty `#`
+    /// line starts them afresh, blank lines do not, and the leading parser
+    /// directives are not among them. Stage and ARG descriptions and
+    /// per-instruction `# check=` come from here.
+    pub comments: Vec<String>,
 }
 
 impl Node {
+    /// The value of the first `# check=...` among the comments above the
+    /// instruction (BuildKit's per-instruction check configuration).
+    pub fn check_comment(&self) -> Option<String> {
+        self.comments.iter().find_map(|c| {
+            crate::directives::parse_line(&format!("#{c}"))
+                .filter(|(name, _)| name == "check")
+                .map(|(_, value)| value)
+        })
+    }
+
     /// The keyword in lower case, as instruction dispatch compares it.
     pub fn command(&self) -> String {
         self.keyword.to_ascii_lowercase()
@@ -103,6 +119,7 @@ impl Node {
             original: String::new(),
             span: Span::default(),
             args_pos: Pos::default(),
+            comments: Vec::new(),
             line_map: LineMap::default(),
         }
     }

@@ -79,18 +79,19 @@ struct State {
 
 impl State {
     /// Feeds a (left-trimmed) line to the directive recogniser. Directives
-    /// are only honoured in the leading run of comment lines.
-    fn directive(&mut self, line: &str, line_no: u32) -> Result<(), ParseError> {
+    /// are only honoured in the leading run of comment lines. True when
+    /// the line was one.
+    fn directive(&mut self, line: &str, line_no: u32) -> Result<bool, ParseError> {
         if self.directives_done {
-            return Ok(());
+            return Ok(false);
         }
         let Some((name, value)) = directives::parse_line(line) else {
             self.directives_done = true;
-            return Ok(());
+            return Ok(false);
         };
         if !directives::KNOWN.contains(&name.as_str()) {
             self.directives_done = true;
-            return Ok(());
+            return Ok(false);
         }
         let col = 1;
         if self.directives.iter().any(|d| d.name == name) {
@@ -116,7 +117,7 @@ impl State {
             value,
             line: line_no,
         });
-        Ok(())
+        Ok(true)
     }
 }
 
@@ -130,6 +131,8 @@ pub fn parse(src: &str) -> Result<Dockerfile, ParseError> {
         warnings: Vec::new(),
     };
     let mut instructions = Vec::new();
+    // The comment lines the next instruction gets (`Node::comments`).
+    let mut comments = Vec::new();
     let mut i = 0;
     while i < lines.len() {
         let mut text = trim_newline(lines[i]);
@@ -140,8 +143,13 @@ pub fn parse(src: &str) -> Result<Dockerfile, ParseError> {
         let lead = char_len(text) - char_len(trimmed);
         i += 1;
         let line_no = i as u32;
-        st.directive(trimmed, line_no)?;
+        let directive = st.directive(trimmed, line_no)?;
         if is_comment(trimmed) {
+            match trimmed[1..].trim() {
+                _ if directive => {}
+                "" => comments.clear(),
+                comment => comments.push(comment.to_string()),
+            }
             continue;
         }
         let (content, mut ends) = trim_continuation(trimmed, st.escape);
@@ -179,6 +187,7 @@ pub fn parse(src: &str) -> Result<Dockerfile, ParseError> {
             continue;
         }
         let mut node = node_from_line(&logical, map, st.escape, start, end)?;
+        node.comments = std::mem::take(&mut comments);
         if can_contain_heredoc(&node) && logical.contains("<<") {
             let docs = heredocs_from_line(&logical).map_err(|m| ParseError::new(start, m))?;
             for mut doc in docs {
@@ -281,6 +290,7 @@ fn node_from_line(
         span: Span::new(map.pos_of(line, cl.keyword_offset).max(start), end),
         args_pos: map.pos_of(line, cl.args_offset),
         line_map: map,
+        comments: Vec::new(),
     })
 }
 

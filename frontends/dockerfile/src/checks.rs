@@ -4,10 +4,10 @@
 //! parents). `# check=skip=A,B;error=true` and `BUILDKIT_DOCKERFILE_CHECK`
 //! configure them.
 //!
-//! Not here: InvalidBaseImagePlatform (needs the resolved image) and the
-//! experimental InvalidDefinitionDescription (needs the comments above an
-//! instruction, which the tree does not keep); per-instruction `# check=`
-//! comments for the same reason.
+//! A `# check=skip=...` comment right above an instruction adds to the
+//! configuration for that instruction alone, as in BuildKit.
+//! InvalidBaseImagePlatform needs the resolved image: the lowering
+//! reports it (`Lowered::warnings`).
 
 use crate::dockerignore::Ignore;
 use kiln_parser::ast::{Args, Dockerfile, Node};
@@ -58,7 +58,13 @@ rules! {
     COPY_IGNORED_FILE = "CopyIgnoredFile", "copy-ignored-file", "Attempting to Copy file that is excluded by .dockerignore";
     EXPOSE_PROTO_CASING = "ExposeProtoCasing", "expose-proto-casing", "Protocol in EXPOSE instruction should be lowercase";
     EXPOSE_INVALID_FORMAT = "ExposeInvalidFormat", "expose-invalid-format", "IP address and host-port mapping should not be used in EXPOSE instruction. This will become an error in a future release";
+    INVALID_BASE_IMAGE_PLATFORM = "InvalidBaseImagePlatform", "invalid-base-image-platform", "Base image platform does not match expected target platform";
+    INVALID_DEFINITION_DESCRIPTION = "InvalidDefinitionDescription", "invalid-definition-description", "Comment for build stage or argument should follow the format: `# <arg/stage name> <description>`. If this is not intended to be a description comment, add an empty line or comment between the instruction and the comment.";
 }
+
+/// Rules that run only when `experimental=` names them (or `all`);
+/// `skip=` does not apply to them.
+const EXPERIMENTAL: &[&str] = &["InvalidDefinitionDescription"];
 
 /// MaintainerDeprecated's message (meta and stage MAINTAINERs alike).
 const MAINTAINER_MESSAGE: &str = "Maintainer instruction is deprecated in favor of using label";
@@ -78,13 +84,15 @@ pub struct CheckWarning {
 pub struct CheckConfig {
     pub skip_all: bool,
     pub skip: BTreeSet<String>,
+    /// Experimental rules turned on (`experimental=A,B|all`).
+    pub experimental_all: bool,
+    pub experimental: BTreeSet<String>,
     /// Any warning fails the build.
     pub error: bool,
 }
 
 impl CheckConfig {
-    /// `skip=A,B|all;error=true|false` (`experimental=` is accepted:
-    /// kiln has no experimental rule).
+    /// `skip=A,B|all;error=true|false;experimental=A,B|all`.
     pub fn parse(text: &str) -> Result<CheckConfig, String> {
         let mut c = CheckConfig::default();
         for part in text.split(';').map(str::trim).filter(|p| !p.is_empty()) {
@@ -112,7 +120,15 @@ impl CheckConfig {
                         }
                     }
                 }
-                "experimental" => {}
+                "experimental" => {
+                    for r in v.split(',').map(str::trim).filter(|r| !r.is_empty()) {
+                        if r == "all" {
+                            c.experimental_all = true;
+                        } else {
+                            c.experimental.insert(r.to_string());
+                        }
+                    }
+                }
                 other => {
                     return Err(format!(
                         "invalid check option {other:?}: expected skip, error or experimental"
@@ -136,7 +152,35 @@ impl CheckConfig {
     }
 
     fn runs(&self, rule: &Rule) -> bool {
-        !self.skip_all && !self.skip.contains(rule.name)
+        if EXPERIMENTAL.contains(&rule.name) {
+            self.experimental_all || self.experimental.contains(rule.name)
+        } else {
+            !self.skip_all && !self.skip.contains(rule.name)
+        }
+    }
+
+    /// Whether `rule` runs on `n`: this configuration plus the skips and
+    /// experiments of a `# check=` comment above it (its value ends at a
+    /// space; an invalid one is ignored, as BuildKit ignores it).
+    fn runs_on(&self, rule: &Rule, n: &Node) -> bool {
+        let local = n
+            .check_comment()
+            .and_then(|v| CheckConfig::parse(v.split_whitespace().next().unwrap_or("")).ok());
+        let Some(local) = local else {
+            return self.runs(rule);
+        };
+        let merged = CheckConfig {
+            skip_all: self.skip_all || local.skip_all,
+            skip: self.skip.union(&local.skip).cloned().collect(),
+            experimental_all: self.experimental_all || local.experimental_all,
+            experimental: self
+                .experimental
+                .union(&local.experimental)
+                .cloned()
+                .collect(),
+            error: self.error,
+        };
+        merged.runs(rule)
     }
 }
 
@@ -237,7 +281,7 @@ struct Run<'a> {
 
 impl Run<'_> {
     fn warn(&mut self, rule: Rule, n: &Node, message: String) {
-        if self.config.runs(&rule) {
+        if self.config.runs_on(&rule, n) {
             let (line, end_line) = line_of(n);
             self.out.push(CheckWarning {
                 rule,
@@ -297,7 +341,7 @@ pub fn check(df: &Dockerfile, config: &CheckConfig, inputs: &CheckInputs<'_>) ->
             .iter()
             .find(|n| n.span.start.line <= w.pos.line && w.pos.line <= n.span.end.line)
         {
-            if reported.insert(n.span.start.line) && config.runs(&NO_EMPTY_CONTINUATION) {
+            if reported.insert(n.span.start.line) && config.runs_on(&NO_EMPTY_CONTINUATION, n) {
                 run.out.push(CheckWarning {
                     rule: NO_EMPTY_CONTINUATION,
                     message: "Empty continuation line".into(),
@@ -308,6 +352,9 @@ pub fn check(df: &Dockerfile, config: &CheckConfig, inputs: &CheckInputs<'_>) ->
         }
     }
     casing(df, &mut run);
+    for n in &df.instructions {
+        definition_description(n, &mut run);
+    }
     // Meta ARGs: before the first FROM.
     let first_from = df
         .instructions
@@ -353,6 +400,43 @@ pub fn check(df: &Dockerfile, config: &CheckConfig, inputs: &CheckInputs<'_>) ->
     }
     run.out.sort_by_key(|w| w.line);
     run.out
+}
+
+/// InvalidDefinitionDescription: the comment right above a named FROM or
+/// an ARG describes it (`--call=outline`), so its first word must be the
+/// stage's name or one of the ARG's keys.
+fn definition_description(n: &Node, run: &mut Run<'_>) {
+    let (instruction, keys) = match n.command().as_str() {
+        "from" => match words(n).as_slice() {
+            [_, as_kw, name] if as_kw.eq_ignore_ascii_case("as") => ("FROM", vec![name.clone()]),
+            _ => return,
+        },
+        "arg" => (
+            "ARG",
+            words(n)
+                .iter()
+                .map(|w| w.split_once('=').map_or(w.as_str(), |(k, _)| k).to_string())
+                .collect(),
+        ),
+        _ => return,
+    };
+    let Some(last) = n.comments.last() else {
+        return;
+    };
+    let first_word = last.split(' ').next().unwrap_or("");
+    if keys.is_empty() || keys.iter().any(|k| k == first_word) {
+        return;
+    }
+    let example = if keys.len() > 1 {
+        "<arg_key>"
+    } else {
+        &keys[0]
+    };
+    run.warn(
+        INVALID_DEFINITION_DESCRIPTION,
+        n,
+        format!("Comment for {instruction} should follow the format: `# {example} <description>`"),
+    );
 }
 
 /// ConsistentInstructionCasing: the majority of FROM and in-stage

@@ -379,3 +379,78 @@ fn the_check_directive_and_build_arg_configure_them() {
         .contains("bogus"));
     assert!(CheckConfig::parse("error=maybe").is_err());
 }
+
+#[test]
+fn definition_descriptions_are_experimental_and_name_what_they_describe() {
+    // BuildKit's testDefinitionDescription: descriptions that start with
+    // the stage's name or one of the ARG's keys, an empty `#` resetting
+    // the comments, a comment above anything else: all quiet.
+    let good = "# check=skip=all;experimental=InvalidDefinitionDescription\n# foo this is the foo\nARG foo=bar\n\n# base this is the base image\nFROM scratch AS base\n\n# version this is the version number\nARG version=latest\n\n# baz this is the baz\nARG foo=baz bar=qux baz=quux\n#\nARG bit=bat\n\n# comment for something other than ARG or FROM\nCOPY Dockerfile .\n";
+    assert!(run(good).is_empty(), "{:?}", run(good));
+    let bad = "# check=experimental=InvalidDefinitionDescription\n# bar this is the bar\nARG foo=bar\n# BasE this is the BasE image\nFROM scratch AS base\n# definitely a bad comment\nARG version=latest\n# definitely a bad comment\nARG foo=baz bar=qux baz=quux\n";
+    let got: Vec<(u32, String)> = run(bad)
+        .into_iter()
+        .filter(|(r, _, _)| r == "InvalidDefinitionDescription")
+        .map(|(_, l, m)| (l, m))
+        .collect();
+    let expected = [
+        (
+            3,
+            "Comment for ARG should follow the format: `# foo <description>`",
+        ),
+        (
+            5,
+            "Comment for FROM should follow the format: `# base <description>`",
+        ),
+        (
+            7,
+            "Comment for ARG should follow the format: `# version <description>`",
+        ),
+        (
+            9,
+            "Comment for ARG should follow the format: `# <arg_key> <description>`",
+        ),
+    ];
+    assert_eq!(
+        got,
+        expected
+            .iter()
+            .map(|(l, m)| (*l, m.to_string()))
+            .collect::<Vec<_>>()
+    );
+    // Experimental: off unless named, and `skip=` alone does not turn it on.
+    quiet(
+        "# bar this is the bar\nFROM scratch\nARG foo=bar\n",
+        "InvalidDefinitionDescription",
+    );
+    let all = "# check=experimental=all\nFROM scratch\n# nope\nARG foo=bar\n";
+    fires(
+        all,
+        "InvalidDefinitionDescription",
+        4,
+        "Comment for ARG should follow the format: `# foo <description>`",
+    );
+}
+
+#[test]
+fn a_check_comment_configures_its_instruction_alone() {
+    // BuildKit's testSecretsUsedInArgOrEnv tail: `# check=` right above an
+    // instruction skips for it only; the text after a space is a remark.
+    let text = "FROM scratch\n# check=skip=SecretsUsedInArgOrEnv // allow secret in environment\nENV password=bar\n# check=skip=all // is local to only this instruction\nARG alternate_password\n# an unrelated comment\n# check=skip=SecretsUsedInArgOrEnv\nARG token\nARG secret_key\n";
+    let got: Vec<(u32, String)> = run(text)
+        .into_iter()
+        .filter(|(r, _, _)| r == "SecretsUsedInArgOrEnv")
+        .map(|(_, l, m)| (l, m))
+        .collect();
+    assert_eq!(
+        got,
+        [(
+            9,
+            "Do not use ARG or ENV instructions for sensitive data (ARG \"secret_key\")"
+                .to_string()
+        )]
+    );
+    // The file's directive is not an instruction's comment.
+    let df = kiln_parser::parse("# check=skip=all\nFROM scratch\n").unwrap();
+    assert!(df.instructions[0].comments.is_empty());
+}
