@@ -59,27 +59,12 @@ impl Build {
         // Build checks first, once for every platform: shown, and with
         // `error=true` the build stops before anything runs.
         let mut warnings = Vec::new();
+        let mut checked = None;
         if !request.dockerfile.text.is_empty() {
-            let checked = checks(store, request, ignore)?;
-            for w in &checked.warnings {
-                progress.check_warning(
-                    &request.dockerfile.name,
-                    &kiln_frontend_dockerfile::checks::short(w),
-                );
-            }
-            if let (true, Some(first)) = (checked.config.error, checked.warnings.first()) {
-                let rules: std::collections::BTreeSet<&str> =
-                    checked.warnings.iter().map(|w| w.rule.name).collect();
-                return Err(LowerError::invalid(
-                    kiln_parser::Pos::new(first.line, 1),
-                    format!(
-                        "lint violation found for rules: {}",
-                        rules.into_iter().collect::<Vec<_>>().join(", ")
-                    ),
-                )
-                .into());
-            }
-            warnings = checked.warnings;
+            let found = checks(store, request, ignore)?;
+            report_checks(request, progress, &found.config, &found.warnings)?;
+            warnings = found.warnings.clone();
+            checked = Some(found);
         }
         let platforms: Vec<Option<Platform>> = if request.platforms.is_empty() {
             vec![None]
@@ -99,6 +84,18 @@ impl Build {
             parts.push((platform, lowered));
         }
         let (lowered, views) = platforms::combine(parts);
+        // The lowering's own checks (a base image for another platform).
+        if let Some(checked) = &checked {
+            let found: Vec<_> = lowered
+                .warnings
+                .iter()
+                .filter(|w| checked.config.keeps(w, &checked.df))
+                .cloned()
+                .collect();
+            report_checks(request, progress, &checked.config, &found)?;
+            warnings.extend(found);
+            warnings.sort_by_key(|w| w.line);
+        }
         check_emulation(&lowered)?;
         let multi = views.len() > 1;
         let targets: Vec<VertexId> = views.iter().map(|v| v.lowered.target).collect();
@@ -335,6 +332,39 @@ fn open_contexts(
 pub struct Checked {
     pub warnings: Vec<kiln_frontend_dockerfile::checks::CheckWarning>,
     pub config: kiln_frontend_dockerfile::checks::CheckConfig,
+    /// The tree they ran on (for the lowering's own warnings' comments).
+    pub df: kiln_parser::Dockerfile,
+}
+
+/// Shows check warnings as they are found; with `error=true` any of them
+/// stops the build before anything runs.
+fn report_checks(
+    request: &BuildRequest,
+    progress: &Progress,
+    config: &kiln_frontend_dockerfile::checks::CheckConfig,
+    warnings: &[kiln_frontend_dockerfile::checks::CheckWarning],
+) -> Result<(), BuildError> {
+    for w in warnings {
+        progress.check_warning(
+            &request.dockerfile.name,
+            &kiln_frontend_dockerfile::checks::short(w),
+        );
+    }
+    match (config.error, warnings.first()) {
+        (true, Some(first)) => {
+            let rules: std::collections::BTreeSet<&str> =
+                warnings.iter().map(|w| w.rule.name).collect();
+            Err(LowerError::invalid(
+                kiln_parser::Pos::new(first.line, 1),
+                format!(
+                    "lint violation found for rules: {}",
+                    rules.into_iter().collect::<Vec<_>>().join(", ")
+                ),
+            )
+            .into())
+        }
+        _ => Ok(()),
+    }
 }
 
 /// Runs the build checks on `request`'s Dockerfile. A base image's
@@ -373,7 +403,11 @@ fn checks(store: &Store, request: &BuildRequest, ignore: &Ignore) -> Result<Chec
             base_env: &base_env,
         },
     );
-    Ok(Checked { warnings, config })
+    Ok(Checked {
+        warnings,
+        config,
+        df,
+    })
 }
 
 fn dockerignore(request: &BuildRequest, context: &Path) -> Result<Ignore, BuildError> {

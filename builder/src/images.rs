@@ -24,6 +24,19 @@ impl<'a> StoreImages<'a> {
         reference: &str,
         platform: &kiln_registry::Platform,
     ) -> Result<kiln_store::Image, ImageError> {
+        self.image_for(reference, platform, false)
+    }
+
+    /// As [`StoreImages::image`]; with `any_single_platform` (a build's
+    /// base, as BuildKit takes it) a single-platform image for another
+    /// platform is the answer when nothing for `platform` is found: the
+    /// registry's, else the store's. The lowering warns about it.
+    fn image_for(
+        &self,
+        reference: &str,
+        platform: &kiln_registry::Platform,
+        any_single_platform: bool,
+    ) -> Result<kiln_store::Image, ImageError> {
         let wanted = platform.to_string();
         let local = if self.always_pull {
             None
@@ -33,6 +46,14 @@ impl<'a> StoreImages<'a> {
                 Err(e) => Some(e),
             }
         };
+        let local_other = match &local {
+            Some(kiln_store::StoreError::WrongPlatform { available, .. })
+                if any_single_platform && available.len() == 1 =>
+            {
+                self.store.resolve(reference).ok()
+            }
+            _ => None,
+        };
         let hint = "(kiln pull, kiln load or kiln import put images in the local store)";
         let parsed = Reference::parse(reference);
         match (self.registry, parsed) {
@@ -40,24 +61,32 @@ impl<'a> StoreImages<'a> {
                 if let Some(tell) = self.on_pull {
                     tell(&r);
                 }
-                client
-                    .pull(self.store, &r, platform)
-                    .map(|p| p.image)
-                    .map_err(|e| {
-                        ImageError(match &local {
-                            Some(w @ kiln_store::StoreError::WrongPlatform { .. }) => {
-                                format!("{w} in the local store, and pulling it failed: {e}")
-                            }
-                            Some(_) => format!("{e}; it is not in the local store either {hint}"),
-                            None => e.to_string(),
-                        })
+                let pulled = if any_single_platform {
+                    client.pull_base(self.store, &r, platform)
+                } else {
+                    client.pull(self.store, &r, platform)
+                };
+                if let (Err(_), Some(image)) = (&pulled, local_other) {
+                    return Ok(image);
+                }
+                pulled.map(|p| p.image).map_err(|e| {
+                    ImageError(match &local {
+                        Some(w @ kiln_store::StoreError::WrongPlatform { .. }) => {
+                            format!("{w} in the local store, and pulling it failed: {e}")
+                        }
+                        Some(_) => format!("{e}; it is not in the local store either {hint}"),
+                        None => e.to_string(),
                     })
+                })
             }
             (_, Err(e)) => Err(ImageError(format!("{reference}: {e}"))),
-            (None, Ok(_)) => Err(ImageError(format!(
-                "{reference}: {} {hint}",
-                local.map_or("not in the store".to_string(), |e| e.to_string())
-            ))),
+            (None, Ok(_)) => match local_other {
+                Some(image) => Ok(image),
+                None => Err(ImageError(format!(
+                    "{reference}: {} {hint}",
+                    local.map_or("not in the store".to_string(), |e| e.to_string())
+                ))),
+            },
         }
     }
 }
@@ -73,7 +102,7 @@ impl ImageSource for StoreImages<'_> {
             architecture: platform.arch.clone(),
             variant: Some(platform.variant.clone()).filter(|v| !v.is_empty()),
         };
-        let image = self.image(reference, &platform)?;
+        let image = self.image_for(reference, &platform, true)?;
         let canonical = Reference::parse(reference)
             .map(|r| r.to_string())
             .unwrap_or_else(|_| reference.to_string());

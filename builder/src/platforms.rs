@@ -57,6 +57,15 @@ pub(crate) fn combine(parts: Vec<(Option<Platform>, Lowered)>) -> (Lowered, Vec<
     }
     stages.sort();
     stages.dedup();
+    // One warning per base and platform pair, whichever lowering saw it.
+    let mut warnings: Vec<kiln_frontend_dockerfile::checks::CheckWarning> = Vec::new();
+    for (_, _, l) in &remapped {
+        for w in &l.warnings {
+            if !warnings.contains(w) {
+                warnings.push(w.clone());
+            }
+        }
+    }
     let views: Vec<PlatformView> = remapped
         .into_iter()
         .map(|(platform, target, l)| PlatformView {
@@ -71,6 +80,7 @@ pub(crate) fn combine(parts: Vec<(Option<Platform>, Lowered)>) -> (Lowered, Vec<
                 stages: l.stages,
                 source_date_epoch: l.source_date_epoch,
                 emulated: emulated.clone(),
+                warnings: l.warnings,
             },
         })
         .collect();
@@ -85,6 +95,7 @@ pub(crate) fn combine(parts: Vec<(Option<Platform>, Lowered)>) -> (Lowered, Vec<
         stages,
         source_date_epoch: first.source_date_epoch,
         emulated,
+        warnings,
     };
     (combined, views)
 }

@@ -62,7 +62,7 @@ fn an_arm64_build_runs_its_steps_under_emulation() {
 }
 
 #[test]
-fn from_platform_picks_that_platforms_base_and_never_another() {
+fn from_platform_picks_that_platforms_base_or_warns_about_another() {
     let k = two_platform_busybox();
     // A host build whose one stage is arm64 (and copied into the host's).
     k.write_ctx(
@@ -85,13 +85,32 @@ fn from_platform_picks_that_platforms_base_and_never_another() {
     assert!(err.contains("Dockerfile:1:1"), "{err}");
     assert!(err.contains("no image for linux/s390x"), "{err}");
     assert!(err.contains("linux/amd64, linux/arm64"), "{err}");
-    // And a store image of one platform only is never a substitute.
+    // A single-platform image for another platform is BuildKit's base
+    // all the same, with InvalidBaseImagePlatform at its FROM.
     let host_id = k.inspect("busybox")["Id"].as_str().unwrap().to_string();
     k.ok(&["tag", &host_id, "only-host"]);
-    k.write_ctx("Dockerfile", "FROM only-host\nRUN true\n");
+    k.write_ctx("Dockerfile", "FROM only-host\nRUN uname -m > /m\n");
+    let (_, err) = k.build(&["--platform", "linux/arm64", "-t", "subst"]);
+    let warning = "InvalidBaseImagePlatform: Base image only-host was pulled with platform \"linux/amd64\", expected \"linux/arm64\" for current build";
+    assert!(err.contains(warning), "{err}");
+    assert!(err.contains("Dockerfile:1"), "{err}");
+    assert_eq!(
+        k.run_rm(&["--platform", "linux/arm64", "subst", "cat", "/m"]),
+        "x86_64\n"
+    );
+    // Quiet for the platform it is for; a check error with error=true.
+    let (_, err) = k.build(&["-t", "native"]);
+    assert!(!err.contains("InvalidBaseImagePlatform"), "{err}");
+    k.write_ctx(
+        "Dockerfile",
+        "# check=error=true\nFROM only-host\nRUN uname -m > /m\n",
+    );
     let (code, _, err) = k.try_build(&["--platform", "linux/arm64"]);
     assert_ne!(code, 0);
-    assert!(err.contains("no image for linux/arm64"), "{err}");
+    assert!(
+        err.contains("lint violation found for rules: InvalidBaseImagePlatform"),
+        "{err}"
+    );
 }
 
 #[test]

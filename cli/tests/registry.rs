@@ -427,6 +427,25 @@ fn bad_registries_give_one_line_errors_and_leave_nothing() {
         "{err}"
     );
     one_line(&err);
+    // A build takes that image as its base all the same, as BuildKit
+    // does, and says so (InvalidBaseImagePlatform).
+    let builder = machine();
+    let ctx = write_context(&builder, &format!("FROM {host}/busybox:1\nENV at=arm\n"));
+    let (code, _, err) = builder
+        .out(&[
+            "build",
+            "--platform",
+            "linux/arm64",
+            "-t",
+            "arm",
+            ctx.to_str().unwrap(),
+        ])
+        .parts();
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        err.contains(&format!("InvalidBaseImagePlatform: Base image {host}/busybox:1 was pulled with platform \"linux/amd64\", expected \"linux/arm64\" for current build")),
+        "{err}"
+    );
 
     // 429 and 503 are retried (Retry-After honoured): the pull succeeds.
     let flaky = Proxy::start(reg.port, &["--flaky"]);

@@ -222,12 +222,36 @@ impl Client {
     }
 
     /// `kiln pull`: brings `reference` for `platform` into the store and
-    /// names it (`repo:tag` and `repo@digest`).
+    /// names it (`repo:tag` and `repo@digest`). A single-platform image
+    /// for another platform is refused, as `docker pull` refuses it.
     pub fn pull(
         &self,
         store: &Store,
         reference: &Reference,
         platform: &Platform,
+    ) -> Result<Pulled, Error> {
+        self.pull_for(store, reference, platform, false)
+    }
+
+    /// A build's base image: as [`Client::pull`], except that a
+    /// single-platform image for another platform is taken (BuildKit
+    /// builds on it and warns, InvalidBaseImagePlatform). An index must
+    /// still have the platform.
+    pub fn pull_base(
+        &self,
+        store: &Store,
+        reference: &Reference,
+        platform: &Platform,
+    ) -> Result<Pulled, Error> {
+        self.pull_for(store, reference, platform, true)
+    }
+
+    fn pull_for(
+        &self,
+        store: &Store,
+        reference: &Reference,
+        platform: &Platform,
+        any_single_platform: bool,
     ) -> Result<Pulled, Error> {
         let what = reference.familiar();
         let (manifest_bytes, _manifest_digest, repo_digest) = self.resolve(reference, platform)?;
@@ -277,7 +301,10 @@ impl Client {
             .get("architecture")
             .and_then(Value::as_str)
             .unwrap_or("");
-        if !os.is_empty() && (os != platform.os || arch != platform.architecture) {
+        if !any_single_platform
+            && !os.is_empty()
+            && (os != platform.os || arch != platform.architecture)
+        {
             return Err(Error::not_found(
                 &what,
                 format!("the image is for {os}/{arch} only, not {platform}"),

@@ -151,6 +151,15 @@ impl CheckConfig {
         }
     }
 
+    /// Whether this configuration keeps `w`, a warning found outside
+    /// [`check`] (by the lowering), given the instruction at its line.
+    pub fn keeps(&self, w: &CheckWarning, df: &Dockerfile) -> bool {
+        match df.instructions.iter().find(|n| n.span.start.line == w.line) {
+            Some(n) => self.runs_on(&w.rule, n),
+            None => self.runs(&w.rule),
+        }
+    }
+
     fn runs(&self, rule: &Rule) -> bool {
         if EXPERIMENTAL.contains(&rule.name) {
             self.experimental_all || self.experimental.contains(rule.name)

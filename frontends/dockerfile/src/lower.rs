@@ -79,8 +79,10 @@ pub struct ResolvedImage {
 /// Looks images up (the store, then registries).
 pub trait ImageSource {
     /// The image `reference` names, for `platform` (a multi-platform
-    /// image's manifest for it; a single-platform image only if it is
-    /// that platform's, never a silent substitute).
+    /// image's manifest for it). A single-platform image for another
+    /// platform may answer when nothing for `platform` exists, as
+    /// BuildKit takes it; never silently: the lowering warns
+    /// (InvalidBaseImagePlatform).
     fn resolve(&self, reference: &str, platform: &Platform) -> Result<ResolvedImage, ImageError>;
 }
 
@@ -139,6 +141,10 @@ pub struct Lowered {
     /// RUN steps whose stage is for a platform this machine runs only
     /// under emulation, with that platform.
     pub emulated: BTreeMap<VertexId, Platform>,
+    /// Check warnings only the lowering can see (InvalidBaseImagePlatform:
+    /// a base image for another platform than its stage's), unfiltered by
+    /// the check configuration.
+    pub warnings: Vec<crate::checks::CheckWarning>,
 }
 
 impl Lowered {
@@ -222,6 +228,7 @@ struct Lowerer<'a> {
     no_cache: BTreeSet<VertexId>,
     image_cache: HashMap<(String, String), (VertexId, ResolvedImage)>,
     emulated: BTreeMap<VertexId, Platform>,
+    warnings: Vec<crate::checks::CheckWarning>,
     scratch: Option<VertexId>,
     ignore_patterns: Vec<String>,
     current: Current,
@@ -327,6 +334,7 @@ pub fn lower(
         no_cache: BTreeSet::new(),
         image_cache: HashMap::new(),
         emulated: BTreeMap::new(),
+        warnings: Vec::new(),
         scratch: None,
         ignore_patterns: opts.ignore.clone(),
         current: Current::default(),
@@ -370,6 +378,7 @@ pub fn lower(
         stages: built,
         source_date_epoch,
         emulated: l.emulated,
+        warnings: l.warnings,
     })
 }
 

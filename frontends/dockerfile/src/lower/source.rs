@@ -172,6 +172,31 @@ impl Lowerer<'_> {
         })
     }
 
+    /// InvalidBaseImagePlatform: the image source may answer with a
+    /// single-platform image for another platform (BuildKit uses it, and
+    /// warns); its OS or architecture differs from the stage's.
+    fn check_base_platform(&mut self, reference: &str, img: &ResolvedImage, from_span: Span) {
+        let field = |k: &str| img.config.get(k).and_then(Value::as_str).unwrap_or("");
+        let (os, arch) = (field("os"), field("architecture"));
+        let expected = &self.current.platform;
+        if arch.is_empty() || (os == expected.os && arch == expected.arch) {
+            return;
+        }
+        let actual = match field("variant") {
+            "" => format!("{os}/{arch}"),
+            v => format!("{os}/{arch}/{v}"),
+        };
+        self.warnings.push(crate::checks::CheckWarning {
+            rule: crate::checks::INVALID_BASE_IMAGE_PLATFORM,
+            message: format!(
+                "Base image {reference} was pulled with platform {actual:?}, expected {:?} for current build",
+                expected.name()
+            ),
+            line: from_span.start.line,
+            end_line: from_span.end.line,
+        });
+    }
+
     /// The state an image gives a stage: its layers, config, history,
     /// shell and environment.
     pub(super) fn image_state(
@@ -180,6 +205,7 @@ impl Lowerer<'_> {
         from_span: Span,
     ) -> Result<StageState, LowerError> {
         let (fs, img) = self.image(reference, from_span)?;
+        self.check_base_platform(reference, &img, from_span);
         let mut config = img
             .config
             .get("config")
