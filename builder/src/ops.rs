@@ -5,5 +5,6 @@
 mod exec;
 mod file;
 mod source;
+mod ssh_proxy;
 
 pub use exec::cache_mount_dir;

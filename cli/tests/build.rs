@@ -852,7 +852,10 @@ fn ssh_mounts_forward_an_agent_to_the_step_alone() {
     let ask = r#"use IO::Socket::UNIX; my $s = IO::Socket::UNIX->new(Peer => $ENV{SSH_AUTH_SOCK}) or die "connect: $!"; print $s pack("NC", 1, 11); read($s, my $len, 4); read($s, my $msg, unpack("N", $len)); my ($type, $n) = unpack("CN", $msg); print "type=$type keys=$n\n";"#;
     k.write_ctx(
         "Dockerfile",
-        format!("FROM debian:bookworm\nRUN --mount=type=ssh perl -e '{ask}' > /agent.txt\nRUN --mount=type=ssh,id=other,target=/run/other.sock ls /run/other.sock > /other.txt 2>&1 || true\n"),
+        format!("FROM debian:bookworm\nRUN --mount=type=ssh perl -e '{ask}' > /agent.txt\nRUN --mount=type=ssh,id=other,target=/run/other.sock ls /run/other.sock > /other.txt 2>&1 || true\n\
+                 RUN --mount=type=ssh stat -c '%u %g %a' $SSH_AUTH_SOCK > /default-owner.txt\n\
+                 RUN --mount=type=ssh,uid=1000,gid=1001,mode=0660 stat -c '%u %g %a' $SSH_AUTH_SOCK > /owner.txt\n\
+                 USER 1000\nRUN --mount=type=ssh,uid=1000 perl -e '{ask}' > /tmp/agent-as-user.txt\n"),
     );
     let ctx = k.ctx();
     let image = k.ok(&[
@@ -864,6 +867,16 @@ fn ssh_mounts_forward_an_agent_to_the_step_alone() {
     ]);
     let image = image.trim();
     assert_eq!(k.run_rm(&[image, "cat", "/agent.txt"]), "type=12 keys=1\n");
+    // The step's socket is its own, owned and moded as the mount says
+    // (root and 0600 by default): a non-root step user can be given it.
+    assert_eq!(
+        k.run_rm(&[image, "cat", "/default-owner.txt", "/owner.txt"]),
+        "0 0 600\n1000 1001 660\n"
+    );
+    assert_eq!(
+        k.run_rm(&[image, "cat", "/tmp/agent-as-user.txt"]),
+        "type=12 keys=1\n"
+    );
     // Not required and not given: the step runs without it.
     assert!(k
         .run_rm(&[image, "cat", "/other.txt"])

@@ -141,8 +141,19 @@ fn encode_exec(e: &mut Encoder, x: &Exec, purpose: Purpose) {
             MountKind::Tmpfs { size } => {
                 e.str("tmpfs").u64(*size);
             }
-            MountKind::Ssh { id, required } => {
+            MountKind::Ssh {
+                id,
+                required,
+                uid,
+                gid,
+                mode,
+            } => {
                 e.str("ssh").str(id).bool(*required);
+                // Appended only when given, so plain ssh mounts keep their keys.
+                if uid.is_some() || gid.is_some() || mode.is_some() {
+                    let n = |v: &Option<u32>| v.map_or(u64::MAX, u64::from);
+                    e.tag("ssh-opts").u64(n(uid)).u64(n(gid)).u64(n(mode));
+                }
             }
             MountKind::Secret {
                 id,

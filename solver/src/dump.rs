@@ -167,8 +167,16 @@ fn mount(m: &ExecMount) -> String {
             sharing.as_str()
         ),
         MountKind::Tmpfs { size } => format!("{at} tmpfs size={size}"),
-        MountKind::Ssh { id, required } => {
-            format!("{at} ssh id={} required={required}", quote(id))
+        MountKind::Ssh {
+            id,
+            required,
+            uid,
+            gid,
+            mode,
+        } => {
+            let mut s = format!("{at} ssh id={} required={required}", quote(id));
+            owner_mode(&mut s, uid, gid, mode);
+            s
         }
         MountKind::Secret {
             id,
@@ -182,16 +190,21 @@ fn mount(m: &ExecMount) -> String {
             if let Some(env) = env {
                 s.push_str(&format!(" env={}", quote(env)));
             }
-            for (k, v) in [("uid", uid), ("gid", gid)] {
-                if let Some(v) = v {
-                    s.push_str(&format!(" {k}={v}"));
-                }
-            }
-            if let Some(mode) = mode {
-                s.push_str(&format!(" mode={mode:04o}"));
-            }
+            owner_mode(&mut s, uid, gid, mode);
             s
         }
+    }
+}
+
+/// ` uid=N gid=N mode=0NNN`, each only when given.
+fn owner_mode(s: &mut String, uid: &Option<u32>, gid: &Option<u32>, mode: &Option<u32>) {
+    for (k, v) in [("uid", uid), ("gid", gid)] {
+        if let Some(v) = v {
+            s.push_str(&format!(" {k}={v}"));
+        }
+    }
+    if let Some(mode) = mode {
+        s.push_str(&format!(" mode={mode:04o}"));
     }
 }
 

@@ -232,11 +232,16 @@ pub enum MountKind {
         gid: Option<u32>,
         mode: Option<u32>,
     },
-    /// The invoker's SSH agent socket `id` (`--ssh`), bound at the
+    /// The invoker's SSH agent socket `id` (`--ssh`), served at the
     /// target for the step alone; never in the result.
     Ssh {
         id: String,
         required: bool,
+        /// The socket's owner and mode in the container: root and 0600
+        /// when not given (BuildKit's).
+        uid: Option<u32>,
+        gid: Option<u32>,
+        mode: Option<u32>,
     },
 }
 

@@ -4,6 +4,7 @@
 
 use crate::error::StepError;
 use crate::fileop;
+use crate::ops::ssh_proxy::SshProxy;
 use crate::worker::{BuildWorker, Output};
 use kiln_executor::{view, Mount, MountSource, Network, Sharing, Spec};
 use kiln_solver::{Cancel, Exec, ExecMount, MountKind, VertexId};
@@ -50,9 +51,11 @@ impl BuildWorker {
     ) -> Result<Output, StepError> {
         // Views and pinned paths must outlive the container's setup.
         let mut keep: Vec<(view::View, OwnedFd)> = Vec::new();
+        // The ssh mounts' sockets serve until the step ends.
+        let mut ssh_proxies = Vec::new();
         let mut mounts = Vec::new();
         for m in &x.mounts {
-            if let Some(mount) = self.mount(m, inputs, state, &mut keep)? {
+            if let Some(mount) = self.mount(m, inputs, state, &mut keep, &mut ssh_proxies)? {
                 mounts.push(mount);
             }
         }
@@ -244,7 +247,10 @@ impl BuildWorker {
             }
         }
         for m in &x.mounts {
-            if let MountKind::Ssh { id, required: true } = &m.kind {
+            if let MountKind::Ssh {
+                id, required: true, ..
+            } = &m.kind
+            {
                 if !self.ssh.contains_key(id) {
                     return Err(StepError::Invalid(format!(
                         "no SSH key {id:?} forwarded from the client (pass it with --ssh {id})"
@@ -261,6 +267,7 @@ impl BuildWorker {
         inputs: &[Output],
         state: &Path,
         keep: &mut Vec<(view::View, OwnedFd)>,
+        ssh_proxies: &mut Vec<SshProxy>,
     ) -> Result<Option<Mount>, StepError> {
         let source = match &m.kind {
             MountKind::Bind { readonly } => {
@@ -331,10 +338,20 @@ impl BuildWorker {
                 }
             }
             MountKind::Tmpfs { size } => MountSource::Tmpfs { size: *size },
-            // The socket itself, bound for the step; its mountpoint is
-            // not kept in the layer.
-            MountKind::Ssh { id, .. } => match self.ssh.get(id) {
-                Some(socket) => MountSource::Bind(socket.clone()),
+            // A socket of the step's own, forwarding to the agent; its
+            // mountpoint is not kept in the layer.
+            MountKind::Ssh {
+                id, uid, gid, mode, ..
+            } => match self.ssh.get(id) {
+                Some(agent) => {
+                    let socket = state.join(format!("ssh-{}.sock", ssh_proxies.len()));
+                    let owner_mode = (uid.unwrap_or(0), gid.unwrap_or(0), mode.unwrap_or(0o600));
+                    let proxy = SshProxy::serve(agent, &socket, owner_mode).map_err(|e| {
+                        StepError::Invalid(format!("--mount=type=ssh,id={id}: {e}"))
+                    })?;
+                    ssh_proxies.push(proxy);
+                    MountSource::Bind(socket)
+                }
                 None => return Ok(None),
             },
             MountKind::Secret {

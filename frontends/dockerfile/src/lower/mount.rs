@@ -130,6 +130,9 @@ impl Lowerer<'_> {
                     kind: MountKind::Ssh {
                         id,
                         required: m.required,
+                        uid: m.uid,
+                        gid: m.gid,
+                        mode: m.mode,
                     },
                 })
             }
