@@ -11,7 +11,9 @@ mod servers;
 pub use hostile_tar::{all_files, hostile_tars, raw_tar, Arena, RawEntry};
 pub use kiln::{Kiln, Output, TestUser};
 pub use probe::*;
-pub use servers::{free_port, htpasswd_line, FileServer, Proxy, Registry};
+pub use servers::{
+    free_port, htpasswd_line, run_ok, wait_for_port, FileServer, Proxy, Reaped, Registry,
+};
 
 use std::path::{Path, PathBuf};
 

@@ -13,7 +13,31 @@ pub fn free_port() -> u16 {
         .port()
 }
 
-fn wait_for_port(port: u16, child: &mut std::process::Child, what: &str) {
+/// A process the test started, killed and reaped when dropped, whether
+/// the test passes or not (a server, or a build that must not outlive it).
+pub struct Reaped(pub std::process::Child);
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Runs `cmd`, failing the test unless it succeeds; its stdout.
+pub fn run_ok(cmd: &mut std::process::Command) -> String {
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{cmd:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Waits (up to 5 s) until something listens on 127.0.0.1:`port`; fails
+/// the test if `child`, which should, exits first.
+pub fn wait_for_port(port: u16, child: &mut std::process::Child, what: &str) {
     for _ in 0..200 {
         if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
             return;

@@ -3,24 +3,13 @@
 //! which hung), and a build waiting on another build's lock says so,
 //! naming the cache and its holder, and can be interrupted.
 
-use kiln_tests::Kiln;
+use kiln_tests::{Kiln, Reaped};
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 fn env() -> Kiln {
     Kiln::with_busybox(env!("CARGO_BIN_EXE_kiln"))
-}
-
-/// A child process killed when the test ends, passing or not: a failing
-/// test must not leave a build holding a lock forever.
-struct Reaped(Child);
-
-impl Drop for Reaped {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 /// Waits for `child` at most `limit`; kills it and fails the test when it

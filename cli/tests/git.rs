@@ -5,9 +5,9 @@
 //! `--checksum`, and the cache: a hit when the ref has not moved, a
 //! rerun when it has.
 
-use kiln_tests::Kiln;
+use kiln_tests::{free_port, wait_for_port, Kiln, Reaped};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 
 fn kiln() -> Kiln {
     Kiln::with_busybox(env!("CARGO_BIN_EXE_kiln"))
@@ -36,32 +36,6 @@ fn git(dir: &Path, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// A server process, killed on drop.
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn wait_for(port: u16) {
-    let start = std::time::Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(start.elapsed().as_secs() < 10, "nothing listens on {port}");
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
-}
-
 /// `base/repo.git` (main: a.txt, sub/b.txt, tag v1; a submodule `lib`
 /// from `base/lib.git`) and its work tree, served by git daemon and a
 /// dumb HTTP server.
@@ -70,7 +44,7 @@ struct Repos {
     bare: PathBuf,
     git_url: String,
     http_url: String,
-    _servers: Vec<Server>,
+    _servers: Vec<Reaped>,
 }
 
 fn repos(k: &Kiln) -> Repos {
@@ -95,7 +69,7 @@ fn repos(k: &Kiln) -> Repos {
     git(&base, &["clone", "-q", "--bare", "work", "repo.git"]);
     git(&work, &["remote", "add", "origin", bare.to_str().unwrap()]);
     let port = free_port();
-    let daemon = Command::new("git")
+    let mut daemon = Command::new("git")
         .args([
             "daemon",
             "--reuseaddr",
@@ -110,7 +84,7 @@ fn repos(k: &Kiln) -> Repos {
         .spawn()
         .unwrap();
     let http_port = free_port();
-    let http = Command::new("python3")
+    let mut http = Command::new("python3")
         .args([
             "-m",
             "http.server",
@@ -123,15 +97,15 @@ fn repos(k: &Kiln) -> Repos {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    wait_for(port);
-    wait_for(http_port);
+    wait_for_port(port, &mut daemon, "git daemon");
+    wait_for_port(http_port, &mut http, "python3 -m http.server");
     git(&bare, &["update-server-info"]);
     Repos {
         work,
         bare,
         git_url: format!("git://127.0.0.1:{port}/repo.git"),
         http_url: format!("http://127.0.0.1:{http_port}/repo.git"),
-        _servers: vec![Server(daemon), Server(http)],
+        _servers: vec![Reaped(daemon), Reaped(http)],
     }
 }
 

@@ -4,50 +4,20 @@
 //! cache export; `ADD ssh://…` clones through the forwarded agent only —
 //! never through the invoker's own agent or configuration.
 
-use kiln_tests::Kiln;
+use kiln_tests::{free_port, run_ok as run, wait_for_port, Kiln, Reaped};
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 
 fn kiln() -> Kiln {
     Kiln::with_busybox(env!("CARGO_BIN_EXE_kiln"))
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn run(cmd: &mut Command) -> String {
-    let out = cmd.output().unwrap();
-    assert!(
-        out.status.success(),
-        "{cmd:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// Processes killed on drop.
-struct Killed(Vec<Child>);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        for c in &mut self.0 {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
 }
 
 /// An sshd on 127.0.0.1 that lets root in with `key` only, and the key.
 struct Sshd {
     port: u16,
     key: PathBuf,
-    _server: Killed,
+    _server: Reaped,
 }
 
 fn sshd(dir: &Path) -> Sshd {
@@ -73,22 +43,18 @@ fn sshd(dir: &Path) -> Sshd {
         ),
     )
     .unwrap();
-    let server = Command::new("/usr/sbin/sshd")
+    let mut server = Command::new("/usr/sbin/sshd")
         .args(["-D", "-e", "-f"])
         .arg(&config)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .expect("/usr/sbin/sshd (Debian's openssh-server)");
-    let start = std::time::Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(start.elapsed().as_secs() < 10, "sshd did not start");
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
+    wait_for_port(port, &mut server, "sshd");
     Sshd {
         port,
         key: dir.join("user"),
-        _server: Killed(vec![server]),
+        _server: Reaped(server),
     }
 }
 
@@ -246,7 +212,7 @@ fn git_over_ssh_uses_the_forwarded_agent_and_never_the_invokers() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let _agent = Killed(vec![agent]);
+    let _agent = Reaped(agent);
     let start = std::time::Instant::now();
     while !sock.exists() {
         assert!(start.elapsed().as_secs() < 10, "ssh-agent did not start");

@@ -10,7 +10,7 @@
 
 use super::config::set_env_list;
 use super::copy::GitRef;
-use super::{LayerSlot, Lowerer, StageState, StepInfo, DEFAULT_PATH};
+use super::{Lowerer, StageState, StepInfo, DEFAULT_PATH};
 use crate::error::LowerError;
 use crate::plan::Scope;
 use kiln_parser::Span;
@@ -167,15 +167,6 @@ impl Lowerer<'_> {
             declared_args: Vec::new(),
             platform: self.current.platform.clone(),
         }
-    }
-}
-
-/// A base image's history entry keeps its layer slot.
-pub(super) fn base_slot(entry: &Value) -> LayerSlot {
-    if entry.get("empty_layer").and_then(Value::as_bool) == Some(true) {
-        LayerSlot::None
-    } else {
-        LayerSlot::Base
     }
 }
 

@@ -3,8 +3,7 @@
 //! in from its base (config, history, scope, shell).
 
 use super::config::{env_list, set_env_list};
-use super::named::base_slot;
-use super::{err, History, Lowerer, ResolvedImage, StageState, StepInfo, DEFAULT_PATH};
+use super::{err, History, LayerSlot, Lowerer, ResolvedImage, StageState, StepInfo, DEFAULT_PATH};
 use crate::error::{LowerError, LowerErrorKind};
 use crate::plan::{Base, Scope};
 use kiln_parser::{Pos, Span};
@@ -262,5 +261,14 @@ impl Lowerer<'_> {
             declared_args: Vec::new(),
             platform: self.current.platform.clone(),
         })
+    }
+}
+
+/// A base image's history entry keeps its layer slot.
+fn base_slot(entry: &Value) -> LayerSlot {
+    if entry.get("empty_layer").and_then(Value::as_bool) == Some(true) {
+        LayerSlot::None
+    } else {
+        LayerSlot::Base
     }
 }
