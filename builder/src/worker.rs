@@ -140,11 +140,29 @@ impl BuildWorker {
             .unwrap_or_else(|| self.def.vertex(id).name.clone())
     }
 
+    /// Whether the step is shown: not scratch, merges or heredoc
+    /// sources; a base image only as its stage's FROM (not as a
+    /// `--from` source, labelled `[internal] load`).
     fn visible(&self, id: VertexId) -> bool {
-        !matches!(
-            self.def.vertex(id).op,
-            Op::Source(Source::Scratch) | Op::Source(Source::Image { .. }) | Op::Merge
-        ) && !self.label(id).starts_with("[internal] heredoc")
+        let label = self.label(id);
+        match self.def.vertex(id).op {
+            Op::Source(Source::Scratch) | Op::Merge => false,
+            Op::Source(Source::Image { .. }) => !label.starts_with("[internal]"),
+            _ => !label.starts_with("[internal] heredoc"),
+        }
+    }
+
+    /// `ids` and every vertex they read from, in graph order (inputs
+    /// first).
+    fn with_ancestors(&self, ids: &[VertexId]) -> std::collections::BTreeSet<VertexId> {
+        let mut all = std::collections::BTreeSet::new();
+        let mut todo: Vec<VertexId> = ids.to_vec();
+        while let Some(id) = todo.pop() {
+            if all.insert(id) {
+                todo.extend(self.def.vertex(id).inputs.iter().copied());
+            }
+        }
+        all
     }
 
     /// Says why a step missed the cache; returns what to record if it runs.
@@ -163,8 +181,11 @@ impl BuildWorker {
             .ok()
             .flatten()
             .and_then(|t| serde_json::from_str::<explain::StepState>(&t).ok());
-        let reason = explain::why(before.as_ref(), &now, self.no_cache.contains(&id));
-        self.progress.note(id, &format!("cache miss: {reason}"));
+        // A first build has nothing to explain unless asked.
+        if before.is_some() || self.progress.explains() || self.no_cache.contains(&id) {
+            let reason = explain::why(before.as_ref(), &now, self.no_cache.contains(&id));
+            self.progress.note(id, &format!("cache miss: {reason}"));
+        }
         Some((step, now))
     }
 
@@ -194,7 +215,13 @@ impl Worker for BuildWorker {
             if matches!(src, Source::Http { .. } | Source::Git { .. }) {
                 return None;
             }
-            return self.source(src).ok();
+            let found = self.source(src).ok();
+            if found.is_some() {
+                for &id in ids.iter().filter(|&&id| self.visible(id)) {
+                    self.progress.cached(id, &self.label(id));
+                }
+            }
+            return found;
         }
         let hex = key.hex();
         let pending = self
@@ -206,7 +233,9 @@ impl Worker for BuildWorker {
             Some(stack) => stack,
             None => self.imported(key, first)?,
         };
-        for &id in ids {
+        // The hit stands for everything beneath it too: each of those
+        // steps is listed as CACHED, inputs first, as BuildKit lists them.
+        for id in self.with_ancestors(ids) {
             if self.visible(id) {
                 self.progress.cached(id, &self.label(id));
             }

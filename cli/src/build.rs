@@ -92,8 +92,10 @@ pub struct BuildOptions {
     /// Print only the image ID; no progress.
     #[arg(short, long)]
     quiet: bool,
-    /// Progress output: `auto` (tty when stderr is a terminal), `tty`, `plain` or `quiet`.
-    #[arg(long, default_value = "auto", value_parser = ["auto", "tty", "plain", "quiet"])]
+    /// Progress output: `auto` (tty when stderr is a terminal), `tty`,
+    /// `plain`, `rawjson` (one JSON event per line) or `quiet`. Unset, it
+    /// is `$KILN_PROGRESS`, else `$BUILDKIT_PROGRESS`, else `auto`.
+    #[arg(long, default_value = "auto", value_parser = ["auto", "tty", "plain", "rawjson", "quiet"])]
     progress: String,
     /// Output: `type=image` (default: store it under its tags),
     /// `type=oci|docker,dest=FILE` (an archive), `type=tar,dest=FILE` (the
@@ -293,18 +295,42 @@ fn build_in(
     if o.check {
         return check(&store, &request, &o.format);
     }
-    let mode = match (o.quiet, o.progress.as_str()) {
-        (true, _) | (_, "quiet") => kiln_builder::ProgressMode::Quiet,
-        (_, "plain") => kiln_builder::ProgressMode::Plain,
-        (_, "tty") => kiln_builder::ProgressMode::Tty,
-        _ if std::io::stderr().is_terminal() => kiln_builder::ProgressMode::Tty,
-        _ => kiln_builder::ProgressMode::Plain,
-    };
-    let progress = Arc::new(Progress::new(mode, Box::new(std::io::stderr())));
+    let progress = Arc::new(Progress::new(
+        progress_mode(&o)?,
+        Box::new(std::io::stderr()),
+    ));
+    Progress::start_ticker(&progress);
     let built =
         Build::run(&store, &client, &request, &progress).map_err(|e| build_error(&request, e))?;
     show(&built, &request, &o)?;
     Ok(0)
+}
+
+/// The progress mode: `-q`, else `--progress`, else `$KILN_PROGRESS`, else
+/// `$BUILDKIT_PROGRESS` (buildx's variable, so CI settings carry over);
+/// `auto` is the live view on a terminal and plain lines elsewhere.
+fn progress_mode(o: &BuildOptions) -> Result<kiln_builder::ProgressMode, CliError> {
+    use kiln_builder::ProgressMode;
+    if o.quiet {
+        return Ok(ProgressMode::Quiet);
+    }
+    let (value, source) = match o.progress.as_str() {
+        "auto" => ["KILN_PROGRESS", "BUILDKIT_PROGRESS"]
+            .into_iter()
+            .find_map(|var| {
+                std::env::var(var)
+                    .ok()
+                    .filter(|v| !v.is_empty())
+                    .map(|v| (v, format!("${var}")))
+            })
+            .unwrap_or_else(|| ("auto".into(), "--progress".into())),
+        flag => (flag.to_string(), "--progress".into()),
+    };
+    match ProgressMode::parse(&value).map_err(|e| fail(format!("{source}: {e}")))? {
+        Some(mode) => Ok(mode),
+        None if std::io::stderr().is_terminal() => Ok(ProgressMode::Tty),
+        None => Ok(ProgressMode::Plain),
+    }
 }
 
 /// `kiln build --check`: the warnings with their source lines (or as

@@ -546,6 +546,9 @@ impl Lowerer<'_> {
                 .filter(|i| numbered(&i.inner))
                 .count();
         self.current.step = usize::from(matches!(sp.base, crate::plan::Base::Image(_)));
+        if self.current.step == 1 {
+            self.label_from(state.fs);
+        }
         self.current.in_trigger = true;
         for (ins, trigger) in &triggers {
             self.instruction(&mut state, ins, trigger)?;
@@ -586,6 +589,35 @@ impl Lowerer<'_> {
             created_by,
             slot,
         });
+    }
+
+    /// A base image's progress label, once the stage's step count is
+    /// known: BuildKit's `[build 1/4] FROM docker.io/library/x:1@sha256:…`
+    /// (an image several stages share keeps its first stage's).
+    fn label_from(&mut self, image: VertexId) {
+        let kiln_solver::Op::Source(kiln_solver::Source::Image {
+            reference,
+            manifest_digest,
+        }) = &self.def.vertex(image).op
+        else {
+            return;
+        };
+        let c = &self.current;
+        let name = if self.plan.stages.len() > 1 {
+            format!("{} ", c.label)
+        } else {
+            String::new()
+        };
+        let width = c.steps.to_string().len();
+        let label = format!(
+            "[{name}{:>width$}/{}] FROM {reference}@{manifest_digest}",
+            1, c.steps
+        );
+        if let Some(info) = self.steps.get_mut(&image) {
+            if info.label.starts_with("[internal] load ") {
+                info.label = label;
+            }
+        }
     }
 
     /// The next step's progress label, numbered as BuildKit numbers it:
