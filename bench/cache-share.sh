@@ -29,7 +29,7 @@ secs() { local s e; s=$(date +%s.%N); "$@" >"$work/out" 2>&1 || { cat "$work/out
 ref=127.0.0.1:$port/cache:copytree
 
 cold=$(secs env KILN_ROOT="$work/a/store" "$kiln" build -q "$ctx_a")
-KILN_ROOT=$work/a/store "$kiln" prune -a >/dev/null
+KILN_ROOT=$work/a/store "$kiln" prune -a -f >/dev/null
 KILN_ROOT=$work/a/store "$kiln" load -q -i "$base"
 with_export=$(secs env KILN_ROOT="$work/a/store" "$kiln" build -q --cache-to "type=registry,ref=$ref,mode=max" "$ctx_a")
 export_only=$(secs env KILN_ROOT="$work/a/store" "$kiln" build -q --cache-to "type=registry,ref=$ref,mode=max" "$ctx_a")

@@ -41,7 +41,7 @@ export KILN
 cat >"$KILN_ROOT.prune" <<PRUNE
 #!/usr/bin/env bash
 set -e
-"$KILN" prune -a >/dev/null
+"$KILN" prune -a -f >/dev/null
 anchors="${BENCH_ANCHORS:-/var/lib/bench-anchors}"
 if [ -f "\$anchors/busybox.docker.tar" ]; then
   "$KILN" load -i "\$anchors/busybox.docker.tar" >/dev/null

@@ -176,11 +176,21 @@ pub(crate) fn image_config(
 }
 
 /// Writes `file` through a temp file beside it, renamed into place only
-/// when complete: never a half-written output.
+/// when complete: never a half-written output. `-` is stdout, written as
+/// it comes (a pipe has no rename; the reader sees the build fail).
 pub(crate) fn write_atomically(
     file: &Path,
     write: impl FnOnce(&mut std::fs::File) -> Result<(), BuildError>,
 ) -> Result<(), BuildError> {
+    if file == Path::new("-") {
+        use std::os::fd::AsFd;
+        let fd = std::io::stdout()
+            .as_fd()
+            .try_clone_to_owned()
+            .map_err(BuildError::output("stdout"))?;
+        let mut out = std::fs::File::from(fd);
+        return write(&mut out);
+    }
     let tmp = PathBuf::from(format!(
         "{}.kiln-tmp-{}",
         file.display(),

@@ -10,7 +10,7 @@ use kiln_builder::{Build, BuildError, BuildRequest, Built, NoCache, Output};
 use kiln_solver::Network;
 use kiln_store::{Reference, Store};
 use std::io::IsTerminal;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 #[derive(clap::Args, Debug, Clone)]
@@ -89,6 +89,11 @@ pub struct BuildOptions {
     /// Write the image ID to this file.
     #[arg(long, value_name = "FILE")]
     iidfile: Option<PathBuf>,
+    /// Write what the build made as JSON to this file, with buildx's keys:
+    /// `containerimage.digest` (the pushed digest, an index's for several
+    /// platforms), `containerimage.config.digest`, `image.name`.
+    #[arg(long = "metadata-file", value_name = "FILE")]
+    metadata_file: Option<PathBuf>,
     /// Print only the image ID; no progress.
     #[arg(short, long)]
     quiet: bool,
@@ -371,16 +376,58 @@ pub(crate) fn build_error(request: &BuildRequest, error: BuildError) -> CliError
 
 /// What the build made, as `docker build` says it: the image, its names,
 /// each push and each cache export.
+/// `--metadata-file`: buildx's keys for what the build made (`{}` for an
+/// output that is no image), written whole or not at all.
+fn write_metadata(file: &Path, built: &Built, request: &BuildRequest) -> Result<(), CliError> {
+    let mut meta = serde_json::Map::new();
+    if let Some(image) = &built.image {
+        let digest = built
+            .pushed
+            .iter()
+            .find_map(|(_, pushed, _)| pushed.digest.clone())
+            .unwrap_or_else(|| image.manifest_digest.clone());
+        meta.insert("containerimage.digest".into(), digest.to_string().into());
+        meta.insert(
+            "containerimage.config.digest".into(),
+            image.config_digest.to_string().into(),
+        );
+        if let Output::Image { names, .. } | Output::Archive { names, .. } = &request.output {
+            if !names.is_empty() {
+                let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+                meta.insert("image.name".into(), names.join(",").into());
+            }
+        }
+    }
+    let text = serde_json::to_string_pretty(&serde_json::Value::Object(meta))
+        .map_err(|e| fail(format!("--metadata-file: {e}")))?;
+    let tmp = PathBuf::from(format!(
+        "{}.kiln-tmp-{}",
+        file.display(),
+        std::process::id()
+    ));
+    std::fs::write(&tmp, text + "\n")
+        .and_then(|()| std::fs::rename(&tmp, file))
+        .map_err(|e| {
+            let _ = std::fs::remove_file(&tmp);
+            fail(format!("--metadata-file {}: {e}", file.display()))
+        })
+}
+
 fn show(built: &Built, request: &BuildRequest, o: &BuildOptions) -> Result<(), CliError> {
     let human = crate::images::human_size;
+    if let Some(file) = &o.metadata_file {
+        write_metadata(file, built, request)?;
+    }
     if let Some(image) = &built.image {
         let id = image.config_digest.to_string();
         if let Some(f) = &o.iidfile {
             std::fs::write(f, &id).map_err(|e| fail(format!("--iidfile {}: {e}", f.display())))?;
         }
-        if o.quiet {
+        let archive_on_stdout =
+            matches!(&request.output, Output::Archive { dest, .. } if dest.as_os_str() == "-");
+        if o.quiet && !archive_on_stdout {
             emit(&format!("{id}\n"))?;
-        } else {
+        } else if !o.quiet {
             eprintln!("writing image {id} done");
             if let Output::Image { names, .. } | Output::Archive { names, .. } = &request.output {
                 for name in names {

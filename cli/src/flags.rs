@@ -121,6 +121,23 @@ pub(crate) fn parse_output(spec: Option<&str>, names: Vec<Reference>) -> Result<
     let need_dest = |dest: Option<PathBuf>| {
         dest.ok_or_else(|| fail(format!("-o {spec}: this output type needs dest=PATH")))
     };
+    // `dest=-`: stdout, for a tar or an archive; never a terminal
+    // (buildx's rule), and never a directory.
+    if dest.as_deref() == Some(std::path::Path::new("-")) {
+        match kind.as_deref() {
+            Some("tar" | "oci" | "docker") => {}
+            _ => {
+                return Err(fail(format!(
+                    "-o {spec}: dest=- (stdout) is for type=tar, oci or docker"
+                )))
+            }
+        }
+        if std::io::IsTerminal::is_terminal(&std::io::stdout()) {
+            return Err(fail(format!(
+                "-o {spec}: dest=- would write a tar to the terminal; redirect stdout or give dest=FILE"
+            )));
+        }
+    }
     match kind.as_deref() {
         Some("image") | None => Ok(Output::Image { names, push }),
         _ if push => Err(fail(format!("-o {spec}: push=true needs type=image"))),

@@ -409,7 +409,22 @@ pub fn rmi(store: &Store, names: &[String], force: bool) -> Result<(), CliError>
     }
 }
 
-pub fn prune(store: &Store, all: bool) -> Result<(), CliError> {
+pub fn prune(store: &Store, all: bool, force: bool) -> Result<(), CliError> {
+    if !force {
+        let images = if all {
+            "all images without at least one container associated to them"
+        } else {
+            "all dangling (unnamed) images"
+        };
+        eprint!(
+            "WARNING! This will remove:\n  - all stopped containers\n  - {images}\n  - all build cache\n\
+             Are you sure you want to continue? [y/N] "
+        );
+        if !confirmed() {
+            eprintln!("Nothing removed.");
+            return Ok(());
+        }
+    }
     let containers = crate::containers::sweep(store);
     let r = store.prune(all).map_err(fail)?;
     emit(&format!(
@@ -420,6 +435,13 @@ pub fn prune(store: &Store, all: bool) -> Result<(), CliError> {
         r.snapshots_removed,
         human_size(r.bytes_freed)
     ))
+}
+
+/// A `y` or `yes` answer on stdin (anything else, or none, is no).
+fn confirmed() -> bool {
+    let mut answer = String::new();
+    let _ = std::io::stdin().read_line(&mut answer);
+    matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes")
 }
 
 pub fn df(store: &Store) -> Result<(), CliError> {

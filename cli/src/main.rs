@@ -7,6 +7,7 @@ mod containers;
 mod debug;
 mod flags;
 mod images;
+mod manuals;
 mod network;
 mod platforms;
 mod registry;
@@ -264,10 +265,15 @@ enum Command {
         #[arg(required = true, value_name = "IMAGE")]
         images: Vec<String>,
     },
-    /// Remove unnamed images (-a: all images) and unused blobs and snapshots.
+    /// Remove stopped containers, unnamed images (-a: all images not used
+    /// by a container), the build cache and unused blobs and snapshots.
+    /// Asks first unless -f.
     Prune {
         #[arg(short, long)]
         all: bool,
+        /// Do not ask for confirmation.
+        #[arg(short, long)]
+        force: bool,
     },
     /// Store maintenance.
     #[command(subcommand)]
@@ -275,6 +281,16 @@ enum Command {
     /// Tools for looking inside kiln.
     #[command(subcommand)]
     Debug(debug::Debug),
+    /// A shell completion script (`source <(kiln completion bash)`).
+    Completion {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Man pages: kiln(1) on stdout, or one page per command into DIR.
+    Man {
+        #[arg(value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
     /// Run a command in the user namespace a rootless kiln works in, where
     /// the store's files show their container owners (`kiln unshare rm -rf
     /// ~/.local/share/kiln`); as root, just runs it.
@@ -523,11 +539,13 @@ fn run(cli: Cli, root: PathBuf) -> Result<i32, CliError> {
             force,
             images: list,
         } => images::rmi(&store()?, &list, force)?,
-        Command::Prune { all } => images::prune(&store()?, all)?,
+        Command::Prune { all, force } => images::prune(&store()?, all, force)?,
         Command::System(System::Df) => images::df(&store()?)?,
         Command::System(System::Check) => images::check(&store()?)?,
         Command::System(System::Binfmt { install }) => platforms::binfmt(install)?,
         Command::Debug(command) => debug::run(command, store)?,
+        Command::Completion { shell } => manuals::completion(shell)?,
+        Command::Man { dir } => manuals::man(dir.as_deref())?,
         Command::Unshare { command } => return rootless::unshare(&command),
     }
     Ok(0)
@@ -580,7 +598,11 @@ fn main() -> ExitCode {
         .unwrap_or_else(kiln_store::Store::default_root);
     let needs_ids = !matches!(
         cli.command,
-        Command::Login { .. } | Command::Logout { .. } | Command::System(System::Binfmt { .. })
+        Command::Login { .. }
+            | Command::Logout { .. }
+            | Command::System(System::Binfmt { .. })
+            | Command::Completion { .. }
+            | Command::Man { .. }
     );
     if let Command::Exec(o) = &cli.command {
         if let Err(e) = rootless::join_container_if_unprivileged(&root, &o.container) {

@@ -468,6 +468,41 @@ fn outputs_local_tar_and_quiet() {
             .any(|l| l.trim_start_matches("./") == "made"),
         "{listing}"
     );
+    // dest=-: the tar, or an OCI archive (with -q, nothing else), on
+    // stdout; a directory cannot go there.
+    for (kind, file) in [("tar", "stdout.tar"), ("oci", "stdout-oci.tar")] {
+        let out = env
+            .kiln()
+            .args(["build", "-q", "-o", &format!("type={kind},dest=-")])
+            .arg(env.ctx())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        fs::write(env.path(file), &out.stdout).unwrap();
+    }
+    let listing = tool("tar", &["-tf", env.path("stdout.tar").to_str().unwrap()]);
+    assert!(
+        listing
+            .lines()
+            .any(|l| l.trim_start_matches("./") == "made"),
+        "{listing}"
+    );
+    let oci = format!("oci-archive:{}", env.path("stdout-oci.tar").display());
+    assert!(tool("skopeo", &["inspect", &oci]).contains("\"Layers\""));
+    let err = env.fails(&[
+        "build",
+        "-o",
+        "type=local,dest=-",
+        env.ctx().to_str().unwrap(),
+    ]);
+    assert!(
+        err.contains("dest=- (stdout) is for type=tar, oci or docker"),
+        "{err}"
+    );
     // The tty view redraws in place and ends with every step's state.
     let out = env
         .kiln()

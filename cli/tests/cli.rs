@@ -201,3 +201,55 @@ fn dump_graph_prints_what_the_lowering_goldens_hold() {
         "{err}"
     );
 }
+
+#[test]
+fn completions_and_man_pages_come_from_the_flags() {
+    let k = harness();
+    // bash: the script completes subcommands and flags.
+    let script = k.ok(&["completion", "bash"]);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("kiln.bash");
+    fs::write(&file, &script).unwrap();
+    let complete = |words: &str| {
+        let line = format!(
+            "source {}; COMP_WORDS=({words}); COMP_CWORD=$((${{#COMP_WORDS[@]}} - 1)); COMP_LINE='{words}'; COMP_POINT=${{#COMP_LINE}}; _kiln kiln; echo \"${{COMPREPLY[@]}}\"",
+            file.display()
+        );
+        let out = std::process::Command::new("bash")
+            .args(["-c", &line])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let subcommands = complete("kiln bu");
+    assert!(
+        subcommands.split_whitespace().any(|w| w == "build"),
+        "{subcommands}"
+    );
+    let flags = complete("kiln build --prog");
+    assert!(
+        flags.split_whitespace().any(|w| w == "--progress"),
+        "{flags}"
+    );
+    for shell in ["zsh", "fish"] {
+        assert!(k.ok(&["completion", shell]).contains("build"));
+    }
+    // kiln(1) on stdout; a page per command into a directory.
+    let page = k.ok(&["man"]);
+    assert!(
+        page.starts_with(".ie") || page.contains(".TH kiln 1"),
+        "{page}"
+    );
+    let pages = dir.path().join("man");
+    k.ok(&["man", pages.to_str().unwrap()]);
+    let build = fs::read_to_string(pages.join("kiln-build.1")).unwrap();
+    assert!(
+        build.contains("\\-\\-progress") || build.contains("--progress"),
+        "{build}"
+    );
+    assert!(pages.join("kiln-system-df.1").is_file());
+    // Not a shell kiln knows: the flag is named.
+    let out = k.kiln().args(["completion", "tcsh"]).output().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("tcsh"));
+}

@@ -205,7 +205,7 @@ fn sigkills_during_large_commits_and_exports_leave_a_usable_store() {
         let args: Vec<String> = match trial % 4 {
             // A save compresses the image's layers (each on all cores).
             1 => owned(&["save", "-o", &saved_arg, "big"]),
-            3 => owned(&["prune"]),
+            3 => owned(&["prune", "-f"]),
             _ => build(&format!("N={trial}")),
         };
         kill_after(&k, &args, Duration::from_millis(rng.below(span)));
@@ -262,7 +262,11 @@ fn prune_loops_beside_concurrent_builds_and_a_run() {
             let mut rounds = 0;
             while !done.load(std::sync::atomic::Ordering::Relaxed) {
                 let all = rounds % 2 == 1;
-                let out = k.out(if all { &["prune", "-a"] } else { &["prune"] });
+                let out = k.out(if all {
+                    &["prune", "-a", "-f"]
+                } else {
+                    &["prune", "-f"]
+                });
                 assert_eq!(out.code, 0, "prune: {}", out.stderr);
                 if all {
                     // Give the builds their base again.

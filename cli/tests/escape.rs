@@ -233,7 +233,7 @@ fn prune_never_takes_what_a_container_runs_on() {
     let refused = k.fails(&["rmi", "-f", "busybox"]);
     assert!(refused.contains("running container"), "{refused}");
     for _ in 0..3 {
-        k.ok(&["prune", "-a"]);
+        k.ok(&["prune", "-a", "-f"]);
     }
     let out = child.wait_with_output().unwrap();
     assert!(out.status.success());
@@ -242,7 +242,7 @@ fn prune_never_takes_what_a_container_runs_on() {
     assert!(counts.iter().all(|c| *c == counts[0]), "{counts:?}");
     assert!(counts[0].trim().parse::<u32>().unwrap() > 50);
     // Once it is gone, prune takes everything.
-    k.ok(&["prune", "-a"]);
+    k.ok(&["prune", "-a", "-f"]);
     assert_eq!(fs::read_dir(k.root().join("snapshots")).unwrap().count(), 0);
     k.ok(&["system", "check"]);
 }
@@ -309,7 +309,11 @@ fn a_lost_database_is_reported_not_taken_for_an_empty_store() {
             "delete" => fs::remove_file(&db).unwrap(),
             _ => fs::write(&db, b"").unwrap(),
         }
-        for cmd in [&["system", "check"][..], &["prune", "-a"], &["images"]] {
+        for cmd in [
+            &["system", "check"][..],
+            &["prune", "-a", "-f"],
+            &["images"],
+        ] {
             let err = k.fails(cmd);
             assert!(
                 err.contains("meta.db") && err.contains("every image"),

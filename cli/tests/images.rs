@@ -143,7 +143,25 @@ fn import_inspect_history_tag_rmi() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("--force"));
     env.ok(&["rmi", "--force", short]);
     assert_eq!(env.ok(&["images", "-q"]), "");
-    assert!(env.ok(&["prune"]).contains("Deleted blobs: 3"));
+    // prune asks first: anything but yes (or no answer) removes nothing.
+    for answer in ["", "n\n", "whatever\n"] {
+        let out = env
+            .kiln()
+            .arg("prune")
+            .write_stdin(answer)
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("Are you sure you want to continue? [y/N]")
+                && err.contains("Nothing removed."),
+            "{err}"
+        );
+    }
+    let yes = env.kiln().arg("prune").write_stdin("y\n").output().unwrap();
+    assert!(String::from_utf8_lossy(&yes.stdout).contains("Deleted blobs: 3"));
+    assert!(env.ok(&["prune", "-f"]).contains("Deleted blobs: 0"));
     env.ok(&["system", "check"]);
 }
 
@@ -562,7 +580,7 @@ fn df_and_prune_all() {
         df.contains("Images      1") && df.contains("Snapshots   1"),
         "{df}"
     );
-    let pruned = env.ok(&["prune", "-a"]);
+    let pruned = env.ok(&["prune", "-a", "-f"]);
     assert!(
         pruned.contains("Deleted images: 1") && pruned.contains("Deleted snapshots: 1"),
         "{pruned}"

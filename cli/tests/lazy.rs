@@ -80,7 +80,7 @@ fn built_steps_make_no_blob_until_an_export_needs_one() {
     .unwrap();
     assert_eq!(info["Layers"].as_array().unwrap().len(), 3);
     // A prune keeps what the named image needs, blobs made for it included.
-    k.ok(&["prune"]);
+    k.ok(&["prune", "-f"]);
     k.ok(&["system", "check"]);
     assert_eq!(layer_blobs(&k).difference(&base).count(), 2);
     assert_eq!(k.run_rm(&["lazy", "cat", "/hi"]), "hi\n");

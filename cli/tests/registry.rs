@@ -85,17 +85,37 @@ fn pull_build_push_round_trip_checked_by_skopeo_and_umoci() {
         &format!("FROM {host}/busybox:1\nRUN echo built > /b\nCMD [\"cat\", \"/b\"]\n"),
     );
     let app = format!("{host}/app:1");
+    let metadata = b.path("metadata.json");
     let (code, _, err) = b
-        .out(&["build", "-t", &app, "--push", ctx.to_str().unwrap()])
+        .out(&[
+            "build",
+            "-t",
+            &app,
+            "--push",
+            "--metadata-file",
+            metadata.to_str().unwrap(),
+            ctx.to_str().unwrap(),
+        ])
         .parts();
     assert_eq!(code, 0, "{err}");
     assert!(err.contains(&format!("pulling {host}/busybox:1")), "{err}");
     assert_eq!(b.ok(&["run", "--rm", &app]), "built\n");
 
-    // skopeo sees the same manifest digest kiln stored, and umoci unpacks
-    // what skopeo copies back.
+    // skopeo sees the same manifest digest kiln stored (and wrote to the
+    // metadata file, with buildx's keys), and umoci unpacks what skopeo
+    // copies back.
     let digest = manifest_digest(&b, &app);
-    assert_eq!(skopeo_inspect(&app, None)["Digest"], digest.as_str());
+    let inspected = skopeo_inspect(&app, None);
+    assert_eq!(inspected["Digest"], digest.as_str());
+    let meta: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&metadata).unwrap()).unwrap();
+    assert_eq!(meta["containerimage.digest"], inspected["Digest"], "{meta}");
+    assert_eq!(meta["image.name"], app.as_str(), "{meta}");
+    assert_eq!(
+        meta["containerimage.config.digest"],
+        b.inspect(&app)["Id"],
+        "{meta}"
+    );
     let oci = b.path("oci");
     tool(
         "skopeo",
@@ -474,6 +494,6 @@ fn bad_registries_give_one_line_errors_and_leave_nothing() {
     assert_eq!(b.ok(&["images", "-q"]), "");
     assert_eq!(count_files(&b.path("store/tmp")), 0);
     b.ok(&["system", "check"]);
-    b.ok(&["prune"]);
+    b.ok(&["prune", "-f"]);
     assert_eq!(count_files(&b.path("store/blobs/sha256")), 0);
 }
