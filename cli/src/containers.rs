@@ -206,7 +206,10 @@ pub fn ps(
     quiet: bool,
     no_trunc: bool,
     filters: &[String],
+    format: Option<&str>,
 ) -> Result<(), CliError> {
+    let format = crate::format::Format::parse(format.unwrap_or("table"), "--format")?;
+    let mut objects = Vec::new();
     let containers = Containers::new(store.root());
     let mut rows = vec![[
         "CONTAINER ID".to_string(),
@@ -241,25 +244,49 @@ pub fn ps(
             command = command.chars().take(19).collect::<String>() + "…";
         }
         let created = kiln_runtime::time::seconds(&c.config.created);
+        let ports = if running {
+            published_ports(store, &c).join(", ")
+        } else {
+            String::new()
+        };
+        let running_for = format!(
+            "{} ago",
+            kiln_runtime::time::human_duration(kiln_store::now() - created)
+        );
+        // docker's fields for `ps --format`.
+        objects.push(json!({
+            "Command": format!("\"{command}\""),
+            "CreatedAt": c.config.created,
+            "ID": id,
+            "Image": c.config.image,
+            "Labels": c.config.labels.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(","),
+            "Names": c.config.name,
+            "Ports": ports,
+            "RunningFor": running_for,
+            "State": c.state().effective().as_str(),
+            "Status": status_text(&c),
+        }));
         rows.push([
             id.to_string(),
             c.config.image.clone(),
             format!("\"{command}\""),
-            format!(
-                "{} ago",
-                kiln_runtime::time::human_duration(kiln_store::now() - created)
-            ),
+            running_for,
             status_text(&c),
-            if running {
-                published_ports(store, &c).join(", ")
-            } else {
-                String::new()
-            },
+            ports,
             c.config.name.clone(),
         ]);
     }
     if quiet {
         return emit(&ids);
+    }
+    let header = |field: &str| match field {
+        "ID" => "CONTAINER ID".to_string(),
+        "RunningFor" => "CREATED".into(),
+        "CreatedAt" => "CREATED AT".into(),
+        other => other.to_uppercase(),
+    };
+    if let Some(text) = format.render(&objects, &header, "--format")? {
+        return emit(&text);
     }
     emit(&crate::images::table(&rows))
 }
@@ -839,7 +866,7 @@ fn emit_json_list(out: &[Value], failed: bool) -> Result<(), CliError> {
 }
 
 /// `kiln inspect`: containers first, then images (docker's order).
-pub fn inspect(store: &Store, names: &[String]) -> Result<(), CliError> {
+pub fn inspect(store: &Store, names: &[String], format: Option<&str>) -> Result<(), CliError> {
     let mut out = Vec::new();
     let mut failed = false;
     for n in names {
@@ -853,6 +880,18 @@ pub fn inspect(store: &Store, names: &[String]) -> Result<(), CliError> {
                 print_error(e);
                 failed = true;
             }
+        }
+    }
+    // `-f TEMPLATE`: one line per object, as `docker inspect -f`.
+    if let Some(format) = format {
+        let format = crate::format::Format::parse(format, "--format")?;
+        if let Some(text) = format.render(&out, &|k| k.to_uppercase(), "--format")? {
+            emit(&text)?;
+            return if failed {
+                Err(CliError::Reported)
+            } else {
+                Ok(())
+            };
         }
     }
     emit_json_list(&out, failed)

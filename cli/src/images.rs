@@ -248,53 +248,194 @@ fn repo_tags(img: &kiln_store::Image) -> Vec<(String, String)> {
     }
 }
 
-pub fn images(store: &Store, json: bool, quiet: bool) -> Result<(), CliError> {
-    let images = store.images().map_err(fail)?;
-    if json {
-        let mut out = String::new();
-        for img in &images {
-            for (repo, tag) in repo_tags(img) {
-                let v = serde_json::json!({
-                    "Repository": repo, "Tag": tag, "ID": img.short_id(),
-                    "Platform": kiln_store::platform_name(&img.config),
-                    "Digest": img.manifest_digest.to_string(),
-                    "CreatedAt": img.created().unwrap_or(""), "Size": human_size(img.size()),
-                    "VirtualSize": img.size(),
-                });
-                out.push_str(&serde_json::to_string(&v).unwrap_or_default());
-                out.push('\n');
-            }
-        }
-        return emit(&out);
+/// `kiln images` as asked.
+pub struct ImagesOptions {
+    pub reference: Option<String>,
+    pub format: String,
+    pub quiet: bool,
+    pub digests: bool,
+    pub filters: Vec<String>,
+}
+
+/// docker's column titles for `images --format 'table ...'`.
+fn image_header(field: &str) -> String {
+    match field {
+        "ID" => "IMAGE ID".into(),
+        "CreatedSince" => "CREATED".into(),
+        "CreatedAt" => "CREATED AT".into(),
+        "VirtualSize" => "SIZE".into(),
+        "SharedSize" => "SHARED SIZE".into(),
+        "UniqueSize" => "UNIQUE SIZE".into(),
+        other => other.to_uppercase(),
     }
-    if quiet {
-        let mut ids: Vec<String> = images.iter().map(|i| i.short_id()).collect();
+}
+
+/// `*` matches any run of characters (docker's reference patterns).
+fn glob(pattern: &str, text: &str) -> bool {
+    match pattern.split_once('*') {
+        None => pattern == text,
+        Some((head, rest)) => {
+            let Some(tail) = text.strip_prefix(head) else {
+                return false;
+            };
+            (0..=tail.len())
+                .filter(|&i| tail.is_char_boundary(i))
+                .any(|i| glob(rest, &tail[i..]))
+        }
+    }
+}
+
+/// Whether `repo`/`tag` is what `pattern` (`REPO[:TAG]`, wildcards
+/// allowed) names.
+fn reference_matches(pattern: &str, repo: &str, tag: &str) -> bool {
+    let (p_repo, p_tag) = match pattern.rsplit_once(':') {
+        Some((r, t)) if !t.contains('/') => (r, Some(t)),
+        _ => (pattern, None),
+    };
+    glob(p_repo, repo) && p_tag.is_none_or(|t| glob(t, tag))
+}
+
+/// One image row (a name of an image) against `--filter`s and the
+/// positional reference.
+fn image_kept(
+    o: &ImagesOptions,
+    img: &kiln_store::Image,
+    (repo, tag): (&str, &str),
+    store: &Store,
+) -> Result<bool, CliError> {
+    if let Some(r) = &o.reference {
+        if !reference_matches(r, repo, tag) {
+            return Ok(false);
+        }
+    }
+    let created = |i: &kiln_store::Image| {
+        i.created()
+            .and_then(kiln_store::time::parse_rfc3339)
+            .unwrap_or(0)
+    };
+    for f in &o.filters {
+        let (key, value) = f
+            .split_once('=')
+            .ok_or_else(|| fail(format!("--filter {f:?}: want KEY=VALUE")))?;
+        let keep = match key {
+            "dangling" => match value {
+                "true" | "1" => img.names.is_empty(),
+                "false" | "0" => !img.names.is_empty(),
+                _ => return Err(fail(format!("--filter {f:?}: dangling is true or false"))),
+            },
+            "reference" => reference_matches(value, repo, tag),
+            "label" => {
+                let labels = img.config.pointer("/config/Labels");
+                match value.split_once('=') {
+                    Some((k, v)) => {
+                        labels.and_then(|l| l.get(k)).and_then(|l| l.as_str()) == Some(v)
+                    }
+                    None => labels.and_then(|l| l.get(value)).is_some(),
+                }
+            }
+            "before" | "since" => {
+                let other = store
+                    .resolve(value)
+                    .map_err(|e| fail(format!("--filter {f:?}: {e}")))?;
+                if key == "before" {
+                    created(img) < created(&other)
+                } else {
+                    created(img) > created(&other)
+                }
+            }
+            other => {
+                return Err(fail(format!(
+                    "--filter {other}: unknown filter (dangling, label, reference, before, since)"
+                )))
+            }
+        };
+        if !keep {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+pub fn images(store: &Store, o: &ImagesOptions) -> Result<(), CliError> {
+    let images = store.images().map_err(fail)?;
+    let format = crate::format::Format::parse(&o.format, "--format")?;
+    let mut rows = Vec::new();
+    for img in &images {
+        for (repo, tag) in repo_tags(img) {
+            if !image_kept(o, img, (&repo, &tag), store)? {
+                continue;
+            }
+            rows.push((img, repo, tag));
+        }
+    }
+    if o.quiet {
+        let mut ids: Vec<String> = rows.iter().map(|(i, _, _)| i.short_id()).collect();
         ids.dedup();
         return emit(&ids.iter().map(|i| format!("{i}\n")).collect::<String>());
     }
-    let mut rows = vec![[
-        "REPOSITORY".to_string(),
-        "TAG".into(),
-        "IMAGE ID".into(),
-        "CREATED".into(),
-        "SIZE".into(),
-        "PLATFORM".into(),
-    ]];
-    for img in &images {
-        let created = ago(img.created().unwrap_or(""));
-        let platform = kiln_store::platform_name(&img.config);
-        for (repo, tag) in repo_tags(img) {
-            rows.push([
-                repo,
-                tag,
-                img.short_id(),
-                created.clone(),
-                human_size(img.size()),
-                platform.clone(),
-            ]);
+    // docker's fields for a row, and kiln's platform.
+    let objects: Vec<serde_json::Value> = rows
+        .iter()
+        .map(|(img, repo, tag)| {
+            serde_json::json!({
+                "Containers": "N/A",
+                "CreatedAt": img.created().unwrap_or(""),
+                "CreatedSince": ago(img.created().unwrap_or("")),
+                "Digest": img.manifest_digest.to_string(),
+                "ID": img.short_id(),
+                "Platform": kiln_store::platform_name(&img.config),
+                "Repository": repo,
+                "SharedSize": "N/A",
+                "Size": human_size(img.size()),
+                "Tag": tag,
+                "UniqueSize": "N/A",
+                "VirtualSize": human_size(img.size()),
+            })
+        })
+        .collect();
+    if let Some(text) = format.render(&objects, &image_header, "--format")? {
+        return emit(&text);
+    }
+    let mut header = vec!["REPOSITORY".to_string(), "TAG".into()];
+    if o.digests {
+        header.push("DIGEST".into());
+    }
+    header.extend(["IMAGE ID", "CREATED", "SIZE", "PLATFORM"].map(String::from));
+    let mut table_rows = vec![header];
+    for v in &objects {
+        let field = |k: &str| v[k].as_str().unwrap_or_default().to_string();
+        let mut row = vec![field("Repository"), field("Tag")];
+        if o.digests {
+            row.push(field("Digest"));
+        }
+        row.extend(["ID", "CreatedSince", "Size", "Platform"].map(field));
+        table_rows.push(row);
+    }
+    emit(&table_rows_text(&table_rows))
+}
+
+/// A table of rows of any width (see [`table`]).
+fn table_rows_text(rows: &[Vec<String>]) -> String {
+    let n = rows.first().map_or(0, Vec::len);
+    let mut widths = vec![0usize; n];
+    for row in rows {
+        for (i, c) in row.iter().enumerate() {
+            widths[i] = widths[i].max(c.chars().count());
         }
     }
-    emit(&table(&rows))
+    let mut out = String::new();
+    for row in rows {
+        let mut line = String::new();
+        for (i, c) in row.iter().enumerate() {
+            line.push_str(c);
+            if i + 1 < row.len() {
+                line.push_str(&" ".repeat(widths[i] - c.chars().count() + 3));
+            }
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
 }
 
 pub(crate) fn table<const N: usize>(rows: &[[String; N]]) -> String {
@@ -320,17 +461,70 @@ pub(crate) fn table<const N: usize>(rows: &[[String; N]]) -> String {
     out
 }
 
-pub fn history(store: &Store, name: &str) -> Result<(), CliError> {
+/// docker's column titles for `history --format 'table ...'`.
+fn history_header(field: &str) -> String {
+    match field {
+        "ID" => "IMAGE".into(),
+        "CreatedSince" => "CREATED".into(),
+        "CreatedAt" => "CREATED AT".into(),
+        "CreatedBy" => "CREATED BY".into(),
+        other => other.to_uppercase(),
+    }
+}
+
+pub fn history(
+    store: &Store,
+    name: &str,
+    no_trunc: bool,
+    quiet: bool,
+    format: Option<&str>,
+) -> Result<(), CliError> {
     let img = store.resolve(name).map_err(fail)?;
+    let format = crate::format::Format::parse(format.unwrap_or("table"), "--format")?;
+    let id = if no_trunc {
+        img.config_digest.to_string()
+    } else {
+        img.short_id()
+    };
+    // Newest first, as docker lists them; only the image itself has an ID
+    // (its layers' intermediate images are not images here).
+    let mut entries = img.history();
+    entries.reverse();
+    let objects: Vec<serde_json::Value> = entries
+        .iter()
+        .enumerate()
+        .map(|(i, h)| {
+            let by = if no_trunc || h.created_by.chars().count() <= 45 {
+                h.created_by.clone()
+            } else {
+                h.created_by.chars().take(44).collect::<String>() + "…"
+            };
+            serde_json::json!({
+                "Comment": h.comment,
+                "CreatedAt": h.created,
+                "CreatedBy": by,
+                "CreatedSince": ago(&h.created),
+                "ID": if i == 0 { id.clone() } else { "<missing>".to_string() },
+                "Size": human_size(h.size),
+            })
+        })
+        .collect();
+    if quiet {
+        return emit(&format!("{id}\n"));
+    }
+    if let Some(text) = format.render(&objects, &history_header, "--format")? {
+        return emit(&text);
+    }
     let mut rows = vec![[
-        "CREATED".to_string(),
+        "IMAGE".to_string(),
+        "CREATED".into(),
         "CREATED BY".into(),
         "SIZE".into(),
         "COMMENT".into(),
     ]];
-    for h in img.history() {
-        let by: String = h.created_by.chars().take(60).collect();
-        rows.push([ago(&h.created), by, human_size(h.size), h.comment]);
+    for v in &objects {
+        let field = |k: &str| v[k].as_str().unwrap_or_default().to_string();
+        rows.push(["ID", "CreatedSince", "CreatedBy", "Size", "Comment"].map(field));
     }
     emit(&table(&rows))
 }

@@ -6,6 +6,7 @@ mod change;
 mod containers;
 mod debug;
 mod flags;
+mod format;
 mod images;
 mod manuals;
 mod network;
@@ -115,6 +116,9 @@ enum Command {
         /// id=, name=, status=, ancestor=, label=, exited=, health=.
         #[arg(short, long, value_name = "KEY=VALUE")]
         filter: Vec<String>,
+        /// `table`, `json`, or a Go template per container (`{{.Names}}`).
+        #[arg(long)]
+        format: Option<String>,
     },
     /// Show a container's output.
     Logs {
@@ -240,22 +244,46 @@ enum Command {
         #[arg(long, value_name = "OS/ARCH[/VARIANT]")]
         platform: Option<String>,
     },
-    /// List images.
+    /// List images (those of REPOSITORY[:TAG] only, when given).
     Images {
-        /// `table` or `json` (one object per line).
-        #[arg(long, default_value = "table", value_parser = ["table", "json"])]
+        #[arg(value_name = "REPOSITORY[:TAG]")]
+        reference: Option<String>,
+        /// `table`, `json` (one object per line), or a Go template
+        /// (`{{.Repository}}:{{.Tag}}`, `table {{.ID}}\t{{.Size}}`).
+        #[arg(long, default_value = "table")]
         format: String,
         /// Only image IDs.
         #[arg(short, long)]
         quiet: bool,
+        /// Show each image's manifest digest.
+        #[arg(long)]
+        digests: bool,
+        /// dangling=true|false, label=KEY[=VALUE], reference=PATTERN,
+        /// before=IMAGE, since=IMAGE.
+        #[arg(short, long, value_name = "KEY=VALUE")]
+        filter: Vec<String>,
     },
     /// Show containers' or images' configuration as JSON (docker's shapes).
     Inspect {
+        /// A Go template run over each object (`{{.Id}}`), or `json`.
+        #[arg(short, long)]
+        format: Option<String>,
         #[arg(required = true, value_name = "CONTAINER|IMAGE")]
         images: Vec<String>,
     },
     /// Show an image's layer history.
-    History { image: String },
+    History {
+        image: String,
+        /// Do not cut long commands short.
+        #[arg(long)]
+        no_trunc: bool,
+        /// Only the IDs.
+        #[arg(short, long)]
+        quiet: bool,
+        /// A Go template per layer (`{{.CreatedBy}}`), or `json`.
+        #[arg(long)]
+        format: Option<String>,
+    },
     /// Give an image another name.
     Tag { source: String, target: String },
     /// Remove images (by name: the name; by ID: the image and its names).
@@ -462,7 +490,8 @@ fn run(cli: Cli, root: PathBuf) -> Result<i32, CliError> {
             quiet,
             no_trunc,
             filter,
-        } => containers::ps(&store()?, all, quiet, no_trunc, &filter)?,
+            format,
+        } => containers::ps(&store()?, all, quiet, no_trunc, &filter, format.as_deref())?,
         Command::Logs {
             follow,
             tail,
@@ -531,9 +560,32 @@ fn run(cli: Cli, root: PathBuf) -> Result<i32, CliError> {
             message.as_deref(),
             platform.as_deref(),
         )?,
-        Command::Images { format, quiet } => images::images(&store()?, format == "json", quiet)?,
-        Command::Inspect { images: list } => containers::inspect(&store()?, &list)?,
-        Command::History { image } => images::history(&store()?, &image)?,
+        Command::Images {
+            reference,
+            format,
+            quiet,
+            digests,
+            filter,
+        } => images::images(
+            &store()?,
+            &images::ImagesOptions {
+                reference,
+                format,
+                quiet,
+                digests,
+                filters: filter,
+            },
+        )?,
+        Command::Inspect {
+            format,
+            images: list,
+        } => containers::inspect(&store()?, &list, format.as_deref())?,
+        Command::History {
+            image,
+            no_trunc,
+            quiet,
+            format,
+        } => images::history(&store()?, &image, no_trunc, quiet, format.as_deref())?,
         Command::Tag { source, target } => images::tag(&store()?, &source, &target)?,
         Command::Rmi {
             force,

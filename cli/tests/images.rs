@@ -597,3 +597,105 @@ fn df_and_prune_all() {
         0
     );
 }
+
+/// docker's `--format` templates, `images REPO`, `--filter`, `--digests`,
+/// `history --no-trunc`: each output as docker prints it for the same
+/// template (docker 20.10's formatter: tabwriter columns, minimum width
+/// 10, padding 3).
+#[test]
+fn go_template_formats_and_filters_print_what_docker_prints() {
+    let env = env();
+    env.import_busybox("example.com/kiln/bb:1", &["LABEL tier=base", "ENV A=1"]);
+    env.ok(&["tag", "example.com/kiln/bb:1", "bb:latest"]);
+    env.import_busybox("other", &[]);
+    let id = env.inspect("bb")["Id"].as_str().unwrap().to_string();
+    let short = &id["sha256:".len().."sha256:".len() + 12];
+    let images = |args: &[&str]| env.ok(&[&["images"][..], args].concat());
+    for (args, want) in [
+        (
+            vec!["--format", "{{.Repository}}:{{.Tag}}", "bb"],
+            "bb:latest\n".to_string(),
+        ),
+        (
+            vec!["--format", "{{.ID}}", "example.com/kiln/bb:1"],
+            format!("{short}\n"),
+        ),
+        (
+            vec!["--format", "table {{.Repository}}\\t{{.Tag}}", "bb"],
+            "REPOSITORY   TAG\nbb           latest\n".to_string(),
+        ),
+        (
+            vec![
+                "--format",
+                "{{.Repository}}",
+                "--filter",
+                "reference=*/kiln/*",
+            ],
+            "example.com/kiln/bb\n".to_string(),
+        ),
+        (
+            vec![
+                "--format",
+                "{{.Repository}}",
+                "--filter",
+                "label=tier=base",
+                "--filter",
+                "reference=bb",
+            ],
+            "bb\n".to_string(),
+        ),
+        (
+            vec!["--format", "{{.Repository}}", "--filter", "dangling=true"],
+            String::new(),
+        ),
+        (
+            vec!["nothing-like-this"],
+            "REPOSITORY   TAG   IMAGE ID   CREATED   SIZE   PLATFORM\n".to_string(),
+        ),
+    ] {
+        assert_eq!(images(&args), want, "images {args:?}");
+    }
+    let digests = images(&["--digests", "bb"]);
+    let digest = env.inspect("bb")["RepoDigests"].clone();
+    assert!(
+        digests.starts_with("REPOSITORY   TAG      DIGEST"),
+        "{digests}"
+    );
+    assert!(digests.contains("sha256:"), "{digests} {digest}");
+    // inspect -f: one line per object.
+    assert_eq!(
+        env.ok(&["inspect", "-f", "{{.Id}}", "bb", "other"])
+            .lines()
+            .next(),
+        Some(id.as_str())
+    );
+    assert_eq!(
+        env.ok(&[
+            "inspect",
+            "--format",
+            "{{json .Config.Labels}} {{index .Config.Env 0}}",
+            "bb"
+        ]),
+        "{\"tier\":\"base\"} A=1\n"
+    );
+    assert_eq!(
+        env.ok(&["inspect", "-f", "{{.Os}}/{{.Architecture}}", "bb"]),
+        "linux/amd64\n"
+    );
+    // A template error names the flag.
+    let err = env.fails(&["inspect", "-f", "{{.Id", "bb"]);
+    assert!(err.contains("--format \"{{.Id\": template:"), "{err}");
+    // history: newest first, the image's ID on top, --no-trunc whole.
+    let h = env.ok(&[
+        "history",
+        "--no-trunc",
+        "--format",
+        "{{.ID}} {{.CreatedBy}}",
+        "bb",
+    ]);
+    let first = h.lines().next().unwrap();
+    assert!(first.starts_with(&id), "{h}");
+    assert!(env.ok(&["history", "-q", "bb"]).trim() == short);
+    let table = env.ok(&["history", "bb"]);
+    assert!(table.starts_with("IMAGE "), "{table}");
+}

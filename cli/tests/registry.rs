@@ -116,6 +116,18 @@ fn pull_build_push_round_trip_checked_by_skopeo_and_umoci() {
         b.inspect(&app)["Id"],
         "{meta}"
     );
+    // RepoDigests: what the push and the FROM's pull recorded.
+    assert_eq!(
+        b.inspect(&app)["RepoDigests"],
+        serde_json::json!([format!("{host}/app@{digest}")])
+    );
+    let base = b.inspect(&format!("{host}/busybox:1"));
+    assert!(
+        base["RepoDigests"][0]
+            .as_str()
+            .is_some_and(|d| d.starts_with(&format!("{host}/busybox@sha256:"))),
+        "{base}"
+    );
     let oci = b.path("oci");
     tool(
         "skopeo",

@@ -78,7 +78,13 @@ impl Client {
             .blobs()
             .read(&image.manifest_digest)
             .map_err(|e| Error::protocol(&what, e.to_string()))?;
-        report.digest = Some(self.push_manifest(reference, &manifest)?);
+        let digest = self.push_manifest(reference, &manifest)?;
+        // `repo@digest` now names the image remotely: recorded, as a pull
+        // records it (RepoDigests). Best effort: the push itself is done.
+        if digest == image.manifest_digest {
+            let _ = store.name_by_digest(reference, &digest);
+        }
+        report.digest = Some(digest);
         Ok(report)
     }
 

@@ -190,6 +190,14 @@ impl Image {
             .filter(|r| r.digest.is_none())
             .map(|r| r.familiar())
             .collect();
+        // `repo@digest` names: what a pull or push recorded (docker's form).
+        let repo_digests: Vec<String> = self
+            .names
+            .iter()
+            .filter_map(|n| crate::Reference::parse(n).ok())
+            .filter(|r| r.digest.is_some())
+            .map(|r| r.familiar())
+            .collect();
         let layers: Vec<Value> = self
             .diff_ids()
             .unwrap_or_default()
@@ -199,7 +207,7 @@ impl Image {
         json!({
             "Id": self.config_digest.to_string(),
             "RepoTags": repo_tags,
-            "RepoDigests": [],
+            "RepoDigests": repo_digests,
             "Parent": "",
             "Comment": self.config.pointer("/history/0/comment").cloned().unwrap_or(json!("")),
             "Created": self.created().unwrap_or(""),

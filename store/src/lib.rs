@@ -378,6 +378,15 @@ impl Store {
         Ok(reference)
     }
 
+    /// Names the image with manifest `digest` `repo@digest` (`reference`'s
+    /// repository): what a registry now serves it as.
+    pub fn name_by_digest(&self, reference: &Reference, digest: &Digest) -> Result<()> {
+        let mut by_digest = reference.clone();
+        by_digest.tag = None;
+        by_digest.digest = Some(digest.clone());
+        self.db().set_name(&by_digest.to_string(), digest)
+    }
+
     /// `kiln rmi`: a name removes that name (and the image record when it
     /// was the last one); an ID removes the image and all its names. Blobs
     /// and snapshots go at the next prune.
