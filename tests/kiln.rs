@@ -222,6 +222,9 @@ impl Kiln {
         }
         c.arg("--root").arg(self.root());
         c.env("DOCKER_CONFIG", self.path("docker"));
+        // The test's own config.toml and certs.d (`config/kiln/`), never
+        // the caller's.
+        c.env("XDG_CONFIG_HOME", self.path("config"));
         for var in [
             "SOURCE_DATE_EPOCH",
             "KILN_PUSH_CHUNK_SIZE",

@@ -12,7 +12,8 @@ pub use hostile_tar::{all_files, hostile_tars, raw_tar, Arena, RawEntry};
 pub use kiln::{Kiln, Output, TestUser};
 pub use probe::*;
 pub use servers::{
-    free_port, htpasswd_line, run_ok, wait_for_port, FileServer, Proxy, Reaped, Registry,
+    free_port, htpasswd_line, private_ca, run_ok, wait_for_port, FileServer, Proxy, Reaped,
+    Registry, RegistryTls,
 };
 
 use std::path::{Path, PathBuf};

@@ -50,6 +50,101 @@ pub fn wait_for_port(port: u16, child: &mut std::process::Child, what: &str) {
     panic!("{what} did not listen on 127.0.0.1:{port}");
 }
 
+/// A registry's TLS: its certificate and key, and the CA its clients'
+/// certificates must be signed by (none: no client certificates).
+pub struct RegistryTls {
+    pub cert: std::path::PathBuf,
+    pub key: std::path::PathBuf,
+    pub client_ca: Option<std::path::PathBuf>,
+}
+
+/// A private CA (openssl) in `dir`: `ca.crt`/`ca.key`, a server
+/// certificate for 127.0.0.1 (`server.crt`/`server.key`) and a client
+/// certificate (`client.cert`/`client.key`; `client-v1.cert`, an X.509
+/// v1 one for the same key), all signed by it.
+pub fn private_ca(dir: &Path) {
+    std::fs::create_dir_all(dir).unwrap();
+    let openssl = |args: &[&str]| {
+        let out = std::process::Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .expect("openssl (Debian's openssl, a dependency of ca-certificates)");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    openssl(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=kiln test CA",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.crt",
+    ]);
+    std::fs::write(dir.join("server.ext"), "subjectAltName=IP:127.0.0.1\n").unwrap();
+    std::fs::write(dir.join("client.ext"), "extendedKeyUsage=clientAuth\n").unwrap();
+    for (name, subject, ext) in [
+        ("server", "/CN=127.0.0.1", Some("server.ext")),
+        ("client", "/CN=kiln test client", Some("client.ext")),
+    ] {
+        let key = format!("{name}.key");
+        let csr = format!("{name}.csr");
+        let out = if name == "client" {
+            "client.cert".to_string()
+        } else {
+            "server.crt".to_string()
+        };
+        openssl(&[
+            "req", "-newkey", "rsa:2048", "-nodes", "-subj", subject, "-keyout", &key, "-out", &csr,
+        ]);
+        let mut sign = vec![
+            "x509",
+            "-req",
+            "-in",
+            &csr,
+            "-CA",
+            "ca.crt",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-out",
+            &out,
+        ];
+        if let Some(ext) = ext {
+            sign.extend(["-extfile", ext]);
+        }
+        openssl(&sign);
+    }
+    // An X.509 v1 client certificate (no extensions), which TLS refuses.
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        "client.csr",
+        "-CA",
+        "ca.crt",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-days",
+        "2",
+        "-out",
+        "client-v1.cert",
+    ]);
+}
+
 /// A real registry (Debian's `docker-registry`, distribution v2) on
 /// 127.0.0.1 with its own storage; stopped on drop.
 pub struct Registry {
@@ -62,12 +157,32 @@ impl Registry {
     /// No auth when `htpasswd` is None; else basic auth against that
     /// `user:bcrypt-hash` file content.
     pub fn start(htpasswd: Option<&str>) -> Registry {
+        Registry::start_with(htpasswd, None)
+    }
+
+    /// A registry serving TLS with `tls.cert`/`tls.key` (PEM files), and
+    /// demanding a client certificate signed by `tls.client_ca` when set.
+    pub fn start_tls(tls: &RegistryTls) -> Registry {
+        Registry::start_with(None, Some(tls))
+    }
+
+    fn start_with(htpasswd: Option<&str>, tls: Option<&RegistryTls>) -> Registry {
         let dir = tempfile::tempdir().unwrap();
         let port = free_port();
         let mut config = format!(
             "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n",
             dir.path().join("data").display()
         );
+        if let Some(tls) = tls {
+            config.push_str(&format!(
+                "  tls:\n    certificate: {}\n    key: {}\n",
+                tls.cert.display(),
+                tls.key.display()
+            ));
+            if let Some(ca) = &tls.client_ca {
+                config.push_str(&format!("    clientcas:\n      - {}\n", ca.display()));
+            }
+        }
         if let Some(h) = htpasswd {
             let file = dir.path().join("htpasswd");
             std::fs::write(&file, h).unwrap();

@@ -458,11 +458,11 @@ pub(crate) fn emit(text: &str) -> Result<(), CliError> {
 
 fn run(cli: Cli, root: PathBuf) -> Result<i32, CliError> {
     let store = || images::open_store(&root);
-    let client = || std::sync::Arc::new(registry::client(&cli.insecure_registries));
+    let client = || registry::client(&cli.insecure_registries).map(std::sync::Arc::new);
     match cli.command {
-        Command::Build(options) => return build::build(store()?, client(), options),
-        Command::Run(options) => return run::run(&store()?, &client(), options),
-        Command::Create(options) => return run::create(&store()?, &client(), options),
+        Command::Build(options) => return build::build(store()?, client()?, options),
+        Command::Run(options) => return run::run(&store()?, &*client()?, options),
+        Command::Create(options) => return run::create(&store()?, &*client()?, options),
         Command::Start {
             attach,
             containers: names,
@@ -530,15 +530,15 @@ fn run(cli: Cli, root: PathBuf) -> Result<i32, CliError> {
             image,
             platform,
             quiet,
-        } => registry::pull(&store()?, &client(), &image, platform.as_deref(), quiet)?,
+        } => registry::pull(&store()?, &*client()?, &image, platform.as_deref(), quiet)?,
         Command::Push { image, dest, quiet } => {
-            registry::push(&store()?, &client(), &image, dest.as_deref(), quiet)?
+            registry::push(&store()?, &*client()?, &image, dest.as_deref(), quiet)?
         }
         Command::Login {
             server,
             username,
             password_stdin,
-        } => registry::login(&client(), &server, username, password_stdin)?,
+        } => registry::login(&*client()?, &server, username, password_stdin)?,
         Command::Logout { server } => registry::logout(&server)?,
         Command::Load { input, quiet } => images::load(&store()?, &input, quiet)?,
         Command::Save {

@@ -6,12 +6,19 @@ use kiln_store::{Reference, Store};
 use std::io::{BufRead, IsTerminal};
 
 /// A client that may speak plain HTTP to `insecure` hosts (and always to
-/// localhost).
+/// localhost), with the per-registry settings of the config files and
+/// certs.d directories (mirrors, CAs, client certificates).
 /// `KILN_PUSH_CHUNK_SIZE` (bytes) sets the size past which blobs are
 /// uploaded in chunks of that size.
-pub fn client(insecure: &[String]) -> Client {
+pub fn client(insecure: &[String]) -> Result<Client, CliError> {
+    let registries = kiln_registry::config::load(
+        &kiln_registry::config::default_config_files(),
+        &kiln_registry::config::default_certs_dirs(),
+    )
+    .map_err(fail)?;
     let mut options = ClientOptions {
         insecure_registries: insecure.to_vec(),
+        registries,
         ..ClientOptions::default()
     };
     if let Some(n) = std::env::var("KILN_PUSH_CHUNK_SIZE")
@@ -21,7 +28,7 @@ pub fn client(insecure: &[String]) -> Client {
     {
         options.chunk_size = n;
     }
-    Client::new(options)
+    Ok(Client::new(options))
 }
 
 pub fn parse_platform(flag: &str, p: Option<&str>) -> Result<Platform, CliError> {

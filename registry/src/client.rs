@@ -28,6 +28,9 @@ pub struct ClientOptions {
     /// Attempts for a request that fails with 5xx, 429 or a reset
     /// connection.
     pub attempts: u32,
+    /// Per-host settings (mirrors, CAs, client certificates, insecure):
+    /// [`crate::config::load`].
+    pub registries: std::collections::BTreeMap<String, crate::RegistryConfig>,
 }
 
 impl Default for ClientOptions {
@@ -38,6 +41,7 @@ impl Default for ClientOptions {
             parallel_transfers: 4,
             chunk_size: 64 << 20,
             attempts: 4,
+            registries: Default::default(),
         }
     }
 }
@@ -45,6 +49,8 @@ impl Default for ClientOptions {
 /// A registry client; cheap to share between threads.
 pub struct Client {
     agent: ureq::Agent,
+    /// Hosts with TLS settings of their own (a CA, a client certificate).
+    host_agents: HashMap<String, ureq::Agent>,
     pub(crate) options: ClientOptions,
     config: Mutex<Option<DockerConfig>>,
     /// (host, scope) → `Authorization` value that worked.
@@ -69,6 +75,8 @@ pub(crate) struct Target<'a> {
     /// Whether a failed attempt may be sent again (false once a body was
     /// partly consumed by the server, e.g. a chunk upload).
     pub retry: bool,
+    /// A pull's read: the host's mirrors may answer it first.
+    pub mirrored: bool,
 }
 
 /// The host that serves the API for a registry name.
@@ -88,24 +96,72 @@ fn is_local(host: &str) -> bool {
     h == "localhost" || h.starts_with("127.") || h == "[::1]" || h.ends_with(".localhost")
 }
 
+/// An agent with kiln's timeouts and `tls`.
+fn new_agent(tls: ureq::tls::TlsConfig) -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .user_agent(concat!("kiln/", env!("CARGO_PKG_VERSION")))
+        .tls_config(tls)
+        .timeout_connect(Some(Duration::from_secs(15)))
+        .timeout_recv_response(Some(Duration::from_secs(120)))
+        .timeout_per_read(Some(Duration::from_secs(120)))
+        .accept_encoding("identity")
+        .max_idle_connections_per_host(16)
+        .build()
+        .new_agent()
+}
+
+/// The TLS a host gets: its own CAs instead of the system's when it has
+/// some, and its client certificate. None: nothing of its own. (The
+/// PEM was checked when the settings were read.)
+fn host_tls(r: &crate::RegistryConfig) -> Option<ureq::tls::TlsConfig> {
+    if r.ca_pem.is_empty() && r.client_pem.is_none() {
+        return None;
+    }
+    let certs = |pem: &[u8]| -> Vec<ureq::tls::Certificate<'static>> {
+        ureq::tls::parse_pem(pem)
+            .filter_map(|item| match item {
+                Ok(ureq::tls::PemItem::Certificate(c)) => Some(c.to_owned()),
+                _ => None,
+            })
+            .collect()
+    };
+    let mut tls = ureq::tls::TlsConfig::builder();
+    tls = if r.ca_pem.is_empty() {
+        tls.root_certs(ureq::tls::RootCerts::PlatformVerifier)
+    } else {
+        let roots: Vec<_> = r.ca_pem.iter().flat_map(|p| certs(p)).collect();
+        tls.root_certs(ureq::tls::RootCerts::new_with_certs(&roots))
+    };
+    if let Some((cert, key)) = &r.client_pem {
+        let key = ureq::tls::parse_pem(key).find_map(|item| match item {
+            Ok(ureq::tls::PemItem::PrivateKey(k)) => Some(k.to_owned()),
+            _ => None,
+        });
+        if let Some(key) = key {
+            tls = tls.client_cert(Some(ureq::tls::ClientCert::new_with_certs(
+                &certs(cert),
+                key,
+            )));
+        }
+    }
+    Some(tls.build())
+}
+
 impl Client {
     pub fn new(options: ClientOptions) -> Client {
-        let config = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .user_agent(concat!("kiln/", env!("CARGO_PKG_VERSION")))
-            .tls_config(
+        let host_agents = options
+            .registries
+            .iter()
+            .filter_map(|(host, r)| Some((api_host(host).to_string(), new_agent(host_tls(r)?))))
+            .collect();
+        Client {
+            agent: new_agent(
                 ureq::tls::TlsConfig::builder()
                     .root_certs(ureq::tls::RootCerts::PlatformVerifier)
                     .build(),
-            )
-            .timeout_connect(Some(Duration::from_secs(15)))
-            .timeout_recv_response(Some(Duration::from_secs(120)))
-            .timeout_per_read(Some(Duration::from_secs(120)))
-            .accept_encoding("identity")
-            .max_idle_connections_per_host(16)
-            .build();
-        Client {
-            agent: config.new_agent(),
+            ),
+            host_agents,
             options,
             config: Mutex::new(None),
             authorizations: Mutex::new(HashMap::new()),
@@ -113,13 +169,41 @@ impl Client {
         }
     }
 
-    pub(crate) fn agent(&self) -> &ureq::Agent {
-        &self.agent
+    /// The agent for requests to `url` (or a base `scheme://host`): the
+    /// host's own when it has TLS settings.
+    pub(crate) fn agent_for(&self, url: &str) -> &ureq::Agent {
+        let host = url
+            .split_once("://")
+            .map_or(url, |(_, rest)| rest)
+            .split('/')
+            .next()
+            .unwrap_or("");
+        self.host_agents.get(host).unwrap_or(&self.agent)
     }
 
     /// Whether plain HTTP is allowed for `domain`.
     pub fn is_insecure(&self, domain: &str) -> bool {
-        is_local(domain) || self.options.insecure_registries.iter().any(|h| h == domain)
+        is_local(domain)
+            || self.options.insecure_registries.iter().any(|h| h == domain)
+            || self
+                .options
+                .registries
+                .get(domain)
+                .is_some_and(|r| r.insecure)
+    }
+
+    /// The mirrors configured for `domain` (`docker.io` and its aliases
+    /// are one registry).
+    fn mirrors(&self, domain: &str) -> &[String] {
+        let key = if domain == "index.docker.io" || domain == "registry-1.docker.io" {
+            "docker.io"
+        } else {
+            domain
+        };
+        self.options
+            .registries
+            .get(key)
+            .map_or(&[][..], |r| r.mirrors.as_slice())
     }
 
     /// `https://host` or, for insecure registries that do not speak TLS,
@@ -130,7 +214,11 @@ impl Client {
             return Ok(format!("{s}://{host}"));
         }
         let scheme = if self.is_insecure(domain) {
-            match self.agent.get(format!("https://{host}/v2/")).call() {
+            match self
+                .agent_for(host)
+                .get(format!("https://{host}/v2/"))
+                .call()
+            {
                 Ok(_) => "https",
                 Err(_) => "http",
             }
@@ -157,8 +245,35 @@ impl Client {
 
     /// Sends a request built by `build` (given the base URL and an
     /// `Authorization` value), answering a 401 challenge once and retrying
-    /// resets, 5xx and 429 with backoff.
+    /// resets, 5xx and 429 with backoff. A pull's read goes to the host's
+    /// mirrors first, in order; the first that answers it with a success
+    /// wins, else the host itself is asked (docker's registry mirrors).
     pub(crate) fn send(
+        &self,
+        target: &Target<'_>,
+        build: &RequestFn<'_>,
+    ) -> Result<Response<Body>, Error> {
+        if target.mirrored {
+            for mirror in self.mirrors(target.domain) {
+                let at_mirror = Target {
+                    domain: mirror,
+                    scopes: target.scopes.clone(),
+                    what: target.what,
+                    retry: false,
+                    mirrored: false,
+                };
+                if let Ok(resp) = self.send_once_to(&at_mirror, build) {
+                    if resp.status().is_success() {
+                        return Ok(resp);
+                    }
+                }
+            }
+        }
+        self.send_once_to(target, build)
+    }
+
+    /// [`Client::send`] to `target.domain` itself.
+    fn send_once_to(
         &self,
         target: &Target<'_>,
         build: &RequestFn<'_>,
@@ -250,7 +365,7 @@ impl Client {
                 format!("refusing token realm {realm}: not https"),
             ));
         }
-        let mut req = self.agent.get(realm.as_str());
+        let mut req = self.agent_for(realm.as_str()).get(realm.as_str());
         if let Some(service) = challenge.params.get("service") {
             req = req.query("service", service);
         }
@@ -311,7 +426,7 @@ impl Client {
         let base = self.base_url(domain)?;
         let url = format!("{base}/v2/");
         let resp = self
-            .agent
+            .agent_for(&url)
             .get(&url)
             .call()
             .map_err(|e| Error::transport(domain, transport_message(&e)))?;
@@ -323,10 +438,11 @@ impl Client {
             scopes: vec![],
             what: domain,
             retry: false,
+            mirrored: false,
         };
         let authorization = self.authorize(&target, challenge_header(&resp), Some(cred))?;
         let resp = self
-            .agent
+            .agent_for(&url)
             .get(&url)
             .header("Authorization", &authorization)
             .call()

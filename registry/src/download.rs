@@ -26,7 +26,7 @@ impl Client {
         loop {
             attempt += 1;
             let last = attempt >= self.options.attempts;
-            let resp = match self.agent().get(url).call() {
+            let resp = match self.agent_for(url).get(url).call() {
                 Ok(r) => r,
                 Err(e) if !last && !matches!(e, ureq::Error::HostNotFound) => {
                     std::thread::sleep(backoff(attempt));

@@ -10,12 +10,14 @@
 
 pub mod auth;
 mod client;
+pub mod config;
 mod download;
 mod pull;
 mod push;
 
 pub use auth::{ConfigError, Credential, DockerConfig};
 pub use client::{Client, ClientOptions};
+pub use config::{RegistryConfig, RegistryConfigError};
 pub use download::Download;
 pub use pull::{Platform, Pulled};
 pub use push::Pushed;

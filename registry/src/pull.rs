@@ -117,6 +117,7 @@ impl Client {
             scopes: vec![format!("repository:{}:pull", r.path)],
             what,
             retry: true,
+            mirrored: true,
         };
         let accept = [
             MEDIA_OCI_INDEX,
@@ -127,7 +128,7 @@ impl Client {
         .join(", ");
         let mut resp = self.send(&target, &|base, auth| {
             let mut req = self
-                .agent()
+                .agent_for(base)
                 .get(format!("{base}/v2/{}/manifests/{tag_or_digest}", r.path))
                 .header("Accept", &accept);
             if let Some(a) = auth {
@@ -393,12 +394,13 @@ impl Client {
             scopes: vec![format!("repository:{}:pull", reference.path)],
             what,
             retry: true,
+            mirrored: true,
         };
         let mut attempt = 0;
         loop {
             attempt += 1;
             let mut resp = self.send(&target, &|base, auth| {
-                let mut req = self.agent().get(format!(
+                let mut req = self.agent_for(base).get(format!(
                     "{base}/v2/{}/blobs/{}",
                     reference.path, blob.digest
                 ));

@@ -142,10 +142,11 @@ impl Client {
             scopes: vec![format!("repository:{}:pull,push", reference.path)],
             what: &what,
             retry: true,
+            mirrored: false,
         };
         let mut resp = self.send(&target, &|base, auth| {
             let mut req = self
-                .agent()
+                .agent_for(base)
                 .put(format!(
                     "{base}/v2/{}/manifests/{tag_or_digest}",
                     reference.path
@@ -192,7 +193,7 @@ impl Client {
         let path = &reference.path;
         let resp = self.send(&push.target(None), &|base, auth| {
             let mut req = self
-                .agent()
+                .agent_for(base)
                 .head(format!("{base}/v2/{path}/blobs/{}", blob.digest));
             if let Some(a) = auth {
                 req = req.header("Authorization", a);
@@ -219,7 +220,7 @@ impl Client {
             if let Some(from) = &mount_from {
                 url = format!("{url}?mount={}&from={from}", blob.digest);
             }
-            let mut req = self.agent().post(url);
+            let mut req = self.agent_for(&url).post(&url);
             if let Some(a) = auth {
                 req = req.header("Authorization", a);
             }
@@ -265,6 +266,7 @@ impl BlobPush<'_> {
                 .collect(),
             what: self.what,
             retry: true,
+            mirrored: false,
         }
     }
 
@@ -285,7 +287,7 @@ impl BlobPush<'_> {
                 .map_err(|e| ureq::Error::Io(std::io::Error::other(e)))?;
             let mut req = self
                 .client
-                .agent()
+                .agent_for(&url)
                 .put(&url)
                 .header("Content-Type", "application/octet-stream");
             if let Some(a) = auth {
@@ -327,7 +329,7 @@ impl BlobPush<'_> {
             let mut resp = self.client.send(&t, &|_, auth| {
                 let mut req = self
                     .client
-                    .agent()
+                    .agent_for(&loc)
                     .patch(&loc)
                     .header("Content-Type", "application/octet-stream")
                     .header("Content-Range", format!("{offset}-{end}"));
@@ -349,7 +351,7 @@ impl BlobPush<'_> {
         }
         let url = with_query(&location, "digest", &self.blob.digest.to_string());
         let mut resp = self.client.send(&self.target(None), &|_, auth| {
-            let mut req = self.client.agent().put(&url);
+            let mut req = self.client.agent_for(&url).put(&url);
             if let Some(a) = auth {
                 req = req.header("Authorization", a);
             }
