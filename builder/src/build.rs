@@ -277,6 +277,18 @@ impl Build {
             .find(|i| kiln_store::platform_name(&i.config) == host)
             .or(images.first())
             .cloned();
+        // The build cache kept under the machine's limit, least recently
+        // used first (what this build used is the most recent).
+        if let Some(policy) = crate::gc::after_build_policy(store) {
+            if let Ok(p) = crate::gc::prune(store, &policy) {
+                if p.records + p.mounts > 0 {
+                    progress.info(&format!(
+                        "build cache over its limit: removed {} record(s) and {} cache mount(s), {} bytes freed",
+                        p.records, p.mounts, p.bytes
+                    ));
+                }
+            }
+        }
         Ok(Built {
             image,
             images,

@@ -21,6 +21,7 @@ mod error;
 pub mod explain;
 mod export;
 pub mod fileop;
+pub mod gc;
 pub mod git;
 mod images;
 mod keys;

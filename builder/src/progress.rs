@@ -117,7 +117,7 @@ impl Progress {
         }
     }
 
-    /// In tty mode, redraws the view every [`TICK`] until
+    /// In tty mode, redraws the view every tick (100 ms) until
     /// [`Progress::finish`] (or the last owner drops it).
     pub fn start_ticker(progress: &Arc<Progress>) {
         if progress.mode != Mode::Tty {

@@ -631,6 +631,83 @@ pub fn prune(store: &Store, all: bool, force: bool) -> Result<(), CliError> {
     ))
 }
 
+/// `kiln builder prune` as asked.
+pub struct BuilderPrune {
+    pub all: bool,
+    pub force: bool,
+    pub keep_storage: Option<String>,
+    pub keep_duration: Option<String>,
+    pub filters: Vec<String>,
+}
+
+/// `30s`, `15m`, `24h`, `7d` (Go's durations and days) in seconds.
+fn duration_secs(flag: &str, text: &str) -> Result<i64, CliError> {
+    let bad = || {
+        fail(format!(
+            "{flag} {text:?}: want a number and s, m, h or d (24h)"
+        ))
+    };
+    let (n, unit) = text.split_at(text.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?);
+    let n: i64 = n.parse().map_err(|_| bad())?;
+    let unit = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86400,
+        _ => return Err(bad()),
+    };
+    Ok(n * unit)
+}
+
+pub fn builder_prune(store: &Store, o: &BuilderPrune) -> Result<(), CliError> {
+    let keep_bytes = match &o.keep_storage {
+        Some(v) if !o.all => Some(
+            kiln_parser::units::ram_in_bytes(v)
+                .ok_or_else(|| fail(format!("--keep-storage {v:?}: want a size (50MB, 10GB)")))?,
+        ),
+        _ => None,
+    };
+    let keep_duration = match &o.keep_duration {
+        Some(v) if !o.all => Some(duration_secs("--keep-duration", v)?),
+        _ => None,
+    };
+    let (mut records, mut mounts) = (true, true);
+    for f in &o.filters {
+        match f.as_str() {
+            "type=regular" => mounts = false,
+            "type=exec.cachemount" => records = false,
+            other => {
+                return Err(fail(format!(
+                    "--filter {other}: unknown filter (type=regular, type=exec.cachemount)"
+                )))
+            }
+        }
+    }
+    if !o.force {
+        eprint!("WARNING! This will remove build cache. Are you sure you want to continue? [y/N] ");
+        if !confirmed() {
+            eprintln!("Nothing removed.");
+            return Ok(());
+        }
+    }
+    let pruned = kiln_builder::gc::prune(
+        store,
+        &kiln_builder::gc::Policy {
+            keep_bytes,
+            keep_duration,
+            records,
+            mounts,
+        },
+    )
+    .map_err(fail)?;
+    emit(&format!(
+        "Deleted build cache records: {}\nDeleted cache mounts: {}\nTotal reclaimed space: {}\n",
+        pruned.records,
+        pruned.mounts,
+        human_size(pruned.bytes)
+    ))
+}
+
 /// A `y` or `yes` answer on stdin (anything else, or none, is no).
 fn confirmed() -> bool {
     let mut answer = String::new();
@@ -638,34 +715,87 @@ fn confirmed() -> bool {
     matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes")
 }
 
-pub fn df(store: &Store) -> Result<(), CliError> {
-    let u = store.disk_usage().map_err(fail)?;
-    emit(&table(&[
+/// `system df`: docker's rows (images, containers, build cache) and the
+/// cache mounts, each RECLAIMABLE being what removing the unused ones
+/// frees (`kiln prune -a`, `kiln rm`, `kiln builder prune -a`).
+pub fn df(store: &Store, verbose: bool) -> Result<(), CliError> {
+    let images = store.images().map_err(fail)?;
+    let containers = kiln_runtime::Containers::new(store.root()).list();
+    let used_images: std::collections::HashSet<String> = containers
+        .iter()
+        .map(|c| c.config.image_id.clone())
+        .collect();
+    let image_used = |i: &kiln_store::Image| used_images.contains(&i.config_digest.to_string());
+    let sized: Vec<(bool, u64)> = containers
+        .iter()
+        .map(|c| (c.is_running(), kiln_store::dir_size(&c.dir)))
+        .collect();
+    let cache = kiln_builder::gc::usage(store).map_err(fail)?;
+    let row = |kind: &str, total: usize, active: usize, size: u64, reclaimable: u64| {
+        let pct = if size == 0 {
+            0
+        } else {
+            reclaimable * 100 / size.max(1)
+        };
         [
-            "TYPE".to_string(),
-            "TOTAL".into(),
-            "SIZE".into(),
-            "RECLAIMABLE".into(),
-        ],
-        [
-            "Images".into(),
-            u.images.to_string(),
-            human_size(u.images_size),
-            human_size(u.reclaimable_bytes),
-        ],
-        [
-            "Blobs".into(),
-            "-".into(),
+            kind.to_string(),
+            total.to_string(),
+            active.to_string(),
+            human_size(size),
+            format!("{} ({pct}%)", human_size(reclaimable)),
+        ]
+    };
+    let mut rows = vec![[
+        "TYPE".to_string(),
+        "TOTAL".into(),
+        "ACTIVE".into(),
+        "SIZE".into(),
+        "RECLAIMABLE".into(),
+    ]];
+    rows.push(row(
+        "Images",
+        images.len(),
+        images.iter().filter(|i| image_used(i)).count(),
+        images.iter().map(kiln_store::Image::size).sum(),
+        images
+            .iter()
+            .filter(|i| !image_used(i))
+            .map(kiln_store::Image::size)
+            .sum(),
+    ));
+    rows.push(row(
+        "Containers",
+        containers.len(),
+        sized.iter().filter(|(r, _)| *r).count(),
+        sized.iter().map(|(_, s)| s).sum(),
+        sized.iter().filter(|(r, _)| !*r).map(|(_, s)| s).sum(),
+    ));
+    rows.push(row(
+        "Build Cache",
+        cache.records,
+        0,
+        cache.records_bytes,
+        cache.records_reclaimable,
+    ));
+    rows.push(row(
+        "Cache Mounts",
+        cache.mounts,
+        cache.mounts_active,
+        cache.mounts_bytes,
+        cache.mounts_reclaimable,
+    ));
+    let mut text = table(&rows);
+    if verbose {
+        let u = store.disk_usage().map_err(fail)?;
+        text.push_str(&format!(
+            "\nStore internals: blobs {}, snapshots {} ({}), unreferenced blobs {}\n",
             human_size(u.blobs_bytes),
-            human_size(u.reclaimable_bytes),
-        ],
-        [
-            "Snapshots".into(),
-            u.snapshots.to_string(),
+            u.snapshots,
             human_size(u.snapshots_bytes),
-            "-".into(),
-        ],
-    ]))
+            human_size(u.reclaimable_bytes)
+        ));
+    }
+    emit(&text)
 }
 
 pub fn snapshots(store: &Store, name: &str) -> Result<(), CliError> {

@@ -244,7 +244,7 @@ enum Command {
         #[arg(long, value_name = "OS/ARCH[/VARIANT]")]
         platform: Option<String>,
     },
-    /// List images (those of REPOSITORY[:TAG] only, when given).
+    /// List images (those of `REPOSITORY[:TAG]` only, when given).
     Images {
         #[arg(value_name = "REPOSITORY[:TAG]")]
         reference: Option<String>,
@@ -306,6 +306,9 @@ enum Command {
     /// Store maintenance.
     #[command(subcommand)]
     System(System),
+    /// Build cache maintenance.
+    #[command(subcommand)]
+    Builder(BuilderCommand),
     /// Tools for looking inside kiln.
     #[command(subcommand)]
     Debug(debug::Debug),
@@ -330,9 +333,37 @@ enum Command {
 }
 
 #[derive(Subcommand)]
+enum BuilderCommand {
+    /// Remove build cache: records of build steps and cache-mount
+    /// contents, least recently used first, keeping what the limits
+    /// allow (nothing without a limit). Asks first unless -f.
+    Prune {
+        /// Remove all of it (the default when no limit is given).
+        #[arg(short, long)]
+        all: bool,
+        /// Do not ask for confirmation.
+        #[arg(short, long)]
+        force: bool,
+        /// Keep the most recently used cache up to this size (`50MB`, `10GB`).
+        #[arg(long, value_name = "SIZE")]
+        keep_storage: Option<String>,
+        /// Keep cache used within this long (`30m`, `24h`, `7d`).
+        #[arg(long, value_name = "DURATION")]
+        keep_duration: Option<String>,
+        /// `type=regular` (step records) or `type=exec.cachemount`.
+        #[arg(long, value_name = "type=TYPE")]
+        filter: Vec<String>,
+    },
+}
+
+#[derive(Subcommand)]
 enum System {
-    /// Disk usage of the store.
-    Df,
+    /// Disk usage: images, containers, build cache, cache mounts.
+    Df {
+        /// Also the store's internals (blobs, snapshots).
+        #[arg(short, long)]
+        verbose: bool,
+    },
     /// Verify every blob's digest and every reference in the store.
     Check,
     /// Which platforms this machine can run build steps for (binfmt_misc
@@ -592,10 +623,26 @@ fn run(cli: Cli, root: PathBuf) -> Result<i32, CliError> {
             images: list,
         } => images::rmi(&store()?, &list, force)?,
         Command::Prune { all, force } => images::prune(&store()?, all, force)?,
-        Command::System(System::Df) => images::df(&store()?)?,
+        Command::System(System::Df { verbose }) => images::df(&store()?, verbose)?,
         Command::System(System::Check) => images::check(&store()?)?,
         Command::System(System::Binfmt { install }) => platforms::binfmt(install)?,
         Command::Debug(command) => debug::run(command, store)?,
+        Command::Builder(BuilderCommand::Prune {
+            all,
+            force,
+            keep_storage,
+            keep_duration,
+            filter,
+        }) => images::builder_prune(
+            &store()?,
+            &images::BuilderPrune {
+                all,
+                force,
+                keep_storage,
+                keep_duration,
+                filters: filter,
+            },
+        )?,
         Command::Completion { shell } => manuals::completion(shell)?,
         Command::Man { dir } => manuals::man(dir.as_deref())?,
         Command::Unshare { command } => return rootless::unshare(&command),

@@ -173,6 +173,64 @@ pub fn create_cache_dir<E: From<ExecError>>(
     made
 }
 
+/// What a container holds on its caches while it runs: the sharing locks
+/// (`locked`, `private`) and, on every cache it mounts, a shared "in use"
+/// lock that keeps `kiln builder prune` from removing it.
+#[derive(Default)]
+pub(crate) struct CacheHolds {
+    _locks: Vec<CacheLock>,
+    _in_use: Vec<fs::File>,
+}
+
+/// The file whose lock says a cache directory is in use.
+fn in_use_path(dir: &Path) -> PathBuf {
+    dir.with_extension("inuse")
+}
+
+/// Whether a running container mounts cache directory `dir`.
+pub fn cache_dir_in_use(dir: &Path) -> bool {
+    let Ok(file) = fs::File::open(in_use_path(dir)) else {
+        return false;
+    };
+    match rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
+        Ok(()) => {
+            let _ = rustix::fs::flock(&file, rustix::fs::FlockOperation::Unlock);
+            false
+        }
+        Err(_) => true,
+    }
+}
+
+/// Removes cache directory `dir` (and its lock files) unless a container
+/// uses it now; false when one does. The directory is renamed aside
+/// under the exclusive in-use lock, so a step arriving meanwhile waits
+/// and then makes a fresh one.
+pub fn remove_cache_dir_if_unused(dir: &Path) -> std::io::Result<bool> {
+    let in_use = in_use_path(dir);
+    let file = fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&in_use)?;
+    match rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
+        Ok(()) => {}
+        Err(rustix::io::Errno::WOULDBLOCK) => return Ok(false),
+        Err(e) => return Err(e.into()),
+    }
+    let aside = dir.with_extension(format!("removing-{}", std::process::id()));
+    if dir.exists() {
+        fs::rename(dir, &aside)?;
+    }
+    let _ = fs::remove_file(dir.with_extension("lock"));
+    let _ = fs::remove_file(&in_use);
+    drop(file);
+    fs::remove_dir_all(&aside).or_else(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => Ok(()),
+        _ => Err(e),
+    })?;
+    Ok(true)
+}
+
 /// The caches of one container, each made on first use and locked as its
 /// sharing mode says, once per cache however many targets mount it: a
 /// step mounting one locked cache twice shares the lock with itself.
@@ -182,7 +240,7 @@ pub(crate) struct StepCaches {
     /// Per cache directory: mounted from the directory itself (false: a
     /// throwaway copy, `private` when someone else holds it).
     direct: std::collections::BTreeMap<PathBuf, bool>,
-    pub(crate) locks: Vec<CacheLock>,
+    pub(crate) holds: CacheHolds,
 }
 
 impl StepCaches {
@@ -193,7 +251,30 @@ impl StepCaches {
     ) -> Result<StepCaches, ExecError> {
         // The strictest mode a cache is mounted with in this step wins.
         let mut wanted: std::collections::BTreeMap<PathBuf, Sharing> = Default::default();
+        let mut in_use = Vec::new();
         for (dir, sharing, owner_mode) in caches {
+            if !wanted.contains_key(*dir) {
+                // In use first (waiting out a prune removing it), then made.
+                let path = in_use_path(dir);
+                if let Some(parent) = path.parent() {
+                    fs::create_dir_all(parent).map_err(io_err(parent))?;
+                }
+                let file = fs::OpenOptions::new()
+                    .create(true)
+                    .truncate(false)
+                    .write(true)
+                    .open(&path)
+                    .map_err(io_err(&path))?;
+                rustix::fs::flock(&file, rustix::fs::FlockOperation::LockShared).map_err(|e| {
+                    ExecError::Io {
+                        path: path.clone(),
+                        source: e.into(),
+                    }
+                })?;
+                // Its time is the cache's last use (what a prune weighs).
+                let _ = file.set_modified(std::time::SystemTime::now());
+                in_use.push(file);
+            }
             create_cache_dir(dir, *owner_mode, |_| Ok::<(), ExecError>(()))?;
             let entry = wanted.entry(dir.to_path_buf()).or_insert(*sharing);
             *entry = match (*entry, *sharing) {
@@ -214,7 +295,13 @@ impl StepCaches {
             direct.insert(dir, sharing == Sharing::Shared || lock.is_some());
             locks.extend(lock);
         }
-        Ok(StepCaches { direct, locks })
+        Ok(StepCaches {
+            direct,
+            holds: CacheHolds {
+                _locks: locks,
+                _in_use: in_use,
+            },
+        })
     }
 
     /// The mount source of cache `dir` (one of those locked).

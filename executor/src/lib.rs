@@ -26,7 +26,9 @@
 //! overlay views for file ops), `terminal`.
 
 mod cache_mount;
-pub use cache_mount::{create_cache_dir, CacheWait, CacheWaiter};
+pub use cache_mount::{
+    cache_dir_in_use, create_cache_dir, remove_cache_dir_if_unused, CacheWait, CacheWaiter,
+};
 pub mod binfmt;
 mod cgroup;
 mod child;

@@ -43,7 +43,7 @@ pub struct Running {
     /// Removed (rmdir) when the container is done.
     pub(crate) _cgroup: Option<crate::cgroup::Cgroup>,
     /// Cache locks held while the container runs.
-    pub(crate) _cache_locks: Vec<crate::cache_mount::CacheLock>,
+    pub(crate) _cache_locks: crate::cache_mount::CacheHolds,
     pub(crate) pid: Pid,
     pub(crate) stdout: Option<OwnedFd>,
     pub(crate) stderr: Option<OwnedFd>,
@@ -158,7 +158,7 @@ impl Running {
         Running {
             oci: None,
             _cgroup: None,
-            _cache_locks: Vec::new(),
+            _cache_locks: Default::default(),
             pid,
             stdout,
             stderr,

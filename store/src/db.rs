@@ -648,6 +648,17 @@ pub(crate) fn named_manifests(conn: &Connection) -> Result<Vec<Digest>> {
 }
 
 /// Every cache record's layer stack (JSON).
+impl Db {
+    /// (key, layers JSON, last used) of every build cache record.
+    pub fn cache_rows(&self) -> Result<Vec<(String, String, i64)>> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT key, layers, used FROM build_cache")?;
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+}
+
 pub(crate) fn cache_texts(conn: &Connection) -> Result<Vec<String>> {
     let mut stmt = conn.prepare("SELECT layers FROM build_cache")?;
     let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;

@@ -27,9 +27,22 @@ enum Scope<'a> {
     Everything { all: bool },
     /// Only these blobs (a failed load's), if nothing else needs them.
     Blobs(&'a HashSet<Digest>),
+    /// These build cache records (`kiln builder prune`, the build's GC),
+    /// then every blob and snapshot nothing live needs; images stay.
+    CacheRecords(&'a [String]),
 }
 
-pub(crate) fn dir_size(path: &Path) -> u64 {
+/// A build cache record as `kiln builder prune` weighs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CacheRecordInfo {
+    pub key: String,
+    /// Unix seconds of its last hit or write.
+    pub used: i64,
+    /// Bytes of the layer the record adds.
+    pub size: u64,
+}
+
+pub fn dir_size(path: &Path) -> u64 {
     let mut total = 0;
     let mut stack = vec![path.to_path_buf()];
     while let Some(p) = stack.pop() {
@@ -53,6 +66,60 @@ impl Store {
         self.collect(Scope::Everything { all })
     }
 
+    /// Removes the build cache records `keys`, then every blob and
+    /// snapshot that no image, no remaining record and no live kiln
+    /// process needs. Images are never removed.
+    pub fn prune_cache(&self, keys: &[String]) -> Result<PruneReport> {
+        self.collect(Scope::CacheRecords(keys))
+    }
+
+    /// Every build cache record with when it was last used and the size
+    /// of what it adds (its own, top layer; the layers beneath are other
+    /// records').
+    pub fn cache_records(&self) -> Result<Vec<CacheRecordInfo>> {
+        let rows = self.db().cache_rows()?;
+        Ok(rows
+            .into_iter()
+            .map(|(key, text, used)| {
+                let own = build::stack_from_text(&text).and_then(|s| s.last().cloned().flatten());
+                let size = match own {
+                    Some(Layer::Built { snapshot }) => {
+                        dir_size(&self.snapshots.join(snapshot.hex()))
+                    }
+                    Some(Layer::Tar(l)) => l.size,
+                    None => 0,
+                };
+                CacheRecordInfo { key, used, size }
+            })
+            .collect())
+    }
+
+    /// What removing every build cache record would free, honestly:
+    /// the blobs and snapshots the records keep that no image and no live
+    /// process needs too (`system df`'s RECLAIMABLE for the build cache).
+    pub fn cache_reclaimable(&self) -> Result<u64> {
+        self.db().immediate(|tx| {
+            let holds = db::live_holds(tx, None)?;
+            let images = db::image_rows(tx)?;
+            let (all_blobs, all_snaps) = self.live(tx, &images, &db::cache_texts(tx)?, &holds)?;
+            let (img_blobs, img_snaps) = self.live(tx, &images, &[], &holds)?;
+            let mut bytes: u64 = all_blobs
+                .difference(&img_blobs)
+                .filter_map(|d| fs::metadata(self.blobs.path(d)).ok())
+                .map(|m| m.len())
+                .sum();
+            let pulled: std::collections::HashMap<Digest, String> = db::snapshot_rows(tx)?
+                .into_iter()
+                .map(|r| (r.chain_id, r.dir))
+                .collect();
+            for snap in all_snaps.difference(&img_snaps) {
+                let dir = pulled.get(snap).cloned().unwrap_or_else(|| snap.hex());
+                bytes += dir_size(&self.snapshots.join(dir));
+            }
+            Ok(bytes)
+        })
+    }
+
     /// Deletes blobs a failed load added, unless something else needs
     /// them (an image, a cache record, another process).
     pub(crate) fn collect_blobs(&self, candidates: &HashSet<Digest>) {
@@ -74,9 +141,15 @@ impl Store {
                     db::release_items(tx, &lease.id, &items)?;
                     lease.forget(&items);
                 }
-                Scope::Everything { .. } => {
+                Scope::Everything { .. } | Scope::CacheRecords(_) => {
                     tx.execute("DELETE FROM lease_items WHERE lease = ?1", [&lease.id])?;
                     lease.forget_all();
+                }
+            }
+            if let Scope::CacheRecords(keys) = scope {
+                for key in keys {
+                    report.cache_records_removed +=
+                        tx.execute("DELETE FROM build_cache WHERE key = ?1", [key])?;
                 }
             }
             let holds = db::live_holds(tx, None)?;
@@ -110,7 +183,7 @@ impl Store {
                         .filter(|d| !live_blobs.contains(*d))
                         .map(|d| self.blobs.path(d)),
                 ),
-                Scope::Everything { .. } => {
+                Scope::Everything { .. } | Scope::CacheRecords(_) => {
                     for (name, path) in self.blobs.list()? {
                         let keep = format!("sha256:{name}")
                             .parse::<Digest>()
@@ -135,7 +208,7 @@ impl Store {
                 report.bytes_freed += meta.len();
                 report.blobs_removed += 1;
             }
-            if let Scope::Everything { .. } = scope {
+            if let Scope::Everything { .. } | Scope::CacheRecords(_) = scope {
                 let mut n = 0;
                 // A doomed snapshot directory (if there) goes to the trash.
                 let mut discard = |dir: &Path, report: &mut PruneReport| -> Result<()> {

@@ -43,6 +43,7 @@ pub use check::{CheckReport, DiskUsage, PruneReport};
 pub use context::{ContextStats, FileSums};
 pub use digest::{Digest, DigestError, HashingReader, HashingWriter, VerifyingReader};
 pub use error::{Result, StoreError};
+pub use gc::{dir_size, CacheRecordInfo};
 pub use image::{
     host_platform, host_platform_name, platform_json, platform_matches, platform_name, HistoryRow,
     Image, LayerRef, MEDIA_DOCKER_MANIFEST, MEDIA_OCI_CONFIG, MEDIA_OCI_INDEX, MEDIA_OCI_MANIFEST,

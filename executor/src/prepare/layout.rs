@@ -4,7 +4,7 @@
 //! no privilege.
 
 use super::{container_path, cstring, parents, PreparedMount, PreparedMountKind};
-use crate::cache_mount::{CacheLock, CacheWaiter, StepCaches};
+use crate::cache_mount::{CacheHolds, CacheWaiter, StepCaches};
 use crate::error::{io_err, ExecError};
 use crate::spec::{Mount, MountSource, Network, Spec};
 use crate::user;
@@ -118,7 +118,7 @@ pub(crate) fn resolve_mounts(
     user: &user::ResolvedUser,
     holder: &str,
     wait: Option<&CacheWaiter>,
-) -> Result<(Vec<Mount>, Vec<CacheLock>), ExecError> {
+) -> Result<(Vec<Mount>, CacheHolds), ExecError> {
     let caches: Vec<_> = mounts
         .iter()
         .filter_map(|m| match &m.source {
@@ -165,7 +165,7 @@ pub(crate) fn resolve_mounts(
             readonly,
         });
     }
-    Ok((resolved, caches.locks))
+    Ok((resolved, caches.holds))
 }
 
 /// Where the container's mounts go: the mountpoints to make (directories
