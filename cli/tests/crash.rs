@@ -248,7 +248,23 @@ fn prune_loops_beside_concurrent_builds_and_a_run() {
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_millis(300));
+    // The race starts once the container runs (it then holds its image);
+    // before that a prune may remove the image and the run fail cleanly,
+    // which is not what this test is about.
+    let (line_tx, line_rx) = std::sync::mpsc::channel::<String>();
+    let stdout = run.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let _ = line_tx.send(line);
+        }
+    });
+    let first = line_rx
+        .recv_timeout(Duration::from_secs(60))
+        .expect("the container never started");
     for i in 0..8 {
         k.write(
             &format!("ctx{i}/Dockerfile"),
@@ -341,11 +357,9 @@ fn prune_loops_beside_concurrent_builds_and_a_run() {
     }
     assert!(succeeded >= 8, "only {succeeded} of 16 builds succeeded");
     let _ = run.kill();
-    let out = run.wait_with_output().unwrap();
-    let counts: Vec<String> = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(str::to_string)
-        .collect();
+    let _ = run.wait();
+    let _ = reader.join();
+    let counts: Vec<String> = std::iter::once(first).chain(line_rx.try_iter()).collect();
     assert!(counts.len() > 10, "{counts:?}");
     assert!(
         counts.iter().all(|c| c == &counts[0]),
