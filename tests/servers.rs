@@ -93,25 +93,13 @@ pub fn private_ca(dir: &Path) {
     ]);
     std::fs::write(dir.join("server.ext"), "subjectAltName=IP:127.0.0.1\n").unwrap();
     std::fs::write(dir.join("client.ext"), "extendedKeyUsage=clientAuth\n").unwrap();
-    for (name, subject, ext) in [
-        ("server", "/CN=127.0.0.1", Some("server.ext")),
-        ("client", "/CN=kiln test client", Some("client.ext")),
-    ] {
-        let key = format!("{name}.key");
-        let csr = format!("{name}.csr");
-        let out = if name == "client" {
-            "client.cert".to_string()
-        } else {
-            "server.crt".to_string()
-        };
-        openssl(&[
-            "req", "-newkey", "rsa:2048", "-nodes", "-subj", subject, "-keyout", &key, "-out", &csr,
-        ]);
-        let mut sign = vec![
+    // Signs `csr` with the CA into `out` (X.509 v3 with `ext`, else v1).
+    let sign = |csr: &str, out: &str, ext: Option<&str>| {
+        let mut args = vec![
             "x509",
             "-req",
             "-in",
-            &csr,
+            csr,
             "-CA",
             "ca.crt",
             "-CAkey",
@@ -120,29 +108,31 @@ pub fn private_ca(dir: &Path) {
             "-days",
             "2",
             "-out",
-            &out,
+            out,
         ];
         if let Some(ext) = ext {
-            sign.extend(["-extfile", ext]);
+            args.extend(["-extfile", ext]);
         }
-        openssl(&sign);
+        openssl(&args);
+    };
+    for (name, subject, out, ext) in [
+        ("server", "/CN=127.0.0.1", "server.crt", "server.ext"),
+        (
+            "client",
+            "/CN=kiln test client",
+            "client.cert",
+            "client.ext",
+        ),
+    ] {
+        let key = format!("{name}.key");
+        let csr = format!("{name}.csr");
+        openssl(&[
+            "req", "-newkey", "rsa:2048", "-nodes", "-subj", subject, "-keyout", &key, "-out", &csr,
+        ]);
+        sign(&csr, out, Some(ext));
     }
     // An X.509 v1 client certificate (no extensions), which TLS refuses.
-    openssl(&[
-        "x509",
-        "-req",
-        "-in",
-        "client.csr",
-        "-CA",
-        "ca.crt",
-        "-CAkey",
-        "ca.key",
-        "-CAcreateserial",
-        "-days",
-        "2",
-        "-out",
-        "client-v1.cert",
-    ]);
+    sign("client.csr", "client-v1.cert", None);
 }
 
 /// A real registry (Debian's `docker-registry`, distribution v2) on

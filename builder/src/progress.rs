@@ -384,7 +384,7 @@ impl Progress {
         if self.mode == Mode::Tty {
             let mut text = self.up(&inner);
             let all: Vec<usize> = (0..inner.steps.len()).collect();
-            text.push_str(&self.render(&inner, &all, false, usize::MAX));
+            text.push_str(&self.render(&inner, &all, false, terminal_size().0));
             text.push_str("\x1b[J");
             inner.drawn = 0;
             let _ = inner.out.write_all(text.as_bytes());
@@ -445,11 +445,6 @@ impl Progress {
     /// The header and the steps `shown` (indexes, in order), with the
     /// running ones' last log lines when `tails`; lines cut to `width`.
     fn render(&self, inner: &Inner, shown: &[usize], tails: bool, width: usize) -> String {
-        let width = if width == usize::MAX {
-            terminal_size().0
-        } else {
-            width
-        };
         // Never the last column: some terminals wrap a line that fills it.
         let width = width - 1;
         let finished = inner

@@ -411,45 +411,27 @@ pub fn images(store: &Store, o: &ImagesOptions) -> Result<(), CliError> {
         row.extend(["ID", "CreatedSince", "Size", "Platform"].map(field));
         table_rows.push(row);
     }
-    emit(&table_rows_text(&table_rows))
+    emit(&table(&table_rows))
 }
 
-/// A table of rows of any width (see [`table`]).
-fn table_rows_text(rows: &[Vec<String>]) -> String {
-    let n = rows.first().map_or(0, Vec::len);
-    let mut widths = vec![0usize; n];
+/// Rows as docker prints its tables: each column as wide as its widest
+/// cell, three spaces between columns, the last one unpadded.
+pub(crate) fn table<R: AsRef<[String]>>(rows: &[R]) -> String {
+    let mut widths: Vec<usize> = Vec::new();
     for row in rows {
-        for (i, c) in row.iter().enumerate() {
-            widths[i] = widths[i].max(c.chars().count());
-        }
-    }
-    let mut out = String::new();
-    for row in rows {
-        let mut line = String::new();
-        for (i, c) in row.iter().enumerate() {
-            line.push_str(c);
-            if i + 1 < row.len() {
-                line.push_str(&" ".repeat(widths[i] - c.chars().count() + 3));
+        for (i, c) in row.as_ref().iter().enumerate() {
+            if widths.len() <= i {
+                widths.push(0);
             }
-        }
-        out.push_str(line.trim_end());
-        out.push('\n');
-    }
-    out
-}
-
-pub(crate) fn table<const N: usize>(rows: &[[String; N]]) -> String {
-    let mut widths = [0usize; N];
-    for row in rows {
-        for (i, c) in row.iter().enumerate() {
             widths[i] = widths[i].max(c.chars().count());
         }
     }
     let mut out = String::new();
     for row in rows {
+        let row = row.as_ref();
         let mut line = String::new();
         for (i, c) in row.iter().enumerate() {
-            if i + 1 == N {
+            if i + 1 == row.len() {
                 line.push_str(c);
             } else {
                 line.push_str(&format!("{c:<w$}   ", w = widths[i]));
@@ -640,23 +622,15 @@ pub struct BuilderPrune {
     pub filters: Vec<String>,
 }
 
-/// `30s`, `15m`, `24h`, `7d` (Go's durations and days) in seconds.
+/// Go's durations (`30s`, `1h30m`, `24h`: the parser's HEALTHCHECK
+/// reader) or whole days (`7d`), in seconds.
 fn duration_secs(flag: &str, text: &str) -> Result<i64, CliError> {
-    let bad = || {
-        fail(format!(
-            "{flag} {text:?}: want a number and s, m, h or d (24h)"
-        ))
-    };
-    let (n, unit) = text.split_at(text.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?);
-    let n: i64 = n.parse().map_err(|_| bad())?;
-    let unit = match unit {
-        "s" => 1,
-        "m" => 60,
-        "h" => 3600,
-        "d" => 86400,
-        _ => return Err(bad()),
-    };
-    Ok(n * unit)
+    if let Some(days) = text.strip_suffix('d').and_then(|n| n.parse::<i64>().ok()) {
+        return Ok(days * 86400);
+    }
+    kiln_parser::instructions::parse_duration(text)
+        .map(|d| d.as_secs() as i64)
+        .ok_or_else(|| fail(format!("{flag} {text:?}: want a duration (30m, 24h, 7d)")))
 }
 
 pub fn builder_prune(store: &Store, o: &BuilderPrune) -> Result<(), CliError> {

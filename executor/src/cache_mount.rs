@@ -34,13 +34,7 @@ impl CacheLock {
     fn try_acquire(lock_path: &Path, holder: &str) -> Result<Option<CacheLock>, ExecError> {
         let mut map = cache_locks().lock().unwrap_or_else(|p| p.into_inner());
         if !map.contains_key(lock_path) {
-            let file = fs::OpenOptions::new()
-                .create(true)
-                .truncate(false)
-                .read(true)
-                .write(true)
-                .open(lock_path)
-                .map_err(io_err(lock_path))?;
+            let file = open_lock_file(lock_path).map_err(io_err(lock_path))?;
             map.insert(lock_path.to_path_buf(), (file, false));
         }
         let (file, held) = map.get_mut(lock_path).expect("inserted above");
@@ -182,6 +176,17 @@ pub(crate) struct CacheHolds {
     _in_use: Vec<fs::File>,
 }
 
+/// A lock file, made if missing (read-write: a sharing lock's holder
+/// writes its name into it).
+fn open_lock_file(path: &Path) -> std::io::Result<fs::File> {
+    fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .read(true)
+        .write(true)
+        .open(path)
+}
+
 /// The file whose lock says a cache directory is in use.
 fn in_use_path(dir: &Path) -> PathBuf {
     dir.with_extension("inuse")
@@ -207,11 +212,7 @@ pub fn cache_dir_in_use(dir: &Path) -> bool {
 /// and then makes a fresh one.
 pub fn remove_cache_dir_if_unused(dir: &Path) -> std::io::Result<bool> {
     let in_use = in_use_path(dir);
-    let file = fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&in_use)?;
+    let file = open_lock_file(&in_use)?;
     match rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
         Ok(()) => {}
         Err(rustix::io::Errno::WOULDBLOCK) => return Ok(false),
@@ -259,12 +260,7 @@ impl StepCaches {
                 if let Some(parent) = path.parent() {
                     fs::create_dir_all(parent).map_err(io_err(parent))?;
                 }
-                let file = fs::OpenOptions::new()
-                    .create(true)
-                    .truncate(false)
-                    .write(true)
-                    .open(&path)
-                    .map_err(io_err(&path))?;
+                let file = open_lock_file(&path).map_err(io_err(&path))?;
                 rustix::fs::flock(&file, rustix::fs::FlockOperation::LockShared).map_err(|e| {
                     ExecError::Io {
                         path: path.clone(),
