@@ -1,0 +1,3 @@
+module github.com/GoogleContainerTools/distroless/examples/go
+
+go 1.18

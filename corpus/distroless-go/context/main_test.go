@@ -1,0 +1,8 @@
+package main
+
+import (
+	"testing"
+)
+
+func Test1(t *testing.T) {
+}

@@ -1,0 +1,3 @@
+import mqttwarn.commands
+
+mqttwarn.commands.run()
