@@ -199,6 +199,9 @@ pub fn import(
     let img = store
         .import(reader, &reference, &opts)
         .map_err(|e| fail(format!("{input}: {e}")))?;
+    // Unpacked now, as `load` leaves images: the first build from it
+    // starts at once instead of paying for the unpack.
+    store.snapshots_for(&img).map_err(fail)?;
     emit(&format!("{}\n", img.config_digest))
 }
 

@@ -96,6 +96,10 @@ fn import_inspect_history_tag_rmi() {
         "from busybox-static",
     ]);
     assert!(id.trim().starts_with("sha256:"), "{id}");
+    // Unpacked at import, as load leaves images: the first build or run
+    // from it starts without unpacking.
+    let snapshots = std::fs::read_dir(env.root().join("snapshots")).unwrap();
+    assert_eq!(snapshots.count(), 1);
     let inspect: serde_json::Value =
         serde_json::from_str(&env.ok(&["inspect", "example.com/kiln/bb:1"])).unwrap();
     let i = &inspect[0];
