@@ -63,8 +63,7 @@ fn projects() -> Vec<Project> {
     let mut out = Vec::new();
     for dir in kiln_tests::case_dirs(&corpus()) {
         let name = dir.file_name().unwrap().to_string_lossy().into_owned();
-        if !dir.join("smoke.json").is_file() || only.as_ref().is_some_and(|o| !o.contains(&name))
-        {
+        if !dir.join("smoke.json").is_file() || only.as_ref().is_some_and(|o| !o.contains(&name)) {
             continue;
         }
         let read = |file: &str| -> Value {
@@ -86,13 +85,20 @@ fn projects() -> Vec<Project> {
 /// Builds the stand-ins into `k`'s store from debian:bookworm, with the
 /// machine's CA bundle in their context.
 fn build_bases(k: &Kiln) {
-    k.ok(&["import", debian_rootfs().to_str().unwrap(), "debian:bookworm"]);
+    k.ok(&[
+        "import",
+        debian_rootfs().to_str().unwrap(),
+        "debian:bookworm",
+    ]);
     k.ok(&["tag", "debian:bookworm", "debian:bookworm-slim"]);
     let ctx = k.path("bases");
     std::fs::create_dir_all(&ctx).unwrap();
     std::fs::copy(corpus().join("bases/Dockerfile"), ctx.join("Dockerfile")).unwrap();
-    std::fs::copy("/etc/ssl/certs/ca-certificates.crt", ctx.join("host-ca.crt"))
-        .expect("the machine's CA bundle");
+    std::fs::copy(
+        "/etc/ssl/certs/ca-certificates.crt",
+        ctx.join("host-ca.crt"),
+    )
+    .expect("the machine's CA bundle");
     for (target, name) in BASES {
         k.build_dir(&ctx, &["--target", target, "-t", name]);
     }
@@ -106,7 +112,10 @@ fn build_flags(p: &Project) -> Vec<String> {
     }
     if let Some(args) = p.spec["build_args"].as_object() {
         for (k, v) in args {
-            flags.extend(["--build-arg".to_string(), format!("{k}={}", v.as_str().unwrap())]);
+            flags.extend([
+                "--build-arg".to_string(),
+                format!("{k}={}", v.as_str().unwrap()),
+            ]);
         }
     }
     flags
@@ -242,7 +251,12 @@ fn check_files(p: &Project, tar_file: &Path) -> Vec<String> {
 /// `smoke.expect`. A list `entrypoint` is its executable and first args.
 fn check_smoke(k: &Kiln, p: &Project, image: &str) -> Vec<String> {
     let smoke = &p.spec["smoke"];
-    let mut args = vec!["run".to_string(), "--rm".into(), "--network".into(), "none".into()];
+    let mut args = vec![
+        "run".to_string(),
+        "--rm".into(),
+        "--network".into(),
+        "none".into(),
+    ];
     let mut cmd = Vec::new();
     match &smoke["entrypoint"] {
         Value::String(e) => args.extend(["--entrypoint".into(), e.clone()]),
