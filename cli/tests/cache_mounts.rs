@@ -66,6 +66,52 @@ fn one_step_mounts_a_locked_cache_at_two_targets() {
     );
 }
 
+/// The other shapes of one step holding a source twice (issue 22): the
+/// same secret at two targets, one context directory bound twice (once
+/// read-write) beside a cache of the same name. Each must build, not wait
+/// on itself.
+#[test]
+fn one_step_mounts_a_secret_twice_and_a_source_as_bind_and_cache() {
+    let env = env();
+    env.write("secret.txt", "s3cret\n");
+    env.write_ctx("d/f", "hi\n");
+    env.write_ctx(
+        "Dockerfile",
+        "FROM busybox\n\
+         RUN --mount=type=secret,id=s,target=/a --mount=type=secret,id=s,target=/b \\\n\
+         \x20   cat /a /b > /secrets-seen-twice\n\
+         RUN --mount=type=bind,source=d,target=/b1 --mount=type=bind,source=d,target=/b2,rw \\\n\
+         \x20   --mount=type=cache,id=d,target=/b3,sharing=locked --mount=type=cache,id=d,target=/b4 \\\n\
+         \x20   sh -c 'echo x > /b2/f; cat /b1/f; echo c > /b3/m; cat /b4/m' > /binds\n",
+    );
+    let secret = format!("id=s,src={}", env.path("secret.txt").display());
+    let mut child = env
+        .cmd()
+        .args([
+            "build",
+            "--progress=plain",
+            "-t",
+            "twice",
+            "--secret",
+            &secret,
+        ])
+        .arg(env.ctx())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let status = wait_at_most(&mut child, Duration::from_secs(120), "the build");
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert!(status.success(), "{stderr}");
+    // The read-write bind's write stays in the step; the read-only one
+    // still shows the context's file.
+    assert_eq!(
+        env.run_rm(&["twice", "cat", "/secrets-seen-twice", "/binds"]),
+        "s3cret\ns3cret\nhi\nc\n"
+    );
+}
+
 #[test]
 fn a_wait_on_another_builds_lock_shows_and_can_be_interrupted() {
     let env = env();
