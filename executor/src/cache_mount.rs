@@ -192,6 +192,39 @@ fn in_use_path(dir: &Path) -> PathBuf {
     dir.with_extension("inuse")
 }
 
+/// Marks cache directory `dir` in use (a shared lock on its in-use file)
+/// until the returned file drops, waiting out a prune that is removing
+/// it; `kiln builder prune` leaves it alone meanwhile. Take it before
+/// making or filling the directory, so a prune cannot remove a cache
+/// between its making and its mount.
+pub fn hold_cache_dir(dir: &Path) -> Result<fs::File, ExecError> {
+    let path = in_use_path(dir);
+    if let Some(parent) = path.parent() {
+        fs::create_dir_all(parent).map_err(io_err(parent))?;
+    }
+    loop {
+        let file = open_lock_file(&path).map_err(io_err(&path))?;
+        rustix::fs::flock(&file, rustix::fs::FlockOperation::LockShared).map_err(|e| {
+            ExecError::Io {
+                path: path.clone(),
+                source: e.into(),
+            }
+        })?;
+        // A prune that held the lock meanwhile unlinked this file: a lock
+        // on it would guard nothing, so take the one now at the path.
+        let held = rustix::fs::fstat(&file).map_err(|e| ExecError::Io {
+            path: path.clone(),
+            source: e.into(),
+        })?;
+        let current = rustix::fs::stat(&path).ok();
+        if current.is_some_and(|c| c.st_ino == held.st_ino && c.st_dev == held.st_dev) {
+            // Its time is the cache's last use (what a prune weighs).
+            let _ = file.set_modified(std::time::SystemTime::now());
+            return Ok(file);
+        }
+    }
+}
+
 /// Whether a running container mounts cache directory `dir`.
 pub fn cache_dir_in_use(dir: &Path) -> bool {
     let Ok(file) = fs::File::open(in_use_path(dir)) else {
@@ -211,12 +244,23 @@ pub fn cache_dir_in_use(dir: &Path) -> bool {
 /// under the exclusive in-use lock, so a step arriving meanwhile waits
 /// and then makes a fresh one.
 pub fn remove_cache_dir_if_unused(dir: &Path) -> std::io::Result<bool> {
+    remove_if_unused_with(dir, open_lock_file(&in_use_path(dir))?)
+}
+
+/// [`remove_cache_dir_if_unused`] with its in-use file already open.
+fn remove_if_unused_with(dir: &Path, file: fs::File) -> std::io::Result<bool> {
     let in_use = in_use_path(dir);
-    let file = open_lock_file(&in_use)?;
     match rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
         Ok(()) => {}
         Err(rustix::io::Errno::WOULDBLOCK) => return Ok(false),
         Err(e) => return Err(e.into()),
+    }
+    // Another prune removed it (and unlinked this file) before our lock:
+    // what is at the path now is a new cache, maybe held; leave it.
+    let held = rustix::fs::fstat(&file)?;
+    let current = rustix::fs::stat(&in_use).ok();
+    if !current.is_some_and(|c| c.st_ino == held.st_ino && c.st_dev == held.st_dev) {
+        return Ok(false);
     }
     let aside = dir.with_extension(format!("removing-{}", std::process::id()));
     if dir.exists() {
@@ -256,20 +300,7 @@ impl StepCaches {
         for (dir, sharing, owner_mode) in caches {
             if !wanted.contains_key(*dir) {
                 // In use first (waiting out a prune removing it), then made.
-                let path = in_use_path(dir);
-                if let Some(parent) = path.parent() {
-                    fs::create_dir_all(parent).map_err(io_err(parent))?;
-                }
-                let file = open_lock_file(&path).map_err(io_err(&path))?;
-                rustix::fs::flock(&file, rustix::fs::FlockOperation::LockShared).map_err(|e| {
-                    ExecError::Io {
-                        path: path.clone(),
-                        source: e.into(),
-                    }
-                })?;
-                // Its time is the cache's last use (what a prune weighs).
-                let _ = file.set_modified(std::time::SystemTime::now());
-                in_use.push(file);
+                in_use.push(hold_cache_dir(dir)?);
             }
             create_cache_dir(dir, *owner_mode, |_| Ok::<(), ExecError>(()))?;
             let entry = wanted.entry(dir.to_path_buf()).or_insert(*sharing);
@@ -333,4 +364,64 @@ pub(crate) fn subtree(dir: &Path, sub: &str) -> Result<MountSource, ExecError> {
     })?;
     let tree = crate::spec::clone_tree(std::os::fd::AsFd::as_fd(&at)).map_err(io_err(dir))?;
     Ok(MountSource::Tree(tree))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_held_cache_is_not_removed_until_released() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("c");
+        fs::create_dir(&dir).unwrap();
+        let hold = hold_cache_dir(&dir).unwrap();
+        assert!(cache_dir_in_use(&dir));
+        assert!(!remove_cache_dir_if_unused(&dir).unwrap());
+        assert!(dir.is_dir());
+        drop(hold);
+        assert!(remove_cache_dir_if_unused(&dir).unwrap());
+        assert!(!dir.exists());
+    }
+
+    /// A hold that waited on a prune's lock, which the prune then
+    /// unlinked, must guard the cache made afterwards, not the dead file.
+    #[test]
+    fn a_hold_that_waited_out_a_prune_guards_the_new_lock_file() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("c");
+        let path = in_use_path(&dir);
+        let prune = open_lock_file(&path).unwrap();
+        rustix::fs::flock(&prune, rustix::fs::FlockOperation::LockExclusive).unwrap();
+        let d = dir.clone();
+        let waiter = std::thread::spawn(move || hold_cache_dir(&d).unwrap());
+        // Time for the waiter to block on the prune's lock; a late one
+        // finds the path empty and checks the same thing.
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        fs::remove_file(&path).unwrap();
+        drop(prune);
+        let hold = waiter.join().unwrap();
+        assert!(cache_dir_in_use(&dir), "the hold guards an unlinked file");
+        fs::create_dir(&dir).unwrap();
+        assert!(!remove_cache_dir_if_unused(&dir).unwrap());
+        drop(hold);
+    }
+
+    /// A prune that won its lock only after another prune removed the
+    /// cache (and unlinked the file it had opened) leaves the cache made
+    /// since alone.
+    #[test]
+    fn a_prune_late_to_an_unlinked_lock_file_removes_nothing() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("c");
+        let path = in_use_path(&dir);
+        let late = open_lock_file(&path).unwrap();
+        // The earlier prune's removal; then a step's hold and new cache.
+        fs::remove_file(&path).unwrap();
+        let hold = hold_cache_dir(&dir).unwrap();
+        fs::create_dir(&dir).unwrap();
+        assert!(!remove_if_unused_with(&dir, late).unwrap());
+        assert!(dir.is_dir());
+        drop(hold);
+    }
 }

@@ -27,7 +27,8 @@
 
 mod cache_mount;
 pub use cache_mount::{
-    cache_dir_in_use, create_cache_dir, remove_cache_dir_if_unused, CacheWait, CacheWaiter,
+    cache_dir_in_use, create_cache_dir, hold_cache_dir, remove_cache_dir_if_unused, CacheWait,
+    CacheWaiter,
 };
 pub mod binfmt;
 mod cgroup;

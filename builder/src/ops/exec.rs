@@ -14,6 +14,15 @@ use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+/// What the step's mounts need alive until its container is set up: the
+/// views and pinned paths bind sources come from, and the in-use holds
+/// on caches seeded with `from=` (the container then holds them itself).
+#[derive(Default)]
+struct SetupHolds {
+    views: Vec<(view::View, OwnedFd)>,
+    cache_holds: Vec<std::fs::File>,
+}
+
 /// The host directory behind `RUN --mount=type=cache,id=ID`.
 pub fn cache_mount_dir(store: &Store, id: &str) -> PathBuf {
     store
@@ -49,8 +58,9 @@ impl BuildWorker {
         state: &Path,
         cancel: &Cancel,
     ) -> Result<Output, StepError> {
-        // Views and pinned paths must outlive the container's setup.
-        let mut keep: Vec<(view::View, OwnedFd)> = Vec::new();
+        // Views, pinned paths and seeded caches' in-use holds must
+        // outlive the container's setup.
+        let mut keep = SetupHolds::default();
         // The ssh mounts' sockets serve until the step ends.
         let mut ssh_proxies = Vec::new();
         let mut mounts = Vec::new();
@@ -198,6 +208,9 @@ impl BuildWorker {
     /// A cache mount with `from=` that does not exist yet starts as a
     /// copy of `selector` in `seed` (made as the executor makes every
     /// cache directory: whole, or not at all).
+    /// The cache is held in use from before it is made until the step's
+    /// container holds it (the returned file), so a prune in between
+    /// cannot take the seed away.
     fn seed_cache(
         &self,
         dir: &Path,
@@ -205,16 +218,18 @@ impl BuildWorker {
         selector: &str,
         state: &Path,
         owner_mode: (u32, u32, u32),
-    ) -> Result<(), StepError> {
+    ) -> Result<std::fs::File, StepError> {
+        let hold = kiln_executor::hold_cache_dir(dir)?;
         if dir.exists() {
-            return Ok(());
+            return Ok(hold);
         }
         let v = self.view_of(seed, &state.join("cache-seed"))?;
         kiln_executor::create_cache_dir(dir, owner_mode, |tmp| {
             let dst = std::fs::File::open(tmp)?;
             fileop::copy_tree(v.root(), selector, dst.as_fd(), true)
                 .map_err(|e| StepError::Invalid(format!("cache mount from=: {e}")))
-        })
+        })?;
+        Ok(hold)
     }
 
     /// The secrets asked for as `env=` (`NAME=value`, after the step's
@@ -266,7 +281,7 @@ impl BuildWorker {
         m: &ExecMount,
         inputs: &[Output],
         state: &Path,
-        keep: &mut Vec<(view::View, OwnedFd)>,
+        keep: &mut SetupHolds,
         ssh_proxies: &mut Vec<SshProxy>,
     ) -> Result<Option<Mount>, StepError> {
         let source = match &m.kind {
@@ -281,7 +296,7 @@ impl BuildWorker {
                 let v = match (input, *readonly) {
                     (Output::Stack(stack), false) => {
                         let lowers = self.store.snapshot_chain(stack)?;
-                        let dir = state.join(format!("rw-bind-{}", keep.len()));
+                        let dir = state.join(format!("rw-bind-{}", keep.views.len()));
                         view::writable(&lowers, &dir.join("upper"), &dir)?
                     }
                     _ => self.view_of(input, state)?,
@@ -304,7 +319,7 @@ impl BuildWorker {
                         StepError::Invalid(format!("--mount source {}: {e}", m.selector))
                     })?),
                 };
-                keep.push((v, fd));
+                keep.views.push((v, fd));
                 source
             }
             MountKind::Cache {
@@ -319,7 +334,9 @@ impl BuildWorker {
                 // stage; without from=, source= is a directory inside it.
                 let subpath = match m.input.and_then(|i| inputs.get(i)) {
                     Some(seed) => {
-                        self.seed_cache(&dir, seed, &m.selector, state, (*uid, *gid, *mode))?;
+                        let hold =
+                            self.seed_cache(&dir, seed, &m.selector, state, (*uid, *gid, *mode))?;
+                        keep.cache_holds.push(hold);
                         None
                     }
                     None => Some(m.selector.clone()).filter(|s| !s.is_empty()),
