@@ -161,7 +161,18 @@ pub fn create_cache_dir<E: From<ExecError>>(
             .map_err(io_err(&tmp))?;
         Ok(())
     });
-    if made.is_err() || fs::rename(&tmp, dir).is_err() {
+    // Never over another's: rename(2) would replace an empty directory
+    // that a concurrent first use has just put there (and maybe mounted).
+    let placed = made.is_ok()
+        && rustix::fs::renameat_with(
+            rustix::fs::CWD,
+            &tmp,
+            rustix::fs::CWD,
+            dir,
+            rustix::fs::RenameFlags::NOREPLACE,
+        )
+        .is_ok();
+    if !placed {
         let _ = fs::remove_dir_all(&tmp);
     }
     made
@@ -382,6 +393,29 @@ mod tests {
         drop(hold);
         assert!(remove_cache_dir_if_unused(&dir).unwrap());
         assert!(!dir.exists());
+    }
+
+    /// Two first uses racing: the one that places its directory second
+    /// drops its own copy, never replacing the first's (which a step may
+    /// already have mounted), even though both are empty.
+    #[test]
+    fn a_cache_dir_made_meanwhile_is_kept_not_replaced() {
+        use std::os::unix::fs::MetadataExt;
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("c");
+        let mut winner = 0;
+        create_cache_dir(&dir, (0, 0, 0o755), |_| {
+            fs::create_dir(&dir).unwrap();
+            winner = fs::metadata(&dir).unwrap().ino();
+            Ok::<(), ExecError>(())
+        })
+        .unwrap();
+        assert_eq!(fs::metadata(&dir).unwrap().ino(), winner);
+        assert_eq!(
+            fs::read_dir(tmp.path()).unwrap().count(),
+            1,
+            "a temp copy stayed"
+        );
     }
 
     /// A hold that waited on a prune's lock, which the prune then
