@@ -223,17 +223,20 @@ pub fn hold_cache_dir(dir: &Path) -> Result<fs::File, ExecError> {
         })?;
         // A prune that held the lock meanwhile unlinked this file: a lock
         // on it would guard nothing, so take the one now at the path.
-        let held = rustix::fs::fstat(&file).map_err(|e| ExecError::Io {
-            path: path.clone(),
-            source: e.into(),
-        })?;
-        let current = rustix::fs::stat(&path).ok();
-        if current.is_some_and(|c| c.st_ino == held.st_ino && c.st_dev == held.st_dev) {
+        if still_at(&file, &path).map_err(io_err(&path))? {
             // Its time is the cache's last use (what a prune weighs).
             let _ = file.set_modified(std::time::SystemTime::now());
             return Ok(file);
         }
     }
+}
+
+/// Whether the open lock file `file` is still the one at `path`: a prune
+/// holding its lock meanwhile may have unlinked it (then the path is
+/// missing or another file).
+fn still_at(file: &fs::File, path: &Path) -> std::io::Result<bool> {
+    let held = rustix::fs::fstat(file)?;
+    Ok(rustix::fs::stat(path).is_ok_and(|c| c.st_ino == held.st_ino && c.st_dev == held.st_dev))
 }
 
 /// Whether a running container mounts cache directory `dir`.
@@ -268,9 +271,7 @@ fn remove_if_unused_with(dir: &Path, file: fs::File) -> std::io::Result<bool> {
     }
     // Another prune removed it (and unlinked this file) before our lock:
     // what is at the path now is a new cache, maybe held; leave it.
-    let held = rustix::fs::fstat(&file)?;
-    let current = rustix::fs::stat(&in_use).ok();
-    if !current.is_some_and(|c| c.st_ino == held.st_ino && c.st_dev == held.st_dev) {
+    if !still_at(&file, &in_use)? {
         return Ok(false);
     }
     let aside = dir.with_extension(format!("removing-{}", std::process::id()));
