@@ -13,19 +13,9 @@ work=${BENCH_WORK:-/var/tmp/kiln-corpus-bench}
 kiln=$PWD/target/release/kiln
 store=$work/store
 export DOCKER_BUILDKIT=1
-mapfile -t f < <(python3 -c 'import json,sys; s=json.load(open(sys.argv[1])); t=s.get("target"); print("--target\n"+t if t else "", end="")' "corpus/$p/smoke.json")
-df=()
-if python3 - "corpus/$p/context/Dockerfile" "$work/$p.Dockerfile" <<'PY'
-import importlib.util, sys
-spec = importlib.util.spec_from_file_location("record", "corpus/record.py")
-record = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(record)
-rewritten = record.for_docker_20(sys.argv[1])
-if rewritten is None:
-    sys.exit(1)
-open(sys.argv[2], "w").write(rewritten)
-PY
-then df=(-f "$work/$p.Dockerfile"); fi
+. bench/lib-corpus.sh
+mapfile -t f < <(flags "$p")
+mapfile -t df < <(docker_file "$p")
 
 # step label -> seconds, from plain progress on stdin
 steps() {

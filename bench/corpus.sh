@@ -40,32 +40,7 @@ done
 $docker load -q -i "$work/bases.tar" >/dev/null
 $docker tag debian:bookworm debian:bookworm-slim
 
-flags() { # the build flags corpus/NAME/smoke.json asks for, one a line
-  python3 - "corpus/$1/smoke.json" <<'PY'
-import json, sys
-s = json.load(open(sys.argv[1]))
-out = []
-if s.get("target"):
-    out += ["--target", s["target"]]
-for k, v in (s.get("build_args") or {}).items():
-    out += ["--build-arg", f"{k}={v}"]
-for f in out:
-    print(f)
-PY
-}
-docker_file() { # -f FILE when Docker 20.10 needs record.py's copy of the Dockerfile
-  python3 - "corpus/$1/context/Dockerfile" "$work/$1.Dockerfile" <<'PY'
-import importlib.util, sys
-spec = importlib.util.spec_from_file_location("record", "corpus/record.py")
-record = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(record)
-rewritten = record.for_docker_20(sys.argv[1])
-if rewritten is not None:
-    open(sys.argv[2], "w").write(rewritten)
-    print("-f")
-    print(sys.argv[2])
-PY
-}
+. bench/lib-corpus.sh
 secs() { local s e; s=$(date +%s.%N); "$@" >/dev/null 2>>"$work/errors.log" || { echo FAIL; return; }; e=$(date +%s.%N); printf '%.2f\n' "$(echo "$e - $s" | bc)"; }
 median() { grep -v FAIL | sort -n | awk '{a[NR]=$1} END {if (!NR) print "FAIL"; else print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 ratio() { [[ $1 == FAIL || $2 == FAIL ]] && { echo -; return; }; printf '%.2f\n' "$(echo "scale=3; $1 / $2" | bc)"; }

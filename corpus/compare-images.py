@@ -23,19 +23,14 @@ import tarfile
 import tempfile
 
 CORPUS = os.path.dirname(os.path.abspath(__file__))
-DOCKER = "/usr/bin/docker"
+sys.path.insert(0, CORPUS)
+from record import DOCKER, tar_path  # noqa: E402
 # Bytes differ between any two builds here (times, random ids, indexes).
 FLOATING = re.compile(r"(^|/)(__pycache__|\.cache|\.npm|\.yarn|\.next/cache)(/|$)|\.pyc$|"
                       r"^var/(lib/apt/lists|cache|log)/|^var/lib/dpkg/|^etc/(ld\.so\.cache|shadow|gshadow|passwd-|group-|shadow-|gshadow-)$|"
                       r"(^|/)(RECORD|direct_url\.json|INSTALLER)$|\.log$|^tmp/|^root/\.|"
                       r"(^|/)node_modules/\.(package-lock\.json|yarn-integrity)$|^etc/machine-id$|"
                       r"^usr/share/info/dir$|^usr/local/share/\.wh\.|^etc/ssl/certs/")
-
-
-def tar_path(name):
-    while name.startswith("./"):
-        name = name[2:]
-    return "" if name == "." else name.strip("/")
 
 
 def entries(data):
